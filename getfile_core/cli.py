@@ -1,0 +1,256 @@
+"""The ``getfile`` command: ``serve``, ``get``, ``ls``, and the book's own argv form.
+
+Start-up time is a feature (``getfile --version`` should cost about as much
+as importing asyncio), so this module imports only argparse at the top; the
+server, client, rich and ssl are imported by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from getfile_core import DEFAULT_PORT, __version__
+from getfile_core.errors import EXIT_CODES, GetfileError, UsageError
+
+PROG = "getfile"
+BOOK_FLAGS = ("-mode", "-file", "-host", "-port")
+
+
+def _exit_codes_epilog() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve a folder, or download files from a getfile (or legacy getfile) server.",
+        epilog="The book's form also works: getfile -mode server [-host H] [-port P] | "
+        "getfile [-mode client] -file F [-host H] [-port P]\n\n" + _exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"getfile {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve one folder (read-only) to getfile and legacy clients",
+        description="Serve DIR (default: the current folder), read-only, confined to it.",
+        epilog=_exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("dir", nargs="?", default=".", help="folder to serve (default: .)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default: 50001)")
+    limits = serve.add_argument_group("limits")
+    limits.add_argument(
+        "--max-transfers",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="files sent at once; more get 'busy' (default: 64)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=2048,
+        metavar="N",
+        help="open connections at once (default: 2048)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds to send the request line (default: 10)",
+    )
+    limits.add_argument(
+        "--stall-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds a client may stop reading (default: 30)",
+    )
+    limits.add_argument(
+        "--grace",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds running transfers get after Ctrl-C (default: 10)",
+    )
+    security = serve.add_argument_group("access control")
+    security.add_argument(
+        "--token-file", metavar="F", help="require this shared secret (or set $GETFILE_TOKEN)"
+    )
+    security.add_argument("--tls-cert", metavar="F", help="serve TLS with this certificate (PEM)")
+    security.add_argument("--tls-key", metavar="F", help="private key for --tls-cert (PEM)")
+    serve.add_argument("-q", "--quiet", action="store_true", help="no access log")
+
+    get = commands.add_parser(
+        "get",
+        help="download files: getfile get getfile://HOST[:PORT]/PATH ...",
+        description="Download each URL into -o DIR as its base name, verified and atomic.",
+        epilog=_exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    get.add_argument("urls", nargs="+", metavar="URL", help="getfile://HOST[:PORT]/PATH")
+    get.add_argument("-o", "--output", default=".", metavar="DIR", help="destination (default: .)")
+    get.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="downloads at once (default: 4)",
+    )
+    get.add_argument("--resume", action="store_true", help="continue NAME.part where it stopped")
+    get.add_argument("--overwrite", action="store_true", help="replace an existing NAME")
+    get.add_argument(
+        "--legacy", action="store_true", help="speak only the book's protocol (no size, no digest)"
+    )
+    _add_client_flags(get)
+    get.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+    ls = commands.add_parser(
+        "ls",
+        help="list a remote folder: getfile ls getfile://HOST[:PORT]/DIR",
+        description="List a folder under a getfile server's root (name, kind, size, mtime).",
+        epilog=_exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ls.add_argument("url", metavar="URL", help="getfile://HOST[:PORT]/DIR")
+    ls.add_argument(
+        "--max",
+        type=_positive_int,
+        default=10_000,
+        metavar="N",
+        help="stop after N entries (default: 10000)",
+    )
+    _add_client_flags(ls)
+    return parser
+
+
+def _add_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="give up after S seconds without data (default: 30)",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="F",
+        help="shared secret for a server that needs one (or $GETFILE_TOKEN)",
+    )
+    tls = parser.add_argument_group("TLS (getfiles:// URLs)")
+    tls.add_argument("--cafile", metavar="F", help="trust this CA bundle instead of the system's")
+    tls.add_argument(
+        "--pin", metavar="SHA256", help="accept only the certificate with this SHA-256"
+    )
+    tls.add_argument("--insecure", action="store_true", help="do not verify the certificate")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"seconds must be in (0, 86400]: {text}")
+    return value
+
+
+# ---------------------------------------------------------------- the book's form
+
+
+def parse_book_argv(argv: Sequence[str]) -> argparse.Namespace:
+    """``-mode server|client -file F -host H -port P``: single-dash words in pairs."""
+    if len(argv) % 2:
+        raise UsageError("the book's form takes flags in pairs: -mode M -file F -host H -port P")
+    values = {"-mode": "client", "-host": "localhost", "-port": str(DEFAULT_PORT), "-file": None}
+    for flag, value in zip(argv[::2], argv[1::2], strict=True):
+        if flag not in values:
+            raise UsageError(f"unknown flag {flag} (the book's flags: {', '.join(BOOK_FLAGS)})")
+        values[flag] = value
+    if values["-mode"] not in ("client", "server"):
+        raise UsageError("-mode is client or server")
+    try:
+        port = int(values["-port"])
+    except ValueError:
+        raise UsageError(f"-port takes a number: {values['-port']}") from None
+    if not 1 <= port <= 65535:
+        raise UsageError(f"-port must be 1-65535: {port}")
+    if values["-mode"] == "client" and not values["-file"]:
+        raise UsageError("client mode needs -file F")
+    return argparse.Namespace(
+        mode=values["-mode"], file=values["-file"], host=values["-host"], port=port
+    )
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in BOOK_FLAGS:
+            return _run_book(parse_book_argv(argv))
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 2
+        if args.command == "serve":
+            from getfile_core.cli_serve import run_serve
+
+            return run_serve(args)
+        from getfile_core.cli_get import run_get, run_ls
+
+        return run_get(args) if args.command == "get" else run_ls(args)
+    except GetfileError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: stopped", file=sys.stderr)
+        return 130
+
+
+def _run_book(book: argparse.Namespace) -> int:
+    if book.mode == "server":
+        from getfile_core.cli_serve import run_book_server
+
+        return run_book_server(book.host, book.port)
+    from getfile_core.cli_get import run_book_client
+
+    return run_book_client(book.file, book.host, book.port)
+
+
+def now_text() -> str:
+    return time.ctime()
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"

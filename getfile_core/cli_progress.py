@@ -1,0 +1,64 @@
+"""The CLI's progress bars (rich), imported only when a terminal will show them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import (
+    Progress as RichProgress,
+)
+
+from getfile_core.address import Target
+from getfile_core.client import Progress
+from getfile_core.transfer import FetchResult
+
+
+class ProgressDisplay:
+    """One bar per download: size, rate and ETA; a spinner when the size is unknown."""
+
+    def __init__(self) -> None:
+        self._bars = RichProgress(
+            SpinnerColumn(finished_text="[green]✓"),
+            TextColumn("{task.description}", style="bold"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._tasks: dict[Target, TaskID] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bars.stop()
+
+    def add(self, target: Target) -> Callable[[Progress], None]:
+        name = target.display_path.rsplit("/", 1)[-1] or target.display_path
+        task = self._bars.add_task(name[:40], total=None)
+        self._tasks[target] = task
+
+        def update(progress: Progress) -> None:
+            self._bars.update(task, completed=progress.done, total=progress.total)
+
+        return update
+
+    def finish(self, target: Target, result: FetchResult | None) -> None:
+        task = self._tasks[target]
+        if result is None:
+            self._bars.update(task, description="[red]failed", total=1, completed=0)
+            self._bars.stop_task(task)
+        else:
+            self._bars.update(task, total=result.size, completed=result.size)

@@ -1,0 +1,99 @@
+"""``getfile serve`` and ``getfile -mode server``: run a FileServer until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from getfile_core import auth
+from getfile_core.errors import UsageError
+from getfile_core.server import AccessRecord, FileServer, ServerLimits, print_access
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    ssl_context = None
+    if args.tls_cert:
+        from getfile_core.tls import server_context
+
+        ssl_context = server_context(args.tls_cert, args.tls_key)
+    try:
+        token = auth.load_token(args.token_file)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read token: {error}") from None
+    limits = ServerLimits(
+        max_transfers=args.max_transfers,
+        max_connections=args.max_connections,
+        request_timeout=args.request_timeout,
+        stall_timeout=args.stall_timeout,
+        grace=args.grace,
+    )
+    return _serve(
+        args.dir,
+        args.host,
+        args.port,
+        limits=limits,
+        token=token,
+        ssl_context=ssl_context,
+        on_access=None if args.quiet else print_access,
+    )
+
+
+def run_book_server(host: str, port: int) -> int:
+    """The book's server: serves the current folder; host 'localhost' binds everywhere."""
+
+    def book_log(record: AccessRecord) -> None:
+        import time
+
+        host_, _, port_ = record.peer.rpartition(":")
+        print(f"Server connected by ('{host_}', {port_}) at {time.ctime(record.when)}", flush=True)
+        print_access(record)
+
+    bind = "" if host == "localhost" else host
+    return _serve(
+        ".", bind, port, limits=ServerLimits(), token=None, ssl_context=None, on_access=book_log
+    )
+
+
+def _serve(folder, host, port, *, limits, token, ssl_context, on_access) -> int:  # type: ignore[no-untyped-def]
+    if not os.path.isdir(folder):
+        raise UsageError(f"not a folder: {folder}")
+    server = FileServer(
+        folder, host, port, limits=limits, token=token, ssl_context=ssl_context, on_access=on_access
+    )
+    try:
+        asyncio.run(_run_until_signal(server))
+    except OSError as error:
+        where = f"{host or '0.0.0.0'}:{port}"
+        raise UsageError(f"cannot listen on {where}: {error.strerror or error}") from None
+    return 0
+
+
+async def _run_until_signal(server: FileServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    scheme = "getfiles" if server.ssl_context else "getfile"
+    for host, port in server.addresses:
+        shown = f"[{host}]" if ":" in host else host
+        everywhere = " (all interfaces)" if host in ("0.0.0.0", "::") else ""
+        print(
+            f"getfile: serving {server.root.path} on {scheme}://{shown}:{port}/{everywhere}"
+            f"{' with a token' if server.token else ''}; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+    await stop.wait()
+    print(
+        f"getfile: stopping; {server.active_transfers} transfer(s) get "
+        f"{server.limits.grace:g} s to finish",
+        file=sys.stderr,
+        flush=True,
+    )
+    await server.stop()

@@ -1,0 +1,173 @@
+"""The destination side of a download: ``NAME.part``, a lock, and an atomic commit.
+
+Every file operation goes through a descriptor of the destination folder
+(``dir_fd``) with ``O_NOFOLLOW``, so a name can only ever land inside it, and
+a planted symlink named like our file cannot redirect the write. The final
+name only appears by a rename (or a hard link, for no-clobber) of a complete,
+verified ``.part``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from dataclasses import dataclass, field
+
+from getfile_core.errors import DiskFullError, LocalFileError
+from getfile_core.paths import PART_SUFFIX, UnsafeName, safe_local_name
+
+
+@dataclass
+class Destination:
+    """Where one download goes; ``open_part`` then ``commit`` (or ``abandon``)."""
+
+    folder: str
+    name: str
+    overwrite: bool = False
+    resume: bool = False
+    _dir_fd: int = field(default=-1, repr=False)
+    fd: int = field(default=-1, repr=False)
+
+    @classmethod
+    def for_remote(
+        cls, folder: str, remote_path: bytes, *, overwrite: bool = False, resume: bool = False
+    ) -> Destination:
+        try:
+            name = safe_local_name(remote_path)
+        except UnsafeName as error:
+            raise LocalFileError(str(error)) from None
+        return cls(folder=folder, name=name, overwrite=overwrite, resume=resume)
+
+    @property
+    def part_name(self) -> str:
+        return self.name + PART_SUFFIX
+
+    @property
+    def final_path(self) -> str:
+        return os.path.join(self.folder, self.name)
+
+    @property
+    def part_path(self) -> str:
+        return os.path.join(self.folder, self.part_name)
+
+    def check(self) -> int:
+        """Refuse early what would be refused later; return the offset to resume from."""
+        try:
+            self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise LocalFileError(f"destination folder does not exist: {self.folder}") from None
+        except NotADirectoryError:
+            raise LocalFileError(f"destination is not a folder: {self.folder}") from None
+        except OSError as error:
+            raise LocalFileError(f"cannot open {self.folder}: {error.strerror}") from None
+        if not os.access(self._dir_fd if os.access in os.supports_fd else self.folder, os.W_OK):
+            raise LocalFileError(f"destination folder is not writable: {self.folder}")
+        if not self.overwrite and self._exists(self.name):
+            raise LocalFileError(f"{self.final_path} exists (use --overwrite to replace it)")
+        if self._exists(self.part_name):
+            if self.resume:
+                return os.stat(self.part_name, dir_fd=self._dir_fd, follow_symlinks=False).st_size
+            if not self.overwrite:
+                raise LocalFileError(
+                    f"{self.part_path} is left from an earlier download "
+                    "(use --resume to continue it, or --overwrite to start again)"
+                )
+        return 0
+
+    def _exists(self, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def open_part(self, offset: int) -> int:
+        """Open (and lock) the ``.part`` for writing at ``offset``; returns the descriptor."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self.part_name, flags, 0o644, dir_fd=self._dir_fd)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise LocalFileError(
+                    f"{self.part_path} is a symlink; refusing to follow it"
+                ) from None
+            raise LocalFileError(f"cannot create {self.part_path}: {error.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LocalFileError(f"{self.part_path} is being written by another download") from None
+        size = os.fstat(fd).st_size
+        if offset > size:
+            os.close(fd)
+            raise LocalFileError(f"{self.part_path} shrank while resuming")
+        os.ftruncate(fd, offset)
+        os.lseek(fd, offset, os.SEEK_SET)
+        self.fd = fd
+        return fd
+
+    def commit(self, mtime_ns: int | None) -> str:
+        """Give the verified ``.part`` its final name; never clobber without ``overwrite``."""
+        if mtime_ns is not None:
+            os.utime(self.fd, ns=(mtime_ns, mtime_ns))
+        try:
+            if self.overwrite:
+                os.replace(
+                    self.part_name, self.name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd
+                )
+            else:
+                self._link_no_clobber()
+        finally:
+            self.close()
+        return self.final_path
+
+    def _link_no_clobber(self) -> None:
+        try:
+            os.link(
+                self.part_name,
+                self.name,
+                src_dir_fd=self._dir_fd,
+                dst_dir_fd=self._dir_fd,
+                follow_symlinks=False,
+            )
+        except FileExistsError:
+            raise LocalFileError(
+                f"{self.final_path} appeared during the download (kept {self.part_path})"
+            ) from None
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                raise
+            # A filesystem without hard links: check, then rename (a small race, documented).
+            if self._exists(self.name):
+                raise LocalFileError(f"{self.final_path} appeared during the download") from None
+            os.rename(self.part_name, self.name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            return
+        os.unlink(self.part_name, dir_fd=self._dir_fd)
+
+    def abandon(self, *, keep_part: bool) -> None:
+        """End without a final file: keep the ``.part`` for ``--resume``, or remove it."""
+        if not keep_part and self.fd >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.part_name, dir_fd=self._dir_fd)
+        self.close()
+
+    def close(self) -> None:
+        for attr in ("fd", "_dir_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
+
+
+def write_all(fd: int, view: memoryview) -> None:
+    """``os.write`` until everything is written; ENOSPC and EFBIG become DiskFullError."""
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DiskFullError(f"disk full: {os.strerror(error.errno)}") from None
+        raise LocalFileError(f"cannot write: {error.strerror}") from None

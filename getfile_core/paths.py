@@ -1,0 +1,173 @@
+"""Where bytes may come from on the server, and where they may go on the client.
+
+Both directions treat names from the network as hostile. The server turns a
+requested path into an open file descriptor that provably lies under its
+root (checked on the descriptor itself, after opening, so a symlink swapped
+in between cannot win a race). The client turns whatever name it was given
+into one plain file name that can only land inside the destination folder.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import unicodedata
+from dataclasses import dataclass
+
+from getfile_core.protocol import MAX_NAME, Status
+
+_PROC_FD = "/proc/self/fd"
+
+
+class Refused(Exception):
+    """A path the server will not serve, with the status and a reason for the log."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ServedRoot:
+    """The one folder a server serves, resolved once at start-up."""
+
+    path: str
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> ServedRoot:
+        real = os.path.realpath(os.fspath(folder))
+        if not os.path.isdir(real):
+            raise NotADirectoryError(f"not a folder: {folder}")
+        return cls(real)
+
+    def contains(self, real_path: str) -> bool:
+        return real_path == self.path or real_path.startswith(self.path.rstrip("/") + "/")
+
+    def lexical(self, requested: bytes) -> str:
+        """Map a requested path to a path under the root, refusing what can never be served.
+
+        Relative paths are taken relative to the root. Absolute paths are taken
+        literally and served only if they lie under the root, so the book's
+        habit of asking for a full path keeps working for files we do serve.
+        """
+        if not requested:
+            raise Refused(Status.BAD_REQUEST, "empty path")
+        if b"\x00" in requested:
+            raise Refused(Status.BAD_REQUEST, "NUL byte in path")
+        if len(requested) > 4096:
+            raise Refused(Status.BAD_REQUEST, "path longer than 4096 bytes")
+        text = os.fsdecode(requested)
+        parts = text.split("/")
+        if ".." in parts:
+            raise Refused(Status.FORBIDDEN, "'..' in path")
+        if any(len(os.fsencode(p)) > MAX_NAME for p in parts):
+            raise Refused(Status.BAD_REQUEST, "a path component is longer than 255 bytes")
+        if text.startswith("/"):
+            candidate = os.path.normpath(text)
+            if not self.contains(candidate) and not self.contains(os.path.realpath(candidate)):
+                raise Refused(Status.FORBIDDEN, "absolute path outside the served folder")
+            return candidate
+        return os.path.join(self.path, os.path.normpath(text))
+
+    def _check_descriptor(self, fd: int) -> str:
+        """The real path of an open descriptor, refused unless it is under the root."""
+        try:
+            real = os.readlink(f"{_PROC_FD}/{fd}")
+        except OSError:  # no /proc: fall back to resolving the name (racier, still bounded)
+            real = None
+        if real is not None and not self.contains(real):
+            raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
+        return real or ""
+
+    def open_file(self, requested: bytes) -> tuple[int, os.stat_result]:
+        """Open a regular file under the root; the caller owns (and closes) the descriptor."""
+        candidate = self.lexical(requested)
+        real = os.path.realpath(candidate)
+        if not self.contains(real):
+            raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
+        # O_NONBLOCK: opening a FIFO must never wait for a writer.
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(real, flags | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise Refused(Status.NOT_FOUND, "no such file") from None
+        except NotADirectoryError:
+            raise Refused(Status.NOT_FOUND, "no such file") from None
+        except PermissionError:
+            raise Refused(Status.FORBIDDEN, "permission denied") from None
+        except OSError as error:
+            raise Refused(Status.FORBIDDEN, f"cannot open: {error.strerror}") from None
+        try:
+            self._check_descriptor(fd)
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise Refused(Status.IS_A_DIRECTORY, "is a folder (use ls)")
+            if not stat.S_ISREG(info.st_mode):
+                raise Refused(Status.FORBIDDEN, "not a regular file")
+            os.set_blocking(fd, True)
+            return fd, info
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def open_dir(self, requested: bytes) -> int:
+        """Open a folder under the root for listing; the caller closes the descriptor."""
+        candidate = self.path if requested in (b"", b"/", b".") else self.lexical(requested)
+        real = os.path.realpath(candidate)
+        if not self.contains(real):
+            raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(real, flags | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise Refused(Status.NOT_FOUND, "no such folder") from None
+        except NotADirectoryError:
+            raise Refused(Status.NOT_A_DIRECTORY, "not a folder") from None
+        except PermissionError:
+            raise Refused(Status.FORBIDDEN, "permission denied") from None
+        except OSError as error:
+            raise Refused(Status.FORBIDDEN, f"cannot open: {error.strerror}") from None
+        try:
+            self._check_descriptor(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+
+# ---------------------------------------------------------------- client side
+
+PART_SUFFIX = ".part"
+_MAX_LOCAL_NAME = MAX_NAME - len(PART_SUFFIX)
+
+
+class UnsafeName(ValueError):
+    """No usable local file name can be made from what was asked for."""
+
+
+def safe_local_name(remote_path: str | bytes) -> str:
+    """The one plain file name a download of ``remote_path`` is saved as.
+
+    Takes the last component (``/`` and ``\\`` both separate, since servers
+    and users come from every platform), replaces control and separator
+    characters, refuses ``.``/``..``/empty, and trims to 250 bytes so that
+    ``NAME.part`` still fits in NAME_MAX, keeping the extension.
+    """
+    text = os.fsdecode(remote_path) if isinstance(remote_path, bytes) else remote_path
+    base = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    cleaned = "".join(
+        "_" if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") else ch for ch in base
+    ).strip()
+    if cleaned in ("", ".", "..") or set(cleaned) == {"."}:
+        raise UnsafeName(f"no file name in {text!r}")
+    encoded = cleaned.encode("utf-8", "surrogateescape")
+    if len(encoded) > _MAX_LOCAL_NAME:
+        stem, dot, ext = cleaned.rpartition(".")
+        ext_bytes = (dot + ext).encode("utf-8", "surrogateescape") if dot and stem else b""
+        if len(ext_bytes) > 16:
+            ext_bytes = b""
+        room = _MAX_LOCAL_NAME - len(ext_bytes)
+        head = encoded[: room if ext_bytes else _MAX_LOCAL_NAME]
+        cleaned = head.decode("utf-8", "ignore") + ext_bytes.decode("utf-8", "surrogateescape")
+    return cleaned

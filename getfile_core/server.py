@@ -1,0 +1,509 @@
+"""The asyncio file server: one folder, bounded in every dimension, zero-copy.
+
+Each connection is a coroutine, not a thread. The request is parsed by
+``protocol.ServerConnection``; the file is opened through ``paths.ServedRoot``
+(which proves the descriptor lies under the root) and sent with
+``loop.sendfile``, i.e. ``os.sendfile`` on plain TCP, in chunks sized to the
+client's pace so that a stalled reader is noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import os
+import secrets
+import socket
+import stat
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from getfile_core import auth, protocol
+from getfile_core.digest import file_digest
+from getfile_core.errors import ProtocolError
+from getfile_core.paths import Refused, ServedRoot
+from getfile_core.protocol import Entry, LegacyRequest, Request, Response, Status, Verb
+
+if TYPE_CHECKING:
+    import ssl
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Every bound the server enforces; each has a CLI flag of the same name."""
+
+    #: Files being sent at once. Extended clients beyond it get ``busy``;
+    #: legacy clients (who cannot be told) wait up to ``request_timeout``.
+    max_transfers: int = 64
+    #: Open connections at once, idle ones included; beyond it new ones are closed.
+    max_connections: int = 2048
+    #: Seconds a client has to send its whole request line (slow-loris bound).
+    request_timeout: float = 10.0
+    #: Seconds a client may take to accept a chunk of data before it is dropped.
+    stall_timeout: float = 30.0
+    #: Listen backlog: large enough to absorb a burst of 1000 connects.
+    backlog: int = 1024
+    #: Seconds running transfers get to finish after a stop is asked for.
+    grace: float = 10.0
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One line of the access log: what was asked, what was answered, how much went."""
+
+    when: float
+    peer: str
+    kind: str  # "GET", "LIST" or "LEGACY"
+    path: str
+    status: str
+    sent: int
+    seconds: float
+    note: str = ""
+
+    def format(self) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.when))
+        note = f" ({self.note})" if self.note else ""
+        return (
+            f"{stamp} {self.peer} {self.kind} {self.path!r} {self.status} "
+            f"{self.sent} B {self.seconds:.3f} s{note}"
+        )
+
+
+def print_access(record: AccessRecord) -> None:
+    print(record.format(), file=sys.stderr, flush=True)
+
+
+class DigestCache:
+    """Digests of recently served files, keyed by identity and modification.
+
+    Hashing is the only time the server reads a file itself; caching it makes
+    repeat downloads pure ``sendfile``. Concurrent requests for a file share
+    one computation. The key includes size and mtime_ns, so a changed file is
+    hashed again.
+    """
+
+    INLINE_LIMIT = 256 * 1024
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._done: OrderedDict[tuple[int, ...], str] = OrderedDict()
+        self._pending: dict[tuple[int, ...], asyncio.Future[str]] = {}
+        self._max = max_entries
+
+    async def digest(self, fd: int, info: os.stat_result) -> str:
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        if key in self._done:
+            self._done.move_to_end(key)
+            return self._done[key]
+        if info.st_size <= self.INLINE_LIMIT:
+            value = file_digest(fd, info.st_size)
+        else:
+            pending = self._pending.get(key)
+            if pending is None:
+                # A private duplicate: the requester may close its descriptor
+                # (client gone) while the hash still runs in its thread.
+                own = os.dup(fd)
+                pending = asyncio.ensure_future(asyncio.to_thread(_digest_and_close, own, info))
+                self._pending[key] = pending
+                pending.add_done_callback(lambda _f, k=key: self._pending.pop(k, None))
+            value = await asyncio.shield(pending)
+        self._done[key] = value
+        if len(self._done) > self._max:
+            self._done.popitem(last=False)
+        return value
+
+
+def _digest_and_close(fd: int, info: os.stat_result) -> str:
+    try:
+        return file_digest(fd, info.st_size)
+    finally:
+        os.close(fd)
+
+
+class _Outcome:
+    """What one connection did, filled in as it goes and logged once at the end."""
+
+    def __init__(self) -> None:
+        self.kind = "-"
+        self.path = ""
+        self.status = "closed"
+        self.sent = 0
+        self.note = ""
+
+
+class FileServer:
+    """Serves one folder. ``await start()``, then ``await stop()``; or ``serve()``."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: ServerLimits | None = None,
+        token: bytes | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        on_access: Callable[[AccessRecord], None] | None = print_access,
+    ) -> None:
+        self.root = ServedRoot.open(root)
+        self.host = host
+        self.port = port
+        self.limits = limits or ServerLimits()
+        self.token = token
+        self.ssl_context = ssl_context
+        self.on_access = on_access
+        self.digests = DigestCache()
+        self.active_transfers = 0
+        self._slots = asyncio.Semaphore(self.limits.max_transfers)
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle,
+            host=self.host or None,
+            port=self.port,
+            backlog=self.limits.backlog,
+            ssl=self.ssl_context,
+            reuse_address=True,
+            limit=protocol.MAX_REQUEST_LINE,
+        )
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Where the server listens, as (host, port) pairs; port 0 is resolved."""
+        if self._server is None:
+            return []
+        return [s.getsockname()[:2] for s in self._server.sockets]
+
+    @property
+    def port_bound(self) -> int:
+        return self.addresses[0][1]
+
+    @property
+    def connections(self) -> int:
+        return len(self._handlers)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let running transfers finish within the grace, then cut."""
+        if self._server is None:
+            return
+        self._stopping = True
+        self._server.close()
+        grace = self.limits.grace if grace is None else grace
+        pending = set(self._handlers)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+        self._server = None
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (the CLI sets it from SIGINT/SIGTERM)."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # ------------------------------------------------------------ connections
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._handlers) >= self.limits.max_connections or self._stopping:
+            writer.transport.abort()
+            return
+        self._handlers.add(task)
+        peer = _peer(writer)
+        started = time.time()
+        outcome = _Outcome()
+        try:
+            await self._serve_connection(reader, writer, outcome)
+        except (ProtocolError, Refused) as error:
+            outcome.status = outcome.status if outcome.status != "closed" else "bad-request"
+            outcome.note = outcome.note or str(error)
+        except TimeoutError:
+            outcome.note = outcome.note or "timed out"
+            outcome.status = "timeout" if outcome.status == "closed" else outcome.status
+        except (ConnectionError, OSError) as error:
+            outcome.note = f"client gone: {error.__class__.__name__}"
+        except asyncio.CancelledError:
+            outcome.note = "cut at shutdown"
+            raise
+        finally:
+            self._handlers.discard(task)
+            if outcome.note.startswith("client gone"):
+                writer.transport.abort()
+            else:
+                writer.close()
+            if outcome.kind != "-" or outcome.note:
+                self._log(peer, started, outcome)
+
+    def _log(self, peer: str, started: float, outcome: _Outcome) -> None:
+        if self.on_access is None:
+            return
+        record = AccessRecord(
+            when=started,
+            peer=peer,
+            kind=outcome.kind,
+            path=outcome.path,
+            status=outcome.status,
+            sent=outcome.sent,
+            seconds=time.time() - started,
+            note=outcome.note,
+        )
+        with contextlib.suppress(Exception):
+            self.on_access(record)
+
+    async def _next_event(
+        self, reader: asyncio.StreamReader, conn: protocol.ServerConnection
+    ) -> Request | LegacyRequest | protocol.AuthProof:
+        async with asyncio.timeout(self.limits.request_timeout):
+            while True:
+                event = conn.next_event()
+                if event is not protocol.NEED_DATA:
+                    return event  # type: ignore[return-value]
+                conn.receive_data(await reader.read(64 * 1024))
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, outcome: _Outcome
+    ) -> None:
+        conn = protocol.ServerConnection()
+        try:
+            event = await self._next_event(reader, conn)
+        except protocol.UnsupportedVersion as error:
+            outcome.kind, outcome.status = "?", Status.UNSUPPORTED_VERSION.token
+            await self._answer(writer, Response(Status.UNSUPPORTED_VERSION, str(error)))
+            return
+        except ProtocolError as error:
+            outcome.status, outcome.note = "bad-request", str(error)
+            if conn.is_extended:
+                await self._answer(writer, Response(Status.BAD_REQUEST, str(error)))
+            return
+        if isinstance(event, LegacyRequest):
+            outcome.kind, outcome.path = "LEGACY", os.fsdecode(event.path)
+            await self._serve_legacy(writer, event, outcome)
+            return
+        assert isinstance(event, Request)
+        outcome.kind, outcome.path = event.verb.value, os.fsdecode(event.path)
+        if self.token is not None and not await self._authenticate(reader, writer, conn, outcome):
+            return
+        if event.verb is Verb.LIST:
+            await self._serve_listing(writer, conn, event, outcome)
+        else:
+            await self._serve_get(writer, conn, event, outcome)
+
+    async def _answer(self, writer: asyncio.StreamWriter, response: Response) -> None:
+        writer.write(protocol.encode_response_head(response))
+        async with asyncio.timeout(self.limits.stall_timeout):
+            await writer.drain()
+
+    async def _authenticate(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: protocol.ServerConnection,
+        outcome: _Outcome,
+    ) -> bool:
+        assert self.token is not None
+        challenge = secrets.token_bytes(32)
+        writer.write(
+            conn.send(
+                Response(Status.UNAUTHORIZED, "this server needs a token", challenge=challenge)
+            )
+        )
+        await writer.drain()
+        proof = await self._next_event(reader, conn)
+        assert isinstance(proof, protocol.AuthProof)
+        if auth.verify(self.token, challenge, conn.request_line, proof.mac):
+            return True
+        outcome.status, outcome.note = Status.UNAUTHORIZED.token, "wrong token"
+        conn.state = "respond"
+        await self._answer(writer, Response(Status.UNAUTHORIZED, "wrong token"))
+        return False
+
+    # ------------------------------------------------------------ GET
+
+    async def _serve_legacy(
+        self, writer: asyncio.StreamWriter, request: LegacyRequest, outcome: _Outcome
+    ) -> None:
+        if self.token is not None:
+            outcome.status, outcome.note = "refused", "legacy request, but a token is required"
+            return
+        try:
+            fd, info = self.root.open_file(request.path)
+        except Refused as refusal:
+            # The book's protocol cannot carry an error: close, and say why in the log.
+            outcome.status, outcome.note = refusal.status.token, refusal.reason
+            return
+        with open(fd, "rb", buffering=0) as file:
+            try:
+                async with asyncio.timeout(self.limits.request_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                outcome.status, outcome.note = Status.BUSY.token, "no transfer slot in time"
+                return
+            try:
+                self.active_transfers += 1
+                outcome.status = "ok"
+                await self._send_file(writer, file, 0, info.st_size, outcome)
+            finally:
+                self.active_transfers -= 1
+                self._slots.release()
+
+    async def _serve_get(
+        self,
+        writer: asyncio.StreamWriter,
+        conn: protocol.ServerConnection,
+        request: Request,
+        outcome: _Outcome,
+    ) -> None:
+        try:
+            fd, info = self.root.open_file(request.path)
+        except Refused as refusal:
+            outcome.status, outcome.note = refusal.status.token, refusal.reason
+            writer.write(conn.send(Response(refusal.status, refusal.reason)))
+            return
+        with open(fd, "rb", buffering=0) as file:
+            if request.offset > info.st_size:
+                outcome.status = Status.BAD_OFFSET.token
+                message = f"offset {request.offset} is beyond the file's {info.st_size} bytes"
+                writer.write(conn.send(Response(Status.BAD_OFFSET, message, size=info.st_size)))
+                return
+            if self._slots.locked():
+                outcome.status = Status.BUSY.token
+                message = f"busy: {self.limits.max_transfers} transfers running, try again soon"
+                writer.write(conn.send(Response(Status.BUSY, message)))
+                return
+            async with self._slots:
+                self.active_transfers += 1
+                try:
+                    digest = await self.digests.digest(fd, info)
+                    head = Response(
+                        Status.OK,
+                        size=info.st_size,
+                        mtime_ns=info.st_mtime_ns,
+                        digest=digest,
+                        offset=request.offset,
+                    )
+                    writer.write(conn.send(head))
+                    outcome.status = "ok"
+                    count = info.st_size - request.offset
+                    await self._send_file(writer, file, request.offset, count, outcome)
+                finally:
+                    self.active_transfers -= 1
+
+    async def _send_file(
+        self, writer: asyncio.StreamWriter, file: object, offset: int, count: int, outcome: _Outcome
+    ) -> None:
+        """sendfile in chunks that each take about a second, so a stall is noticed.
+
+        A chunk that does not finish within ``stall_timeout`` drops the client.
+        Chunks grow with the measured rate (1 MiB up to 64 MiB), so fast
+        clients pay for a handful of calls per GiB.
+        """
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.limits.stall_timeout):
+            await writer.drain()
+        chunk = 1024 * 1024
+        sent = 0
+        while sent < count:
+            size = min(chunk, count - sent)
+            began = time.monotonic()
+            async with asyncio.timeout(self.limits.stall_timeout):
+                done = await loop.sendfile(writer.transport, file, offset + sent, size)  # type: ignore[arg-type]
+            if done == 0:
+                outcome.note = "file shrank while sending"
+                break
+            sent += done
+            outcome.sent = sent
+            elapsed = max(time.monotonic() - began, 1e-6)
+            chunk = int(min(64 * 1024 * 1024, max(64 * 1024, done / elapsed)))
+        async with asyncio.timeout(self.limits.stall_timeout):
+            await writer.drain()
+
+    # ------------------------------------------------------------ LIST
+
+    async def _serve_listing(
+        self,
+        writer: asyncio.StreamWriter,
+        conn: protocol.ServerConnection,
+        request: Request,
+        outcome: _Outcome,
+    ) -> None:
+        try:
+            fd = self.root.open_dir(request.path)
+        except Refused as refusal:
+            outcome.status, outcome.note = refusal.status.token, refusal.reason
+            writer.write(conn.send(Response(refusal.status, refusal.reason)))
+            return
+        try:
+            entries, more = await asyncio.to_thread(
+                _scan, fd, self.root, request.after, request.limit
+            )
+        finally:
+            os.close(fd)
+        body = protocol.encode_listing(entries)
+        head = Response(
+            Status.OK,
+            size=len(body),
+            entries=len(entries),
+            next_after=entries[-1].name if more and entries else None,
+        )
+        outcome.status, outcome.sent = "ok", len(body)
+        writer.write(conn.send(head) + body)
+        async with asyncio.timeout(self.limits.stall_timeout):
+            await writer.drain()
+
+
+def _scan(fd: int, root: ServedRoot, after: bytes | None, limit: int) -> tuple[list[Entry], bool]:
+    """The ``limit`` smallest names after the cursor; memory stays O(limit) for huge folders."""
+    base = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else root.path
+    names = (entry for entry in os.scandir(fd) if after is None or os.fsencode(entry.name) > after)
+    chosen = heapq.nsmallest(limit + 1, names, key=lambda e: os.fsencode(e.name))
+    more = len(chosen) > limit
+    entries = []
+    for entry in chosen[:limit]:
+        name = os.fsencode(entry.name)
+        kind, size, mtime = "other", 0, 0
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                target = os.path.realpath(os.path.join(base, entry.name))
+                info = os.stat(target) if root.contains(target) else info
+            if stat.S_ISREG(info.st_mode):
+                kind, size = "file", info.st_size
+            elif stat.S_ISDIR(info.st_mode):
+                kind = "dir"
+            mtime = info.st_mtime_ns
+        except OSError:
+            pass
+        entries.append(Entry(name=name, kind=kind, size=size, mtime_ns=mtime))
+    return entries, more
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        return f"{host}:{peer[1]}"
+    return str(peer)
+
+
+def tune_socket(sock: socket.socket) -> None:
+    """Ask for large buffers; the kernel caps them at its own maximum."""
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)

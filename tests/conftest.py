@@ -1,0 +1,72 @@
+"""Fixtures shared by every test: a served folder and a real server on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from getfile_core.address import Target
+from getfile_core.server import AccessRecord, FileServer, ServerLimits
+
+LEGACY_PEER = Path(__file__).parent / "peers" / "legacy_getfile.py"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A served folder with a few files of known content."""
+    served = tmp_path / "served"
+    (served / "sub").mkdir(parents=True)
+    (served / "hello.txt").write_bytes(b"hello, world\n")
+    (served / "empty.bin").write_bytes(b"")
+    (served / "sub" / "data.bin").write_bytes(os.urandom(300_000))
+    return served
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+async def server(root: Path) -> AsyncIterator[FileServer]:
+    """Our server on an ephemeral loopback port, access log kept in ``server.log``."""
+    records: list[AccessRecord] = []
+    srv = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=2), on_access=records.append)
+    srv.log = records  # type: ignore[attr-defined]
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop(grace=1)
+
+
+def target_for(server: FileServer, path: str | bytes) -> Target:
+    raw = path.encode() if isinstance(path, str) else path
+    return Target("127.0.0.1", server.port_bound, raw)
+
+
+@pytest.fixture
+def legacy_server(root: Path) -> Iterator[int]:
+    """The book's server (our rewrite from the note) serving ``root``; yields its port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(LEGACY_PEER), "-mode", "server", "-host", "127.0.0.1",
+         "-port", "0"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("Server listening on port"), line
+        yield int(line.split()[-1])
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
