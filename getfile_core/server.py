@@ -160,6 +160,8 @@ class FileServer:
         self.active_transfers = 0
         self._slots = asyncio.Semaphore(self.limits.max_transfers)
         self._handlers: set[asyncio.Task[None]] = set()
+        #: Handlers still waiting for their request: a stop cuts these at once.
+        self._idle: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._stopping = False
 
@@ -198,6 +200,8 @@ class FileServer:
         self._stopping = True
         self._server.close()
         grace = self.limits.grace if grace is None else grace
+        for task in self._idle:
+            task.cancel()
         pending = set(self._handlers)
         if pending:
             _, still = await asyncio.wait(pending, timeout=grace)
@@ -270,12 +274,17 @@ class FileServer:
     async def _next_event(
         self, reader: asyncio.StreamReader, conn: protocol.ServerConnection
     ) -> Request | LegacyRequest | protocol.AuthProof:
-        async with asyncio.timeout(self.limits.request_timeout):
-            while True:
-                event = conn.next_event()
-                if event is not protocol.NEED_DATA:
-                    return event  # type: ignore[return-value]
-                conn.receive_data(await reader.read(64 * 1024))
+        task = asyncio.current_task()
+        self._idle.add(task)  # type: ignore[arg-type]
+        try:
+            async with asyncio.timeout(self.limits.request_timeout):
+                while True:
+                    event = conn.next_event()
+                    if event is not protocol.NEED_DATA:
+                        return event  # type: ignore[return-value]
+                    conn.receive_data(await reader.read(64 * 1024))
+        finally:
+            self._idle.discard(task)  # type: ignore[arg-type]
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, outcome: _Outcome
