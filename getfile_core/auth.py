@@ -28,7 +28,8 @@ def load_token(path: str | None) -> bytes | None:
     """The token from a file (first line, stripped) or ``$GETFILE_TOKEN``; never argv."""
     if path:
         with open(path, "rb") as handle:
-            token = handle.read(4096).splitlines()[0].strip() if path else b""
+            lines = handle.read(4096).splitlines()
+        token = lines[0].strip() if lines else b""
         if not token:
             raise ValueError(f"token file {path} is empty")
         return token

@@ -26,6 +26,7 @@ def _exit_codes_epilog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=PROG,
         description="Serve a folder, or download files from a getfile (or legacy getfile) server.",
         epilog="The book's form also works: getfile -mode server [-host H] [-port P] | "
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
+        allow_abbrev=False,
         help="serve one folder (read-only) to getfile and legacy clients",
         description="Serve DIR (default: the current folder), read-only, confined to it.",
         epilog=_exit_codes_epilog(),
@@ -87,10 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     security.add_argument("--tls-cert", metavar="F", help="serve TLS with this certificate (PEM)")
     security.add_argument("--tls-key", metavar="F", help="private key for --tls-cert (PEM)")
+    security.add_argument(
+        "--allow-hardlinks",
+        action="store_true",
+        help="serve files with several hard links (one may be a file outside DIR)",
+    )
     serve.add_argument("-q", "--quiet", action="store_true", help="no access log")
 
     get = commands.add_parser(
         "get",
+        allow_abbrev=False,
         help="download files: getfile get getfile://HOST[:PORT]/PATH ...",
         description="Download each URL into -o DIR as its base name, verified and atomic.",
         epilog=_exit_codes_epilog(),
@@ -116,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser(
         "ls",
+        allow_abbrev=False,
         help="list a remote folder: getfile ls getfile://HOST[:PORT]/DIR",
         description="List a folder under a getfile server's root (name, kind, size, mtime).",
         epilog=_exit_codes_epilog(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -33,6 +34,8 @@ class ProgressDisplay:
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
+            # The bars go where the terminal check looked (stderr), never into stdout.
+            console=Console(stderr=True),
             transient=False,
             refresh_per_second=8,
         )

@@ -40,6 +40,7 @@ def run_serve(args: argparse.Namespace) -> int:
         token=token,
         ssl_context=ssl_context,
         on_access=None if args.quiet else print_access,
+        allow_hardlinks=args.allow_hardlinks,
     )
 
 
@@ -59,11 +60,20 @@ def run_book_server(host: str, port: int) -> int:
     )
 
 
-def _serve(folder, host, port, *, limits, token, ssl_context, on_access) -> int:  # type: ignore[no-untyped-def]
+def _serve(  # type: ignore[no-untyped-def]
+    folder, host, port, *, limits, token, ssl_context, on_access, allow_hardlinks=False
+) -> int:
     if not os.path.isdir(folder):
         raise UsageError(f"not a folder: {folder}")
     server = FileServer(
-        folder, host, port, limits=limits, token=token, ssl_context=ssl_context, on_access=on_access
+        folder,
+        host,
+        port,
+        limits=limits,
+        token=token,
+        ssl_context=ssl_context,
+        on_access=on_access,
+        allow_hardlinks=allow_hardlinks,
     )
     try:
         asyncio.run(_run_until_signal(server))

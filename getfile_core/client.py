@@ -151,8 +151,13 @@ async def fetch(
     on_progress: Callable[[Progress], None] | None = None,
     interval: float = 0.1,
     state: TransferState | None = None,
+    name: str | None = None,
 ) -> FetchResult:
-    """Download ``target`` into ``dest_dir`` as its sanitised basename.
+    """Download ``target`` into ``dest_dir`` as its sanitised basename (or as ``name``).
+
+    ``name`` lets a caller save under another name (the TUI's "Rename" when the
+    basename is taken); it is sanitised like a remote name, so it stays a
+    plain name inside ``dest_dir``.
 
     Raises a ``GetfileError`` subclass on failure (never a bare OSError), or
     ``CancelledError`` when cancelled; in neither case does a file appear
@@ -160,7 +165,8 @@ async def fetch(
     """
     options = options or Options()
     state = state or TransferState()
-    destination = Destination.for_remote(dest_dir, target.path, overwrite=overwrite, resume=resume)
+    local = target.path if name is None else name.encode("utf-8", "surrogateescape")
+    destination = Destination.for_remote(dest_dir, local, overwrite=overwrite, resume=resume)
 
     def work() -> FetchResult:
         try:

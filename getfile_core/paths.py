@@ -33,13 +33,17 @@ class ServedRoot:
     """The one folder a server serves, resolved once at start-up."""
 
     path: str
+    #: Serve regular files with more than one hard link. Off by default: a hard
+    #: link to a file outside the root looks, by path and by descriptor, exactly
+    #: like a file inside it, so only its link count gives it away.
+    allow_hardlinks: bool = False
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str]) -> ServedRoot:
+    def open(cls, folder: str | os.PathLike[str], *, allow_hardlinks: bool = False) -> ServedRoot:
         real = os.path.realpath(os.fspath(folder))
         if not os.path.isdir(real):
             raise NotADirectoryError(f"not a folder: {folder}")
-        return cls(real)
+        return cls(real, allow_hardlinks)
 
     def contains(self, real_path: str) -> bool:
         return real_path == self.path or real_path.startswith(self.path.rstrip("/") + "/")
@@ -105,6 +109,8 @@ class ServedRoot:
                 raise Refused(Status.IS_A_DIRECTORY, "is a folder (use ls)")
             if not stat.S_ISREG(info.st_mode):
                 raise Refused(Status.FORBIDDEN, "not a regular file")
+            if info.st_nlink > 1 and not self.allow_hardlinks:
+                raise Refused(Status.FORBIDDEN, "file has several hard links (--allow-hardlinks)")
             os.set_blocking(fd, True)
             return fd, info
         except BaseException:

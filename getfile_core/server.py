@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """Every bound the server enforces; each has a CLI flag of the same name."""
+    """Every bound the server enforces; all but ``backlog`` have a ``getfile serve`` flag."""
 
     #: Files being sent at once. Extended clients beyond it get ``busy``;
     #: legacy clients (who cannot be told) wait up to ``request_timeout``.
@@ -148,8 +148,9 @@ class FileServer:
         token: bytes | None = None,
         ssl_context: ssl.SSLContext | None = None,
         on_access: Callable[[AccessRecord], None] | None = print_access,
+        allow_hardlinks: bool = False,
     ) -> None:
-        self.root = ServedRoot.open(root)
+        self.root = ServedRoot.open(root, allow_hardlinks=allow_hardlinks)
         self.host = host
         self.port = port
         self.limits = limits or ServerLimits()
@@ -244,8 +245,11 @@ class FileServer:
         except (ConnectionError, OSError) as error:
             outcome.note = f"client gone: {error.__class__.__name__}"
         except asyncio.CancelledError:
+            # Only stop() cancels handlers. Ending normally rather than
+            # re-raising matters on Python 3.11, whose stream protocol calls
+            # task.exception() on a finished handler and logs a spurious
+            # traceback for a cancelled one.
             outcome.note = "cut at shutdown"
-            raise
         finally:
             self._handlers.discard(task)
             if outcome.note.startswith("client gone"):

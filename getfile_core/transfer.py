@@ -155,6 +155,17 @@ def _wrap_tls(sock: socket.socket, target: Target, options: Options) -> socket.s
     except ssl.SSLCertVerificationError as error:
         sock.close()
         raise ConnectError(f"TLS certificate rejected: {error.verify_message}") from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError):
+        sock.close()
+        raise ConnectError(
+            "TLS handshake failed: the server hung up (a plain getfile:// server?)"
+        ) from None
+    except TimeoutError:
+        sock.close()
+        raise TimeoutError_(
+            f"TLS handshake: no answer within {options.connect_timeout:g} s "
+            "(a plain getfile:// server?)"
+        ) from None
     except (ssl.SSLError, OSError) as error:
         sock.close()
         raise ConnectError(f"TLS handshake failed: {error}") from None
@@ -238,12 +249,30 @@ class Session:
         return response
 
     def _read_head(self) -> Response:
+        """The whole head within ``timeout`` seconds: a per-recv timeout alone lets a
+        server that drips one byte at a time hold the client forever."""
         assert self.sock is not None and self.conn is not None
+        timeout = self.options.timeout
+        deadline = time.monotonic() + timeout
+        too_slow = f"server too slow: no complete response head in {timeout:g} s"
+        trickled = False
         while True:
             event = self.conn.next_event()
             if isinstance(event, Response):
+                self.sock.settimeout(timeout)
                 return event
-            self.conn.receive_data(_recv(self.sock, self.state))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError_(too_slow)
+            self.sock.settimeout(left)
+            try:
+                data = _recv(self.sock, self.state)
+            except TimeoutError_:
+                if trickled:
+                    raise TimeoutError_(too_slow) from None
+                raise
+            trickled = True
+            self.conn.receive_data(data)
 
     def close(self) -> None:
         self.state.attach(None)
@@ -275,7 +304,10 @@ def download(
                 response = session.open(Request(Verb.GET, target.path, offset=offset))
             except protocol.LegacySilence:
                 if options.legacy is False:
-                    raise LegacyServerError("the server closed without answering") from None
+                    raise LegacyServerError(
+                        "the server closed without answering (a legacy server, "
+                        "or a TLS one: try getfiles://)"
+                    ) from None
                 session.close()
                 use_legacy = True
         if use_legacy:
@@ -306,6 +338,12 @@ def download(
                 raise InterruptedError_(
                     f"connection closed after {state.done} of {state.total} bytes "
                     f"(kept {destination.part_path}; --resume continues it)"
+                ) from None
+            if isinstance(error, NotFoundError) and state.legacy and options.legacy is None:
+                # Silence to both dialects: a TLS server looks exactly like this too.
+                raise NotFoundError(
+                    "the server closed without a byte, to a getfile and to a legacy request: "
+                    "a legacy server without this file, or a TLS server (try getfiles://)"
                 ) from None
             raise
         state.phase = "verifying"
@@ -352,6 +390,7 @@ def _receive_body(
         micros = int((session.options.timeout - seconds) * 1e6)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds, micros))
     flags = socket.MSG_WAITALL if blocking_waitall else 0
+    pace = PaceFloor(session.options.timeout, state.done)
     while remaining is None or remaining > 0:
         want = BUFFER if remaining is None else min(BUFFER, remaining)
         count = _recv_into(sock, view[:want], flags, state)
@@ -363,6 +402,8 @@ def _receive_body(
         write_all(fd, chunk)
         hasher.update(chunk)
         state.done += count
+        if count < PaceFloor.MIN_BYTES:  # only a trickle arrived: is the server too slow?
+            pace.check(state.done)
         if remaining is not None:
             remaining -= count
             conn.consume_body(count)
@@ -383,6 +424,34 @@ def _receive_body(
             f"received data hashes to {got[:20]}... (partial file removed)"
         )
     return got
+
+
+class PaceFloor:
+    """Refuse a server that keeps a transfer alive with a trickle of bytes.
+
+    The per-recv timeout only bounds silence; a server sending one byte a
+    second would hold the client forever. A transfer fails when fewer than
+    ``MIN_BYTES`` arrive in a window of ``window`` seconds. Only reads that
+    return less than ``MIN_BYTES`` consult the clock: each read returns
+    within ``window`` seconds (SO_RCVTIMEO or the socket timeout), so a
+    window made only of bigger reads already met the floor.
+    """
+
+    MIN_BYTES = 1024
+
+    def __init__(self, window: float, done: int) -> None:
+        self.window = window
+        self.began = time.monotonic()
+        self.base = done
+
+    def check(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.began < self.window:
+            return
+        got = done - self.base
+        if got < self.MIN_BYTES:
+            raise TimeoutError_(f"server too slow: {got} bytes in {now - self.began:.0f} s")
+        self.began, self.base = now, done
 
 
 def _recv_into(sock: socket.socket, view: memoryview, flags: int, state: TransferState) -> int:
@@ -442,11 +511,15 @@ def list_folder(
                 response = session.open(Request(Verb.LIST, target.path or b".", after=after))
             except protocol.LegacySilence:
                 raise LegacyServerError(
-                    "listing needs a getfile server; this one speaks only the legacy protocol"
+                    "listing needs a getfile server; this one closed without answering "
+                    "(a legacy server, or a TLS one: try getfiles://)"
                 ) from None
             raise_for_status(response)
-            body = _read_exact(session, response.body_length)
             assert response.entries is not None
+            if response.next_after is not None and not response.entries:
+                # Every page must make progress, or a server could page us forever.
+                raise ProtocolError("listing page with a next cursor but no entries")
+            body = _read_exact(session, response.body_length)
             entries.extend(protocol.decode_listing(body, response.entries))
         finally:
             session.close()
@@ -464,12 +537,15 @@ def list_folder(
 def _read_exact(session: Session, length: int) -> bytes:
     assert session.sock is not None and session.conn is not None
     body = bytearray(session.conn.take_buffered())
+    pace = PaceFloor(session.options.timeout, len(body))
     while len(body) < length:
         data = _recv(session.sock, session.state, min(256 * 1024, length - len(body)))
         if not data:
             raise protocol.ShortBody(length - len(body))
         session.conn.consume_body(len(data))
         body += data
+        if len(data) < PaceFloor.MIN_BYTES:
+            pace.check(len(body))
     return bytes(body)
 
 

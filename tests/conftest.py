@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -56,17 +57,34 @@ def target_for(server: FileServer, path: str | bytes) -> Target:
 def legacy_server(root: Path) -> Iterator[int]:
     """The book's server (our rewrite from the note) serving ``root``; yields its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-u", str(LEGACY_PEER), "-mode", "server", "-host", "127.0.0.1",
-         "-port", "0"],
+        [
+            sys.executable,
+            "-u",
+            str(LEGACY_PEER),
+            "-mode",
+            "server",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            "0",
+        ],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,
     )
+    drain: threading.Thread | None = None
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("Server listening on port"), line
+        # Keep reading its console so a chatty peer never blocks on a full pipe.
+        drain = threading.Thread(target=proc.stdout.read, daemon=True)
+        drain.start()
         yield int(line.split()[-1])
     finally:
         proc.kill()
         proc.wait(timeout=10)
+        if drain is not None:
+            drain.join(timeout=5)  # the pipe hits EOF once the peer is dead
+        if proc.stdout is not None:
+            proc.stdout.close()

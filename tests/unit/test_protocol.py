@@ -1,0 +1,772 @@
+"""The pure wire format, in memory: encoders, parsers and both state machines.
+
+As in h11, client and server connections talk to each other here without a
+socket; the hypothesis tests feed hostile bytes in hostile pieces and check
+that only the protocol's own error escapes and that no buffer grows without
+bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from getfile_core import protocol
+from getfile_core.errors import GetfileError, ProtocolError
+from getfile_core.protocol import (
+    MAX_HEAD,
+    MAX_LEGACY_LINE,
+    MAX_LIST_ENTRIES,
+    MAX_REQUEST_LINE,
+    NEED_DATA,
+    AuthProof,
+    ClientConnection,
+    Data,
+    EndOfMessage,
+    Entry,
+    LegacyRequest,
+    LegacySilence,
+    Request,
+    Response,
+    ServerConnection,
+    ShortBody,
+    Status,
+    UnsupportedVersion,
+    Verb,
+)
+
+DIGEST = "blake3:" + "ab" * 32
+
+
+def server_receives(data: bytes) -> Request | LegacyRequest | AuthProof:
+    conn = ServerConnection()
+    conn.receive_data(data)
+    event = conn.next_event()
+    assert event is not NEED_DATA
+    return event  # type: ignore[return-value]
+
+
+def drain(conn: ClientConnection) -> list[object]:
+    """Every event the client has ready, up to and including the end of the message."""
+    events: list[object] = []
+    for _ in range(100):
+        event = conn.next_event()
+        if event is NEED_DATA:
+            return events
+        events.append(event)
+        if isinstance(event, EndOfMessage):
+            return events
+    raise AssertionError("client produced events without end")
+
+
+# ---------------------------------------------------------------- requests
+
+
+@pytest.mark.parametrize(
+    ("request_", "wire"),
+    [
+        (Request(Verb.GET, b"hello.txt"), b"\x00getfile/1 GET hello.txt\n"),
+        (Request(Verb.GET, b"a b/c%d.bin"), b"\x00getfile/1 GET a%20b/c%25d.bin\n"),
+        (Request(Verb.GET, b"big.iso", offset=12345), b"\x00getfile/1 GET big.iso offset=12345\n"),
+        (Request(Verb.GET, b"/abs/\xff\xfe"), b"\x00getfile/1 GET /abs/%FF%FE\n"),
+        (Request(Verb.LIST, b"."), b"\x00getfile/1 LIST .\n"),
+        (
+            Request(Verb.LIST, b"docs", after=b"m n", limit=7),
+            b"\x00getfile/1 LIST docs after=m%20n limit=7\n",
+        ),
+        (Request(Verb.LIST, b"docs", after=b"z"), b"\x00getfile/1 LIST docs after=z\n"),
+    ],
+)
+def test_request_round_trips_byte_exact(request_: Request, wire: bytes) -> None:
+    assert protocol.encode_request(request_) == wire
+    assert server_receives(wire) == request_
+
+
+def test_request_paths_of_every_byte_round_trip() -> None:
+    path = bytes(b for b in range(1, 256) if b != 0)
+    line = protocol.encode_request(Request(Verb.GET, path))
+    assert b"\n" not in line[:-1] and b" " not in line[:-1].split(b" ", 2)[2]
+    assert server_receives(line) == Request(Verb.GET, path)
+
+
+def test_auth_round_trip() -> None:
+    mac = bytes(range(32))
+    line = protocol.encode_auth(mac)
+    assert line == b"\x00getfile/1 AUTH " + mac.hex().encode() + b"\n"
+    assert protocol.parse_request_line(line[:-1]) == AuthProof(mac)
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"hello", ProtocolError),
+        (b"\x00getfile/x GET a", ProtocolError),
+        (b"\x00getfile/0 GET a", ProtocolError),
+        (b"\x00getfile/2 GET a", UnsupportedVersion),
+        (b"\x00getfile/1", ProtocolError),
+        (b"\x00getfile/1 PUT a", ProtocolError),
+        (b"\x00getfile/1 GET", ProtocolError),
+        (b"\x00getfile/1 GET a%zz", ProtocolError),
+        (b"\x00getfile/1 GET a%2", ProtocolError),
+        (b"\x00getfile/1 GET a\x01b", ProtocolError),
+        (b"\x00getfile/1 GET a offset=-1", ProtocolError),
+        (b"\x00getfile/1 GET a offset=1 offset=2", ProtocolError),
+        (b"\x00getfile/1 GET a offset=99999999999999999999", ProtocolError),
+        (b"\x00getfile/1 GET a limit=3", ProtocolError),
+        (b"\x00getfile/1 GET a offset", ProtocolError),
+        (b"\x00getfile/1 LIST a limit=0", ProtocolError),
+        (b"\x00getfile/1 LIST a limit=1001", ProtocolError),
+        (b"\x00getfile/1 LIST a offset=3", ProtocolError),
+        (b"\x00getfile/1 AUTH 00", ProtocolError),
+        (b"\x00getfile/1 AUTH " + b"AB" * 32, ProtocolError),
+    ],
+)
+def test_bad_request_lines_are_refused(line: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        protocol.parse_request_line(line)
+
+
+def test_unsupported_version_carries_the_version() -> None:
+    with pytest.raises(UnsupportedVersion) as caught:
+        protocol.parse_request_line(b"\x00getfile/7 GET a")
+    assert caught.value.version == 7
+    assert isinstance(caught.value, ProtocolError)
+
+
+def test_encoders_refuse_what_they_cannot_frame() -> None:
+    with pytest.raises(ProtocolError):
+        protocol.encode_request(Request(Verb.GET, b"\x01" * MAX_REQUEST_LINE))
+    with pytest.raises(ProtocolError):
+        protocol.encode_legacy_request(b"a\nb")
+    with pytest.raises(ProtocolError):
+        protocol.encode_legacy_request(b"a\x00b")
+
+
+def test_the_protocol_error_is_a_getfile_error_with_its_exit_code() -> None:
+    assert issubclass(ProtocolError, GetfileError)
+    assert ProtocolError("x").exit_code == 11
+
+
+# ---------------------------------------------------------------- responses
+
+
+def _response_for(status: Status) -> Response:
+    if status is Status.OK:
+        return Response(status, size=10, mtime_ns=1_000_000_001, digest=DIGEST)
+    return Response(status, message=f"{status.token} because of reasons")
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_every_status_round_trips(status: Status) -> None:
+    response = _response_for(status)
+    head = protocol.encode_response_head(response)
+    assert head.startswith(f"getfile/1 {int(status)} {status.token}\n".encode())
+    assert head.endswith(b"\n\n")
+    assert protocol.parse_response_head(head[:-2]) == response
+
+
+def test_a_response_with_every_field_round_trips() -> None:
+    response = Response(
+        Status.OK,
+        message="fine",
+        size=2000,
+        mtime_ns=1_234_567_890_123_456_789,
+        digest=DIGEST,
+        offset=100,
+        challenge=bytes(range(32)),
+        entries=3,
+        next_after=b"na me\xff",
+        extra={"x-later": "a feature of version 1.1"},
+    )
+    head = protocol.encode_response_head(response)
+    assert protocol.parse_response_head(head[:-2]) == response
+
+
+def test_a_message_cannot_inject_headers() -> None:
+    response = Response(Status.NOT_FOUND, message="gone\nsize: 5\r\n\x1b[2J")
+    parsed = protocol.parse_response_head(protocol.encode_response_head(response)[:-2])
+    assert parsed.size is None
+    assert "\n" not in parsed.message and "\x1b" not in parsed.message
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"",
+        b"HTTP/1.1 200 OK",
+        b"getfile/2 200 ok\nsize: 1",
+        b"getfile/1 299 ok\nsize: 1",
+        b"getfile/1 200 not-found\nsize: 1",
+        b"getfile/1 200 ok",
+        b"getfile/1 200 ok\nsize: -1",
+        b"getfile/1 200 ok\nsize: 1\nsize: 2",
+        b"getfile/1 200 ok\nSize: 1",
+        b"getfile/1 200 ok\nsize:1",
+        b"getfile/1 200 ok\nsize: 1\noffset: 2",
+        b"getfile/1 200 ok\nsize: 1\ndigest: md5",
+        b"getfile/1 200 ok\nsize: 1\nmtime: 12",
+        b"getfile/1 200 ok\nsize: 1\nchallenge: zz",
+        b"getfile/1 200 ok\nsize: 1\nentries: 1001",
+        b"getfile/1 200 ok\nsize: 2000000\nentries: 1",
+        b"getfile/1 200 ok\nsize: 1\nnext: a%zz",
+        b"getfile/1 404 not-found\nmessage: a\x07b",
+        b"getfile/1 200 ok\nsize: \xff",
+        b"getfile/1 200 ok\n" + b"x-a: b\n" * 70 + b"size: 1",
+    ],
+)
+def test_bad_response_heads_are_refused(head: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        protocol.parse_response_head(head)
+
+
+def test_body_length_depends_on_status_and_kind() -> None:
+    assert Response(Status.OK, size=10, offset=4).body_length == 6
+    assert Response(Status.OK, size=10, entries=2).body_length == 10
+    assert Response(Status.NOT_FOUND, size=10).body_length == 0
+
+
+# ---------------------------------------------------------------- conversations in memory
+
+
+def test_get_conversation_in_memory() -> None:
+    body = b"0123456789" * 100
+    client = ClientConnection(Request(Verb.GET, b"dir/file.bin"))
+    server = ServerConnection()
+    server.receive_data(client.request_bytes())
+    request = server.next_event()
+    assert request == Request(Verb.GET, b"dir/file.bin")
+    assert server.is_extended
+    head = server.send(Response(Status.OK, size=len(body), digest=DIGEST))
+    assert server.state == "done"
+    client.receive_data(head + body[:10])
+    assert isinstance(client.next_event(), Response)
+    assert client.state == "body" and client.body_remaining == len(body)
+    assert client.next_event() == Data(body[:10])
+    client.receive_data(body[10:])
+    assert drain(client) == [Data(body[10:]), EndOfMessage()]
+    client.receive_data(b"")
+    assert client.next_event() == EndOfMessage()
+
+
+def test_resumed_get_conversation_in_memory() -> None:
+    body = bytes(range(256))
+    client = ClientConnection(Request(Verb.GET, b"f", offset=200))
+    server = ServerConnection()
+    server.receive_data(client.request_bytes())
+    request = server.next_event()
+    assert isinstance(request, Request) and request.offset == 200
+    client.receive_data(server.send(Response(Status.OK, size=256, offset=200)) + body[200:])
+    events = drain(client)
+    assert isinstance(events[0], Response) and events[0].offset == 200
+    assert events[1:] == [Data(body[200:]), EndOfMessage()]
+
+
+def test_list_conversation_in_memory() -> None:
+    entries = [
+        Entry(b"a file", "file", 12, 1_000_000_000),
+        Entry(b"sub", "dir", 0, 2),
+        Entry(b"\xffodd", "other", 0, 3),
+    ]
+    body = protocol.encode_listing(entries)
+    client = ClientConnection(Request(Verb.LIST, b"docs", after=b"0", limit=3))
+    server = ServerConnection()
+    server.receive_data(client.request_bytes())
+    assert server.next_event() == Request(Verb.LIST, b"docs", after=b"0", limit=3)
+    head = server.send(
+        Response(Status.OK, size=len(body), entries=len(entries), next_after=b"\xffodd")
+    )
+    client.receive_data(head + body)
+    response, data, end = drain(client)
+    assert isinstance(response, Response) and response.next_after == b"\xffodd"
+    assert isinstance(data, Data) and isinstance(end, EndOfMessage)
+    assert protocol.decode_listing(data.data, response.entries or 0) == entries
+
+
+def test_refusal_conversation_has_no_body() -> None:
+    client = ClientConnection(Request(Verb.GET, b"missing"))
+    server = ServerConnection()
+    server.receive_data(client.request_bytes())
+    server.next_event()
+    client.receive_data(server.send(Response(Status.NOT_FOUND, "no such file")))
+    response, end = drain(client)
+    assert isinstance(response, Response) and response.status is Status.NOT_FOUND
+    assert isinstance(end, EndOfMessage) and client.state == "done"
+
+
+def test_auth_conversation_in_memory() -> None:
+    client = ClientConnection(Request(Verb.GET, b"secret.txt"))
+    server = ServerConnection()
+    server.receive_data(client.request_bytes())
+    server.next_event()
+    challenge = b"\x01" * 32
+    client.receive_data(server.send(Response(Status.UNAUTHORIZED, "token", challenge=challenge)))
+    assert server.state == "auth"
+    [response] = drain(client)
+    assert isinstance(response, Response) and response.challenge == challenge
+    assert client.state == "challenged"
+    server.receive_data(client.auth_bytes(b"\x02" * 32))
+    assert server.next_event() == AuthProof(b"\x02" * 32)
+    assert server.request_line == b"\x00getfile/1 GET secret.txt"
+    client.receive_data(server.send(Response(Status.OK, size=0)))
+    assert [type(e) for e in drain(client)] == [Response, EndOfMessage]
+
+
+def test_auth_out_of_turn_is_refused() -> None:
+    server = ServerConnection()
+    server.receive_data(protocol.encode_auth(b"\x00" * 32))
+    with pytest.raises(ProtocolError):
+        server.next_event()
+    client = ClientConnection(Request(Verb.GET, b"f"))
+    with pytest.raises(ProtocolError):
+        client.auth_bytes(b"\x00" * 32)
+    server = ServerConnection()
+    server.receive_data(b"\x00getfile/1 GET f\n")
+    server.next_event()
+    server.send(Response(Status.UNAUTHORIZED, challenge=b"\x01" * 32))
+    server.receive_data(b"\x00getfile/1 GET g\n")
+    with pytest.raises(ProtocolError):
+        server.next_event()
+
+
+def test_server_refuses_a_second_response_and_events_after_the_request() -> None:
+    server = ServerConnection()
+    server.receive_data(b"\x00getfile/1 GET f\n\x00getfile/1 GET g\n")
+    server.next_event()
+    with pytest.raises(ProtocolError):
+        server.next_event()
+    server.send(Response(Status.NOT_FOUND))
+    with pytest.raises(ProtocolError):
+        server.send(Response(Status.NOT_FOUND))
+
+
+def test_client_refuses_an_answer_to_another_request() -> None:
+    client = ClientConnection(Request(Verb.GET, b"f", offset=5))
+    client.receive_data(protocol.encode_response_head(Response(Status.OK, size=10)))
+    with pytest.raises(ProtocolError):
+        client.next_event()
+    client = ClientConnection(Request(Verb.GET, b"f"))
+    client.receive_data(protocol.encode_response_head(Response(Status.OK, size=10, entries=1)))
+    with pytest.raises(ProtocolError):
+        client.next_event()
+    client = ClientConnection(Request(Verb.LIST, b"d"))
+    client.receive_data(protocol.encode_response_head(Response(Status.OK, size=10)))
+    with pytest.raises(ProtocolError):
+        client.next_event()
+
+
+# ---------------------------------------------------------------- legacy requests
+
+
+@pytest.mark.parametrize(
+    ("wire", "path"),
+    [
+        (b"f\n", b"f"),
+        (b"f\r\n", b"f"),
+        (b"dir/some file.txt\n", b"dir/some file.txt"),
+        (b"/etc/passwd\n", b"/etc/passwd"),
+        (b"caf\xe9\n", b"caf\xe9"),
+    ],
+)
+def test_legacy_requests_parse(wire: bytes, path: bytes) -> None:
+    server = ServerConnection()
+    for byte in wire:  # one byte at a time, as a slow client would send it
+        assert server.next_event() is NEED_DATA
+        server.receive_data(bytes([byte]))
+    assert server.next_event() == LegacyRequest(path)
+    assert not server.is_extended
+    with pytest.raises(ProtocolError):  # the book's protocol has no head to send
+        server.send(Response(Status.OK, size=1))
+
+
+def test_legacy_request_line_is_bounded() -> None:
+    longest = b"x" * (MAX_LEGACY_LINE - 1) + b"\n"
+    assert server_receives(longest) == LegacyRequest(longest[:-1])
+    server = ServerConnection()
+    server.receive_data(b"x" * (MAX_LEGACY_LINE - 1))
+    assert server.next_event() is NEED_DATA
+    server.receive_data(b"x")
+    with pytest.raises(ProtocolError):
+        server.next_event()
+
+
+def test_extended_request_line_is_bounded() -> None:
+    server = ServerConnection()
+    server.receive_data(b"\x00getfile/1 GET " + b"a" * (MAX_REQUEST_LINE - 20))
+    assert server.next_event() is NEED_DATA
+    server.receive_data(b"a" * 100)
+    with pytest.raises(ProtocolError):
+        server.next_event()
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [b"\n", b"\r\n", b"\x00http\n", b"\x00GET / HTTP/1.0\n"],
+)
+def test_malformed_first_lines_are_refused(wire: bytes) -> None:
+    server = ServerConnection()
+    server.receive_data(wire)
+    with pytest.raises(ProtocolError):
+        server.next_event()
+
+
+@pytest.mark.parametrize("partial", [b"", b"f", b"\x00getfile/1 GET f"])
+def test_close_before_a_whole_request_is_refused(partial: bytes) -> None:
+    server = ServerConnection()
+    if partial:
+        server.receive_data(partial)
+    server.receive_data(b"")
+    with pytest.raises(ProtocolError):
+        server.next_event()
+
+
+def test_data_after_close_is_refused() -> None:
+    server = ServerConnection()
+    server.receive_data(b"")
+    with pytest.raises(ProtocolError):
+        server.receive_data(b"x")
+
+
+def test_legacy_client_frames_until_close() -> None:
+    client = ClientConnection(LegacyRequest(b"dir/f"))
+    assert client.request_bytes() == b"dir/f\n"
+    assert client.state == "body" and client.body_remaining is None
+    assert client.next_event() is NEED_DATA
+    client.receive_data(b"abc")
+    assert client.next_event() == Data(b"abc")
+    client.receive_data(b"def")
+    client.receive_data(b"")
+    assert drain(client) == [Data(b"def"), EndOfMessage()]
+
+
+# ---------------------------------------------------------------- body framing
+
+
+def _client_in_body(size: int) -> ClientConnection:
+    client = ClientConnection(Request(Verb.GET, b"f"))
+    client.receive_data(protocol.encode_response_head(Response(Status.OK, size=size)))
+    assert isinstance(client.next_event(), Response)
+    return client
+
+
+def test_exact_body_ends_the_message() -> None:
+    client = _client_in_body(6)
+    client.receive_data(b"abc")
+    client.receive_data(b"def")
+    assert drain(client) == [Data(b"abcdef"), EndOfMessage()]
+    assert client.state == "done" and client.body_remaining == 0
+
+
+def test_zero_byte_body_ends_at_once() -> None:
+    client = _client_in_body(0)
+    assert client.next_event() == EndOfMessage()
+
+
+def test_short_body_is_a_short_body_error() -> None:
+    client = _client_in_body(10)
+    client.receive_data(b"abcd")
+    assert client.next_event() == Data(b"abcd")
+    client.receive_data(b"")
+    with pytest.raises(ShortBody) as caught:
+        client.next_event()
+    assert caught.value.missing == 6
+    assert isinstance(caught.value, ProtocolError)
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_extra_bytes_are_a_protocol_error(split: bool) -> None:
+    client = _client_in_body(3)
+    if split:
+        client.receive_data(b"abc")
+        assert drain(client) == [Data(b"abc"), EndOfMessage()]
+        client.receive_data(b"X")
+    else:
+        client.receive_data(b"abcX")
+    with pytest.raises(ProtocolError):
+        drain(client)
+
+
+def test_zero_copy_accounting() -> None:
+    body = b"0123456789"
+    client = ClientConnection(Request(Verb.GET, b"f"))
+    client.receive_data(protocol.encode_response_head(Response(Status.OK, size=10)) + body[:4])
+    assert isinstance(client.next_event(), Response)
+    assert client.take_buffered() == body[:4]
+    assert client.body_remaining == 6
+    client.consume_body(6)
+    assert client.body_remaining == 0
+    with pytest.raises(ProtocolError):
+        client.consume_body(1)
+
+
+def test_silence_means_a_legacy_server() -> None:
+    client = ClientConnection(Request(Verb.GET, b"f"))
+    client.receive_data(b"")
+    with pytest.raises(LegacySilence):
+        client.next_event()
+
+
+def test_a_cut_head_is_not_mistaken_for_silence() -> None:
+    client = ClientConnection(Request(Verb.GET, b"f"))
+    client.receive_data(b"getfile/1 200 ok\nsi")
+    client.receive_data(b"")
+    with pytest.raises(ProtocolError) as caught:
+        client.next_event()
+    assert not isinstance(caught.value, LegacySilence)
+
+
+def test_response_head_is_bounded() -> None:
+    client = ClientConnection(Request(Verb.GET, b"f"))
+    client.receive_data(b"getfile/1 200 ok\n" + b"x" * (MAX_HEAD - 100))
+    assert client.next_event() is NEED_DATA
+    client.receive_data(b"x" * 100)
+    with pytest.raises(ProtocolError):
+        client.next_event()
+
+
+# ---------------------------------------------------------------- listings
+
+
+def test_listing_round_trips_odd_names() -> None:
+    entries = [
+        Entry(b"plain.txt", "file", 0, 0),
+        Entry(b"with space and %", "file", 2**40, 1_700_000_000_123_456_789),
+        Entry(b"\xff\xfe not utf-8", "other", 0, 5),
+        Entry(b"new\nline", "file", 1, 1),
+        Entry(b"x" * 255, "dir", 0, 1),
+    ]
+    body = protocol.encode_listing(entries)
+    assert body.count(b"\n") == len(entries)
+    assert protocol.decode_listing(body, len(entries)) == entries
+    assert protocol.decode_listing(b"", 0) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b"../etc", b"..", b".", b"a/b", b"/abs", b"nul\x00byte", b"x" * 256],
+)
+def test_listing_refuses_names_that_are_not_plain(name: bytes) -> None:
+    body = b"file 1 1 " + protocol.encode_path(name) + b"\n"
+    with pytest.raises(ProtocolError):
+        protocol.decode_listing(body, 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"file 1 1 a", 1),
+        (b"file 1 1 a\n", 2),
+        (b"file 1 1 a\nfile 1 1 b\n", 1),
+        (b"link 1 1 a\n", 1),
+        (b"file -1 1 a\n", 1),
+        (b"file 1 1\n", 1),
+        (b"file 1 1 a b\n", 1),
+        (b"file 1 1 \n", 1),
+        (b"file 1 1 a%2Fb\n", 1),
+    ],
+)
+def test_listing_refuses_malformed_bodies(body: bytes, expected: int) -> None:
+    with pytest.raises(ProtocolError):
+        protocol.decode_listing(body, expected)
+
+
+# ---------------------------------------------------------------- hypothesis: hostile bytes
+
+_fragments = st.sampled_from(
+    [
+        b"\x00getfile/1 ",
+        b"GET ",
+        b"LIST ",
+        b"AUTH ",
+        b"offset=",
+        b"after=",
+        b"limit=",
+        b"%",
+        b"%2F",
+        b"..",
+        b"/",
+        b"\n",
+        b"\r\n",
+        b"\n\n",
+        b"getfile/1 200 ok\n",
+        b"getfile/1 401 unauthorized\nchallenge: " + b"ab" * 32 + b"\n\n",
+        b"size: 5\n",
+        b"size: 99999999999\n",
+        b"offset: 3\n",
+        b"entries: 2\n",
+        b"digest: " + DIGEST.encode() + b"\n",
+        b"file 1 1 a\n",
+        b"0",
+        b"9",
+        b"\x00",
+        b"\xff",
+    ]
+)
+_stitched = st.lists(st.one_of(_fragments, st.binary(max_size=8)), max_size=30).map(b"".join)
+_valid_requests = st.builds(
+    protocol.encode_request,
+    st.builds(
+        Request,
+        verb=st.sampled_from(Verb),
+        path=st.binary(min_size=1, max_size=40),
+        offset=st.integers(0, 2**40),
+    ),
+)
+_repeated = st.builds(
+    lambda chunk, n: chunk * n, st.binary(min_size=1, max_size=4), st.integers(1, 6000)
+)
+hostile_bytes = st.one_of(
+    st.binary(max_size=300),
+    _stitched,
+    _valid_requests,
+    st.tuples(_valid_requests, st.binary(max_size=50)).map(b"".join),
+    _repeated,
+)
+
+HYPOTHESIS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+def _pump_server(conn: ServerConnection, pieces: list[bytes]) -> None:
+    """Drive the server as ``server.py`` does: feed, read events until it needs more."""
+    for piece in [*pieces, b""]:
+        conn.receive_data(piece)
+        for _ in range(4):
+            event = conn.next_event()
+            if event is NEED_DATA:
+                limit = MAX_LEGACY_LINE if not conn.is_extended else MAX_REQUEST_LINE
+                assert len(conn._buffer) < limit, "server hoards a line past its bound"
+                break
+            if isinstance(event, Request) and conn.state == "respond":
+                return  # a request in hand: the server stops reading and answers
+            if isinstance(event, LegacyRequest | AuthProof):
+                return
+        if conn._eof:
+            return
+
+
+@HYPOTHESIS
+@given(data=hostile_bytes, cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_server_connection_survives_hostile_bytes(data: bytes, cuts: list[int]) -> None:
+    conn = ServerConnection()
+    with contextlib.suppress(ProtocolError):
+        _pump_server(conn, _pieces(data, cuts))
+    assert len(conn._buffer) <= len(data)
+
+
+_client_requests = st.sampled_from(
+    [
+        Request(Verb.GET, b"f"),
+        Request(Verb.GET, b"f", offset=3),
+        Request(Verb.LIST, b"d"),
+        Request(Verb.LIST, b"d", after=b"a", limit=2),
+        LegacyRequest(b"f"),
+    ]
+)
+
+
+def _pump_client(conn: ClientConnection, pieces: list[bytes]) -> None:
+    """Drive the client as ``transfer.py`` does, answering a challenge like ``Session``."""
+    for piece in [*pieces, b""]:
+        conn.receive_data(piece)
+        for _ in range(8):
+            if conn.state == "challenged":
+                conn.auth_bytes(b"\x00" * 32)
+            event = conn.next_event()
+            if event is NEED_DATA:
+                if conn.state == "head":
+                    assert len(conn._buffer) < MAX_HEAD, "client hoards a head past its bound"
+                else:
+                    assert len(conn._buffer) == 0, "client keeps body bytes it could hand over"
+                break
+            if isinstance(event, EndOfMessage):
+                return
+            if isinstance(event, Response) and event.status is Status.OK:
+                assert conn.body_remaining is not None
+                assert conn.body_remaining >= 0
+
+
+_plausible_heads = st.builds(
+    protocol.encode_response_head,
+    st.builds(
+        Response,
+        status=st.sampled_from(Status),
+        size=st.none() | st.integers(0, 400),
+        offset=st.sampled_from([0, 3]),
+        entries=st.none() | st.integers(0, 3),
+        challenge=st.none() | st.just(b"\x01" * 32),
+        digest=st.none() | st.just(DIGEST),
+    ),
+)
+#: What a server may answer: noise, or one or two plausible heads followed by noise.
+_answers = st.one_of(
+    hostile_bytes,
+    st.tuples(_plausible_heads, hostile_bytes).map(b"".join),
+    st.tuples(_plausible_heads, _plausible_heads, hostile_bytes).map(b"".join),
+)
+
+
+@HYPOTHESIS
+@given(
+    request_=_client_requests,
+    data=_answers,
+    cuts=st.lists(st.integers(0, 10_000), max_size=12),
+)
+def test_client_connection_survives_hostile_bytes(
+    request_: Request | LegacyRequest, data: bytes, cuts: list[int]
+) -> None:
+    conn = ClientConnection(request_)
+    with contextlib.suppress(ProtocolError):
+        _pump_client(conn, _pieces(data, cuts))
+
+
+@HYPOTHESIS
+@given(
+    request_=st.builds(
+        Request,
+        verb=st.sampled_from(Verb),
+        path=st.binary(min_size=1, max_size=200),
+        offset=st.integers(0, 2**62),
+        after=st.none() | st.binary(min_size=1, max_size=50),
+        limit=st.integers(1, MAX_LIST_ENTRIES),
+    ),
+    cuts=st.lists(st.integers(0, 1000), max_size=6),
+)
+def test_any_valid_request_survives_any_split(request_: Request, cuts: list[int]) -> None:
+    if request_.verb is Verb.GET:
+        request_ = Request(Verb.GET, request_.path, offset=request_.offset)
+    else:
+        request_ = Request(Verb.LIST, request_.path, after=request_.after, limit=request_.limit)
+    conn = ServerConnection()
+    event: object = NEED_DATA
+    for piece in _pieces(protocol.encode_request(request_), cuts):
+        assert event is NEED_DATA
+        conn.receive_data(piece)
+        event = conn.next_event()
+    assert event == request_
+
+
+@HYPOTHESIS
+@given(
+    body=st.binary(max_size=2000),
+    cuts=st.lists(st.integers(0, 3000), max_size=8),
+)
+def test_any_body_survives_any_split(body: bytes, cuts: list[int]) -> None:
+    wire = protocol.encode_response_head(Response(Status.OK, size=len(body), digest=DIGEST)) + body
+    conn = ClientConnection(Request(Verb.GET, b"f"))
+    received = bytearray()
+    ended = False
+    for piece in [*_pieces(wire, cuts), b""]:
+        conn.receive_data(piece)
+        for event in drain(conn):
+            if isinstance(event, Data):
+                received += event.data
+            ended = ended or isinstance(event, EndOfMessage)
+    assert ended and bytes(received) == body
