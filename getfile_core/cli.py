@@ -8,9 +8,7 @@ server, client, rich and ssl are imported by the command that needs them.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from collections.abc import Sequence
 
 from getfile_core import DEFAULT_PORT, __version__
@@ -255,11 +253,3 @@ def _run_book(book: argparse.Namespace) -> int:
     from getfile_core.cli_get import run_book_client
 
     return run_book_client(book.file, book.host, book.port)
-
-
-def now_text() -> str:
-    return time.ctime()
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"

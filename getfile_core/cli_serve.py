@@ -102,8 +102,10 @@ async def _run_until_signal(server: FileServer) -> None:
     await stop.wait()
     print(
         f"getfile: stopping; {server.active_transfers} transfer(s) get "
-        f"{server.limits.grace:g} s to finish",
+        f"{server.limits.grace:g} s to finish (Ctrl-C again cuts them)",
         file=sys.stderr,
         flush=True,
     )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.cut)
     await server.stop()

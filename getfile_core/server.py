@@ -214,6 +214,11 @@ class FileServer:
             await asyncio.wait_for(self._server.wait_closed(), 5)
         self._server = None
 
+    def cut(self) -> None:
+        """End every connection now (a second Ctrl-C): ``stop`` then returns at once."""
+        for task in self._handlers:
+            task.cancel()
+
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (the CLI sets it from SIGINT/SIGTERM)."""
         await self.start()

@@ -26,7 +26,6 @@ from getfile_core.errors import (
     BusyError,
     ConnectError,
     ForbiddenError,
-    GetfileError,
     IntegrityError,
     InterruptedError_,
     LegacyServerError,
@@ -547,13 +546,3 @@ def _read_exact(session: Session, length: int) -> bytes:
         if len(data) < PaceFloor.MIN_BYTES:
             pace.check(len(body))
     return bytes(body)
-
-
-def run_guarded(function, *args) -> object:  # type: ignore[no-untyped-def]
-    """Call ``function`` turning unexpected OS errors into GetfileError (no tracebacks)."""
-    try:
-        return function(*args)
-    except GetfileError:
-        raise
-    except OSError as error:
-        raise GetfileError(f"{error.strerror or error}") from error
