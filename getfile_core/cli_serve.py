@@ -10,7 +10,13 @@ import sys
 
 from getfile_core import auth
 from getfile_core.errors import UsageError
-from getfile_core.server import AccessRecord, FileServer, ServerLimits, print_access
+from getfile_core.server import (
+    AccessRecord,
+    FileServer,
+    ServerLimits,
+    print_access,
+    raise_fd_limit,
+)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -65,6 +71,7 @@ def _serve(  # type: ignore[no-untyped-def]
 ) -> int:
     if not os.path.isdir(folder):
         raise UsageError(f"not a folder: {folder}")
+    raise_fd_limit(limits)
     server = FileServer(
         folder,
         host,

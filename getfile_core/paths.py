@@ -28,6 +28,14 @@ class Refused(Exception):
         self.reason = reason
 
 
+def _resolve(path: str) -> str:
+    """``os.path.realpath``, which raises when a symlink on the way is swapped mid-resolve."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        raise Refused(Status.NOT_FOUND, "path changed while being resolved") from None
+
+
 @dataclass(frozen=True)
 class ServedRoot:
     """The one folder a server serves, resolved once at start-up."""
@@ -69,7 +77,7 @@ class ServedRoot:
             raise Refused(Status.BAD_REQUEST, "a path component is longer than 255 bytes")
         if text.startswith("/"):
             candidate = os.path.normpath(text)
-            if not self.contains(candidate) and not self.contains(os.path.realpath(candidate)):
+            if not self.contains(candidate) and not self.contains(_resolve(candidate)):
                 raise Refused(Status.FORBIDDEN, "absolute path outside the served folder")
             return candidate
         return os.path.join(self.path, os.path.normpath(text))
@@ -87,7 +95,7 @@ class ServedRoot:
     def open_file(self, requested: bytes) -> tuple[int, os.stat_result]:
         """Open a regular file under the root; the caller owns (and closes) the descriptor."""
         candidate = self.lexical(requested)
-        real = os.path.realpath(candidate)
+        real = _resolve(candidate)
         if not self.contains(real):
             raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
         # O_NONBLOCK: opening a FIFO must never wait for a writer.
@@ -120,7 +128,7 @@ class ServedRoot:
     def open_dir(self, requested: bytes) -> int:
         """Open a folder under the root for listing; the caller closes the descriptor."""
         candidate = self.path if requested in (b"", b"/", b".") else self.lexical(requested)
-        real = os.path.realpath(candidate)
+        real = _resolve(candidate)
         if not self.contains(real):
             raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
         flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)

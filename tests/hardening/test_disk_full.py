@@ -1,0 +1,111 @@
+"""A full disk mid-download: one clear line, exit code 9, the ``.part`` kept, no final file.
+
+The disk is "full" by RLIMIT_FSIZE on the client process: writes past the
+limit fail with EFBIG exactly as a full filesystem fails with ENOSPC (both
+are ``DiskFullError``), and the kernel's SIGXFSZ must not kill the client
+(CPython ignores SIGXFSZ at start-up; exit code 9 here proves it still does).
+Documented behaviour: the ``.part`` stays, ``--resume`` finishes it once
+there is room again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from getfile_core.errors import DiskFullError
+from getfile_core.server import FileServer
+from tests.hardening.support import PROJECT
+
+MIB = 1024 * 1024
+SOURCE_SIZE = 4 * MIB
+#: Not a multiple of any buffer, so the limit lands in the middle of a write.
+LIMIT = 1_500_017
+
+LIMITED_CLIENT = (
+    "import resource, sys\n"
+    "limit = int(sys.argv[1])\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+    "from getfile_core.cli import main\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
+
+
+@pytest.fixture
+async def big_server(tmp_path: Path) -> AsyncIterator[tuple[FileServer, bytes]]:
+    root = tmp_path / "served"
+    root.mkdir()
+    source = os.urandom(SOURCE_SIZE)
+    (root / "big.bin").write_bytes(source)
+    server = FileServer(root, "127.0.0.1", 0, on_access=None)
+    await server.start()
+    try:
+        yield server, source
+    finally:
+        await server.stop(grace=1)
+
+
+async def run_client(*argv: str, limit: int | None = None) -> tuple[int, str]:
+    if limit is None:
+        command = [sys.executable, "-m", "getfile_core", *argv]
+    else:
+        command = [sys.executable, "-c", LIMITED_CLIENT, str(limit), *argv]
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=PROJECT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # only the download may write
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+async def test_a_full_disk_keeps_the_part_and_resume_finishes(
+    big_server: tuple[FileServer, bytes], tmp_path: Path
+) -> None:
+    server, source = big_server
+    dest = tmp_path / "downloads"
+    dest.mkdir()
+    url = f"getfile://127.0.0.1:{server.port_bound}/big.bin"
+
+    code, err = await run_client("get", url, "-o", str(dest), "-q", limit=LIMIT)
+
+    assert code == DiskFullError.exit_code == 9, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "disk full" in lines[0] and "Traceback" not in err, err
+    assert not (dest / "big.bin").exists(), "something appeared under the final name"
+    part = (dest / "big.bin.part").read_bytes()
+    assert len(part) == LIMIT and part == source[:LIMIT], "the .part is not a clean prefix"
+
+    # Room again (no limit): --resume continues from the .part and verifies the whole.
+    code, err = await run_client("get", "--resume", url, "-o", str(dest), "-q")
+    assert code == 0, err
+    assert (dest / "big.bin").read_bytes() == source
+    assert not (dest / "big.bin.part").exists()
+
+
+async def test_a_disk_full_before_the_first_byte_leaves_nothing(
+    big_server: tuple[FileServer, bytes], tmp_path: Path
+) -> None:
+    """Not even one byte fits: still exit 9 and one line; no final file, no empty .part."""
+    server, _ = big_server
+    dest = tmp_path / "downloads"
+    dest.mkdir()
+    url = f"getfile://127.0.0.1:{server.port_bound}/big.bin"
+    code, err = await run_client("get", url, "-o", str(dest), "-q", limit=0)
+    assert code == 9, err
+    assert len(err.strip().splitlines()) == 1 and "disk full" in err, err
+    assert sorted(os.listdir(dest)) == []
