@@ -114,8 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     get.add_argument("--resume", action="store_true", help="continue NAME.part where it stopped")
     get.add_argument("--overwrite", action="store_true", help="replace an existing NAME")
-    get.add_argument(
+    dialect = get.add_mutually_exclusive_group()
+    dialect.add_argument(
         "--legacy", action="store_true", help="speak only the book's protocol (no size, no digest)"
+    )
+    dialect.add_argument(
+        "--no-legacy",
+        action="store_true",
+        help="never fall back to the book's protocol (refuse unverifiable downloads)",
     )
     _add_client_flags(get)
     get.add_argument("-q", "--quiet", action="store_true", help="print errors only")

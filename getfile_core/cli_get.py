@@ -38,7 +38,8 @@ def run_get(args: argparse.Namespace) -> int:
     targets = [parse_url(url) for url in args.urls]
     if not os.path.isdir(args.output):
         raise UsageError(f"destination folder does not exist: {args.output}")
-    options = client_options(args, legacy=True if args.legacy else None)
+    legacy = True if args.legacy else False if args.no_legacy else None
+    options = client_options(args, legacy=legacy)
     show = not args.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
     return asyncio.run(_get_all(targets, args, options, show))
 
@@ -73,6 +74,13 @@ async def _get_all(
                 return error
             if display:
                 display.finish(target, result)
+            if result.legacy and show:
+                # The book's protocol has no size or digest: a cut looks like the end.
+                print(
+                    f"getfile: {target.display_path}: from a legacy server, so size and "
+                    "integrity are not verified (--no-legacy refuses such downloads)",
+                    file=sys.stderr,
+                )
             return result
 
     tasks = [asyncio.ensure_future(one(t)) for t in targets]

@@ -23,6 +23,7 @@ from tests.helpers import (
     digest_of,
     run_async,
     run_cli,
+    run_cli_on_terminal,
     run_program,
     serve_process,
     unused_port,
@@ -219,6 +220,21 @@ def test_get_against_the_legacy_server(legacy_server: int, root: Path, dest: Pat
     assert done.returncode == 0, done.stderr
     assert (done.stdout, done.stderr) == ("", "")
     assert digest_of(dest / "data.bin") == digest_of(root / "sub" / "data.bin")
+    refused = run_cli(
+        "get", "--no-legacy", url.replace("sub/data.bin", "hello.txt"), "-o", str(dest)
+    )
+    assert refused.returncode == 13, refused.stderr
+    assert refused.stderr.count("\n") == 1 and not (dest / "hello.txt").exists()
     forced = run_cli("get", "--legacy", url.replace("sub/data.bin", "hello.txt"), "-o", str(dest))
     assert forced.returncode == 0, forced.stderr
+    assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
+
+
+def test_terminal_warns_that_a_legacy_download_is_unverified(
+    legacy_server: int, dest: Path
+) -> None:
+    url = f"getfile://127.0.0.1:{legacy_server}/hello.txt"
+    code, out, terminal = run_cli_on_terminal("get", url, "-o", str(dest))
+    assert (code, out) == (0, ""), terminal
+    assert "not verified" in terminal and "Traceback" not in terminal
     assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
