@@ -10,6 +10,7 @@ for the server. The blake3 package releases the GIL while hashing.
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import blake3
@@ -40,6 +41,23 @@ def hash_descriptor(fd: int, length: int, hasher: blake3.blake3 | None = None) -
         hasher.update(view[:got])
         position += got
     return hasher
+
+
+def hash_written(fd: int, start: int, end: int, hasher: blake3.blake3) -> None:
+    """Hash bytes ``[start, end)`` of a file this process just wrote, from the page cache.
+
+    A read-only mapping hashes the cached pages in place: no copy, unlike
+    ``pread``. Only for our own locked ``.part`` and only over bytes already
+    written: a mapped range that another process truncates away would raise
+    SIGBUS, which is why the server, whose files others may change, reads.
+    """
+    base = start - start % mmap.ALLOCATIONGRANULARITY
+    with (
+        mmap.mmap(fd, end - base, access=mmap.ACCESS_READ, offset=base) as region,
+        memoryview(region) as view,
+        view[start - base :] as window,
+    ):
+        hasher.update(window)
 
 
 def file_digest(fd: int, length: int) -> str:

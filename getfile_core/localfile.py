@@ -103,7 +103,10 @@ class Destination:
         if offset > size:
             os.close(fd)
             raise LocalFileError(f"{self.part_path} shrank while resuming")
-        os.ftruncate(fd, offset)
+        if size != offset:
+            # Only when needed: ext4 flushes a file truncated to zero when it is
+            # closed (auto_da_alloc), which cost 0.35 s per GiB downloaded.
+            os.ftruncate(fd, offset)
         os.lseek(fd, offset, os.SEEK_SET)
         self.fd = fd
         return fd

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import heapq
 import os
+import resource
 import secrets
-import socket
 import stat
 import sys
 import time
@@ -50,6 +50,45 @@ class ServerLimits:
     backlog: int = 1024
     #: Seconds running transfers get to finish after a stop is asked for.
     grace: float = 10.0
+
+
+#: Descriptors kept for the process itself (listeners, log, event loop, imports).
+FD_RESERVE = 64
+
+
+def descriptors_needed(limits: ServerLimits) -> int:
+    """Enough that ``fit_to_fd_limit`` shrinks neither the connection cap nor the backlog."""
+    return 2 * limits.max_connections + 8 * limits.backlog + limits.max_transfers + FD_RESERVE
+
+
+def raise_fd_limit(limits: ServerLimits) -> None:
+    """Lift the soft RLIMIT_NOFILE to what ``limits`` need, as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = descriptors_needed(limits)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def fit_to_fd_limit(limits: ServerLimits) -> tuple[int, int]:
+    """``(max_connections, backlog)``, lowered to what the descriptor limit can carry.
+
+    A connection may hold a socket and a file. asyncio accepts up to
+    ``backlog`` sockets per wake-up, before any handler can turn the surplus
+    away, and the surplus closes a loop turn or two later: three batches can
+    be in flight. Admitting more than fits makes accept() fail with EMFILE,
+    and the event loop then stops accepting anyone for a while; turning the
+    surplus away at once keeps the door open for the next client.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limits.max_connections, limits.backlog
+    spare = max(0, soft - FD_RESERVE - limits.max_transfers)
+    backlog = max(16, min(limits.backlog, spare // 8))
+    connections = max(1, min(limits.max_connections, (spare - 3 * backlog) // 2))
+    return connections, backlog
 
 
 @dataclass(frozen=True)
@@ -165,15 +204,18 @@ class FileServer:
         self._idle: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._stopping = False
+        #: ``limits.max_connections`` as the descriptor limit allows (set at start).
+        self.connection_cap = self.limits.max_connections
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self.connection_cap, backlog = fit_to_fd_limit(self.limits)
         self._server = await asyncio.start_server(
             self._handle,
             host=self.host or None,
             port=self.port,
-            backlog=self.limits.backlog,
+            backlog=backlog,
             ssl=self.ssl_context,
             reuse_address=True,
             limit=protocol.MAX_REQUEST_LINE,
@@ -232,7 +274,7 @@ class FileServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._handlers) >= self.limits.max_connections or self._stopping:
+        if len(self._handlers) >= self.connection_cap or self._stopping:
             writer.transport.abort()
             return
         self._handlers.add(task)
@@ -408,7 +450,14 @@ class FileServer:
             async with self._slots:
                 self.active_transfers += 1
                 try:
-                    digest = await self.digests.digest(fd, info)
+                    try:
+                        digest = await self.digests.digest(fd, info)
+                    except OSError as error:
+                        # Answer, don't just close: silence would read as a legacy server.
+                        reason = f"cannot read the file: {error.strerror or error}"
+                        outcome.status, outcome.note = Status.SERVER_ERROR.token, reason
+                        writer.write(conn.send(Response(Status.SERVER_ERROR, reason)))
+                        return
                     head = Response(
                         Status.OK,
                         size=info.st_size,
@@ -518,10 +567,3 @@ def _peer(writer: asyncio.StreamWriter) -> str:
         host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
         return f"{host}:{peer[1]}"
     return str(peer)
-
-
-def tune_socket(sock: socket.socket) -> None:
-    """Ask for large buffers; the kernel caps them at its own maximum."""
-    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)

@@ -1,0 +1,146 @@
+"""``python -m bench``: every figure of issue 6 in one run, printed as Markdown tables.
+
+Sections: throughput (1 GiB, every tool), client memory (64 MiB vs 1 GiB),
+concurrency (1000 clients x 1 MiB, with server memory), start-up, and the
+TUI against the CLI (``bench/tui_vs_cli.py``, when present). The tables also
+go to ``bench/results/latest.md`` and the raw targets to
+``bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from bench import concurrency, footprint, machine, peers, throughput
+from bench.peers import PYTHON, REPO, RESULTS, child_environment
+from bench.runner import MiB, source_file
+
+SECTIONS = ("throughput", "memory", "concurrency", "startup", "tui")
+TUI_SCRIPT = REPO / "bench" / "tui_vs_cli.py"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a try-out")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run just these sections")
+    parser.add_argument("--runs", type=int, help="timed rounds per throughput case (default 7)")
+    parser.add_argument("--size-mib", type=int, help="throughput file size (default 1024)")
+    parser.add_argument("--clients", type=int, help="concurrent clients (default 1000)")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=[c.key for c in throughput.CASES],
+        help="throughput: only these tools",
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.runs = args.runs or (2 if quick else 7)
+    args.size = (args.size_mib or (256 if quick else 1024)) * MiB
+    args.small = 64 * MiB
+    args.clients = args.clients or (200 if quick else 1000)
+    args.rounds = 1 if quick else 3
+    args.startup_runs = 5 if quick else 20
+    args.sections = args.only or SECTIONS
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    began = time.monotonic()
+
+    def progress(text: str) -> None:
+        print(f"bench: {text} ({time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
+
+    about = machine.describe()
+    if float(about["load"].split()[0]) > 0.5:
+        progress(f"warning: load average {about['load']}; other work skews the figures")
+    missing = peers.ensure_tools(["socat", "curl"])
+    data, out = RESULTS / "data", RESULTS / "received"
+    progress("preparing source files")
+    big = source_file(data, args.size)
+    small = source_file(data, args.small)
+    one = source_file(data, MiB)
+
+    parts = [
+        "## getfile benchmark",
+        f"`{' '.join(['python -m bench', *argv])}`, {time.strftime('%Y-%m-%d %H:%M')}",
+        f"Machine: {about['cpus']} CPUs ({about['cpu']}), {about['memory']} RAM, "
+        f"kernel {about['kernel']}, Python {about['python']}, load at start {about['load']}.",
+    ]
+    targets: list[tuple[str, float, float]] = []
+    if "throughput" in args.sections:
+        outcomes = throughput.measure(
+            data,
+            out,
+            big[0],
+            args.size,
+            big[1],
+            runs=args.runs,
+            missing=missing,
+            keys=args.cases,
+            progress=progress,
+        )
+        text, found = throughput.report(outcomes, args.size)
+        parts.append(text)
+        targets += found
+    if "memory" in args.sections:
+        text, found = footprint.client_memory(
+            data,
+            out,
+            [(small[0], args.small, small[1]), (big[0], args.size, big[1])],
+            runs=2 if args.quick else 3,
+            progress=progress,
+        )
+        parts.append(text)
+        targets += found
+    if "concurrency" in args.sections:
+        outcomes_c = concurrency.measure(
+            data,
+            one[0],
+            MiB,
+            one[1],
+            clients=args.clients,
+            rounds=args.rounds,
+            progress=progress,
+        )
+        text, found = concurrency.report(outcomes_c, args.clients, MiB, args.rounds)
+        parts.append(text)
+        targets += found
+    if "startup" in args.sections:
+        text, found = footprint.startup(
+            data, out, one[0], MiB, one[1], runs=args.startup_runs, progress=progress
+        )
+        parts.append(text)
+        targets += found
+    if "tui" in args.sections and TUI_SCRIPT.exists():
+        parts.append(tui_section(args.quick, progress))
+    parts.append(f"Took {time.monotonic() - began:.0f} s.")
+    report = "\n\n".join(parts) + "\n"
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text(report)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"machine": about, "argv": argv, "targets": targets}, indent=1)
+    )
+    return 0
+
+
+def tui_section(quick: bool, progress: Callable[[str], None]) -> str:
+    """The TUI helper's own benchmark, run as it is and quoted as it prints."""
+    argv = [PYTHON, str(TUI_SCRIPT), *(["--size-mib", "256", "--rounds", "1"] if quick else [])]
+    done = subprocess.run(
+        argv, cwd=REPO, env=child_environment(), capture_output=True, text=True, timeout=900
+    )
+    progress("tui vs cli: done")
+    if done.returncode != 0:
+        return f"### TUI vs CLI\n\n`bench/tui_vs_cli.py` failed: {done.stderr.strip()[-300:]}"
+    return "### TUI vs CLI (bench/tui_vs_cli.py)\n\n```\n" + done.stdout.strip() + "\n```"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,186 @@
+"""The body of a download, from socket to ``.part``, with as few copies as the OS allows.
+
+Measured on the project's 2-core VM (``docs/performance.md``), CPU seconds
+the client spends per GiB: ``recv_into`` + ``os.write`` 0.55-0.68, plus
+an inline BLAKE3 update 0.84; a second hashing thread fed by a ring of
+buffers 1.0-1.1 (the data crosses cores, and both cores are already busy
+with the sender and the receiver). What helps is copying less: on Linux a
+plain TCP socket is *spliced* into the file through a pipe (socket pages go
+to the pipe by reference, one kernel copy into the page cache: 0.48 s/GiB),
+and the digest is computed from the file's freshly written pages, a window
+at a time while they are still in cache (0.70-0.75 s/GiB with the digest,
+about what an undigested ``recv`` + ``write`` costs).
+
+TLS sockets, other systems, and any socket ``os.splice`` refuses use the
+portable path: ``recv_into`` a reused 1 MiB buffer, ``os.write``, and a
+BLAKE3 update of that buffer. Both paths release the GIL in every call.
+
+Both expect a *blocking* socket whose silence is bounded by ``SO_RCVTIMEO``
+(a Python socket timeout would make it non-blocking, and splice would then
+fail at once); a cancel shuts the socket down, which ends a blocked call.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+from collections.abc import Callable
+
+import blake3
+
+from getfile_core.digest import hash_written
+from getfile_core.errors import (
+    DiskFullError,
+    GetfileError,
+    InterruptedError_,
+    LocalFileError,
+    TimeoutError_,
+)
+from getfile_core.localfile import write_all
+
+#: The receive buffer (portable path) and the pipe's capacity (splice path).
+BUFFER = 1024 * 1024
+#: Spliced bytes are hashed every this many bytes, soon after they were
+#: written (in cache); 512 KiB to 4 MiB measured the same.
+HASH_WINDOW = 2 * 1024 * 1024
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: What a kernel or sandbox that will not splice this socket answers.
+_NO_SPLICE = (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP)
+
+
+class Receiver:
+    """Moves body bytes from a socket into a file and keeps the digest up to date."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        fd: int,
+        hasher: blake3.blake3 | None,
+        check_cancelled: Callable[[], None],
+    ) -> None:
+        self.sock = sock
+        self.fd = fd
+        self.hasher = hasher
+        self.check_cancelled = check_cancelled
+
+    def receive(self, want: int) -> int:
+        """Move up to ``want`` (> 0) bytes into the file; 0 when the peer closed."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Bring the digest up to date with everything written."""
+
+    def close(self) -> None:
+        """Release what the receiver holds (never the socket or the file)."""
+
+    def _receive_failed(self, error: OSError) -> GetfileError:
+        self.check_cancelled()
+        if isinstance(error, TimeoutError | BlockingIOError):
+            return TimeoutError_("the server stopped sending")
+        return InterruptedError_(f"connection lost: {error.strerror or error}")
+
+
+class BufferReceiver(Receiver):
+    """The portable path: ``recv_into`` one reused buffer, write it, hash it."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        fd: int,
+        hasher: blake3.blake3 | None,
+        check_cancelled: Callable[[], None],
+    ) -> None:
+        super().__init__(sock, fd, hasher, check_cancelled)
+        self.view = memoryview(bytearray(BUFFER))
+
+    def receive(self, want: int) -> int:
+        try:
+            count = self.sock.recv_into(self.view, min(want, BUFFER))
+        except OSError as error:
+            raise self._receive_failed(error) from None
+        self.check_cancelled()
+        if count:
+            chunk = self.view[:count]
+            write_all(self.fd, chunk)
+            if self.hasher is not None:
+                self.hasher.update(chunk)
+        return count
+
+
+class SpliceReceiver(Receiver):
+    """Linux, plain TCP: socket -> pipe -> file inside the kernel; hash from the page cache."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        fd: int,
+        hasher: blake3.blake3 | None,
+        check_cancelled: Callable[[], None],
+    ) -> None:
+        super().__init__(sock, fd, hasher, check_cancelled)
+        self.pipe_out, self.pipe_in = os.pipe2(os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(self.pipe_in, fcntl.F_SETPIPE_SZ, BUFFER)
+            self.capacity = fcntl.fcntl(self.pipe_in, fcntl.F_GETPIPE_SZ)
+        except OSError:  # a lower pipe-max-size: the default pipe works too
+            self.capacity = 64 * 1024
+        #: File offsets: where the next byte lands, and how far the digest got.
+        self.position = self.hashed = self.start = os.lseek(fd, 0, os.SEEK_CUR)
+        self.portable: BufferReceiver | None = None
+
+    def receive(self, want: int) -> int:
+        if self.portable is not None:
+            return self.portable.receive(want)
+        try:
+            count = os.splice(self.sock.fileno(), self.pipe_in, min(want, self.capacity))
+        except OSError as error:
+            if error.errno in _NO_SPLICE and self.position == self.start:
+                portable = BufferReceiver(self.sock, self.fd, self.hasher, self.check_cancelled)
+                self.portable = portable
+                return portable.receive(want)
+            raise self._receive_failed(error) from None
+        self.check_cancelled()
+        moved = 0
+        while moved < count:
+            try:
+                moved += os.splice(self.pipe_out, self.fd, count - moved)
+            except OSError as error:
+                self.position += moved
+                if error.errno in _DISK_FULL:
+                    raise DiskFullError(f"disk full: {os.strerror(error.errno)}") from None
+                raise LocalFileError(f"cannot write: {error.strerror}") from None
+        self.position += count
+        if self.hasher is not None and self.position - self.hashed >= HASH_WINDOW:
+            self.finish()
+        return count
+
+    def finish(self) -> None:
+        if self.hasher is not None and self.position > self.hashed:
+            hash_written(self.fd, self.hashed, self.position, self.hasher)
+            self.hashed = self.position
+
+    def close(self) -> None:
+        for fd in (self.pipe_in, self.pipe_out):
+            os.close(fd)
+
+
+def open_receiver(
+    sock: socket.socket,
+    fd: int,
+    hasher: blake3.blake3 | None,
+    check_cancelled: Callable[[], None],
+) -> Receiver:
+    """The fastest receiver this socket and file allow.
+
+    Splice needs a plain TCP socket (not TLS) in blocking mode: with a
+    Python timeout the descriptor is non-blocking and splice would fail at once.
+    """
+    if hasattr(os, "splice") and type(sock) is socket.socket and sock.gettimeout() is None:
+        try:
+            return SpliceReceiver(sock, fd, hasher, check_cancelled)
+        except OSError:
+            pass
+    return BufferReceiver(sock, fd, hasher, check_cancelled)

@@ -1,0 +1,84 @@
+"""The command line of ``getfile-tui``: what the form and the server pane start with."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from getfile_core import DEFAULT_PORT
+from getfile_core.address import parse_url
+from getfile_core.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Launch:
+    host: str = ""
+    port: str = ""
+    file: str = ""
+    dest: str = ""
+    serve: str | None = None
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 0
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="getfile-tui",
+        description="Download files from getfile servers (and the book's), and serve a folder.",
+        epilog="Keys: Enter in the form downloads; ctrl+p lists every command; ctrl+q quits.",
+    )
+    parser.add_argument("url", nargs="?", help="getfile://HOST[:PORT]/PATH to fill the form with")
+    parser.add_argument("--host", help="server to download from")
+    parser.add_argument("--port", type=_port, help=f"its port (default {DEFAULT_PORT})")
+    parser.add_argument("--dest", metavar="DIR", help="folder to save into (default: .)")
+    parser.add_argument("--serve", metavar="DIR", help="start the local server on DIR at once")
+    parser.add_argument(
+        "--serve-host", default="127.0.0.1", metavar="H", help="address it binds (127.0.0.1)"
+    )
+    parser.add_argument(
+        "--serve-port", type=_port, default=0, metavar="P", help="its port (default: any free)"
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Launch:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    host, port, file = "", "", ""
+    if args.url:
+        try:
+            target = parse_url(args.url)
+        except UsageError as error:
+            parser.error(error.message)
+        host, port, file = target.host, str(target.port), target.display_path
+    if args.host:
+        host = args.host
+    if args.port:
+        port = str(args.port)
+    if args.serve is not None and not os.path.isdir(args.serve):
+        parser.error(f"--serve: not a folder: {args.serve}")
+    if args.dest is not None and not os.path.isdir(args.dest):
+        parser.error(f"--dest: not a folder: {args.dest}")
+    if host and not port:
+        port = str(DEFAULT_PORT)
+    return Launch(
+        host=host,
+        port=port,
+        file=file,
+        dest=args.dest if args.dest is not None else os.getcwd(),
+        serve=args.serve,
+        serve_host=args.serve_host,
+        serve_port=args.serve_port,
+    )

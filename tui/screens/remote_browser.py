@@ -1,0 +1,113 @@
+"""Browse a getfile server's folders and pick a file for the form.
+
+Uses ``getfile_core.client.list_folder`` (the LIST request); the book's
+servers cannot list, and the dialog says so. Names are shown as text with
+anything unprintable replaced, since every byte from the network is suspect.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from getfile_core.address import Target
+from getfile_core.client import Options, list_folder
+from getfile_core.errors import GetfileError, UnauthorizedError
+from tui import format as fmt
+from tui.screens.token_prompt import TokenScreen
+
+MAX_ENTRIES = 5000
+HELP = "Enter: open/choose · Backspace: up · Esc: cancel"
+
+
+def printable(name: bytes) -> str:
+    text = name.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+class RemoteBrowserScreen(ModalScreen[str | None]):
+    """Enter opens a folder or chooses a file; Backspace goes up; Esc cancels."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("backspace", "up", "Parent folder"),
+    ]
+
+    def __init__(self, host: str, port: int, folder: str, tokens: dict[str, bytes]) -> None:
+        super().__init__()
+        self.host, self.port = host, port
+        self.where = f"{host}:{port}"
+        self.tokens = tokens  # the app's: a token typed here serves the downloads too
+        self.folder = folder.strip("/")
+        self.entries: dict[str, tuple[str, str]] = {}  # option id -> (kind, name)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="tall"):
+            yield Label(f"Files on {self.host}:{self.port}", classes="dialog-title")
+            yield Label("", id="browser-path", classes="dialog-note")
+            yield OptionList(id="entries")
+            yield Label(HELP, id="browser-note", classes="dialog-note")
+
+    def on_mount(self) -> None:
+        self.load(self.folder)
+
+    @work(group="listing", exclusive=True, exit_on_error=False)
+    async def load(self, folder: str) -> None:
+        note = self.query_one("#browser-note", Label)
+        self.query_one("#browser-path", Label).update("/" + folder)
+        note.update("listing…")
+        target = Target(self.host, self.port, folder.encode("utf-8", "surrogateescape"))
+        token = self.tokens.get(self.where)
+        options = Options(connect_timeout=5, timeout=15, legacy=False, token=token)
+        try:
+            entries, cut = await list_folder(target, options=options, max_entries=MAX_ENTRIES)
+        except UnauthorizedError:
+            asked = TokenScreen(self.where, wrong=token is not None)
+            new_token = await self.app.push_screen_wait(asked)
+            if new_token is None:
+                note.update("This server needs a token.")
+                return
+            self.tokens[self.where] = new_token
+            self.load(folder)
+            return
+        except GetfileError as error:
+            note.update(error.message)
+            return
+        self.folder = folder
+        self.entries.clear()
+        listing = self.query_one(OptionList)
+        listing.clear_options()
+        rows = sorted(entries, key=lambda e: (e.kind != "dir", e.name))
+        for number, entry in enumerate(rows):
+            key = f"e{number}"
+            name = printable(entry.name)
+            self.entries[key] = (entry.kind, name)
+            label = f"{name}/" if entry.kind == "dir" else f"{name}  ({fmt.size(entry.size)})"
+            listing.add_option(Option(label, id=key, disabled=entry.kind == "other"))
+        listing.highlighted = 0 if rows else None
+        listing.focus()
+        shown = f"{len(rows)} entries" + (f" (cut at {MAX_ENTRIES})" if cut else "")
+        note.update(f"{shown} · {HELP}")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        kind, name = self.entries[str(event.option.id)]
+        path = posixpath.join(self.folder, name)
+        if kind == "dir":
+            self.load(path)
+        else:
+            self.dismiss(path)
+
+    def action_up(self) -> None:
+        if self.folder:
+            self.load(posixpath.dirname(self.folder))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,142 @@
+"""What the app knows about each download, and how it treats files already there.
+
+Kept free of widgets so the rules (which choices the overwrite dialog
+offers, which free name a rename picks, what a retry does) can be read and
+tested on their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from getfile_core.address import Target
+from getfile_core.client import Progress
+from getfile_core.paths import PART_SUFFIX
+
+if TYPE_CHECKING:
+    from textual.worker import Worker
+
+ACTIVE_STATES = frozenset({"queued", "connecting", "downloading", "verifying"})
+RETRYABLE_STATES = frozenset({"failed", "cancelled"})
+_ids = itertools.count(1)
+
+
+class Choice(StrEnum):
+    """The answers to "the file is already there"."""
+
+    OVERWRITE = "overwrite"
+    RESUME = "resume"
+    RENAME = "rename"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """What already sits at the destination under the name a download would use."""
+
+    folder: str
+    name: str
+    final_exists: bool
+    part_size: int | None  # size of NAME.part, None when there is none
+
+    @property
+    def part_exists(self) -> bool:
+        return self.part_size is not None
+
+
+def find_conflict(folder: str, name: str) -> Conflict | None:
+    """``None`` when neither NAME nor NAME.part exists in ``folder``."""
+    final_exists = os.path.lexists(os.path.join(folder, name))
+    try:
+        part_size: int | None = os.lstat(os.path.join(folder, name + PART_SUFFIX)).st_size
+    except FileNotFoundError:
+        part_size = None
+    if not final_exists and part_size is None:
+        return None
+    return Conflict(folder, name, final_exists, part_size)
+
+
+def free_name(folder: str, name: str, limit: int = 10_000) -> str:
+    """``name (1).ext``, ``name (2).ext``...: the first with neither NAME nor NAME.part taken."""
+    stem, dot, ext = name.rpartition(".")
+    if not stem:  # no extension, or a dotfile such as ".bashrc"
+        stem, dot, ext = name, "", ""
+    for number in range(1, limit):
+        candidate = f"{stem} ({number}){dot}{ext}"
+        if find_conflict(folder, candidate) is None:
+            return candidate
+    raise FileExistsError(f"no free name like {name} in {folder}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to call ``fetch`` once the user (or a retry) has decided."""
+
+    overwrite: bool = False
+    resume: bool = False
+    name: str | None = None  # None: the remote file's own name
+
+
+def plan_for(choice: Choice, conflict: Conflict) -> Plan | None:
+    """The fetch arguments for a choice in the overwrite dialog; ``None`` means skip."""
+    if choice is Choice.OVERWRITE:
+        return Plan(overwrite=True)
+    if choice is Choice.RESUME:
+        # Continuing NAME.part must be allowed to replace NAME if that exists too.
+        return Plan(resume=True, overwrite=conflict.final_exists)
+    if choice is Choice.RENAME:
+        return Plan(name=free_name(conflict.folder, conflict.name))
+    return None
+
+
+def plan_for_retry(conflict: Conflict | None, *, legacy: bool) -> Plan | None:
+    """A retry continues its own ``.part``; ``None`` when only the user can decide."""
+    if conflict is None:
+        return Plan()
+    if conflict.final_exists:
+        return None
+    # Only the .part is there: ours to continue, or to restart on a legacy server.
+    return Plan(overwrite=True) if legacy else Plan(resume=True)
+
+
+@dataclass(eq=False)
+class Transfer:
+    """One row of the transfers list: what was asked, where it goes, how it went."""
+
+    target: Target
+    folder: str
+    name: str
+    id: int = field(default_factory=lambda: next(_ids))
+    state: str = "queued"
+    progress: Progress | None = None
+    error: str = ""
+    legacy: bool = False
+    saved_path: str = ""
+    worker: Worker[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def done_or_stopped(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    @property
+    def can_retry(self) -> bool:
+        return self.state in RETRYABLE_STATES
+
+    @property
+    def where(self) -> str:
+        return f"{self.target.host}:{self.target.port}"
+
+    def reset(self, name: str) -> None:
+        """Ready the row for another attempt (a retry, possibly under a new name)."""
+        self.name = name
+        self.state = "queued"
+        self.progress = None
+        self.error = ""

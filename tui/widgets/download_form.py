@@ -1,0 +1,203 @@
+"""The download form: Server, Port, File, Save to, and a Download button.
+
+The terminal descendant of the book's getfile GUI form. Every field is
+checked as it is typed; Enter anywhere in the form (or the Download button)
+asks for a download, and only a form whose fields are all valid does so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.validation import Function, Integer, ValidationResult, Validator
+from textual.widgets import Button, Input, Label, Static
+
+from getfile_core.address import Target, parse_url
+from getfile_core.errors import UsageError
+from getfile_core.paths import UnsafeName, safe_local_name
+
+HINT = "Enter downloads · Tab moves · ctrl+p commands"
+
+
+def _is_host(value: str) -> bool:
+    text = value.strip()
+    return bool(text) and not any(ch.isspace() for ch in text) and "/" not in text
+
+
+def _is_file(value: str) -> bool:
+    try:
+        safe_local_name(value)
+    except UnsafeName:
+        return False
+    return True
+
+
+def expand_folder(value: str) -> str:
+    return os.path.expanduser(value.strip())
+
+
+def _is_writable_folder(value: str) -> bool:
+    folder = expand_folder(value)
+    return bool(folder) and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+
+
+FIELD_NAMES = {"host": "Server", "port": "Port", "file": "File", "dest": "Save to"}
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    target: Target
+    folder: str
+
+
+class DownloadForm(Vertical):
+    """Four fields and a button; posts ``DownloadForm.Submitted`` with a valid request."""
+
+    class Submitted(Message):
+        def __init__(self, request: DownloadRequest) -> None:
+            super().__init__()
+            self.request = request
+
+    class PickFolder(Message):
+        """The user wants to choose the destination folder from a tree."""
+
+    class Browse(Message):
+        """The user wants to pick the file from the server's listing."""
+
+    def __init__(
+        self, host: str = "", port: str = "", file: str = "", dest: str = "", **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._initial = {"host": host, "port": port, "file": file, "dest": dest}
+
+    def compose(self) -> ComposeResult:
+        validators: dict[str, list[Validator]] = {
+            "host": [Function(_is_host, "Server: a host name or address, no spaces")],
+            "port": [Integer(1, 65535, "Port: a number from 1 to 65535")],
+            "file": [Function(_is_file, "File: the path of a file on the server")],
+            "dest": [Function(_is_writable_folder, "Save to: an existing folder you can write to")],
+        }
+        placeholders = {
+            "host": "host name or address, or paste a getfile:// URL",
+            "port": "50001",
+            "file": "path on the server",
+            "dest": "folder",
+        }
+        with Horizontal(classes="form-row"):
+            yield Label("Server", classes="field-label")
+            yield self._input("host", placeholders, validators)
+            yield Label("Port", classes="port-label")
+            yield self._input("port", placeholders, validators, restrict=r"[0-9]*", max_length=5)
+        with Horizontal(classes="form-row"):
+            yield Label("File", classes="field-label")
+            yield self._input("file", placeholders, validators)
+            yield Button("List…", id="browse", compact=True)
+            yield Static("", classes="button-gap")  # keeps List… above Folder…
+        with Horizontal(classes="form-row"):
+            yield Label("Save to", classes="field-label")
+            yield self._input("dest", placeholders, validators)
+            yield Button("Folder…", id="pick-folder", compact=True)
+            yield Button("Download", id="download", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.border_subtitle = HINT
+
+    def _input(
+        self,
+        key: str,
+        placeholders: dict[str, str],
+        validators: dict[str, list[Validator]],
+        **extra: object,
+    ) -> Input:
+        return Input(
+            self._initial[key],
+            placeholder=placeholders[key],
+            id=key,
+            validators=validators[key],
+            compact=True,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------ values
+
+    def field(self, key: str) -> Input:
+        return self.query_one(f"#{key}", Input)
+
+    def set_values(self, **values: str) -> None:
+        for key, value in values.items():
+            self.field(key).value = value
+
+    def fill_from_url(self, url: str) -> bool:
+        """Spread a pasted ``getfile://HOST[:PORT]/PATH`` over the fields."""
+        try:
+            target = parse_url(url.strip())
+        except UsageError:
+            return False
+        self.set_values(host=target.host, port=str(target.port), file=target.display_path)
+        return True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        pasted_url = event.value.strip().startswith(("getfile://", "getfiles://"))
+        if event.input.id == "host" and pasted_url and self.fill_from_url(event.value):
+            self.field("file").focus()
+            return
+        self._show_hint(event.validation_result)
+
+    def _show_hint(self, result: ValidationResult | None) -> None:
+        """The reason a field is wrong, or the usual hint, in the box's lower edge.
+
+        Errors are bold as well as red, so they stand out without colour too.
+        """
+        invalid = result is not None and not result.is_valid
+        self.border_subtitle = result.failure_descriptions[0] if invalid else HINT  # type: ignore[union-attr]
+        self.set_class(invalid, "-error")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field id, reason) for each field that is not valid, in form order."""
+        found = []
+        for key in FIELD_NAMES:
+            widget = self.field(key)
+            result = widget.validate(widget.value)
+            if result is not None and not result.is_valid:
+                found.append((key, result.failure_descriptions[0]))
+        return found
+
+    # ------------------------------------------------------------ submit
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "download":
+            self.submit()
+        elif event.button.id == "pick-folder":
+            self.post_message(self.PickFolder())
+        elif event.button.id == "browse":
+            self.post_message(self.Browse())
+
+    def submit(self) -> bool:
+        """Post a request if every field is valid; otherwise focus the first bad one."""
+        problems = self.problems()
+        if problems:
+            key = problems[0][0]
+            field = self.field(key)
+            field.focus()
+            self._show_hint(field.validate(field.value))
+            return False
+        self._show_hint(None)
+        raw_path = self.field("file").value.strip()
+        target = Target(
+            host=self.field("host").value.strip(),
+            port=int(self.field("port").value),
+            path=os.fsencode(raw_path),
+        )
+        folder = expand_folder(self.field("dest").value)
+        self.post_message(self.Submitted(DownloadRequest(target, folder)))
+        return True

@@ -1,0 +1,210 @@
+"""The local server pane: serve a folder from inside the app, and watch who takes what.
+
+``getfile_core.server.FileServer`` runs in an async worker of its own group
+("server"), so starting or stopping it never touches the downloads, and the
+app can download from itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import deque
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.validation import Function, Integer
+from textual.widgets import Button, Input, Label, RichLog, Static
+
+from getfile_core.server import AccessRecord, FileServer, ServerLimits
+from tui import format as fmt
+from tui.messages import ServerAccess, ServerStarted, ServerStopped
+
+STOP_GRACE = 2.0  # seconds running transfers get when the server is stopped
+
+
+def _is_folder(value: str) -> bool:
+    return os.path.isdir(os.path.expanduser(value.strip()))
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def access_line(record: AccessRecord) -> str:
+    """An access record in the width of a small terminal (the CLI prints ``format()``)."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.when))
+    note = f" ({record.note})" if record.note else ""
+    return (
+        f"{stamp} {record.peer} {record.kind} {record.path!r} {record.status} "
+        f"{fmt.size(record.sent)} {record.seconds:.2f} s{note}"
+    )
+
+
+class ServerPane(Vertical):
+    """Folder, bind host, port and an optional token; Start/Stop; status; access log."""
+
+    def __init__(
+        self, root: str = "", host: str = "127.0.0.1", port: int = 0, **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._initial = (root, host, port)
+        self.server: FileServer | None = None
+        self._stop = asyncio.Event()
+        self._status = ""
+        #: The newest access records, also as data (the log widget keeps only text).
+        self.records: deque[AccessRecord] = deque(maxlen=1000)
+
+    def compose(self) -> ComposeResult:
+        root, host, port = self._initial
+        with Horizontal(classes="form-row"):
+            yield Label("Folder", classes="field-label")
+            yield Input(
+                root,
+                placeholder="folder to serve",
+                id="serve-root",
+                compact=True,
+                validators=[Function(_is_folder, "Folder: an existing folder")],
+            )
+            yield Button("Start", id="serve-toggle", variant="success", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("Host", classes="field-label")
+            yield Input(host, placeholder="127.0.0.1", id="serve-host", compact=True)
+            yield Label("Port", classes="port-label")
+            yield Input(
+                str(port),
+                id="serve-port",
+                compact=True,
+                restrict=r"[0-9]*",
+                max_length=5,
+                validators=[Integer(0, 65535, "Port: 0 (any free port) to 65535")],
+            )
+            yield Label("Token", classes="port-label")
+            yield Input(
+                placeholder="none", id="serve-token", compact=True, password=True, max_length=256
+            )
+        yield Static("○ stopped", id="server-status")
+        yield RichLog(id="access-log", max_lines=1000, min_width=20, wrap=True, markup=False)
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self._show_status)
+
+    def _show_status(self) -> None:
+        server = self.server
+        if server is None:
+            text = "○ stopped"
+        else:
+            where = ", ".join(format_address(h, p) for h, p in server.addresses)
+            text = (
+                f"● serving {server.root.path} on {where} · {server.active_transfers} sending"
+                f" · {server.connections} connected"
+            )
+        if text != self._status:
+            self._status = text
+            self.query_one("#server-status", Static).update(text)
+
+    # ------------------------------------------------------------ start / stop
+
+    def toggle(self) -> None:
+        if self.running:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self) -> bool:
+        """Start serving what the fields say; ``False`` (and a reason shown) if they are wrong."""
+        if self.running:
+            return True
+        for key in ("serve-root", "serve-port"):
+            field = self.query_one(f"#{key}", Input)
+            result = field.validate(field.value)
+            if result is not None and not result.is_valid:
+                field.focus()
+                self._set_status_text(f"○ stopped: {result.failure_descriptions[0]}")
+                return False
+        root = os.path.expanduser(self.query_one("#serve-root", Input).value.strip())
+        host = self.query_one("#serve-host", Input).value.strip() or "127.0.0.1"
+        port = int(self.query_one("#serve-port", Input).value or 0)
+        token = self.query_one("#serve-token", Input).value.strip().encode() or None
+        self._stop = asyncio.Event()
+        self._serve(root, host, port, token)
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def stop_and_wait(self, timeout: float = STOP_GRACE + 5) -> None:
+        """Stop, and return once the worker has let go of the port (bounded)."""
+        self._stop.set()
+        workers = [w.wait() for w in self.workers if w.group == "server" and not w.is_finished]
+        if workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*workers, return_exceptions=True), timeout)
+
+    def _set_status_text(self, text: str) -> None:
+        self._status = text
+        self.query_one("#server-status", Static).update(text)
+
+    @work(group="server", exclusive=True, exit_on_error=False)
+    async def _serve(self, root: str, host: str, port: int, token: bytes | None) -> None:
+        try:
+            server = FileServer(
+                root,
+                host,
+                port,
+                limits=ServerLimits(grace=STOP_GRACE),
+                token=token,
+                on_access=self._on_access,
+            )
+            await server.start()
+        except Exception as error:  # any reason not to serve becomes one line, never a crash
+            reason = getattr(error, "strerror", None) or str(error) or error.__class__.__name__
+            self._set_status_text(f"○ stopped: {reason}")
+            self.post_message(ServerStopped(f"cannot serve {root} on {host}:{port}: {reason}"))
+            return
+        self.server = server
+        self._set_toggle(running=True)
+        self._show_status()
+        self.post_message(ServerStarted(server.root.path, server.addresses))
+        try:
+            await self._stop.wait()
+        finally:
+            self.server = None
+            await server.stop(STOP_GRACE)
+            self._set_toggle(running=False)
+            self._show_status()
+            self.post_message(ServerStopped())
+
+    def _set_toggle(self, *, running: bool) -> None:
+        button = self.query_one("#serve-toggle", Button)
+        button.label = "Stop" if running else "Start"
+        button.variant = "error" if running else "success"
+        for key in ("serve-root", "serve-host", "serve-port", "serve-token"):
+            self.query_one(f"#{key}", Input).disabled = running
+
+    def _on_access(self, record: AccessRecord) -> None:
+        self.post_message(ServerAccess(record))
+
+    def on_server_access(self, message: ServerAccess) -> None:
+        message.stop()
+        self.records.append(message.record)
+        self.query_one("#access-log", RichLog).write(access_line(message.record))
+        self._show_status()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "serve-toggle":
+            event.stop()
+            self.toggle()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.start()

@@ -1,0 +1,210 @@
+"""The live list of downloads: one focusable row per transfer.
+
+Each row is a handful of fixed-width cells, and a cell is redrawn only when
+its text changes. A steady download therefore repaints a few dozen
+characters a few times a second, instead of the whole table: what matters
+when every byte drawn crosses an SSH link.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Label, Static
+
+from getfile_core.client import Progress
+from tui import format as fmt
+from tui.messages import TransferProgress
+from tui.transfers import Transfer
+
+BAR_WIDTH = 6
+COLUMNS = (  # (class, heading)
+    ("name", "Name"),
+    ("state", "State"),
+    ("bar", "Progress"),
+    ("bytes", "Done/Total"),
+    ("rate", "Rate"),
+    ("eta", "ETA"),
+)
+
+
+class Cell(Static):
+    """A fixed-size text cell that repaints only itself, and only on change."""
+
+    def set(self, text: str) -> None:
+        if text != str(self.content):
+            self.update(text, layout=False)
+
+
+class TransferRow(Horizontal, can_focus=True):
+    """One download: name, state, bar, bytes, rate, ETA (or the reason it failed)."""
+
+    def __init__(self, transfer: Transfer) -> None:
+        super().__init__(id=f"transfer-{transfer.id}", classes="transfer-row")
+        self.transfer = transfer
+        self._tick = 0
+        self._ready = False  # the cells exist from on_mount on
+
+    def compose(self) -> ComposeResult:
+        for name, _heading in COLUMNS:
+            yield Cell("", classes=f"cell {name}")
+        yield Cell("", classes="cell reason")
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self.show()
+
+    def cell(self, name: str) -> Cell:
+        return self.query_one(f".{name}", Cell)
+
+    def show(self) -> None:
+        """Bring every cell up to date with the transfer (once mounted; then it catches up)."""
+        if not self._ready:
+            return
+        transfer = self.transfer
+        self.cell("name").set(transfer.name)
+        self.cell("state").set(transfer.state)
+        self.set_class(transfer.state == "failed", "-failed")
+        self.set_class(transfer.state == "done", "-done")
+        self.set_class(transfer.state == "cancelled", "-cancelled")
+        failed = transfer.state == "failed"
+        for name in ("bar", "bytes", "rate", "eta"):
+            self.cell(name).display = not failed
+        self.cell("reason").display = failed
+        if failed:
+            self.cell("reason").set(transfer.error)
+            return
+        progress = transfer.progress
+        if progress is None:
+            for name in ("bar", "bytes", "rate", "eta"):
+                self.cell(name).set("")
+            return
+        fraction = 1.0 if transfer.state == "done" else progress.fraction
+        moving = transfer.state in ("downloading", "verifying")
+        if moving and fraction is None:  # size unknown (legacy server): a block that moves
+            self._tick += 1
+            self.cell("bar").set(fmt.bar(None, BAR_WIDTH, self._tick) + "  ?? ")
+        elif fraction is not None and (moving or transfer.done_or_stopped):
+            self.cell("bar").set(fmt.bar(fraction, BAR_WIDTH) + " " + fmt.percent(fraction))
+        else:
+            self.cell("bar").set("")
+        started = progress.done > 0 or moving or transfer.state == "done"
+        self.cell("bytes").set(fmt.bytes_done(progress.done, progress.total) if started else "")
+        running = transfer.state in ("connecting", "downloading", "verifying")
+        self.cell("rate").set(
+            fmt.rate(progress.rate) if running or transfer.state == "done" else ""
+        )
+        self.cell("eta").set(fmt.duration(progress.eta) if running else "")
+
+
+class TransferList(VerticalScroll, can_focus=False):
+    """Rows of transfers under a heading, buttons below; up/down move between rows."""
+
+    last_selected: TransferRow | None = None
+
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "Previous", show=False),
+        Binding("down,j", "move(1)", "Next", show=False),
+    ]
+
+    class PhaseChanged(Message):
+        """A transfer moved on (connecting to downloading, say); the app logs it."""
+
+        def __init__(self, transfer: Transfer, before: str) -> None:
+            super().__init__()
+            self.transfer = transfer
+            self.before = before
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="transfer-heading"):
+            for name, heading in COLUMNS:
+                yield Label(heading, classes=f"cell {name}")
+        with Horizontal(id="transfer-actions"):
+            yield Button("Cancel ^x", id="cancel", compact=True, disabled=True)
+            yield Button("Retry ^r", id="retry", compact=True, disabled=True)
+            yield Button("Cancel all ^n", id="cancel-all", compact=True, disabled=True)
+        yield Label("No downloads yet: fill in the form and press Enter.", id="no-transfers")
+
+    def enable_actions(self, *, cancel: bool, retry: bool) -> None:
+        self.query_one("#cancel", Button).disabled = not cancel
+        self.query_one("#cancel-all", Button).disabled = not cancel
+        self.query_one("#retry", Button).disabled = not retry
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        action = {"cancel": "cancel", "retry": "retry", "cancel-all": "cancel_all"}[
+            str(event.button.id)
+        ]
+        await self.run_action(f"app.{action}")
+
+    @property
+    def rows(self) -> list[TransferRow]:
+        return list(self.query(TransferRow))
+
+    def row(self, transfer_id: int) -> TransferRow | None:
+        found = self.query(f"#transfer-{transfer_id}")
+        return found.first(TransferRow) if found else None
+
+    def add(self, transfer: Transfer, *, focus: bool = False) -> TransferRow:
+        """Add a row; it shows the transfer as it is by then once mounted."""
+        self.query_one("#no-transfers").display = False
+        row = TransferRow(transfer)
+        self.mount(row)
+        self.call_after_refresh(row.scroll_visible)
+        if focus:
+            self.call_after_refresh(row.focus)
+        return row
+
+    def selected(self) -> TransferRow | None:
+        """The focused row, or the one focused last (a click on a button takes the focus)."""
+        focused = self.app.focused
+        if isinstance(focused, TransferRow) and focused.parent is self:
+            return focused
+        if self.last_selected is not None and self.last_selected.parent is self:
+            return self.last_selected
+        return None
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if isinstance(event.widget, TransferRow):
+            self.last_selected = event.widget
+
+    def refresh_transfer(self, transfer: Transfer) -> None:
+        row = self.row(transfer.id)
+        if row is not None:
+            row.show()
+
+    def on_transfer_progress(self, message: TransferProgress) -> None:
+        message.stop()
+        row = self.row(message.transfer_id)
+        if row is None:
+            return
+        transfer = row.transfer
+        progress: Progress = message.progress
+        transfer.progress = progress
+        transfer.legacy = transfer.legacy or progress.legacy
+        if (
+            transfer.active
+            and progress.phase != transfer.state
+            and progress.phase
+            in (
+                "connecting",
+                "downloading",
+                "verifying",
+            )
+        ):
+            before, transfer.state = transfer.state, progress.phase
+            self.post_message(self.PhaseChanged(transfer, before))
+        row.show()
+
+    def action_move(self, step: int) -> None:
+        rows = self.rows
+        if not rows:
+            return
+        focused = self.app.focused
+        current = focused if isinstance(focused, TransferRow) else None
+        index = rows.index(current) + step if current in rows else (0 if step > 0 else -1)
+        if 0 <= index < len(rows) or current is None:
+            rows[index].focus()
