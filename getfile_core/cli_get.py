@@ -65,10 +65,7 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
         destination = Destination.for_remote(
             args.output, target.path, overwrite=args.overwrite, resume=args.resume
         )
-        try:
-            download(target, destination, options, TransferState())
-        except OSError as error:  # as fetch() does: never a bare OSError
-            raise GetfileError(f"{error.strerror or error}") from error
+        download(target, destination, options, TransferState())
     except GetfileError as error:
         print(f"getfile: {target.display_path}: {error}", file=sys.stderr)
         return error.exit_code

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from getfile_core.address import Target
-from getfile_core.errors import GetfileError
 from getfile_core.localfile import Destination
 from getfile_core.protocol import Entry
 from getfile_core.transfer import (
@@ -168,17 +167,9 @@ async def fetch(
     local = target.path if name is None else name.encode("utf-8", "surrogateescape")
     destination = Destination.for_remote(dest_dir, local, overwrite=overwrite, resume=resume)
 
-    def work() -> FetchResult:
-        try:
-            return download(target, destination, options, state)
-        except GetfileError:
-            state.phase = "cancelled" if state.cancelled else "failed"
-            raise
-        except OSError as error:
-            state.phase = "failed"
-            raise GetfileError(f"{error.strerror or error}") from error
-
-    return await _run_in_thread(work, state, on_progress, interval)
+    return await _run_in_thread(
+        lambda: download(target, destination, options, state), state, on_progress, interval
+    )
 
 
 async def list_folder(

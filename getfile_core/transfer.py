@@ -27,6 +27,7 @@ from getfile_core.errors import (
     BusyError,
     ConnectError,
     ForbiddenError,
+    GetfileError,
     IntegrityError,
     InterruptedError_,
     LegacyServerError,
@@ -291,7 +292,29 @@ def download(
     options: Options,
     state: TransferState,
 ) -> FetchResult:
-    """Fetch one file into ``destination``: the whole of a download, in one thread."""
+    """Fetch one file into ``destination``: the whole of a download, blocking.
+
+    ``client.fetch`` runs this in a thread; the one-file CLI calls it directly
+    (no event loop to start). Raises only ``GetfileError`` subclasses (an
+    unexpected OSError is wrapped), and leaves ``state.phase`` at done,
+    failed or cancelled.
+    """
+    try:
+        return _download(target, destination, options, state)
+    except GetfileError:
+        state.phase = "cancelled" if state.cancelled else "failed"
+        raise
+    except OSError as error:
+        state.phase = "failed"
+        raise GetfileError(f"{error.strerror or error}") from error
+
+
+def _download(
+    target: Target,
+    destination: Destination,
+    options: Options,
+    state: TransferState,
+) -> FetchResult:
     began = time.monotonic()
     state.phase = "connecting"
     offset = destination.check()
