@@ -82,7 +82,11 @@ async def tui_once(
         app.post_message(events.Key("enter", "\r"))
         deadline = began + 600
         next_key = began + (key_every or 0)
-        while time.perf_counter() < deadline:
+        if key_every is None:  # no polling to disturb the measurement: wait on the worker
+            while not app.workers and time.perf_counter() < deadline:
+                await asyncio.sleep(0)
+            await app.workers.wait_for_complete()
+        while key_every is not None and time.perf_counter() < deadline:
             states = [t.state for t in app.transfers.values()]
             if states and states[0] in ("done", "failed", "cancelled"):
                 break

@@ -36,6 +36,9 @@ MAX_LEGACY_LINE = 4096 + 2
 #: Longest response head (status line, headers and the blank line).
 MAX_HEAD = 16 * 1024
 MAX_HEADER_LINES = 64
+#: Most interim ``102 processing`` heads a client accepts before the real one:
+#: at one a second, an hour of server-side hashing.
+MAX_INTERIM = 3600
 #: Longest single name in a listing (bytes, before encoding); NAME_MAX on Linux.
 MAX_NAME = 255
 #: A listing page never holds more than this many entries or body bytes.
@@ -49,6 +52,10 @@ _TOKEN = re.compile(rb"[!-~]+")  # visible ASCII, no space
 class Status(enum.IntEnum):
     """Every status an extended server can answer with; the name goes on the wire too."""
 
+    #: Interim: the server is still preparing (hashing a file it has not
+    #: hashed before). Keeps the client's head deadline from expiring on big
+    #: files; the real head follows.
+    PROCESSING = 102
     OK = 200
     BAD_REQUEST = 400
     UNAUTHORIZED = 401
@@ -522,7 +529,7 @@ class ServerConnection(_Buffered):
             raise ProtocolError("no extended request to respond to")
         if response.status is Status.UNAUTHORIZED and response.challenge is not None:
             self.state = "auth"
-        else:
+        elif response.status is not Status.PROCESSING:
             self.state = "done"
         return encode_response_head(response)
 
@@ -542,6 +549,7 @@ class ClientConnection(_Buffered):
         self.state = "body" if self.legacy else "head"
         self.response: Response | None = None
         self.body_remaining: int | None = None  # None: until close (legacy)
+        self.interim = 0
         self.received_any = False
 
     def request_bytes(self) -> bytes:
@@ -573,6 +581,11 @@ class ClientConnection(_Buffered):
                 return NEED_DATA
             response = parse_response_head(bytes(self._buffer[:end]))
             del self._buffer[: end + 2]
+            if response.status is Status.PROCESSING:
+                self.interim += 1
+                if self.interim > MAX_INTERIM:
+                    raise ProtocolError("server kept saying it is still preparing")
+                return response  # still in "head": the real one follows
             self._check_answers_request(response)
             self.response = response
             if response.status is Status.UNAUTHORIZED and response.challenge is not None:

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     import ssl
 
 
+#: Seconds between ``102 processing`` heads while a digest is computed.
+HEARTBEAT = 1.0
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """Every bound the server enforces; all but ``backlog`` have a ``getfile serve`` flag."""
@@ -451,7 +455,7 @@ class FileServer:
                 self.active_transfers += 1
                 try:
                     try:
-                        digest = await self.digests.digest(fd, info)
+                        digest = await self._digest_with_heartbeat(writer, conn, fd, info)
                     except OSError as error:
                         # Answer, don't just close: silence would read as a legacy server.
                         reason = f"cannot read the file: {error.strerror or error}"
@@ -471,6 +475,31 @@ class FileServer:
                     await self._send_file(writer, file, request.offset, count, outcome)
                 finally:
                     self.active_transfers -= 1
+
+    async def _digest_with_heartbeat(
+        self,
+        writer: asyncio.StreamWriter,
+        conn: protocol.ServerConnection,
+        fd: int,
+        info: os.stat_result,
+    ) -> str:
+        """The file's digest; while it is computed, a ``102 processing`` head each second.
+
+        Hashing a big file the server has not seen before takes as long as
+        reading it (minutes for a cold multi-GiB file). Without a sign of life
+        the client's head deadline would expire and the download would fail.
+        """
+        hashing = asyncio.ensure_future(self.digests.digest(fd, info))
+        try:
+            while True:
+                done, _ = await asyncio.wait({hashing}, timeout=HEARTBEAT)
+                if done:
+                    return hashing.result()
+                writer.write(conn.send(Response(Status.PROCESSING, "hashing the file")))
+                async with asyncio.timeout(self.limits.stall_timeout):
+                    await writer.drain()
+        finally:
+            hashing.cancel()
 
     async def _send_file(
         self, writer: asyncio.StreamWriter, file: object, offset: int, count: int, outcome: _Outcome

@@ -259,6 +259,10 @@ class Session:
         trickled = False
         while True:
             event = self.conn.next_event()
+            if isinstance(event, Response) and event.status is Status.PROCESSING:
+                # A sign of life from a server hashing a big file: a new deadline.
+                deadline, trickled = time.monotonic() + timeout, False
+                continue
             if isinstance(event, Response):
                 self.sock.settimeout(timeout)
                 return event

@@ -63,16 +63,25 @@ def tmux() -> Iterator[Tmux]:
         subprocess.run([*session.base, "kill-server"], capture_output=True, timeout=10)
 
 
-def test_download_in_a_real_terminal(tmux: Tmux, root: Path, dest: Path) -> None:
-    env = {"TERM": "xterm-256color", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    # The shell reports how the app ended, on the screen, once it has ended.
-    command = f"{APP} --serve {root} --dest {dest}; echo app exited with status $?"
+TERMINALS = {
+    "xterm-256color": {"TERM": "xterm-256color"},
+    "screen": {"TERM": "screen"},
+    "linux-console": {"TERM": "linux"},
+    "no-color": {"TERM": "xterm-256color", "NO_COLOR": "1"},
+}
+
+
+@pytest.mark.parametrize("terminal", TERMINALS)
+def test_download_in_a_real_terminal(tmux: Tmux, root: Path, dest: Path, terminal: str) -> None:
+    env = {**TERMINALS[terminal], "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    # The shell reports how the app ended, on the screen, then keeps the pane open (tmux
+    # may drop a dead pane's last output) until the fixture's kill-server.
+    command = f"{APP} --serve {root} --dest {dest}; echo app exited with status $?; read -r _"
     tmux(
         "new-session", "-d", "-s", "app", "-x", "80", "-y", "24",
         *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
         command,
     )  # fmt: skip
-    tmux("set-option", "-t", "app", "remain-on-exit", "on")
     tmux.wait_for(lambda s: "local server: serving" in s, 20, "the app and its server")
     # The empty form was pointed at the local server and the cursor waits in File.
     tmux("send-keys", "-t", "app", "-l", "sub/data.bin")

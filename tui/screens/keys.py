@@ -8,6 +8,23 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
+#: Longer words for the keys screen (F1) than fit in the footer.
+KEY_HELP = {
+    "download": "download the file in the form",
+    "cancel": "cancel the selected download (or the newest)",
+    "retry": "retry the selected failed or cancelled download",
+    "toggle_server": "start or stop the local server",
+    "switch_pane": "show the log or the server pane",
+    "toggle_keys": "this list",
+    "quit": "quit (asks first if downloads run)",
+    "cancel_all": "cancel every running download",
+    "pick_folder": "choose the folder to save into",
+    "browse": "list the server's files and pick one",
+    "clear_log": "clear the log",
+    "next_theme": "next colour theme",
+}
+
+
 #: Keys that belong to widgets rather than to the app, as a newcomer would look for them.
 WIDGET_KEYS = [
     ("Enter", "in the form: download; on a button: press it"),

@@ -180,9 +180,10 @@ class ServerPane(Vertical):
         finally:
             self.server = None
             await server.stop(STOP_GRACE)
-            self._set_toggle(running=False)
-            self._show_status()
-            self.post_message(ServerStopped())
+            if self.is_attached:  # not when the app is already taking the screen down
+                self._set_toggle(running=False)
+                self._show_status()
+                self.post_message(ServerStopped())
 
     def _set_toggle(self, *, running: bool) -> None:
         button = self.query_one("#serve-toggle", Button)
