@@ -15,6 +15,7 @@ import pytest
 
 from getfile_core import protocol
 from getfile_core import server as server_module
+from getfile_core.address import Target
 from getfile_core.client import fetch
 from getfile_core.digest import file_digest
 from getfile_core.errors import ProtocolError
@@ -110,4 +111,3 @@ def test_server_connection_stays_ready_after_an_interim_head() -> None:
     assert conn.state == "respond"
     conn.send(Response(Status.OK, size=0, digest=None))
     assert conn.state == "done"
-
