@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("dir", nargs="?", default=".", help="folder to serve (default: .)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default: 50001)")
+    serve.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help="port (default: 50001)"
+    )
     limits = serve.add_argument_group("limits")
     limits.add_argument(
         "--max-transfers",
@@ -167,7 +169,8 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--insecure", action="store_true", help="do not verify the certificate")
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
+    """argparse type for a port (0 = any free one); the TUI's launcher uses it too."""
     try:
         value = int(text)
     except ValueError:

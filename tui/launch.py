@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from getfile_core import DEFAULT_PORT
 from getfile_core.address import parse_url
+from getfile_core.cli import port_number
 from getfile_core.errors import UsageError
 
 
@@ -23,16 +24,6 @@ class Launch:
     serve_port: int = 0
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535: {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="getfile-tui",
@@ -41,14 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("url", nargs="?", help="getfile://HOST[:PORT]/PATH to fill the form with")
     parser.add_argument("--host", help="server to download from")
-    parser.add_argument("--port", type=_port, help=f"its port (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=port_number, help=f"its port (default {DEFAULT_PORT})")
     parser.add_argument("--dest", metavar="DIR", help="folder to save into (default: .)")
     parser.add_argument("--serve", metavar="DIR", help="start the local server on DIR at once")
     parser.add_argument(
         "--serve-host", default="127.0.0.1", metavar="H", help="address it binds (127.0.0.1)"
     )
     parser.add_argument(
-        "--serve-port", type=_port, default=0, metavar="P", help="its port (default: any free)"
+        "--serve-port",
+        type=port_number,
+        default=0,
+        metavar="P",
+        help="its port (default: any free)",
     )
     return parser
 
