@@ -17,6 +17,7 @@ from getfile_core import auth
 from getfile_core.address import Target, parse_url
 from getfile_core.errors import GetfileError, UsageError
 from getfile_core.transfer import FetchResult, Options
+from getfile_core.units import human_size
 
 
 def client_options(args: argparse.Namespace, *, legacy: bool | None = None) -> Options:
@@ -132,8 +133,8 @@ async def _get_all(
         rate = total / seconds if seconds > 0 else 0
         failed = f"; {len(failures)} failed" if failures else ""
         print(
-            f"getfile: {len(results)} file(s), {_size(total)} in {seconds:.2f} s "
-            f"({_size(rate)}/s){failed}",
+            f"getfile: {len(results)} file(s), {human_size(total)} in {seconds:.2f} s "
+            f"({human_size(rate)}/s){failed}",
             file=sys.stderr,
         )
     return failures[0].exit_code if failures else 0
@@ -169,14 +170,6 @@ def run_book_client(path: str, host: str, port: int) -> int:
     asyncio.run(fetch(target, ".", options=Options()))
     print(f"Client got {path} at {time.ctime()}")
     return 0
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
 
 
 __all__ = ["run_book_client", "run_get", "run_ls"]

@@ -137,8 +137,16 @@ class DigestCache:
         self._pending: dict[tuple[int, ...], asyncio.Future[str]] = {}
         self._max = max_entries
 
+    @staticmethod
+    def _key(info: os.stat_result) -> tuple[int, ...]:
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def is_quick(self, info: os.stat_result) -> bool:
+        """Whether ``digest`` answers without a worker thread (cached, or a small file)."""
+        return info.st_size <= self.INLINE_LIMIT or self._key(info) in self._done
+
     async def digest(self, fd: int, info: os.stat_result) -> str:
-        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        key = self._key(info)
         if key in self._done:
             self._done.move_to_end(key)
             return self._done[key]
@@ -489,6 +497,8 @@ class FileServer:
         reading it (minutes for a cold multi-GiB file). Without a sign of life
         the client's head deadline would expire and the download would fail.
         """
+        if self.digests.is_quick(info):  # the common case: no task, no heartbeat
+            return await self.digests.digest(fd, info)
         hashing = asyncio.ensure_future(self.digests.digest(fd, info))
         try:
             while True:

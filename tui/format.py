@@ -7,24 +7,10 @@ bytes sent to a terminal over SSH small.
 
 from __future__ import annotations
 
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+from getfile_core.units import human_size as size
+
 #: Characters that the VGA font of the Linux console has, as do all others.
 FULL, EMPTY = "█", "░"
-
-
-def size(count: float) -> str:
-    """``13 B``, ``1.21 KiB``, ``12.1 MiB``, ``121 GiB``: at most 8 characters."""
-    if count < 1024:
-        return f"{int(count)} B"
-    for unit in UNITS[1:]:
-        count /= 1024
-        if count < 999.5 or unit == UNITS[-1]:
-            if count < 9.995:
-                return f"{count:.2f} {unit}"
-            if count < 99.95:
-                return f"{count:.1f} {unit}"
-            return f"{count:.0f} {unit}"
-    raise AssertionError("unreachable")
 
 
 def rate(per_second: float) -> str:

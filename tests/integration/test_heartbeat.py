@@ -33,6 +33,9 @@ class HeldDigests:
     def __init__(self) -> None:
         self.release = asyncio.Event()
 
+    def is_quick(self, info: os.stat_result) -> bool:
+        return False  # plays a big file nobody has hashed yet
+
     async def digest(self, fd: int, info: os.stat_result) -> str:
         await self.release.wait()
         return file_digest(fd, info.st_size)
