@@ -1,8 +1,71 @@
 """getfile: a safe, fast descendant of Programming Python's socket file server.
 
-Kept import-light on purpose: ``getfile --version`` must start about as fast
-as ``python -c "import asyncio"``, so nothing heavy is imported here.
+The public API is the names in ``__all__``; everything else is internal and
+may change. Kept import-light on purpose: ``getfile --version`` must start
+about as fast as ``python -c "import asyncio"``, so names are imported on
+first use (``getfile_core._lazy``).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from getfile_core._lazy import lazy_exports
 
 __version__ = "1.0.0"
 DEFAULT_PORT = 50001
+
+_EXPORTS = {
+    # The address of a file on a server, and its parser.
+    "Target": ".address",
+    "parse_url": ".address",
+    # Downloading and listing.
+    "fetch": ".client",
+    "list_folder": ".client",
+    "download": ".client",
+    "Options": ".client",
+    "Progress": ".client",
+    "FetchResult": ".client",
+    "TransferState": ".client",
+    "Destination": ".client",
+    "PART_SUFFIX": ".client",
+    "UnsafeName": ".client",
+    "safe_local_name": ".client",
+    # Serving.
+    "FileServer": ".server",
+    "ServerLimits": ".server",
+    "AccessRecord": ".server",
+    # Sizes and rates for people.
+    "human_size": ".units",
+    # Errors.
+    "GetfileError": ".errors",
+    "UsageError": ".errors",
+    "UnauthorizedError": ".errors",
+    "LegacyServerError": ".errors",
+}
+__all__ = ["DEFAULT_PORT", "__version__", *sorted(_EXPORTS)]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from getfile_core.address import Target, parse_url
+    from getfile_core.client import (
+        PART_SUFFIX,
+        Destination,
+        FetchResult,
+        Options,
+        Progress,
+        TransferState,
+        UnsafeName,
+        download,
+        fetch,
+        list_folder,
+        safe_local_name,
+    )
+    from getfile_core.errors import (
+        GetfileError,
+        LegacyServerError,
+        UnauthorizedError,
+        UsageError,
+    )
+    from getfile_core.server import AccessRecord, FileServer, ServerLimits
+    from getfile_core.units import human_size

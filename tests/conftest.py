@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.server import AccessRecord, FileServer, ServerLimits
+from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 
 LEGACY_PEER = Path(__file__).parent / "peers" / "legacy_getfile.py"
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from textual.worker import get_current_worker
 
 from getfile_core.address import Target
-from getfile_core.client import FetchResult, Options, Progress, fetch, list_folder
+from getfile_core.client.api import FetchResult, Options, Progress, fetch, list_folder
+from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
 from getfile_core.errors import GetfileError, LegacyServerError, UnauthorizedError
-from getfile_core.paths import PART_SUFFIX, UnsafeName, safe_local_name
 from tui import format as fmt
 from tui.messages import TransferProgress
 from tui.screens.overwrite import OverwriteScreen

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from getfile_core import DEFAULT_PORT
 from getfile_core.address import parse_url
-from getfile_core.cli import port_number
+from getfile_core.cli.main import port_number
 from getfile_core.errors import UsageError
 
 

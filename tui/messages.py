@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from getfile_core.client import Progress
-from getfile_core.server import AccessRecord
+from getfile_core.client.api import Progress
+from getfile_core.server.fileserver import AccessRecord
 
 
 class TransferProgress(Message):

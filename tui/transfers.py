@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from getfile_core.address import Target
-from getfile_core.client import Progress
-from getfile_core.paths import PART_SUFFIX
+from getfile_core.client.api import Progress
+from getfile_core.client.names import PART_SUFFIX
 
 if TYPE_CHECKING:
     from textual.worker import Worker

@@ -19,11 +19,11 @@ import pytest
 
 from getfile_core import auth, protocol
 from getfile_core.address import Target
-from getfile_core.client import fetch, list_folder
+from getfile_core.client.api import fetch, list_folder
+from getfile_core.client.transfer import Options
 from getfile_core.errors import GetfileError, NotFoundError, UnauthorizedError
 from getfile_core.protocol import Request, Status, Verb
-from getfile_core.server import AccessRecord, FileServer, ServerLimits
-from getfile_core.transfer import Options
+from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tests.hardening.liars import CliServer, LyingServer, Peer, Tap, run_cli
 
 TOKEN = secrets.token_hex(24).encode()

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from getfile_core.address import Target
-from getfile_core.client import fetch
+from getfile_core.client.api import fetch
+from getfile_core.client.transfer import Options
 from getfile_core.errors import GetfileError
-from getfile_core.server import FileServer, ServerLimits
-from getfile_core.transfer import Options
+from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.hardening.support import CuttingProxy, LoopThread, Plan, wait_for
 
 SIZE = 3 * 1024 * 1024 + 12345

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from getfile_core.errors import DiskFullError
-from getfile_core.server import FileServer
+from getfile_core.server.fileserver import FileServer
 from tests.hardening.support import PROJECT
 
 MIB = 1024 * 1024

@@ -13,10 +13,10 @@ import socket
 import threading
 from pathlib import Path
 
-from getfile_core.client import fetch
+from getfile_core.client.api import fetch
+from getfile_core.client.transfer import Options
 from getfile_core.protocol import Status
-from getfile_core.server import AccessRecord, FileServer, ServerLimits
-from getfile_core.transfer import Options
+from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tests.conftest import target_for
 from tests.hardening.support import (
     ServerProcess,

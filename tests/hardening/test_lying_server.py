@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from getfile_core.address import Target
-from getfile_core.client import fetch, list_folder
+from getfile_core.client.api import fetch, list_folder
+from getfile_core.client.transfer import FetchResult, Options
 from getfile_core.digest import format_digest, new_hasher
 from getfile_core.errors import (
     GetfileError,
@@ -33,7 +34,6 @@ from getfile_core.errors import (
     TimeoutError_,
 )
 from getfile_core.protocol import MAX_HEAD
-from getfile_core.transfer import FetchResult, Options
 from tests.hardening.liars import (
     LyingServer,
     Peer,

@@ -23,7 +23,7 @@ import pytest
 
 from getfile_core.errors import ProtocolError
 from getfile_core.protocol import MAGIC, Status, decode_listing, encode_path
-from getfile_core.server import AccessRecord, FileServer
+from getfile_core.server.fileserver import AccessRecord, FileServer
 from tests.hardening.support import (
     UNPRIVILEGED_UID,
     HostileTree,

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from getfile_core import protocol
 from getfile_core.protocol import MAGIC, Status
-from getfile_core.server import AccessRecord, FileServer, ServerLimits
+from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tests.hardening.support import (
     HostileTree,
     LoopThread,

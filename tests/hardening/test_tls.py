@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.client import fetch, list_folder
+from getfile_core.client.api import fetch, list_folder
+from getfile_core.client.transfer import FetchResult, Options
 from getfile_core.digest import format_digest, new_hasher
 from getfile_core.errors import (
     ConnectError,
@@ -26,9 +27,8 @@ from getfile_core.errors import (
     TimeoutError_,
     UnauthorizedError,
 )
-from getfile_core.server import FileServer, ServerLimits
+from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from getfile_core.transfer import FetchResult, Options
 from tests.hardening.certs import CertSet, ServerCert, make_cert_set
 from tests.hardening.liars import CliServer, LyingServer, Peer, head, run_cli
 

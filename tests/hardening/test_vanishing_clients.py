@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from getfile_core.server import AccessRecord, FileServer, ServerLimits
+from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tests.hardening.support import (
     extended_get,
     fds_under,

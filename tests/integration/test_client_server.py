@@ -15,7 +15,7 @@ import pytest
 
 from getfile_core import protocol
 from getfile_core.address import Target
-from getfile_core.client import Progress, fetch, list_folder
+from getfile_core.client.api import Progress, fetch, list_folder
 from getfile_core.errors import (
     BusyError,
     ConnectError,
@@ -28,7 +28,7 @@ from getfile_core.errors import (
     RemoteError,
 )
 from getfile_core.protocol import Request, Status, Verb
-from getfile_core.server import FileServer, ServerLimits
+from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.conftest import target_for
 from tests.helpers import (
     MIB,

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from getfile_core import protocol
-from getfile_core import server as server_module
 from getfile_core.address import Target
-from getfile_core.client import fetch
+from getfile_core.client.api import fetch
+from getfile_core.client.transfer import Options
 from getfile_core.digest import file_digest
 from getfile_core.errors import ProtocolError
 from getfile_core.protocol import Request, Response, Status, Verb
-from getfile_core.server import FileServer, ServerLimits
-from getfile_core.transfer import Options
+from getfile_core.server import fileserver as server_module
+from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.helpers import ok_head, scripted_server
 
 PROCESSING_HEAD = b"getfile/1 102 processing\nmessage: hashing the file\n\n"

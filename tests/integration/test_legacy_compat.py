@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.client import fetch, list_folder
+from getfile_core.client.api import fetch, list_folder
+from getfile_core.client.transfer import Options
 from getfile_core.errors import LegacyServerError, NotFoundError
-from getfile_core.server import FileServer
-from getfile_core.transfer import Options
+from getfile_core.server.fileserver import FileServer
 from tests.conftest import target_for
 from tests.helpers import (
     LEGACY_PEER,

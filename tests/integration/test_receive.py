@@ -18,10 +18,10 @@ from pathlib import Path
 import blake3
 import pytest
 
-from getfile_core import receive
+from getfile_core.client import receive
+from getfile_core.client.receive import BufferReceiver, SpliceReceiver, open_receiver
 from getfile_core.digest import hash_written
 from getfile_core.errors import InterruptedError_
-from getfile_core.receive import BufferReceiver, SpliceReceiver, open_receiver
 
 #: Not a multiple of a page, a pipe or a hash window.
 BODY = os.urandom(5 * 1024 * 1024 + 12_345)

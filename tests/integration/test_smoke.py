@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from getfile_core.client import fetch
+from getfile_core.client.api import fetch
 from tests.conftest import target_for
 
 

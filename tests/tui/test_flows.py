@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.command import CommandList
 from textual.widgets import Button, Input, Label, OptionList, TabbedContent
 
-from getfile_core.server import FileServer, ServerLimits
+from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.tui.conftest import (
     STALL_FIRST_BLOCK,
     StallingLegacyPeer,

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from getfile_core.paths import PART_SUFFIX, Refused, ServedRoot, UnsafeName, safe_local_name
+from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
 from getfile_core.protocol import MAX_NAME, Status
+from getfile_core.server.root import Refused, ServedRoot
 
 # ---------------------------------------------------------------- safe_local_name
 

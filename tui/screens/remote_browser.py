@@ -18,7 +18,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from getfile_core.address import Target
-from getfile_core.client import Options, list_folder
+from getfile_core.client.api import Options, list_folder
 from getfile_core.errors import GetfileError, UnauthorizedError
 from tui import format as fmt
 from tui.screens.token_prompt import TokenScreen

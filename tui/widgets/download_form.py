@@ -17,8 +17,8 @@ from textual.validation import Function, Integer, ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Static
 
 from getfile_core.address import Target, parse_url
+from getfile_core.client.names import UnsafeName, safe_local_name
 from getfile_core.errors import UsageError
-from getfile_core.paths import UnsafeName, safe_local_name
 
 HINT = "Enter downloads · Tab moves · ctrl+p commands"
 

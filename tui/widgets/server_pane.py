@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.validation import Function, Integer
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from getfile_core.server import AccessRecord, FileServer, ServerLimits
+from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
 

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Label, Static
 
-from getfile_core.client import Progress
+from getfile_core.client.api import Progress
 from tui import format as fmt
 from tui.messages import TransferProgress
 from tui.transfers import Transfer

@@ -240,10 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return 2
         if args.command == "serve":
-            from getfile_core.cli_serve import run_serve
+            from getfile_core.cli.serve import run_serve
 
             return run_serve(args)
-        from getfile_core.cli_get import run_get, run_ls
+        from getfile_core.cli.get import run_get, run_ls
 
         return run_get(args) if args.command == "get" else run_ls(args)
     except GetfileError as error:
@@ -256,9 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_book(book: argparse.Namespace) -> int:
     if book.mode == "server":
-        from getfile_core.cli_serve import run_book_server
+        from getfile_core.cli.serve import run_book_server
 
         return run_book_server(book.host, book.port)
-    from getfile_core.cli_get import run_book_client
+    from getfile_core.cli.get import run_book_client
 
     return run_book_client(book.file, book.host, book.port)

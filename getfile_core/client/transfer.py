@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from getfile_core import auth, protocol
 from getfile_core.address import Target
+from getfile_core.client.destination import Destination, write_all
+from getfile_core.client.receive import BUFFER, open_receiver
 from getfile_core.digest import format_digest, hash_descriptor, new_hasher
 from getfile_core.errors import (
     BusyError,
@@ -37,9 +39,7 @@ from getfile_core.errors import (
     TimeoutError_,
     UnauthorizedError,
 )
-from getfile_core.localfile import Destination, write_all
 from getfile_core.protocol import LegacyRequest, Request, Response, Status, Verb
-from getfile_core.receive import BUFFER, open_receiver
 
 if TYPE_CHECKING:
     import ssl

@@ -15,8 +15,8 @@ import fcntl
 import os
 from dataclasses import dataclass, field
 
+from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
 from getfile_core.errors import DiskFullError, LocalFileError
-from getfile_core.paths import PART_SUFFIX, UnsafeName, safe_local_name
 
 
 @dataclass

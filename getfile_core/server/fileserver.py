@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from getfile_core import auth, protocol
 from getfile_core.digest import file_digest
 from getfile_core.errors import ProtocolError
-from getfile_core.paths import Refused, ServedRoot
 from getfile_core.protocol import Entry, LegacyRequest, Request, Response, Status, Verb
+from getfile_core.server.root import Refused, ServedRoot
 
 if TYPE_CHECKING:
     import ssl

@@ -15,8 +15,8 @@ import time
 
 from getfile_core import auth
 from getfile_core.address import Target, parse_url
+from getfile_core.client.transfer import FetchResult, Options
 from getfile_core.errors import GetfileError, UsageError
-from getfile_core.transfer import FetchResult, Options
 from getfile_core.units import human_size
 
 
@@ -59,8 +59,8 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     Ctrl-C raises KeyboardInterrupt out of the blocked receive; the transfer
     keeps the ``.part`` on the way out, as a cancelled ``fetch`` does.
     """
-    from getfile_core.localfile import Destination
-    from getfile_core.transfer import TransferState, download
+    from getfile_core.client.destination import Destination
+    from getfile_core.client.transfer import TransferState, download
 
     try:
         destination = Destination.for_remote(
@@ -78,11 +78,11 @@ async def _get_all(
 ) -> int:
     import asyncio
 
-    from getfile_core.client import fetch
+    from getfile_core.client.api import fetch
 
     display = None
     if show:
-        from getfile_core.cli_progress import ProgressDisplay
+        from getfile_core.cli.progress import ProgressDisplay
 
         display = ProgressDisplay()
     slots = asyncio.Semaphore(args.jobs)
@@ -143,7 +143,7 @@ async def _get_all(
 def run_ls(args: argparse.Namespace) -> int:
     import asyncio
 
-    from getfile_core.client import list_folder
+    from getfile_core.client.api import list_folder
 
     target = parse_url(args.url)
     options = client_options(args, legacy=False)
@@ -164,7 +164,7 @@ def run_ls(args: argparse.Namespace) -> int:
 def run_book_client(path: str, host: str, port: int) -> int:
     import asyncio
 
-    from getfile_core.client import fetch
+    from getfile_core.client.api import fetch
 
     target = Target(host=host, port=port, path=os.fsencode(path))
     asyncio.run(fetch(target, ".", options=Options()))

@@ -22,17 +22,17 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from getfile_core.address import Target
-from getfile_core.localfile import Destination
-from getfile_core.protocol import Entry
-from getfile_core.transfer import (
+from getfile_core.client.destination import Destination
+from getfile_core.client.transfer import (
     FetchResult,
     Options,
     TransferState,
     download,
 )
-from getfile_core.transfer import (
+from getfile_core.client.transfer import (
     list_folder as _list_folder,
 )
+from getfile_core.protocol import Entry
 
 __all__ = ["FetchResult", "Options", "Progress", "Target", "fetch", "list_folder"]
 

@@ -10,7 +10,7 @@ import sys
 
 from getfile_core import auth
 from getfile_core.errors import UsageError
-from getfile_core.server import (
+from getfile_core.server.fileserver import (
     AccessRecord,
     FileServer,
     ServerLimits,

@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 import blake3
 
+from getfile_core.client.destination import write_all
 from getfile_core.digest import hash_written
 from getfile_core.errors import (
     DiskFullError,
@@ -38,7 +39,6 @@ from getfile_core.errors import (
     LocalFileError,
     TimeoutError_,
 )
-from getfile_core.localfile import write_all
 
 #: The receive buffer (portable path) and the pipe's capacity (splice path).
 BUFFER = 1024 * 1024

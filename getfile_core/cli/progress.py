@@ -19,8 +19,8 @@ from rich.progress import (
 )
 
 from getfile_core.address import Target
-from getfile_core.client import Progress
-from getfile_core.transfer import FetchResult
+from getfile_core.client.api import Progress
+from getfile_core.client.transfer import FetchResult
 
 
 class ProgressDisplay:

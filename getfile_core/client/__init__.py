@@ -1,0 +1,34 @@
+"""The getfile client: download one file, list a folder, from a getfile or a legacy server.
+
+``fetch`` and ``list_folder`` are coroutines (the TUI's); ``download`` is the
+blocking whole download the one-file command line uses. Everything here is
+imported lazily: see ``getfile_core._lazy``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from getfile_core._lazy import lazy_exports
+
+_EXPORTS = {
+    "fetch": ".api",
+    "list_folder": ".api",
+    "Progress": ".api",
+    "FetchResult": ".transfer",
+    "Options": ".transfer",
+    "TransferState": ".transfer",
+    "download": ".transfer",
+    "Destination": ".destination",
+    "PART_SUFFIX": ".names",
+    "UnsafeName": ".names",
+    "safe_local_name": ".names",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from getfile_core.client.api import Progress, fetch, list_folder
+    from getfile_core.client.destination import Destination
+    from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
+    from getfile_core.client.transfer import FetchResult, Options, TransferState, download
