@@ -1,0 +1,266 @@
+"""The persisted queue: atomic writes, one writer at a time, damaged and hostile files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tui import queue_store
+from tui.queue_store import (
+    MAX_PROBLEM_LINES,
+    MAX_STATE_BYTES,
+    MAX_TRANSFERS,
+    QueuedTransfer,
+    QueueStore,
+    SavedState,
+    write_atomically,
+)
+
+
+def _transfer(**fields) -> QueuedTransfer:
+    fields = {"url": "getfile://h:50001/big.iso", "destination": "/tmp/dl", **fields}
+    return QueuedTransfer(**fields)
+
+
+def _write_document(folder: Path, document: object) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "state.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _entries(folder: Path, *entries: object) -> Path:
+    return _write_document(
+        folder, {"format": "getfile-queue", "version": 1, "transfers": list(entries)}
+    )
+
+
+def test_default_folder_follows_xdg_state_home(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert QueueStore().path == tmp_path / "getfile" / "state.json"
+
+
+def test_saved_transfers_come_back_equal(tmp_path: Path):
+    saved = [
+        _transfer(name="renamed.iso", state=SavedState.ACTIVE, rate_limit=65536.0, size=10),
+        _transfer(state=SavedState.DONE, mirrors=("getfile://m:1/big.iso",), finished=5.0),
+        _transfer(state=SavedState.PAUSED, error="connection closed\x1b[31m"),
+    ]
+    with QueueStore(tmp_path) as store:
+        assert store.transfers == [] and not store.read_only
+        assert store.save(saved)
+    with QueueStore(tmp_path) as store:
+        assert store.transfers[:2] == saved[:2]
+        assert store.transfers[2].error == "connection closed [31m"
+        assert [t.state for t in store.resumable()] == [SavedState.ACTIVE]
+        assert store.problems == []
+
+
+def test_write_is_private_and_leaves_no_temporary_file(tmp_path: Path):
+    path = tmp_path / "deep" / "state.json"
+    write_atomically(path, b"one")
+    write_atomically(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state.json"]
+
+
+def test_failed_write_keeps_the_old_file_whole(tmp_path: Path, monkeypatch):
+    path = tmp_path / "state.json"
+    write_atomically(path, b"old")
+
+    def broken_replace(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(queue_store.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space"):
+        write_atomically(path, b"new" * 1000)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_second_instance_is_read_only_and_says_so(tmp_path: Path):
+    with QueueStore(tmp_path) as first:
+        first.save([_transfer()])
+        with QueueStore(tmp_path) as second:
+            assert second.read_only
+            assert "another getfile-tui" in second.notice
+            assert len(second.transfers) == 1  # it still shows the queue
+            assert second.save([]) is False
+        assert len(QueueStore(tmp_path).open()) == 1  # nothing was overwritten
+    with QueueStore(tmp_path) as later:
+        assert not later.read_only and later.notice is None
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from tui.queue_store import QueueStore
+    store = QueueStore(Path(sys.argv[1]))
+    store.open()
+    print("locked" if not store.read_only else "refused", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def test_lock_is_held_across_processes_and_dropped_when_one_dies(tmp_path: Path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with QueueStore(tmp_path) as store:
+            assert store.read_only
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    with QueueStore(tmp_path) as store:
+        assert not store.read_only
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe garbage", "not valid JSON"),
+        (b'{"a": NaN}', "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (b"[1, 2]", "not a getfile queue"),
+        (b'{"format": "someone-else", "version": 1}', "not a getfile queue"),
+        (b'{"format": "getfile-queue", "version": "1"}', "no valid format version"),
+        (b'{"format": "getfile-queue", "version": 1, "transfers": {}}', "no list"),
+    ],
+)
+def test_damaged_file_is_moved_aside_with_one_line(tmp_path: Path, content: bytes, why: str):
+    (tmp_path / "state.json").write_bytes(content)
+    with QueueStore(tmp_path) as store:
+        assert store.transfers == [] and not store.read_only
+        (line,) = store.problems
+        assert why in line and "moved aside to state.json.bad-" in line and "\n" not in line
+        assert store.save([_transfer()])
+    (aside,) = tmp_path.glob("state.json.bad-*")
+    assert aside.read_bytes() == content
+
+
+def test_huge_file_is_not_read_whole(tmp_path: Path):
+    with (tmp_path / "state.json").open("wb") as stream:
+        stream.truncate(MAX_STATE_BYTES + 1)
+    with QueueStore(tmp_path) as store:
+        assert "larger than" in store.problems[0]
+
+
+def test_read_only_instance_leaves_a_damaged_file_in_place(tmp_path: Path):
+    with QueueStore(tmp_path) as first:
+        (tmp_path / "state.json").write_bytes(b"garbage")
+        with QueueStore(tmp_path) as second:
+            assert first.problems == [] and "not using it" in second.problems[0]
+    assert (tmp_path / "state.json").read_bytes() == b"garbage"
+    assert list(tmp_path.glob("state.json.bad-*")) == []
+
+
+def test_newer_format_is_left_alone_and_read_only(tmp_path: Path):
+    path = _write_document(tmp_path, {"format": "getfile-queue", "version": 99, "transfers": []})
+    before = path.read_bytes()
+    with QueueStore(tmp_path) as store:
+        assert store.read_only and "newer getfile (format 99)" in store.notice
+        assert store.save([_transfer()]) is False
+    assert path.read_bytes() == before
+
+
+GOOD = {"url": "getfile://h/x", "destination": "/d"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("just text", "not an object"),
+        ({"destination": "/d"}, "url is not text"),
+        ({**GOOD, "url": "http://h/x"}, "url is not a getfile:// URL"),
+        ({**GOOD, "url": "getfile://h/x\x1b]0;pwned\x07"}, "url has control characters"),
+        ({**GOOD, "url": "getfile://h/" + "a" * 5000}, "url is empty or longer"),
+        ({**GOOD, "destination": "relative/dir"}, "destination is not an absolute path"),
+        ({**GOOD, "destination": "/d\nfake line"}, "destination has control characters"),
+        ({**GOOD, "name": "../escape"}, "name is not a single file name"),
+        ({**GOOD, "name": ".."}, "name is not a single file name"),
+        ({**GOOD, "name": "é" * 200}, "name is not a single file name"),
+        ({**GOOD, "state": "exploded"}, "state is not one of"),
+        ({**GOOD, "size": True}, "size is not a whole number"),
+        ({**GOOD, "size": -1}, "size is not from 0"),
+        ({**GOOD, "received": 2**70}, "received is not from 0"),
+        ({**GOOD, "rate_limit": "fast"}, "rate_limit is not a number"),
+        ({**GOOD, "segments": 0}, "segments is not from 1"),
+        ({**GOOD, "mirrors": ["x"] * 100}, "mirrors is not a list"),
+        ({**GOOD, "mirrors": ["ftp://m/x"]}, "mirror is not a getfile:// URL"),
+        ({**GOOD, "id": "../../x"}, "id is not 1-64"),
+        ({**GOOD, "added": -5}, "added is not a time"),
+    ],
+)
+def test_bad_entry_is_dropped_alone_with_its_reason(tmp_path: Path, entry: object, why: str):
+    _entries(tmp_path, {**GOOD, "id": "keep"}, entry)
+    with QueueStore(tmp_path) as store:
+        assert [t.id for t in store.transfers] == ["keep"]
+        (line,) = store.problems
+        assert line.startswith("state.json: transfer 2 dropped: ") and why in line
+        assert "\n" not in line and "\x1b" not in line
+
+
+def test_overflowing_number_is_rejected_as_not_finite(tmp_path: Path):
+    text = '{"format": "getfile-queue", "version": 1, "transfers": [%s]}'
+    entry = '{"url": "getfile://h/x", "destination": "/d", "rate_limit": 1e400}'
+    (tmp_path / "state.json").write_text(text % entry)
+    with QueueStore(tmp_path) as store:
+        assert store.transfers == [] and "rate_limit is not finite" in store.problems[0]
+
+
+def test_repeated_ids_keep_the_first(tmp_path: Path):
+    _entries(tmp_path, {**GOOD, "id": "a"}, {**GOOD, "id": "a", "destination": "/other"})
+    with QueueStore(tmp_path) as store:
+        assert [t.destination for t in store.transfers] == ["/d"]
+        assert "repeated id" in store.problems[0]
+
+
+def test_many_bad_entries_give_a_bounded_number_of_lines(tmp_path: Path):
+    _entries(tmp_path, *([{"url": 1}] * (MAX_TRANSFERS + 50)))
+    with QueueStore(tmp_path) as store:
+        assert store.transfers == []
+        assert len(store.problems) == MAX_PROBLEM_LINES + 1
+        assert (
+            store.problems[-1]
+            == f"state.json: {MAX_TRANSFERS - MAX_PROBLEM_LINES + 1} more dropped"
+        )
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+fields = st.sampled_from(
+    ["url", "destination", "name", "state", "id", "size", "received", "rate_limit", "mirrors"]
+)
+
+
+@given(st.dictionaries(fields, json_values | st.just("getfile://h/x") | st.just("/abs")))
+def test_any_entry_is_accepted_clean_or_rejected_with_value_error(entry: dict):
+    try:
+        transfer = QueuedTransfer.from_json(entry)
+    except ValueError as error:
+        assert "\n" not in str(error)
+    else:
+        assert transfer.url.startswith("getfile://")
+        assert os.path.isabs(transfer.destination)
+        assert QueuedTransfer.from_json(json.loads(json.dumps(transfer.to_json()))) == transfer
