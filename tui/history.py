@@ -137,6 +137,7 @@ class HistoryStore:
         self.problems: list[str] = []
         #: Set for a file from a newer getfile: it is kept as it is, never overwritten.
         self.read_only = False
+        self.save_error: str | None = None
 
     def load(self) -> History:
         try:
@@ -153,13 +154,17 @@ class HistoryStore:
             self.problems.append(move_aside(self.path, "not getfile's history"))
             return History()
         version = document.get("version")
-        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            self.problems.append(move_aside(self.path, "no valid format version"))
+            return History()
+        if version > VERSION:
             self.read_only = True
             self.problems.append(f"{HISTORY_FILE}: written by a newer getfile; not changed")
             return History()
         return History(self._recent(document.get("recent")), self._bookmarks(document))
 
     def save(self, history: History) -> bool:
+        """Write atomically; False when nothing was written (read-only, or ``save_error``)."""
         if self.read_only:
             return False
         document = {
@@ -168,7 +173,12 @@ class HistoryStore:
             "recent": [{"host": s.host, "port": s.port} for s in history.recent],
             "bookmarks": [b.to_json() for b in history.bookmarks.values()],
         }
-        write_atomically(self.path, json.dumps(document, indent=1).encode())
+        try:
+            write_atomically(self.path, json.dumps(document, indent=1).encode())
+        except OSError as error:
+            self.save_error = f"could not save the history to {self.path}: {error.strerror}"
+            return False
+        self.save_error = None
         return True
 
     def _recent(self, entries: object) -> tuple[Server, ...]:

@@ -3,9 +3,10 @@
 The app keeps its transfers in ``state.json`` under
 ``platformdirs.user_state_dir("getfile")`` (``~/.local/state/getfile``) and
 calls ``QueueStore.save`` when a transfer changes state, never per progress
-tick: a save is a write, an fsync and a rename (about 1 ms on ext4, far
-too much at 10 ticks a second for a dozen transfers, and the bytes done are
-known again from the ``.part`` file anyway).
+tick: a save is a write, two fsyncs and a rename. Measured on this project's
+ext4 VM: 1.4 ms for 12 transfers (4.7 KiB), 36 ms for 1000 (390 KiB); at
+10 ticks a second that would be a disk flush every 100 ms for nothing, since
+the bytes done are known again from the ``.part`` file anyway.
 
 Safety rules, each tested:
 
@@ -44,7 +45,7 @@ FORMAT = "getfile-queue"
 VERSION = 1
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
-#: A thousand transfers take about 400 KiB; anything over 4 MiB is not ours.
+#: A thousand transfers take 390 KiB (measured); anything over 4 MiB is not ours.
 MAX_STATE_BYTES = 4 * 1024 * 1024
 MAX_TRANSFERS = 1000
 MAX_URL_CHARS = 4096
@@ -245,6 +246,7 @@ class QueueStore:
         self.read_only = False
         self.notice: str | None = None
         self.problems: list[str] = []
+        self.save_error: str | None = None
 
     def __enter__(self) -> QueueStore:
         self.open()
@@ -255,11 +257,17 @@ class QueueStore:
 
     def open(self) -> list[QueuedTransfer]:
         """Take the lock (or go read-only) and load the saved transfers."""
-        if not self._lock.acquire():
+        try:
+            locked = self._lock.acquire()
+        except OSError as error:  # an unwritable or missing state folder: run, but say so
             self.read_only = True
-            self.notice = (
-                "another getfile-tui has the queue open: this one will not save its transfers"
-            )
+            self.notice = f"cannot use {self.folder} ({error.strerror}): transfers are not saved"
+        else:
+            if not locked:
+                self.read_only = True
+                self.notice = (
+                    "another getfile-tui has the queue open: this one will not save its transfers"
+                )
         self.transfers = self._load()
         return self.transfers
 
@@ -267,7 +275,12 @@ class QueueStore:
         self._lock.release()
 
     def save(self, transfers: Iterable[QueuedTransfer]) -> bool:
-        """Write the queue atomically; False (and nothing written) when read-only."""
+        """Write the queue atomically; False when nothing was written.
+
+        Nothing is written when read-only. A failed write (disk full, folder
+        gone) keeps the previous file whole and sets ``save_error`` to one
+        line for the app to show; the next successful save clears it.
+        """
         self.transfers = list(transfers)[:MAX_TRANSFERS]
         if self.read_only:
             return False
@@ -276,7 +289,12 @@ class QueueStore:
             "version": VERSION,
             "transfers": [transfer.to_json() for transfer in self.transfers],
         }
-        write_atomically(self.path, json.dumps(document, indent=1).encode())
+        try:
+            write_atomically(self.path, json.dumps(document, indent=1).encode())
+        except OSError as error:
+            self.save_error = f"could not save the queue to {self.path}: {error.strerror}"
+            return False
+        self.save_error = None
         return True
 
     def resumable(self) -> list[QueuedTransfer]:

@@ -137,7 +137,10 @@ def test_bad_recent_entries_are_dropped_quietly(tmp_path: Path):
     assert store.problems == []
 
 
-@pytest.mark.parametrize("content", [b"{broken", b"[]", b'{"format": "other"}'])
+@pytest.mark.parametrize(
+    "content",
+    [b"{broken", b"[]", b'{"format": "other"}', b'{"format": "getfile-history"}'],
+)
 def test_damaged_file_is_moved_aside(tmp_path: Path, content: bytes):
     (tmp_path / "history.json").write_bytes(content)
     store = HistoryStore(tmp_path)
@@ -152,3 +155,10 @@ def test_newer_format_is_never_overwritten(tmp_path: Path):
     assert store.load() == History() and store.read_only
     assert store.save(History().remember("h", 1)) is False
     assert json.loads(path.read_text())["version"] == 7
+
+
+def test_failed_save_is_reported(tmp_path: Path):
+    (tmp_path / "file").write_text("not a folder")
+    store = HistoryStore(tmp_path / "file")
+    assert store.save(History().remember("h", 1)) is False
+    assert store.save_error.startswith("could not save the history")

@@ -101,6 +101,28 @@ def test_second_instance_is_read_only_and_says_so(tmp_path: Path):
         assert not later.read_only and later.notice is None
 
 
+def test_unusable_state_folder_runs_read_only_and_says_why(tmp_path: Path):
+    (tmp_path / "file").write_text("not a folder")
+    with QueueStore(tmp_path / "file" / "getfile") as store:
+        assert store.read_only and "cannot use" in store.notice and "\n" not in store.notice
+        assert store.transfers == [] and store.save([_transfer()]) is False
+
+
+def test_failed_save_is_reported_and_keeps_the_old_queue(tmp_path: Path, monkeypatch):
+    with QueueStore(tmp_path) as store:
+        assert store.save([_transfer(id="old")])
+
+        def full_disk(source, target):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(queue_store.os, "replace", full_disk)
+        assert store.save([_transfer(id="new")]) is False
+        assert store.save_error.endswith("No space left on device")
+        monkeypatch.undo()
+        assert QueueStore(tmp_path).open()[0].id == "old"
+        assert store.save([_transfer(id="new")]) and store.save_error is None
+
+
 _HOLDER = textwrap.dedent(
     """
     import sys
