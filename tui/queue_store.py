@@ -30,6 +30,7 @@ import fcntl
 import json
 import math
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -113,10 +114,14 @@ def read_json_bounded(path: Path, limit: int) -> Any:
     not UTF-8 or not JSON; the caller moves it aside.
     """
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(limit + 1)
+        # O_NONBLOCK: a FIFO or device put in our place must not hang the app's start.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        raw = stream.read(limit + 1)
     if len(raw) > limit:
         raise ValueError(f"larger than {limit // 1024} KiB")
     try:

@@ -185,6 +185,13 @@ def test_huge_file_is_not_read_whole(tmp_path: Path):
         assert "larger than" in store.problems[0]
 
 
+def test_fifo_in_place_of_the_file_does_not_hang(tmp_path: Path):
+    os.mkfifo(tmp_path / "state.json")
+    with QueueStore(tmp_path) as store:
+        assert "not a regular file; moved aside" in store.problems[0]
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_read_only_instance_leaves_a_damaged_file_in_place(tmp_path: Path):
     with QueueStore(tmp_path) as first:
         (tmp_path / "state.json").write_bytes(b"garbage")
