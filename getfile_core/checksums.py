@@ -25,6 +25,12 @@ length. 64 hex digits are both SHA-256 and BLAKE3; the rule, in order:
 3. otherwise 64 digits are SHA-256, by far the most published (Debian,
    Ubuntu, Fedora, Arch, Alpine, Python and Node release pages).
 
+Cost of checking in the pass, measured on the project's 2-core VM (1 MiB
+updates, one core): md5 792 MiB/s, sha1 2053, sha256 1851, sha512 795,
+blake3 7933. Over any real network that is free; on loopback (about 3300
+MB/s) a sha256 check is what limits the download, which is still cheaper
+than reading a 4 GiB file a second time from a cold disk.
+
 Hostile files are bounded: at most ``MAX_FILE_BYTES`` and ``MAX_LINE_CHARS``
 per line; every malformed line is a one-line error naming its number.
 """
