@@ -154,12 +154,46 @@ def new_hasher(algorithm: str) -> Hasher:
     return hashlib.new(algorithm, usedforsecurity=algorithm not in ("md5", "sha1"))
 
 
-def parse_checksum(text: str) -> ExpectedDigest:
-    """``--checksum ALGO:HEX`` → ``ExpectedDigest``; ``ChecksumError`` with the reason."""
-    if len(text) > 200 or ":" not in text:
+def parse_checksum(text: str, *, algorithm: str | None = None) -> ExpectedDigest:
+    """``--checksum ALGO:HEX`` (or a bare HEX) → ``ExpectedDigest``; ``ChecksumError`` if bad.
+
+    A bare HEX, as people paste it from a release page, takes ``algorithm``
+    (``--checksum-algo``) or is guessed from its length like a GNU line
+    (64 digits: sha256). An ``ALGO:`` prefix must agree with ``algorithm``.
+    """
+    text = text.strip()
+    if not 0 < len(text) <= 200:
         raise ChecksumError("--checksum takes ALGO:HEX, e.g. sha256:9f86d081…")
-    algorithm, _, digits = text.partition(":")
-    return ExpectedDigest(normalise_algorithm(algorithm), digits.strip(), source="--checksum")
+    forced = normalise_algorithm(algorithm) if algorithm else None
+    named, _, digits = text.rpartition(":")
+    if named:
+        named = normalise_algorithm(named)
+        if forced and forced != named:
+            raise ChecksumError(f"--checksum is {named}, but --checksum-algo is {forced}")
+    elif not _HEX.fullmatch(digits):
+        raise ChecksumError("--checksum takes ALGO:HEX, e.g. sha256:9f86d081…")
+    chosen = named or forced or _guess_algorithm(len(digits), None, "--checksum")
+    return ExpectedDigest(chosen, digits.strip(), source="--checksum")
+
+
+def expected_digest(
+    name: str,
+    *,
+    checksum: str | None = None,
+    checksum_file: str | Path | None = None,
+    algorithm: str | None = None,
+) -> ExpectedDigest | None:
+    """What the CLI's ``--checksum``, ``--checksum-file`` and ``--checksum-algo`` ask for
+    the file ``name``, or None when neither was given. Both at once is an error."""
+    if checksum is not None and checksum_file is not None:
+        raise ChecksumError("give --checksum or --checksum-file, not both")
+    if checksum is not None:
+        return parse_checksum(checksum, algorithm=algorithm)
+    if checksum_file is not None:
+        return find_expected(load_checksum_file(checksum_file, algorithm=algorithm), name)
+    if algorithm is not None:
+        raise ChecksumError("--checksum-algo needs --checksum or --checksum-file")
+    return None
 
 
 def algorithm_from_file_name(file_name: str | None) -> str | None:

@@ -16,6 +16,7 @@ from getfile_core.checksums import (
     MAX_LINE_CHARS,
     ChecksumError,
     ExpectedDigest,
+    expected_digest,
     find_expected,
     load_checksum_file,
     parse_checksum,
@@ -37,12 +38,15 @@ def test_checksum_option_parses_and_normalises_case():
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("nocolon", "ALGO:HEX"),
+        ("nothex", "ALGO:HEX"),
+        ("", "ALGO:HEX"),
+        ("abcd", "4 hex digits is no known digest"),
         ("sha256:abc", "64 hex digits"),
         (f"sha256:{'g' * 64}", "64 hex digits"),
         (f"crc32:{'0' * 8}", "unknown checksum algorithm"),
         (f"md5:{SHA256}", "32 hex digits"),
         ("sha256:" + "0" * 500, "ALGO:HEX"),
+        (f"sha256:{SHA256}:x", "unknown checksum algorithm"),
     ],
 )
 def test_bad_checksum_option_is_one_line_usage_error(text: str, reason: str):
@@ -50,6 +54,29 @@ def test_bad_checksum_option_is_one_line_usage_error(text: str, reason: str):
         parse_checksum(text)
     assert isinstance(caught.value, UsageError)
     assert "\n" not in str(caught.value)
+
+
+def test_bare_hex_is_guessed_or_takes_the_algorithm():
+    assert parse_checksum(f"  {SHA256}\n").algorithm == "sha256"
+    assert parse_checksum(B3, algorithm="blake3").algorithm == "blake3"
+    assert parse_checksum("0" * 128).algorithm == "sha512"
+    with pytest.raises(ChecksumError, match="is sha256, but --checksum-algo is blake3"):
+        parse_checksum(f"sha256:{SHA256}", algorithm="BLAKE3")
+
+
+def test_expected_digest_combines_the_three_options(tmp_path: Path):
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{SHA256}  fox.txt\n{'0' * 64}  other\n")
+    assert expected_digest("fox.txt") is None
+    assert expected_digest("fox.txt", checksum=f"sha256:{SHA256}").hex == SHA256
+    found = expected_digest("fox.txt", checksum_file=sums)
+    assert (found.hex, found.source) == (SHA256, "SHA256SUMS line 1")
+    with pytest.raises(ChecksumError, match="not both"):
+        expected_digest("fox.txt", checksum=SHA256, checksum_file=sums)
+    with pytest.raises(ChecksumError, match="needs --checksum"):
+        expected_digest("fox.txt", algorithm="sha256")
+    with pytest.raises(ChecksumError, match="SHA256SUMS has no line for 'missing'"):
+        expected_digest("missing", checksum_file=sums)
 
 
 @pytest.mark.parametrize("algorithm", ["md5", "sha1", "sha256", "sha512", "blake3"])
