@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui.notify import (
@@ -67,6 +67,7 @@ def test_text_is_bounded():
     assert len(sequence) <= MAX_TEXT_CHARS + 5 and sequence.endswith("…\a")
 
 
+@settings(deadline=None)  # no timing assertions: the machine is shared
 @given(st.text(max_size=400), st.text(max_size=400))
 def test_any_text_gives_well_framed_sequences(title: str, body: str):
     nine = osc9(title, body)
