@@ -68,7 +68,7 @@ def wait_for(predicate, what: str, timeout: float = PATIENCE) -> None:  # type: 
 
 @pytest.fixture
 def haproxy(tmp_path: Path) -> Iterator[tuple[int, list]]:  # type: ignore[type-arg]
-    """Two servers over identical folders (rate-capped so a transfer lasts seconds), HAProxy in front."""
+    """Two servers over identical folders, rate-capped so a transfer lasts seconds; HAProxy."""
     if not os.path.exists(HAPROXY):
         pytest.fail("haproxy is not installed: scripts/test installs Debian's haproxy package")
     roots = [tmp_path / "a", tmp_path / "b"]
@@ -183,7 +183,7 @@ def test_backend_killed_mid_transfer_resumes_through_the_other(haproxy, tmp_path
         wait_for(lambda: any(p.stat().st_size > MIB for p in part_files()), "1 MiB to arrive")
         assert carrier is not None
         carrier.proc.send_signal(signal.SIGKILL)
-        stdout, stderr = client.communicate(timeout=120)
+        _, stderr = client.communicate(timeout=120)
     finally:
         if client.poll() is None:
             client.kill()
