@@ -26,7 +26,8 @@ from getfile_core.server.access import (
     print_access,
 )
 from getfile_core.server.digests import DigestCache, HashStopped
-from getfile_core.server.exchange import HEARTBEAT, Exchange
+from getfile_core.server.exchange import Exchange
+from getfile_core.server.get import HEARTBEAT
 from getfile_core.server.limits import (
     FD_RESERVE,
     ServerLimits,

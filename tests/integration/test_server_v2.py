@@ -19,7 +19,7 @@ import pytest
 from getfile_core import protocol
 from getfile_core.protocol import Request, Response, Status, Trailer, Verb
 from getfile_core.server import digests as digests_module
-from getfile_core.server import exchange as exchange_module
+from getfile_core.server import get as get_module
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.hardening.support import wait_for_async
@@ -60,7 +60,7 @@ class _GatedHasher:
 def hashers(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedHashers]:
     gated = GatedHashers()
     monkeypatch.setattr(digests_module, "new_hasher", gated)
-    monkeypatch.setattr(exchange_module, "HEARTBEAT", 0.05)
+    monkeypatch.setattr(get_module, "HEARTBEAT", 0.05)
     yield gated
     gated.gate.set()
 
