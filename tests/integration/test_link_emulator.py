@@ -208,6 +208,7 @@ def test_the_context_manager_runs_its_own_loop_for_synchronous_code() -> None:
     assert bytes(received) == payload
     assert seconds >= 0.98 * size / rate
     assert (stats.connections, stats.bytes_down) == (1, size)
+    assert stats.first_connected is not None and began <= stats.first_connected
 
 
 def test_bad_link_settings_are_refused() -> None:

@@ -23,11 +23,12 @@ The upstream socket's kernel buffers play the sender's queue: the relay
 reads from it only as fast as the link drains, so a server sees the
 backpressure a real slow client gives it.
 
-Counters (``stats()``): connections accepted, resets sent, bytes forwarded
-each way (handed to the receiving socket). Use it from synchronous code as a
-context manager (its own event loop in a thread) or from async code with
-``async with``. Every wait is bounded: a connection with no byte moving
-either way for ``idle_timeout`` seconds is closed.
+Counters (``stats()``): connections accepted (and when the first was),
+resets sent, bytes forwarded each way (handed to the receiving socket).
+Use it from synchronous code as a context manager (its own event loop in a
+thread) or from async code with ``async with``. Every wait is bounded: a
+connection with no byte moving either way for ``idle_timeout`` seconds is
+closed.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class LinkStats:
     bytes_down: int = 0
     #: Client to target.
     bytes_up: int = 0
+    #: ``time.monotonic()`` when the first connection was accepted (None: none yet).
+    first_connected: float | None = None
 
 
 class _End:
@@ -311,6 +314,8 @@ class LinkEmulator:
         assert task is not None
         self._tasks.add(task)
         self._stats.connections += 1
+        if self._stats.first_connected is None:
+            self._stats.first_connected = time.monotonic()
         upstream: asyncio.StreamWriter | None = None
         clean = False
         try:
