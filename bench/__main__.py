@@ -153,8 +153,10 @@ def links_section(
     progress: Callable[[str], None],
 ) -> tuple[str, list[tuple[str, float, float]]]:
     """Slow and resetting links (at once), then the cold first byte (alone: it is timed)."""
-    runs = links.measure(data, out, links.cases(args.link_mib, args.quick), progress)
-    text, found = links.report(runs)
+    options = links.QUICK_SERVER_OPTIONS if args.quick else ()
+    chosen = links.cases(args.link_mib, args.quick)
+    runs, access_log = links.measure(data, out, chosen, options, progress)
+    text, found = links.report(runs, access_log, options)
     outcomes, how = first_byte.measure(data, out, big, args.first_byte_runs, missing, progress)
     more, found_more = first_byte.report(outcomes, args.size, how)
     return text + "\n\n" + more, found + found_more

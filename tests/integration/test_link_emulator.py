@@ -215,3 +215,24 @@ def test_bad_link_settings_are_refused() -> None:
     for bad in ({"rate": 0}, {"delay": -1}, {"window": 0}, {"reset_every": 0}):
         with pytest.raises(ValueError):
             Link(**bad)
+
+
+async def test_the_target_meets_the_links_segment_size_not_loopbacks(target) -> None:
+    seen: list[int] = []
+
+    async def note_mss(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
+        writer.write(b"ok")
+        await writer.drain()
+        writer.close()
+
+    port = await target(note_mss)
+    for link, wanted in ((Link(), None), (Link(mss=1448, queue=16 * KiB), 1448)):
+        async with LinkEmulator(port, link) as relay:
+            data, _ = await download(relay.port)
+        assert data == b"ok"
+        if wanted is None:
+            assert seen[-1] > 16 * KiB, f"loopback's segments are ~64 KiB, not {seen[-1]}"
+        else:
+            assert seen[-1] <= wanted

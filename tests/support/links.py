@@ -70,6 +70,14 @@ class Link:
     window: int = 4 * MiB
     #: Reset a connection after this many bytes towards the client; None: never.
     reset_every: int | None = None
+    #: Bytes queued before the link, each way: the relay's receive buffer
+    #: (SO_RCVBUF, before the handshake). None: the kernel's autotuning (up to
+    #: several MiB on loopback, like an ssh tunnel's channel buffers).
+    queue: int | None = None
+    #: Largest segment the relay announces (TCP_MAXSEG, before the handshake),
+    #: e.g. 1448 as on Ethernet. None: loopback's ~64 KiB, which lets a sender
+    #: start with ~640 KiB in flight and a send buffer of over 1 MiB.
+    mss: int | None = None
 
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
@@ -80,6 +88,15 @@ class Link:
             raise ValueError(f"window must be at least 1 byte, not {self.window!r}")
         if self.reset_every is not None and self.reset_every < 1:
             raise ValueError(f"reset_every must be at least 1 byte, not {self.reset_every!r}")
+        if self.queue is not None and self.queue < 4 * KiB:
+            raise ValueError(f"queue must be at least 4 KiB, not {self.queue!r}")
+        if self.mss is not None and not 536 <= self.mss <= 65495:
+            raise ValueError(f"mss must be 536-65495 bytes, not {self.mss!r}")
+
+    @property
+    def stream_limit(self) -> int:
+        """asyncio's read-ahead (it pauses reading at twice this): within the queue."""
+        return 64 * KiB if self.queue is None else max(KiB, self.queue // 4)
 
     @property
     def chunk(self) -> int:
@@ -217,6 +234,20 @@ def _reset(writer: asyncio.StreamWriter | None) -> None:
     writer.transport.abort()
 
 
+def _tcp_socket(link: Link) -> socket.socket:
+    """A TCP socket with the link's receive buffer and segment size, set before any handshake.
+
+    Set before listen/connect so the handshake announces them (window scale,
+    MSS); accepted sockets inherit them from the listener.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if link.queue is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, link.queue)
+    if link.mss is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, link.mss)
+    return sock
+
+
 class LinkEmulator:
     """A relay on 127.0.0.1:``port`` in front of ``target_host:target_port``, shaped by ``link``.
 
@@ -257,7 +288,11 @@ class LinkEmulator:
     # ------------------------------------------------------------ async use
 
     async def start(self) -> Self:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        listener = _tcp_socket(self.link)
+        listener.bind(("127.0.0.1", 0))
+        self._server = await asyncio.start_server(
+            self._connection, sock=listener, limit=self.link.stream_limit
+        )
         return self
 
     async def close(self) -> None:
@@ -320,7 +355,7 @@ class LinkEmulator:
         clean = False
         try:
             async with asyncio.timeout(self.connect_timeout):
-                upstream_in, upstream = await asyncio.open_connection(*self.target)
+                upstream_in, upstream = await self._open_upstream()
             clean = await self._relay(client_in, client, upstream_in, upstream)
         except _Reset:
             self._stats.resets += 1
@@ -337,6 +372,16 @@ class LinkEmulator:
                     end.close()
                 else:
                     end.transport.abort()
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = _tcp_socket(self.link)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, self.target)
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock, limit=self.link.stream_limit)
 
     async def _relay(
         self,
