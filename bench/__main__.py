@@ -155,8 +155,11 @@ def links_section(
     """Slow and resetting links (at once), then the cold first byte (alone: it is timed)."""
     options = links.QUICK_SERVER_OPTIONS if args.quick else ()
     chosen = links.cases(args.link_mib, args.quick)
-    runs, access_log = links.measure(data, out, chosen, options, progress)
-    text, found = links.report(runs, access_log, options)
+    try:
+        runs, access_log = links.measure(data, out, chosen, options, progress)
+        text, found = links.report(runs, access_log, options)
+    except (OSError, RuntimeError) as error:  # e.g. the server did not start: say so, go on
+        text, found = f"### Links\n\nNot measured: {error.__class__.__name__}: {error}", []
     outcomes, how = first_byte.measure(data, out, big, args.first_byte_runs, missing, progress)
     more, found_more = first_byte.report(outcomes, args.size, how)
     return text + "\n\n" + more, found + found_more

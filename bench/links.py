@@ -25,7 +25,7 @@ from bench import peers
 from bench.peers import Peer
 from bench.runner import MiB, clear, source_file, verify
 from bench.stats import table, verdict
-from tests.support.links import KiB, Link, LinkEmulator
+from tests.support.links import KiB, Link, LinkEmulator, LinkStats
 
 #: The link rows' byte budget: a 1 MiB/s row carries this much in as many seconds.
 DEFAULT_MIB = 160
@@ -136,16 +136,22 @@ def _run_case(
     out: Path,
     progress: Callable[[str], None],
 ) -> LinkRun:
+    """One download through its own relay: a row, whatever happens (never an exception)."""
     name, digest = source
-    clear(out)
-    with LinkEmulator(server_port, case.link, idle_timeout=case.deadline) as relay:
-        url = f"getfile://127.0.0.1:{relay.port}/{name}"
-        argv = [*peers.getfile_command(), "get", "-q", "-o", str(out), url]
-        seconds, problem = run_client(argv, out, case.deadline)
-        stats = relay.stats()
-    problem = problem.replace(f"{out}/", "") or verify(out / name, case.size, digest)
-    clear(out)
-    out.rmdir()
+    stats = LinkStats()
+    seconds = 0.0
+    try:
+        clear(out)
+        with LinkEmulator(server_port, case.link, idle_timeout=case.deadline) as relay:
+            url = f"getfile://127.0.0.1:{relay.port}/{name}"
+            argv = [*peers.getfile_command(), "get", "-q", "-o", str(out), url]
+            seconds, problem = run_client(argv, out, case.deadline)
+            stats = relay.stats()
+        problem = problem.replace(f"{out}/", "") or verify(out / name, case.size, digest)
+        clear(out)
+        out.rmdir()
+    except (OSError, RuntimeError, TimeoutError) as error:
+        problem = f"the bench could not run it: {error.__class__.__name__}: {error}"
     progress(f"links: {case.label}: {'failed' if problem else 'done'} after {seconds:.0f} s")
     return LinkRun(
         case, not problem, seconds, stats.connections, stats.resets, stats.bytes_down, problem
