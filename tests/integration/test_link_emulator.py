@@ -17,6 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from getfile_core.address import Target
+from getfile_core.client.api import fetch
+from getfile_core.server.fileserver import FileServer
 from tests.support.links import KiB, Link, LinkEmulator, MiB
 
 PATIENCE = 20.0
@@ -236,3 +239,22 @@ async def test_the_target_meets_the_links_segment_size_not_loopbacks(target) -> 
             assert seen[-1] > 16 * KiB, f"loopback's segments are ~64 KiB, not {seen[-1]}"
         else:
             assert seen[-1] <= wanted
+
+
+async def test_a_getfile_download_through_a_shaped_link_arrives_whole(
+    server: FileServer, root, dest
+) -> None:
+    """The relay speaks TCP well enough for the real client and server (half-closes and all)."""
+    source = (root / "sub" / "data.bin").read_bytes()
+    rate = 512 * KiB
+    link = Link(rate=rate, delay=0.01, queue=64 * KiB, mss=1448)
+    async with LinkEmulator(server.port_bound, link) as relay:
+        began = time.monotonic()
+        async with asyncio.timeout(PATIENCE):
+            await fetch(Target("127.0.0.1", relay.port, b"sub/data.bin"), str(dest))
+        seconds = time.monotonic() - began
+    assert (dest / "data.bin").read_bytes() == source
+    stats = relay.stats()
+    assert (stats.connections, stats.resets) == (1, 0)
+    assert stats.bytes_down > len(source)  # the body and the response head
+    assert seconds >= 0.98 * len(source) / rate
