@@ -62,17 +62,6 @@ class LinkRun:
         return self.bytes_down / self.case.size
 
 
-def slow_link(rate: int) -> Link:
-    """A capped link as the server would meet it on a network, not on loopback.
-
-    Ethernet's segment size (loopback's 64 KiB segments let a sender put
-    ~1.3 MiB into its buffers at once) and a quarter second of queue in
-    front of the link, like a router (the relay's receive buffer would
-    otherwise autotune to MiBs). Both hide a slow reader from the server.
-    """
-    return Link(rate=rate, queue=max(16 * KiB, rate // 4), mss=1448)
-
-
 def cases(budget_mib: int, quick: bool) -> list[LinkCase]:
     """1 MiB/s and 64 KiB/s rows of the same duration, and a link that resets.
 
@@ -85,8 +74,8 @@ def cases(budget_mib: int, quick: bool) -> list[LinkCase]:
     slow = budget_mib * 1.25 + 30
     every = (2 if quick else 12) * MiB
     return [
-        LinkCase("1MiB/s", "1 MiB/s each way", slow_link(MiB), budget, slow),
-        LinkCase("64KiB/s", "64 KiB/s each way", slow_link(64 * KiB), budget // 16, slow),
+        LinkCase("1MiB/s", "1 MiB/s each way", Link.network(MiB), budget, slow),
+        LinkCase("64KiB/s", "64 KiB/s each way", Link.network(64 * KiB), budget // 16, slow),
         LinkCase(
             "resets",
             f"reset (RST) every {every // MiB} MiB, no rate cap",

@@ -231,7 +231,7 @@ async def test_the_target_meets_the_links_segment_size_not_loopbacks(target) -> 
         writer.close()
 
     port = await target(note_mss)
-    for link, wanted in ((Link(), None), (Link(mss=1448, queue=16 * KiB), 1448)):
+    for link, wanted in ((Link(), None), (Link.network(64 * KiB), 1448)):
         async with LinkEmulator(port, link) as relay:
             data, _ = await download(relay.port)
         assert data == b"ok"
@@ -247,7 +247,7 @@ async def test_a_getfile_download_through_a_shaped_link_arrives_whole(
     """The relay speaks TCP well enough for the real client and server (half-closes and all)."""
     source = (root / "sub" / "data.bin").read_bytes()
     rate = 512 * KiB
-    link = Link(rate=rate, delay=0.01, queue=64 * KiB, mss=1448)
+    link = Link.network(rate, delay=0.01)
     async with LinkEmulator(server.port_bound, link) as relay:
         began = time.monotonic()
         async with asyncio.timeout(PATIENCE):

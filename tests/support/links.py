@@ -54,6 +54,8 @@ MiB = 1024 * KiB
 SLICE = 0.02
 #: Largest read from a socket; an unpaced link moves 256 KiB per step.
 MAX_CHUNK = 256 * KiB
+#: TCP payload per segment on Ethernet (1500 MTU, IPv4, timestamps).
+ETHERNET_MSS = 1448
 #: A reset waits at most this long for the bytes before it to reach the client.
 FLUSH_TIMEOUT = 2.0
 
@@ -94,6 +96,19 @@ class Link:
             raise ValueError(f"queue must be at least 4 KiB, not {self.queue!r}")
         if self.mss is not None and not 536 <= self.mss <= 65495:
             raise ValueError(f"mss must be 536-65495 bytes, not {self.mss!r}")
+
+    @classmethod
+    def network(cls, rate: float, delay: float = 0.0, **more: Any) -> Link:
+        """A capped link as a server meets it on a network, not on loopback.
+
+        Ethernet's segment size (with loopback's 64 KiB segments a sender
+        starts with ~640 KiB in flight and over 1 MiB in its send buffer) and
+        a quarter second of queue in front of the link, like a router (the
+        relay's receive buffer would otherwise autotune to MiBs). Without
+        them a slow reader stays hidden from the server for tens of seconds.
+        """
+        queue = max(16 * KiB, int(rate / 4))
+        return cls(rate=rate, delay=delay, queue=queue, mss=ETHERNET_MSS, **more)
 
     @property
     def stream_limit(self) -> int:
