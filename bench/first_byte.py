@@ -32,7 +32,7 @@ from bench import peers
 from bench.peers import Peer
 from bench.runner import clear
 from bench.stats import median, spread, table, verdict
-from bench.throughput import GETFILE, HTTP, Server
+from bench.throughput import HTTP, Server
 from tests.support.links import LinkEmulator
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -65,13 +65,21 @@ class Outcome:
 
 def _getfile(port: int, name: str, out: Path) -> list[str]:
     url = f"getfile://127.0.0.1:{port}/{name}"
-    return [*peers.getfile_command(), "get", "-q", "-o", str(out), url]
+    return [*peers.getfile_module_command(), "get", "-q", "-o", str(out), url]
 
 
 def _curl(port: int, name: str, out: Path) -> list[str]:
     return ["curl", "-s", "-o", str(out / name), f"http://127.0.0.1:{port}/{name}"]
 
 
+GETFILE = Server(
+    "getfile-server",
+    (),
+    lambda port, data, _name: [
+        *peers.getfile_module_command(),
+        *("serve", "-q", "--port", str(port), str(data)),
+    ],
+)
 OURS = Contender("getfile", "`getfile serve` -> `getfile get`", GETFILE, _getfile, (".part", ""))
 CURL = Contender("curl", "`python -m http.server` -> `curl -o`", HTTP, _curl, ("",))
 

@@ -101,7 +101,7 @@ def measure(
     port = peers.free_port()
     server = Peer(
         "links-getfile-server",
-        [*peers.getfile_command(), "serve", *server_options, "--port", str(port), str(data)],
+        [*peers.getfile_module_command(), "serve", *server_options, "--port", str(port), str(data)],
         port,
     )
     with server, ThreadPoolExecutor(len(chosen)) as pool:
@@ -133,7 +133,7 @@ def _run_case(
         clear(out)
         with LinkEmulator(server_port, case.link, idle_timeout=case.deadline) as relay:
             url = f"getfile://127.0.0.1:{relay.port}/{name}"
-            argv = [*peers.getfile_command(), "get", "-q", "-o", str(out), url]
+            argv = [*peers.getfile_module_command(), "get", "-q", "-o", str(out), url]
             seconds, problem = run_client(argv, out, case.deadline)
             stats = relay.stats()
         problem = problem.replace(f"{out}/", "") or verify(out / name, case.size, digest)
