@@ -12,8 +12,9 @@ because the server hashed the whole file before its answer. Each run here:
   resident and it is writable; ``fincore`` says how much stayed, and the
   table says so;
 - spawns the client as a user would and times spawn -> the first bytes of
-  the source on disk (the output's first 16 bytes equal the source's, so a
-  preallocated or sparse file does not count as data), then stops it.
+  the source on disk (a file in the fresh output folder, whatever its name,
+  whose first 16 bytes equal the source's, so a preallocated or sparse file
+  does not count as data), then stops it.
 """
 
 from __future__ import annotations
@@ -50,8 +51,6 @@ class Contender:
     server: Server
     #: (port, file name, output folder) -> client argv
     client: Callable[[int, str, Path], list[str]]
-    #: names in the output folder that may hold the data (the .part first)
-    outputs: tuple[str, ...]
 
 
 @dataclass
@@ -80,8 +79,8 @@ GETFILE = Server(
         *("serve", "-q", "--port", str(port), str(data)),
     ],
 )
-OURS = Contender("getfile", "`getfile serve` -> `getfile get`", GETFILE, _getfile, (".part", ""))
-CURL = Contender("curl", "`python -m http.server` -> `curl -o`", HTTP, _curl, ("",))
+OURS = Contender("getfile", "`getfile serve` -> `getfile get`", GETFILE, _getfile)
+CURL = Contender("curl", "`python -m http.server` -> `curl -o`", HTTP, _curl)
 
 
 def evict(path: Path) -> tuple[int | None, str]:
@@ -173,7 +172,6 @@ def _one_run(contender: Contender, data: Path, out: Path, name: str, prefix: byt
     )
     with server, LinkEmulator(port, idle_timeout=DEADLINE) as relay:
         resident, how = evict(data / name)
-        candidates = [out / (name + suffix) for suffix in contender.outputs]
         argv = contender.client(relay.port, name, out)
         began = time.monotonic()
         client = subprocess.Popen(
@@ -186,7 +184,7 @@ def _one_run(contender: Contender, data: Path, out: Path, name: str, prefix: byt
             start_new_session=True,
         )
         try:
-            arrived, problem = _wait_first_bytes(client, candidates, prefix, began)
+            arrived, problem = _wait_first_bytes(client, out, prefix, began)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(client.pid, signal.SIGKILL)
@@ -201,15 +199,20 @@ def _one_run(contender: Contender, data: Path, out: Path, name: str, prefix: byt
 
 
 def _wait_first_bytes(
-    client: subprocess.Popen[bytes], candidates: list[Path], prefix: bytes, began: float
+    client: subprocess.Popen[bytes], out: Path, prefix: bytes, began: float
 ) -> tuple[float, str]:
-    """When (``time.monotonic()``) a candidate file starts with ``prefix``, or why never."""
+    """When (``time.monotonic()``) a file in ``out`` starts with ``prefix``, or why never.
+
+    Any file in the (fresh) folder counts, so the partial file's name (``.part``,
+    ``.getfile-part``, curl's own) does not matter.
+    """
     while (elapsed := time.monotonic() - began) < DEADLINE:
         exited = client.poll() is not None
-        for path in candidates:
-            with contextlib.suppress(OSError), open(path, "rb") as output:
-                if output.read(PREFIX) == prefix:
-                    return time.monotonic(), ""
+        with contextlib.suppress(OSError), os.scandir(out) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError), open(entry.path, "rb") as output:
+                    if output.read(PREFIX) == prefix:
+                        return time.monotonic(), ""
         if exited:
             return 0.0, f"client exited {client.returncode} after {elapsed:.2f} s without the data"
         time.sleep(0.001)
