@@ -6,7 +6,7 @@ resume by hand. The retry lives in the library so the CLI and the TUI
 behave alike.
 
 What counts: ``Options.retries`` consecutive attempts that brought less
-than ``PROGRESS`` (1 MiB) of new bytes. An attempt that made real progress
+than ``PROGRESS`` (64 KiB) of new bytes. An attempt that made real progress
 starts the count (and the backoff) again, so a link that resets every 20 MB
 finishes a 200 MiB file with the default 10, while a dead server is given
 up after 1+2+4+...+30 s (about four minutes with the defaults), and a
@@ -24,7 +24,7 @@ from getfile_core.errors import GetfileError
 T = TypeVar("T")
 
 #: New bytes an attempt must bring to count as progress (and reset the count).
-PROGRESS = 1024 * 1024
+PROGRESS = 64 * 1024
 
 
 def backoff_delay(attempt: int, cap: float) -> float:
