@@ -215,6 +215,8 @@ class Download:
             if hasher is not None:
                 hasher.update(leftover)
             state.done += len(leftover)
+            if self.options.rate_limit is not None:  # they count against the limit too
+                state.pause(self.options.rate_limit.reserve(len(leftover)))
         _bound_silence(sock, self.options.timeout)
         self._copy(session, fd, hasher)
         if response is None:
