@@ -181,32 +181,33 @@ class Session:
         timeout = self.options.timeout
         began = time.monotonic()
         deadline = began + timeout
-        too_slow = f"server too slow: no complete response head in {timeout:g} s"
+        capped = began + MAX_PREPARE_SECONDS
         trickled = False
         while True:
             event = self.conn.next_event()
             if isinstance(event, Response) and event.status is Status.PROCESSING:
                 self._note_waiting(event.message)
-                deadline = min(time.monotonic() + timeout, began + MAX_PREPARE_SECONDS)
-                trickled = False
+                deadline, trickled = min(time.monotonic() + timeout, capped), False
                 continue
             if isinstance(event, Response):
                 self.sock.settimeout(timeout)
                 self.state.note = ""
                 return event
             left = deadline - time.monotonic()
-            if left <= 0:
-                if deadline >= began + MAX_PREPARE_SECONDS:
-                    raise TooSlowError(
-                        f"server still preparing after {MAX_PREPARE_SECONDS:g} s; giving up"
-                    )
-                raise TooSlowError(too_slow)
-            self.sock.settimeout(left)
             try:
+                if left <= 0:
+                    raise TimeoutError_("no head in time")
+                self.sock.settimeout(left)
                 data = recv(self.sock, self.state)
             except TimeoutError_:
-                if trickled:
-                    raise TooSlowError(too_slow) from None
+                if deadline >= capped:
+                    raise TooSlowError(
+                        f"server still preparing after {MAX_PREPARE_SECONDS:g} s; giving up"
+                    ) from None
+                if trickled or left <= 0:
+                    raise TooSlowError(
+                        f"server too slow: no complete response head in {timeout:g} s"
+                    ) from None
                 raise
             trickled = True
             self.conn.receive_data(data)
