@@ -21,10 +21,18 @@ from collections.abc import Callable
 
 from getfile_core import protocol
 from getfile_core.address import Target
+from getfile_core.client import session as session_module
 from getfile_core.client.destination import Destination, write_all
 from getfile_core.client.receive import BUFFER, open_receiver
 from getfile_core.client.retry import run_with_retries
-from getfile_core.client.session import PaceFloor, Session, raise_for_status
+from getfile_core.client.session import (
+    PaceFloor,
+    Session,
+    hashing_note,
+    printable,
+    raise_for_status,
+    recv,
+)
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_descriptor, new_hasher
 from getfile_core.errors import (
@@ -38,7 +46,7 @@ from getfile_core.errors import (
     TooSlowError,
     UnreachableError,
 )
-from getfile_core.protocol import LegacyRequest, Request, Response, Verb
+from getfile_core.protocol import LATEST, LegacyRequest, Request, Response, Verb
 
 
 def download(
@@ -148,7 +156,8 @@ class Download:
         offset = self.offset
         if not self.use_legacy:
             try:
-                response = session.open(Request(Verb.GET, self.target.path, offset=offset))
+                request = Request(Verb.GET, self.target.path, offset=offset, version=LATEST)
+                response = session.open(request)
             except protocol.LegacySilence:
                 if self.reached:
                     raise InterruptedError_("the server closed without answering") from None
@@ -176,7 +185,7 @@ class Download:
         raise_for_status(response)
         if response.offset != self.offset:
             raise ProtocolError("server resumed from a different offset than asked")
-        if response.digest is None:
+        if response.digest is None and not response.trailer:
             # Nothing could be verified, the resumed prefix least of all.
             raise ProtocolError("the server announced no digest: refusing an unverifiable file")
         self.state.total = response.size
@@ -188,6 +197,11 @@ class Download:
         if broke_trust and not isinstance(error, protocol.ShortBody):
             self.destination.abandon(keep_part=False)
             return error
+        if isinstance(error, protocol.MissingTrailer):
+            return InterruptedError_(
+                f"connection closed before the digest arrived "
+                f"(kept {self.destination.part_path}; resuming fetches only the digest)"
+            )
         if isinstance(error, protocol.ShortBody):
             return InterruptedError_(
                 f"connection closed after {self.state.done} of {self.state.total} bytes "
@@ -227,16 +241,47 @@ class Download:
                 )
             state.total = state.done
             return None
-        _expect_close(sock)
         state.phase = Phase.VERIFYING
+        announced = self._read_trailer(session, response) if response.trailer else response.digest
+        _expect_close(sock)
         assert hasher is not None
         got = format_digest(hasher)
-        if got != response.digest:
+        if got != announced:
             raise IntegrityError(
-                f"digest mismatch: server announced {str(response.digest)[:20]}..., "
+                f"digest mismatch: server announced {str(announced)[:20]}..., "
                 f"received data hashes to {got[:20]}... (partial file removed)"
             )
         return got
+
+    def _read_trailer(self, session: Session, response: Response) -> str:
+        """Version 2: the whole file's digest, after the body; the server may still be hashing.
+
+        Each ``hashed:`` line is a sign of life (the silence timeout starts
+        again) and a note for people; the wait as a whole is bounded like a
+        version-1 server's ``102`` heads.
+        """
+        sock, conn, state = session.sock, session.conn, self.state
+        assert sock is not None and conn is not None
+        sock.settimeout(self.options.timeout)
+        name = self.target.display_path.rsplit("/", 1)[-1]
+        began = time.monotonic()
+        while True:
+            event = conn.next_event()
+            if isinstance(event, protocol.HashProgress):
+                state.note = hashing_note(printable(name), event.hashed, response.size)
+                continue
+            if isinstance(event, protocol.Trailer):
+                state.note = ""
+                if event.digest is None:
+                    reason = printable(event.error) or "no reason given"
+                    raise IntegrityError(
+                        f"the server could not vouch for what it sent: {reason} "
+                        "(partial file removed)"
+                    )
+                return event.digest
+            if time.monotonic() - began > session_module.MAX_PREPARE_SECONDS:
+                raise TooSlowError("server still hashing after the body; giving up")
+            conn.receive_data(recv(sock, state))
 
     def _copy(self, session: Session, fd: int, hasher: object) -> None:
         """The hot loop: socket to file, at the rate limit's pace if there is one."""
