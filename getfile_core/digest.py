@@ -40,8 +40,10 @@ def hash_range(
 
     Never through ``mmap``: a mapped range that another process truncates
     away kills the reader with SIGBUS, and a download's ``.part`` may sit in
-    a folder others can write (issue 10 #4). The copy from the page cache
-    costs little next to the hash itself (BLAKE3 at ~7 GB/s, memcpy faster).
+    a folder others can write (issue 10 #4). The copy costs: hashing a
+    page-cached file in 2 MiB windows took 0.19 s of CPU per GiB through a
+    mapping and 0.27 s with ``pread`` into one reused buffer (this VM), about
+    a tenth of what the client spends per GiB in all.
     """
     view = buffer if buffer is not None else memoryview(bytearray(min(CHUNK, max(end - start, 1))))
     position = start
