@@ -12,14 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from getfile_core import DEFAULT_PORT, __version__
-from getfile_core.errors import EXIT_CODES, GetfileError, UsageError
-
-PROG = "getfile"
-BOOK_FLAGS = ("-mode", "-file", "-host", "-port")
-
-
-def _exit_codes_epilog() -> str:
-    return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+from getfile_core.address import parse_port
+from getfile_core.cli.book import looks_like_book_argv, parse_book_argv, run_book
+from getfile_core.cli.exit_codes import CTRL_C, USAGE, exit_code_for
+from getfile_core.cli.exit_codes import epilog as _exit_codes_epilog
+from getfile_core.cli.output import PROG, error_line
+from getfile_core.errors import GetfileError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,14 +168,11 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def port_number(text: str) -> int:
-    """argparse type for a port (0 = any free one); the TUI's launcher uses it too."""
+    """argparse type for a port to listen on (0 = any free one)."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535: {text}")
-    return value
+        return parse_port(text, allow_any=True)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def _positive_int(text: str) -> int:
@@ -200,45 +195,18 @@ def _seconds(text: str) -> float:
     return value
 
 
-# ---------------------------------------------------------------- the book's form
-
-
-def parse_book_argv(argv: Sequence[str]) -> argparse.Namespace:
-    """``-mode server|client -file F -host H -port P``: single-dash words in pairs."""
-    if len(argv) % 2:
-        raise UsageError("the book's form takes flags in pairs: -mode M -file F -host H -port P")
-    values = {"-mode": "client", "-host": "localhost", "-port": str(DEFAULT_PORT), "-file": None}
-    for flag, value in zip(argv[::2], argv[1::2], strict=True):
-        if flag not in values:
-            raise UsageError(f"unknown flag {flag} (the book's flags: {', '.join(BOOK_FLAGS)})")
-        values[flag] = value
-    if values["-mode"] not in ("client", "server"):
-        raise UsageError("-mode is client or server")
-    try:
-        port = int(values["-port"])
-    except ValueError:
-        raise UsageError(f"-port takes a number: {values['-port']}") from None
-    if not 1 <= port <= 65535:
-        raise UsageError(f"-port must be 1-65535: {port}")
-    if values["-mode"] == "client" and not values["-file"]:
-        raise UsageError("client mode needs -file F")
-    return argparse.Namespace(
-        mode=values["-mode"], file=values["-file"], host=values["-host"], port=port
-    )
-
-
 # ---------------------------------------------------------------- entry point
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in BOOK_FLAGS:
-            return _run_book(parse_book_argv(argv))
+        if looks_like_book_argv(argv):
+            return run_book(parse_book_argv(argv))
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
-            return 2
+            return USAGE
         if args.command == "serve":
             from getfile_core.cli.serve import run_serve
 
@@ -247,18 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_get(args) if args.command == "get" else run_ls(args)
     except GetfileError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return error.exit_code
+        error_line(error)
+        return exit_code_for(error)
     except KeyboardInterrupt:
-        print(f"{PROG}: stopped", file=sys.stderr)
-        return 130
-
-
-def _run_book(book: argparse.Namespace) -> int:
-    if book.mode == "server":
-        from getfile_core.cli.serve import run_book_server
-
-        return run_book_server(book.host, book.port)
-    from getfile_core.cli.get import run_book_client
-
-    return run_book_client(book.file, book.host, book.port)
+        error_line("stopped")
+        return CTRL_C

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
+from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client.api import fetch, list_folder
 from getfile_core.client.transfer import Options
 from getfile_core.errors import LegacyServerError, NotFoundError
@@ -84,14 +85,14 @@ async def test_legacy_silence_is_a_clear_not_found(
         await fetch(at(legacy_server, path), str(dest))
     message = str(caught.value)
     assert "legacy" in message and "\n" not in message
-    assert caught.value.exit_code == 5
+    assert exit_code_for(caught.value) == 5
     assert list(dest.iterdir()) == []
 
 
 async def test_listing_needs_a_getfile_server(legacy_server: int) -> None:
     with pytest.raises(LegacyServerError) as caught:
         await list_folder(at(legacy_server, "sub"))
-    assert caught.value.exit_code == 13 and "getfile server" in str(caught.value)
+    assert exit_code_for(caught.value) == 13 and "getfile server" in str(caught.value)
 
 
 async def test_resume_needs_a_getfile_server(legacy_server: int, dest: Path) -> None:
