@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from getfile_core import DEFAULT_PORT, __version__
 from getfile_core.address import parse_port
 from getfile_core.cli.book import looks_like_book_argv, parse_book_argv, run_book
-from getfile_core.cli.exit_codes import CTRL_C, USAGE, exit_code_for
+from getfile_core.cli.completion import SHELLS
+from getfile_core.cli.exit_codes import CTRL_C, SUCCESS, USAGE, exit_code_for
 from getfile_core.cli.exit_codes import epilog as _exit_codes_epilog
 from getfile_core.cli.output import PROG, error_line
 from getfile_core.errors import GetfileError, UsageError
@@ -30,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"getfile {__version__}")
+    parser.add_argument(
+        "--completion",
+        choices=SHELLS,
+        metavar="SHELL",
+        help="print a completion script for bash, zsh or fish (see the README)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -203,9 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if looks_like_book_argv(argv):
             return run_book(parse_book_argv(argv))
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.completion:
+            from getfile_core.cli.completion import completion_script
+
+            print(completion_script(parser, args.completion), end="")
+            return SUCCESS
         if args.command is None:
-            build_parser().print_help(sys.stderr)
+            parser.print_help(sys.stderr)
             return USAGE
         if args.command == "serve":
             from getfile_core.cli.serve import run_serve
