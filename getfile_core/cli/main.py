@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_serve(commands)
+    _add_get(commands)
+    _add_ls(commands)
+    return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         allow_abbrev=False,
@@ -107,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("-q", "--quiet", action="store_true", help="no access log")
 
+
+def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get = commands.add_parser(
         "get",
         allow_abbrev=False,
@@ -152,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_flags(get)
     get.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
+
+def _add_ls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = commands.add_parser(
         "ls",
         allow_abbrev=False,
@@ -169,7 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after N entries (default: 10000)",
     )
     _add_client_flags(ls)
-    return parser
 
 
 def _add_client_flags(parser: argparse.ArgumentParser) -> None:
