@@ -21,7 +21,6 @@ import argparse
 from collections.abc import Sequence
 
 from getfile_core import DEFAULT_PORT
-from getfile_core.address import check_host, parse_port
 from getfile_core.cli.output import warning_line
 from getfile_core.errors import UsageError
 
@@ -39,6 +38,8 @@ def looks_like_book_argv(argv: Sequence[str]) -> bool:
 
 def parse_book_argv(argv: Sequence[str]) -> argparse.Namespace:
     """``-mode server|client -file F -host H -port P [-overwrite yes]``, read as the book did."""
+    from getfile_core.address import check_host, parse_port  # not on --version's path
+
     values = dict(zip(argv[::2], argv[1::2], strict=False))
     notes: list[str] = []
     dangling = argv[-1] if len(argv) % 2 else None

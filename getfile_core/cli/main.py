@@ -12,14 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from getfile_core import DEFAULT_PORT, __version__
-from getfile_core.address import parse_port
 from getfile_core.cli.book import looks_like_book_argv, parse_book_argv, run_book
 from getfile_core.cli.completion import SHELLS
 from getfile_core.cli.exit_codes import CTRL_C, SUCCESS, USAGE, exit_code_for
 from getfile_core.cli.exit_codes import epilog as _exit_codes_epilog
 from getfile_core.cli.output import PROG, error_line
 from getfile_core.errors import GetfileError, UsageError
-from getfile_core.units import parse_rate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +203,8 @@ def _add_client_flags(parser: argparse.ArgumentParser) -> None:
 
 def port_number(text: str) -> int:
     """argparse type for a port to listen on (0 = any free one)."""
+    from getfile_core.address import parse_port  # dataclasses: 10 ms that --version need not pay
+
     try:
         return parse_port(text, allow_any=True)
     except UsageError as error:
@@ -229,6 +229,8 @@ def limit_rate(args: argparse.Namespace) -> float | None:
     """
     if args.limit_rate is None:
         return None
+    from getfile_core.units import parse_rate
+
     try:
         return parse_rate(args.limit_rate)
     except ValueError as error:
