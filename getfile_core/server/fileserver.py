@@ -402,7 +402,6 @@ class FileServer:
         if auth.verify(self.token, challenge, conn.request_line, proof.mac):
             return True
         outcome.status, outcome.note = Status.UNAUTHORIZED.token, "wrong token"
-        conn.state = "respond"
         await self._answer(writer, Response(Status.UNAUTHORIZED, "wrong token"))
         return False
 
