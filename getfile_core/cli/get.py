@@ -12,15 +12,19 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from getfile_core.address import Target, check_host, parse_url
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
 from getfile_core.cli.options import client_options
-from getfile_core.cli.output import error_line
+from getfile_core.cli.output import error_line, retry_text
 from getfile_core.client import FetchResult, Options
 from getfile_core.errors import GetfileError, LocalFileError, UsageError
 from getfile_core.printable import printable
 from getfile_core.units import human_size
+
+if TYPE_CHECKING:
+    from getfile_core.cli.progress import ProgressDisplay
 
 
 def run_get(args: argparse.Namespace) -> int:
@@ -28,7 +32,7 @@ def run_get(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.output):
         raise UsageError(f"destination folder does not exist: {printable(args.output)}")
     legacy = True if args.legacy else False if args.no_legacy else None
-    options = client_options(args, legacy=legacy)
+    options = client_options(args, legacy=legacy, retries=args.retries, rate=args.rate)
     show = not args.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
     if len(targets) == 1 and not show:
         return _get_one_directly(targets[0], args, options)
@@ -43,7 +47,8 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     Ctrl-C raises KeyboardInterrupt out of the blocked receive; the transfer
     keeps the ``.part`` on the way out, as a cancelled ``fetch`` does.
     """
-    from getfile_core.client import Destination, TransferState, download
+    from getfile_core.client import Destination, TransferState
+    from getfile_core.client.download import download  # the package attribute is the module
 
     try:
         destination = Destination.for_remote(
@@ -56,12 +61,46 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     return SUCCESS
 
 
+async def _get_one(
+    target: Target, args: argparse.Namespace, options: Options, display: ProgressDisplay | None
+) -> FetchResult | GetfileError:
+    """One download of several: its bar, a line per retry, a line if it fails."""
+    from getfile_core.client import RetryNotice, fetch
+
+    def on_retry(notice: RetryNotice) -> None:
+        error_line(retry_text(notice), subject=target.path)
+
+    try:
+        result = await fetch(
+            target,
+            args.output,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            options=options,
+            on_progress=display.add(target) if display else None,
+            on_retry=on_retry if display else None,
+        )
+    except GetfileError as error:
+        if display:
+            display.finish(target, None)
+        error_line(error, subject=target.path)
+        return error
+    if display:
+        display.finish(target, result)
+        if result.legacy:
+            # The book's protocol has no size or digest: a cut looks like the end.
+            error_line(
+                "from a legacy server, so size and integrity are not verified "
+                "(--no-legacy refuses such downloads)",
+                subject=target.path,
+            )
+    return result
+
+
 async def _get_all(
     targets: list[Target], args: argparse.Namespace, options: Options, show: bool
 ) -> int:
     import asyncio
-
-    from getfile_core.client import fetch
 
     display = None
     if show:
@@ -73,31 +112,7 @@ async def _get_all(
 
     async def one(target: Target) -> FetchResult | GetfileError:
         async with slots:
-            callback = display.add(target) if display else None
-            try:
-                result = await fetch(
-                    target,
-                    args.output,
-                    overwrite=args.overwrite,
-                    resume=args.resume,
-                    options=options,
-                    on_progress=callback,
-                )
-            except GetfileError as error:
-                if display:
-                    display.finish(target, None)
-                error_line(error, subject=target.path)
-                return error
-            if display:
-                display.finish(target, result)
-            if result.legacy and show:
-                # The book's protocol has no size or digest: a cut looks like the end.
-                error_line(
-                    "from a legacy server, so size and integrity are not verified "
-                    "(--no-legacy refuses such downloads)",
-                    subject=target.path,
-                )
-            return result
+            return await _get_one(target, args, options, display)
 
     tasks = [asyncio.ensure_future(one(t)) for t in targets]
     try:

@@ -31,18 +31,37 @@ def load_token(path: str | None) -> bytes | None:
         raise UsageError(f"cannot read token: {error}") from None
 
 
-def client_options(args: argparse.Namespace, *, legacy: bool | None = None) -> Options:
-    """The ``Options`` for ``get`` and ``ls`` from their flags."""
+def client_options(
+    args: argparse.Namespace,
+    *,
+    legacy: bool | None = None,
+    retries: int | None = None,
+    rate: float | None = None,
+) -> Options:
+    """The ``Options`` for ``get`` and ``ls`` from their flags.
+
+    ``rate`` becomes one ``RateLimit`` in these options, so every download
+    given them shares it: ``get --limit-rate 2M a b c`` moves 2 MiB/s in
+    all, as curl's flag does for one command.
+    """
     token = load_token(args.token_file)
     ssl_context = None
     if args.cafile or args.pin or args.insecure:
         from getfile_core.tls import client_context
 
         ssl_context = client_context(args.cafile, pin=args.pin, insecure=args.insecure)
+    more: dict[str, object] = {}
+    if retries is not None:
+        more["retries"] = retries
+    if rate is not None:
+        from getfile_core.ratelimit import RateLimit
+
+        more["rate_limit"] = RateLimit(rate)
     return Options(
         timeout=args.timeout,
         legacy=legacy,
         token=token,
         ssl_context=ssl_context,
         pin_sha256=args.pin,
+        **more,  # type: ignore[arg-type]
     )

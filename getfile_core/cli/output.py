@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from getfile_core.printable import printable
 
 if TYPE_CHECKING:
+    from getfile_core.client import RetryNotice
     from getfile_core.server import AccessRecord
 
 PROG = "getfile"
@@ -30,6 +31,12 @@ def error_line(message: object, *, subject: str | bytes | None = None) -> None:
 #: A warning reads as an error line does; the word says it is not one.
 def warning_line(message: str) -> None:
     error_line(f"warning: {message}")
+
+
+def retry_text(notice: RetryNotice) -> str:
+    """``retrying in 4 s (2/10): connection reset by peer``."""
+    delay = f"{notice.delay:.0f}" if notice.delay >= 1 else f"{notice.delay:.1f}"
+    return f"retrying in {delay} s ({notice.attempt}/{notice.attempts}): {notice.reason}"
 
 
 def print_access(record: AccessRecord) -> None:

@@ -53,12 +53,20 @@ class ProgressDisplay:
         self._bars.stop()
 
     def add(self, target: Target) -> Callable[[Progress], None]:
-        name = target.path.rsplit(b"/", 1)[-1] or target.path
-        task = self._bars.add_task(printable(name, limit=NAME_WIDTH), total=None)
+        name = printable(target.path.rsplit(b"/", 1)[-1] or target.path, limit=NAME_WIDTH)
+        task = self._bars.add_task(name, total=None)
         self._tasks[target] = task
 
         def update(progress: Progress) -> None:
-            self._bars.update(task, completed=progress.done, total=progress.total)
+            # What the client waits for ("server is hashing big.iso (40%)", a retry's
+            # countdown) replaces the name while it lasts: never a bare spinner.
+            note = printable(progress.note, limit=NAME_WIDTH) if progress.note else ""
+            self._bars.update(
+                task,
+                completed=progress.done,
+                total=progress.total,
+                description=f"{name}: {note}" if note else name,
+            )
 
         return update
 

@@ -32,6 +32,7 @@ def run_serve(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout,
         stall_timeout=args.stall_timeout,
         grace=args.grace,
+        rate=args.rate,
     )
     return _serve(
         args.dir,

@@ -14,8 +14,7 @@ import pytest
 
 from getfile_core.address import Target
 from getfile_core.cli.exit_codes import exit_code_for
-from getfile_core.client.api import fetch, list_folder
-from getfile_core.client.transfer import Options
+from getfile_core.client import Options, fetch, list_folder, part_name
 from getfile_core.errors import LegacyServerError, NotFoundError
 from getfile_core.server.fileserver import FileServer
 from tests.conftest import target_for
@@ -96,10 +95,10 @@ async def test_listing_needs_a_getfile_server(legacy_server: int) -> None:
 
 
 async def test_resume_needs_a_getfile_server(legacy_server: int, dest: Path) -> None:
-    (dest / "hello.txt.part").write_bytes(b"hel")
+    (dest / part_name("hello.txt")).write_bytes(b"hel")
     with pytest.raises(LegacyServerError):
         await fetch(at(legacy_server, "hello.txt"), str(dest), resume=True)
-    assert (dest / "hello.txt.part").read_bytes() == b"hel"
+    assert (dest / part_name("hello.txt")).read_bytes() == b"hel"
     assert not (dest / "hello.txt").exists()
 
 
