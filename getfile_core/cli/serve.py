@@ -14,7 +14,7 @@ from getfile_core.cli.output import error_line, print_access, print_book_access
 from getfile_core.errors import UsageError
 from getfile_core.printable import printable
 from getfile_core.server import FileServer, ServerLimits
-from getfile_core.server.fileserver import raise_fd_limit
+from getfile_core.server.limits import raise_fd_limit
 
 
 def run_serve(args: argparse.Namespace) -> int:

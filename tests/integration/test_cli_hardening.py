@@ -9,12 +9,14 @@ a URL silently meant 50001.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import (
+    PATIENCE,
     ServeProcess,
     assert_one_error_line,
     run_cli,
@@ -132,3 +134,13 @@ def test_port_zero_in_a_url_is_an_error(command: str, dest: Path) -> None:
     done = run_cli(command, "getfile://127.0.0.1:0/f", *(["-o", str(dest)] * (command == "get")))
     assert done.returncode == 2
     assert "port 0" in assert_one_error_line(done.stderr)
+
+
+def test_the_access_log_shows_a_hostile_request_escaped(served: ServeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=PATIENCE) as sock:
+        sock.sendall(HOSTILE.encode() + b"\n")  # the book's dialect: the raw line is the path
+        while sock.recv(65536):
+            pass
+    line = served.wait_for_line("PWNED")
+    assert_no_raw_escape(served.stderr)
+    assert "LEGACY" in line and "\\x1b" in line
