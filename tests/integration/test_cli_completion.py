@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import run_cli, run_program
 
 SUBCOMMANDS = ("serve", "get", "ls")
-FLAGS = ("--resume", "--overwrite", "--jobs", "--max-transfers", "--stall-timeout", "--max")
+FLAGS = ("--resume", "--overwrite", "--jobs", "--retries", "--limit-rate", "--max-transfers")
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
