@@ -56,8 +56,7 @@ class RateLimit:
         rate = self._rate
         if rate is None:
             return preferred
-        # Never more than asked: a reader asking for the body's last few bytes must not
-        # be handed MIN_CHUNK and read into what follows (a v2 trailer).
+        # Never more than asked: a body's last bytes may be followed by a trailer.
         return min(preferred, max(MIN_CHUNK, int(rate * BURST_SECONDS)))
 
     def reserve(self, count: int) -> float:

@@ -50,7 +50,7 @@ MEANINGS: dict[int, str] = {
     9: "disk full",
     10: "server busy",
     11: "protocol error (broken or lying peer)",
-    INTERRUPTED: "interrupted (connection lost or cancelled; .part kept for --resume)",
+    INTERRUPTED: "interrupted (connection lost or cancelled; partial file kept for --resume)",
     13: "needs a getfile server (the peer is a legacy server)",
     CTRL_C: "stopped with Ctrl-C",
 }

@@ -47,8 +47,7 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     Ctrl-C raises KeyboardInterrupt out of the blocked receive; the transfer
     keeps the ``.part`` on the way out, as a cancelled ``fetch`` does.
     """
-    from getfile_core.client import Destination, TransferState
-    from getfile_core.client.download import download  # the package attribute is the module
+    from getfile_core.client import Destination, TransferState, download
 
     try:
         destination = Destination.for_remote(

@@ -13,25 +13,18 @@ bounded rate; a cancel shuts the socket down, which wakes the blocked
 
 from __future__ import annotations
 
-import socket
-import struct
-import sys
 import time
 from collections.abc import Callable
 
 from getfile_core import protocol
 from getfile_core.address import Target
-from getfile_core.client import session as session_module
-from getfile_core.client.destination import Destination, write_all
-from getfile_core.client.receive import BUFFER, open_receiver
+from getfile_core.client.body import copy_body, expect_close, read_trailer
+from getfile_core.client.destination import Destination
 from getfile_core.client.retry import run_with_retries
 from getfile_core.client.session import (
-    PaceFloor,
     Session,
-    hashing_note,
     printable,
     raise_for_status,
-    recv,
 )
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_descriptor, new_hasher
@@ -66,9 +59,11 @@ def download(
     try:
         return Download(target, destination, options, state).run(on_retry)
     except GetfileError:
+        state.note = ""
         state.phase = Phase.CANCELLED if state.cancelled else Phase.FAILED
         raise
     except OSError as error:
+        state.note = ""
         state.phase = Phase.FAILED
         raise GetfileError(f"{error.strerror or error}") from error
 
@@ -217,22 +212,13 @@ class Download:
 
     def _receive_body(self, session: Session, fd: int, response: Response | None) -> str | None:
         """Copy the body into ``fd``; check size, trailing silence and digest."""
-        sock, conn, state = session.sock, session.conn, self.state
-        assert sock is not None and conn is not None
+        sock, state = session.sock, self.state
+        assert sock is not None
         # Legacy: no digest was announced, so there is nothing to check a hash against.
         hasher = new_hasher() if response is not None else None
         if self.offset and hasher is not None:
-            hash_descriptor(fd, self.offset, hasher)
-        leftover = conn.take_buffered()
-        if leftover:
-            write_all(fd, memoryview(leftover))
-            if hasher is not None:
-                hasher.update(leftover)
-            state.done += len(leftover)
-            if self.options.rate_limit is not None:  # they count against the limit too
-                state.pause(self.options.rate_limit.reserve(len(leftover)))
-        _bound_silence(sock, self.options.timeout)
-        self._copy(session, fd, hasher)
+            hash_descriptor(fd, self.offset, hasher)  # a resume verifies the whole file
+        copy_body(session, fd, hasher)
         if response is None:
             if state.done == 0:
                 raise NotFoundError(
@@ -242,8 +228,12 @@ class Download:
             state.total = state.done
             return None
         state.phase = Phase.VERIFYING
-        announced = self._read_trailer(session, response) if response.trailer else response.digest
-        _expect_close(sock)
+        if response.trailer:
+            name = printable(self.target.display_path.rsplit("/", 1)[-1])
+            announced = read_trailer(session, name, response.size)
+        else:
+            announced = response.digest
+        expect_close(sock)
         assert hasher is not None
         got = format_digest(hasher)
         if got != announced:
@@ -252,89 +242,3 @@ class Download:
                 f"received data hashes to {got[:20]}... (partial file removed)"
             )
         return got
-
-    def _read_trailer(self, session: Session, response: Response) -> str:
-        """Version 2: the whole file's digest, after the body; the server may still be hashing.
-
-        Each ``hashed:`` line is a sign of life (the silence timeout starts
-        again) and a note for people; the wait as a whole is bounded like a
-        version-1 server's ``102`` heads.
-        """
-        sock, conn, state = session.sock, session.conn, self.state
-        assert sock is not None and conn is not None
-        sock.settimeout(self.options.timeout)
-        name = self.target.display_path.rsplit("/", 1)[-1]
-        began = time.monotonic()
-        while True:
-            event = conn.next_event()
-            if isinstance(event, protocol.HashProgress):
-                state.note = hashing_note(printable(name), event.hashed, response.size)
-                continue
-            if isinstance(event, protocol.Trailer):
-                state.note = ""
-                if event.digest is None:
-                    reason = printable(event.error) or "no reason given"
-                    raise IntegrityError(
-                        f"the server could not vouch for what it sent: {reason} "
-                        "(partial file removed)"
-                    )
-                return event.digest
-            if time.monotonic() - began > session_module.MAX_PREPARE_SECONDS:
-                raise TooSlowError("server still hashing after the body; giving up")
-            conn.receive_data(recv(sock, state))
-
-    def _copy(self, session: Session, fd: int, hasher: object) -> None:
-        """The hot loop: socket to file, at the rate limit's pace if there is one."""
-        sock, conn, state = session.sock, session.conn, self.state
-        assert sock is not None and conn is not None
-        limit = self.options.rate_limit
-        remaining = conn.body_remaining  # None for legacy: until the server closes
-        receiver = open_receiver(sock, fd, hasher, state.check_cancelled)  # type: ignore[arg-type]
-        pace = PaceFloor(self.options.timeout, state.done)
-        try:
-            while remaining is None or remaining > 0:
-                want = BUFFER if remaining is None else min(BUFFER, remaining)
-                if limit is not None:
-                    want = limit.chunk(want)
-                count = receiver.receive(want)
-                if count == 0:
-                    if remaining is None:
-                        break
-                    raise protocol.ShortBody(remaining)
-                state.done += count
-                if count < PaceFloor.MIN_BYTES:  # only a trickle arrived: too slow a server?
-                    pace.check(state.done)
-                if remaining is not None:
-                    remaining -= count
-                    conn.consume_body(count)
-                if limit is not None:
-                    state.pause(limit.reserve(count))
-            receiver.finish()
-        finally:
-            receiver.close()
-
-
-def _bound_silence(sock: socket.socket, timeout: float) -> None:
-    """A blocking socket (splice needs one) whose silence SO_RCVTIMEO still bounds."""
-    if isinstance(sock, _ssl_socket_type()):
-        return
-    sock.settimeout(None)
-    seconds = int(timeout)
-    micros = int((timeout - seconds) * 1e6)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
-
-
-def _expect_close(sock: socket.socket) -> None:
-    """After the announced bytes the server must close; more data means it lied."""
-    sock.settimeout(min(5.0, max(0.5, sock.gettimeout() or 5.0)))
-    try:
-        extra = sock.recv(1)
-    except (TimeoutError, BlockingIOError, OSError):
-        return
-    if extra:
-        raise ProtocolError("server sent more bytes than it announced (partial file removed)")
-
-
-def _ssl_socket_type() -> type:
-    ssl = sys.modules.get("ssl")
-    return ssl.SSLSocket if ssl is not None else type(None)
