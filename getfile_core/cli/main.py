@@ -58,6 +58,22 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--port", type=port_number, default=DEFAULT_PORT, help="port (default: 50001)"
     )
+    _add_serve_limits(serve)
+    security = serve.add_argument_group("access control")
+    security.add_argument(
+        "--token-file", metavar="F", help="require this shared secret (or set $GETFILE_TOKEN)"
+    )
+    security.add_argument("--tls-cert", metavar="F", help="serve TLS with this certificate (PEM)")
+    security.add_argument("--tls-key", metavar="F", help="private key for --tls-cert (PEM)")
+    security.add_argument(
+        "--allow-hardlinks",
+        action="store_true",
+        help="serve files with several hard links (one may be a file outside DIR)",
+    )
+    serve.add_argument("-q", "--quiet", action="store_true", help="no access log")
+
+
+def _add_serve_limits(serve: argparse.ArgumentParser) -> None:
     limits = serve.add_argument_group("limits")
     limits.add_argument(
         "--max-transfers",
@@ -94,23 +110,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="seconds running transfers get after Ctrl-C (default: 10)",
     )
-    security = serve.add_argument_group("access control")
-    security.add_argument(
-        "--token-file", metavar="F", help="require this shared secret (or set $GETFILE_TOKEN)"
-    )
-    security.add_argument("--tls-cert", metavar="F", help="serve TLS with this certificate (PEM)")
-    security.add_argument("--tls-key", metavar="F", help="private key for --tls-cert (PEM)")
-    security.add_argument(
-        "--allow-hardlinks",
-        action="store_true",
-        help="serve files with several hard links (one may be a file outside DIR)",
-    )
     limits.add_argument(
         "--limit-rate",
         metavar="RATE",
         help="cap each connection at RATE bytes/s (500K, 2M, 1.5G: powers of 1024)",
     )
-    serve.add_argument("-q", "--quiet", action="store_true", help="no access log")
 
 
 def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
