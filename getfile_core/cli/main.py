@@ -101,7 +101,7 @@ def _add_serve_limits(serve: argparse.ArgumentParser) -> None:
         type=_seconds,
         default=30.0,
         metavar="S",
-        help="seconds a client may stop reading (default: 30)",
+        help="seconds a client may accept no byte at all; slow readers are never cut (default: 30)",
     )
     limits.add_argument(
         "--grace",
