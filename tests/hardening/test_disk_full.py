@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client.names import PART_SUFFIX
 from getfile_core.errors import DiskFullError
 from getfile_core.server.fileserver import FileServer
@@ -84,7 +85,7 @@ async def test_a_full_disk_keeps_the_part_and_resume_finishes(
 
     code, err = await run_client("get", url, "-o", str(dest), "-q", limit=LIMIT)
 
-    assert code == DiskFullError.exit_code == 9, err
+    assert code == exit_code_for(DiskFullError("x")) == 9, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "disk full" in lines[0] and "Traceback" not in err, err
     assert not (dest / "big.bin").exists(), "something appeared under the final name"

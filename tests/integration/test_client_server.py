@@ -15,6 +15,7 @@ import pytest
 
 from getfile_core import protocol
 from getfile_core.address import Target
+from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client.api import Progress, fetch, list_folder
 from getfile_core.client.names import PART_SUFFIX
 from getfile_core.client.state import Options
@@ -148,7 +149,7 @@ async def test_resume_verifies_the_whole_file(server: FileServer, root: Path, de
     (dest / ("big.bin" + PART_SUFFIX)).write_bytes(corrupt)
     with pytest.raises(IntegrityError) as caught:
         await fetch(target_for(server, "big.bin"), str(dest), resume=True)
-    assert caught.value.exit_code == 7
+    assert exit_code_for(caught.value) == 7
     assert_no_file(dest, "big.bin", part=False)
 
 
@@ -182,7 +183,7 @@ async def test_digest_mismatch_is_an_integrity_error(dest: Path) -> None:
     async with scripted_server(liar) as port:
         with pytest.raises(IntegrityError) as caught:
             await fetch(local(port, "file.bin"), str(dest))
-    assert caught.value.exit_code == 7
+    assert exit_code_for(caught.value) == 7
     assert_no_file(dest, "file.bin", part=False)
 
 
@@ -218,7 +219,7 @@ async def test_short_body_keeps_the_part_for_resume(dest: Path) -> None:
     async with scripted_server(cut) as port:
         with pytest.raises(InterruptedError_) as caught:
             await fetch(local(port, "f.bin"), str(dest), options=Options(retries=0))
-    assert caught.value.exit_code == 12 and "--resume" in str(caught.value)
+    assert exit_code_for(caught.value) == 12 and "--resume" in str(caught.value)
     assert (dest / ("f.bin" + PART_SUFFIX)).read_bytes() == body[:30_000]
     assert_no_file(dest, "f.bin", part=None)
 
@@ -256,7 +257,7 @@ async def test_refusals_map_to_errors_and_exit_codes(
     with pytest.raises(error) as caught:
         await fetch(target_for(server, path), str(dest))
     assert caught.value.status is status
-    assert caught.value.exit_code == exit_code
+    assert exit_code_for(caught.value) == exit_code
     assert str(caught.value).count("\n") == 0 and status.token in str(caught.value)
     assert list(dest.iterdir()) == []
     assert server.log[-1].status == status.token
@@ -276,7 +277,7 @@ async def test_busy_when_every_transfer_slot_is_taken(root: Path, dest: Path) ->
         await wait_until(lambda: server.active_transfers == 1, "the slow transfer to start")
         with pytest.raises(BusyError) as caught:
             await fetch(local(server.port_bound, "hello.txt"), str(dest))
-        assert caught.value.exit_code == 10 and caught.value.status is Status.BUSY
+        assert exit_code_for(caught.value) == 10 and caught.value.status is Status.BUSY
         assert list(dest.iterdir()) == []
         writer.transport.abort()
         await wait_until(lambda: server.active_transfers == 0, "the slot to be released")
@@ -295,7 +296,7 @@ async def test_existing_file_is_not_overwritten(server: FileServer, dest: Path) 
     os.utime(dest / "hello.txt", ns=(1, 1))
     with pytest.raises(LocalFileError) as caught:
         await fetch(target_for(server, "hello.txt"), str(dest))
-    assert caught.value.exit_code == 8 and "--overwrite" in str(caught.value)
+    assert exit_code_for(caught.value) == 8 and "--overwrite" in str(caught.value)
     assert (dest / "hello.txt").read_bytes() == b"mine"
     assert (dest / "hello.txt").stat().st_mtime_ns == 1
     assert sorted(p.name for p in dest.iterdir()) == ["hello.txt"]
