@@ -32,6 +32,7 @@ from tui.screens.folder_picker import FolderPickerScreen
 from tui.screens.keys import KEY_HELP, KeysScreen
 from tui.screens.main_screen import MainScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
+from tui.text import printable
 from tui.transfers import Transfer
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
@@ -172,7 +173,7 @@ class GetfileApp(DownloadFlow, App[None]):
 
     def on_server_started(self, message: ServerStarted) -> None:
         where = ", ".join(format_address(h, p) for h, p in message.addresses)
-        self.sub_title = f"serving {message.root} on {where}"
+        self.sub_title = printable(f"serving {message.root} on {where}")
         self.log_pane.add(f"local server: serving {message.root} on {where}", "ok")
         form = self.form
         if not form.field("host").value.strip():
@@ -237,16 +238,16 @@ class GetfileApp(DownloadFlow, App[None]):
                 field.focus()
                 form.submit()  # shows why
                 return
-        folder = posixpath.dirname(form.field("file").value.strip())
+        folder = posixpath.dirname(form.file_path())
         host, port = form.field("host").value.strip(), int(form.field("port").value)
         self.push_screen(RemoteBrowserScreen(host, port, folder, self.tokens), self._file_chosen)
 
     def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:
         self.action_browse()
 
-    def _file_chosen(self, path: str | None) -> None:
+    def _file_chosen(self, path: bytes | None) -> None:
         if path:
-            self.form.set_values(file=path)
+            self.form.set_file(path)
             self.form.field("file").focus()
 
     def on_download_form_pick_folder(self, _message: DownloadForm.PickFolder) -> None:

@@ -60,16 +60,25 @@ def find_conflict(folder: str, name: str) -> Conflict | None:
     return Conflict(folder, name, final_exists, part_size)
 
 
-def free_name(folder: str, name: str, limit: int = 10_000) -> str:
-    """``name (1).ext``, ``name (2).ext``...: the first with neither NAME nor NAME.part taken."""
+def free_name(folder: str, name: str) -> str:
+    """``name (1).ext``, ``name (2).ext``...: the first with neither NAME nor NAME.part taken.
+
+    Reads the folder once instead of probing name after name, so it always
+    finds one (a folder of n entries has a free number at most n + 1) and
+    costs one listing however many ``x (n).ext`` are there: probing 10,000
+    taken names with a cap used to end in an exception that took the
+    overwrite dialog (and the app) down.
+    """
     stem, dot, ext = name.rpartition(".")
     if not stem:  # no extension, or a dotfile such as ".bashrc"
         stem, dot, ext = name, "", ""
-    for number in range(1, limit):
+    with os.scandir(folder) as entries:
+        taken = {entry.name for entry in entries}
+    for number in itertools.count(1):
         candidate = f"{stem} ({number}){dot}{ext}"
-        if find_conflict(folder, candidate) is None:
+        if candidate not in taken and candidate + PART_SUFFIX not in taken:
             return candidate
-    raise FileExistsError(f"no free name like {name} in {folder}")
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,18 @@ import os
 import time
 from collections import deque
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.validation import Function, Integer
 from textual.widgets import Button, Input, Label, RichLog, Static
 
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
+from tui.text import printable
 
 STOP_GRACE = 2.0  # seconds running transfers get when the server is stopped
 
@@ -38,7 +41,7 @@ def access_line(record: AccessRecord) -> str:
     """An access record in the width of a small terminal (the CLI prints ``format()``)."""
     stamp = time.strftime("%H:%M:%S", time.localtime(record.when))
     note = f" ({record.note})" if record.note else ""
-    return (
+    return printable(
         f"{stamp} {record.peer} {record.kind} {record.path!r} {record.status} "
         f"{fmt.size(record.sent)} {record.seconds:.2f} s{note}"
     )
@@ -86,7 +89,7 @@ class ServerPane(Vertical):
             yield Input(
                 placeholder="none", id="serve-token", compact=True, password=True, max_length=256
             )
-        yield Static("○ stopped", id="server-status")
+        yield Static("○ stopped", id="server-status", markup=False)
         yield RichLog(id="access-log", max_lines=1000, min_width=20, wrap=True, markup=False)
 
     # ------------------------------------------------------------ state
@@ -108,9 +111,8 @@ class ServerPane(Vertical):
                 f"● serving {server.root.path} on {where} · {server.active_transfers} sending"
                 f" · {server.connections} connected"
             )
-        if text != self._status:
-            self._status = text
-            self.query_one("#server-status", Static).update(text)
+        if printable(text) != self._status:
+            self._set_status_text(text)
 
     # ------------------------------------------------------------ start / stop
 
@@ -151,8 +153,8 @@ class ServerPane(Vertical):
                 await asyncio.wait_for(asyncio.gather(*workers, return_exceptions=True), timeout)
 
     def _set_status_text(self, text: str) -> None:
-        self._status = text
-        self.query_one("#server-status", Static).update(text)
+        self._status = text = printable(text)  # holds paths and OS errors: plain text
+        self.query_one("#server-status", Static).update(Content(text))
 
     @work(group="server", exclusive=True, exit_on_error=False)
     async def _serve(self, root: str, host: str, port: int, token: bytes | None) -> None:
@@ -198,7 +200,7 @@ class ServerPane(Vertical):
     def on_server_access(self, message: ServerAccess) -> None:
         message.stop()
         self.records.append(message.record)
-        self.query_one("#access-log", RichLog).write(access_line(message.record))
+        self.query_one("#access-log", RichLog).write(Text(access_line(message.record)))
         self._show_status()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

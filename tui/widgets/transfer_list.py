@@ -12,12 +12,14 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Label, Static
 
 from getfile_core.client.api import Progress
 from tui import format as fmt
 from tui.messages import TransferProgress
+from tui.text import printable
 from tui.transfers import Transfer
 
 BAR_WIDTH = 6
@@ -32,11 +34,21 @@ COLUMNS = (  # (class, heading)
 
 
 class Cell(Static):
-    """A fixed-size text cell that repaints only itself, and only on change."""
+    """A fixed-size text cell that repaints only itself, and only on change.
+
+    Names and reasons come from servers: a cell shows printable plain text,
+    never markup (``[@click=app.quit]x.txt`` is a name, not a link).
+    """
+
+    def __init__(self, classes: str) -> None:
+        super().__init__("", classes=classes, markup=False)
+        self._text = ""
 
     def set(self, text: str) -> None:
-        if text != str(self.content):
-            self.update(text, layout=False)
+        text = printable(text)
+        if text != self._text:
+            self._text = text
+            self.update(Content(text), layout=False)
 
 
 class TransferRow(Horizontal, can_focus=True):
@@ -50,8 +62,8 @@ class TransferRow(Horizontal, can_focus=True):
 
     def compose(self) -> ComposeResult:
         for name, _heading in COLUMNS:
-            yield Cell("", classes=f"cell {name}")
-        yield Cell("", classes="cell reason")
+            yield Cell(classes=f"cell {name}")
+        yield Cell(classes="cell reason")
 
     def on_mount(self) -> None:
         self._ready = True
