@@ -11,18 +11,45 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-from getfile_core.address import Target
-from getfile_core.client.api import Progress
-from getfile_core.client.names import PART_SUFFIX
+from getfile_core import PART_SUFFIX, Progress, Target
 
-if TYPE_CHECKING:
-    from textual.worker import Worker
-
-ACTIVE_STATES = frozenset({"queued", "connecting", "downloading", "verifying"})
-RETRYABLE_STATES = frozenset({"failed", "cancelled"})
 _ids = itertools.count(1)
+
+
+class State(StrEnum):
+    """Where a transfer is. Only the ``Transfer``'s own methods change it.
+
+    The client's progress phases (``getfile_core``'s ``Phase``: connecting,
+    waiting, downloading, verifying, retrying) are a subset, with the same
+    words, so a progress snapshot moves a row by value.
+    """
+
+    QUEUED = "queued"
+    CONNECTING = "connecting"
+    WAITING = "waiting"
+    DOWNLOADING = "downloading"
+    VERIFYING = "verifying"
+    RETRYING = "retrying"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = frozenset(
+    {
+        State.QUEUED,
+        State.CONNECTING,
+        State.WAITING,
+        State.DOWNLOADING,
+        State.VERIFYING,
+        State.RETRYING,
+    }
+)
+#: States a progress snapshot may move a running transfer into (never done/failed/cancelled:
+#: only the outcome of ``fetch`` says those).
+PROGRESS_STATES = ACTIVE_STATES - {State.QUEUED}
+RETRYABLE_STATES = frozenset({State.FAILED, State.CANCELLED})
 
 
 class Choice(StrEnum):
@@ -114,38 +141,79 @@ def plan_for_retry(conflict: Conflict | None, *, legacy: bool) -> Plan | None:
 
 @dataclass(eq=False)
 class Transfer:
-    """One row of the transfers list: what was asked, where it goes, how it went."""
+    """One row of the transfers list: what was asked, where it goes, how it went.
+
+    ``state`` is read-only outside: the methods below are its only writers, so
+    a widget can show a transfer but never move it.
+    """
 
     target: Target
     folder: str
     name: str
     id: int = field(default_factory=lambda: next(_ids))
-    state: str = "queued"
     progress: Progress | None = None
     error: str = ""
     legacy: bool = False
     saved_path: str = ""
-    worker: Worker[None] | None = None
+    _state: State = State.QUEUED
+
+    @property
+    def state(self) -> State:
+        return self._state
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE_STATES
+        return self._state in ACTIVE_STATES
 
     @property
     def done_or_stopped(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
+        return self._state in (State.DONE, State.FAILED, State.CANCELLED)
 
     @property
     def can_retry(self) -> bool:
-        return self.state in RETRYABLE_STATES
+        return self._state in RETRYABLE_STATES
 
     @property
     def where(self) -> str:
         return f"{self.target.host}:{self.target.port}"
 
+    # ------------------------------------------------------------ the only writers of state
+
+    def observe(self, progress: Progress) -> State | None:
+        """Take a progress snapshot; the state before, if it moved the transfer on."""
+        self.progress = progress
+        self.legacy = self.legacy or progress.legacy
+        phase = str(progress.phase)
+        if not self.active or phase == self._state or phase not in PROGRESS_STATES:
+            return None
+        before, self._state = self._state, State(phase)
+        return before
+
+    def finish(self, path: str, progress: Progress, *, legacy: bool) -> None:
+        self._state = State.DONE
+        self.saved_path = path
+        self.progress = progress
+        self.legacy = legacy
+
+    def fail(self, reason: str) -> None:
+        self._state = State.FAILED
+        self.error = reason
+
+    def stop(self) -> None:
+        """Cancelled (by the user, or by quitting); what arrived stays in the ``.part``."""
+        self._state = State.CANCELLED
+
+    def claim(self) -> bool:
+        """Take a failed or cancelled transfer for a retry; ``False`` if it is not one
+        (so a second ctrl+r cannot start it twice)."""
+        if not self.can_retry:
+            return False
+        self._state = State.QUEUED
+        return True
+
     def reset(self, name: str) -> None:
         """Ready the row for another attempt (a retry, possibly under a new name)."""
         self.name = name
-        self.state = "queued"
+        self._state = State.QUEUED
         self.progress = None
         self.error = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -44,6 +45,9 @@ async def test_good_download(server: FileServer, root: Path, dest: Path) -> None
         transfer = only_transfer(app)
         row = app.transfer_list.row(transfer.id)
         assert row is not None
+        # The row redraws on the controller's message, a moment after the state changes.
+        shown = lambda: str(row.cell("state").content)  # noqa: E731
+        await wait_until(pilot, lambda: shown() in ("done", "failed", "cancelled"))
         assert str(row.cell("state").content) == "done"
         assert "100%" in str(row.cell("bar").content)
         assert "293 KiB/293 KiB" in str(row.cell("bytes").content)
@@ -61,7 +65,9 @@ async def test_not_found_is_a_failed_row(server: FileServer, dest: Path) -> None
         await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "failed")
         transfer = only_transfer(app)
         row = app.transfer_list.row(transfer.id)
-        assert row is not None and "no such file" in str(row.cell("reason").content)
+        assert row is not None
+        await wait_until(pilot, lambda: str(row.cell("state").content) == "failed")
+        assert "no such file" in str(row.cell("reason").content)
         assert app.is_running
     assert list(dest.iterdir()) == []
     assert "error: missing.txt: no such file (404 not-found) (from 127.0.0.1:" in log_text(app)
@@ -177,7 +183,7 @@ async def test_retry_after_cancel_continues_the_part(
         transfer = only_transfer(app)
         (dest / "data.bin").unlink()
         (dest / "data.bin.part").write_bytes(data[:100_000])
-        transfer.state = "cancelled"
+        transfer.stop()  # as a cancel leaves it
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: transfer.state == "done")
     assert (dest / "data.bin").read_bytes() == data
@@ -510,3 +516,23 @@ async def test_listing_a_legacy_server_says_it_cannot(legacy_server: int, dest: 
         await wait_until(pilot, lambda: "needs a getfile server" in str(note.content))
         await pilot.press("escape")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
+
+
+async def test_one_table_of_actions_feeds_keys_help_and_palette(tmp_path: Path) -> None:
+    from tui.actions import ACTIONS
+
+    app = make_app(dest=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.set_keymap({"cancel": "ctrl+k"})
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "KeysScreen")
+        text = "\n".join(str(label.content) for label in app.screen.query("Label"))
+        for action in ACTIONS:
+            if action.key:
+                assert action.help in text
+        assert re.search(r"\^k +cancel the selected download", text)  # the key in force
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
+        titles = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert titles["Cancel download"].endswith("(^k)")
+        assert {a.palette for a in ACTIONS if a.palette} <= set(titles)

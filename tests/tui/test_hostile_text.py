@@ -56,7 +56,7 @@ async def test_server_message_with_markup_shows_on_the_failed_row(dest: Path) ->
             await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "failed")
             row = app.transfer_list.row(only_transfer(app).id)
             assert row is not None
-            await pilot.pause()
+            await wait_until(pilot, lambda: str(row.cell("state").content) == "failed")
             assert "[/] gone [b]bold" in str(row.cell("reason").content)
             assert app.is_running
     assert "[/] gone [b]bold" in log_text(app)

@@ -21,7 +21,7 @@ from textual.content import Content
 from textual.validation import Function, Integer
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
+from getfile_core import AccessRecord, FileServer, ServerLimits
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
 from tui.text import printable

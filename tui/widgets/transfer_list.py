@@ -1,4 +1,5 @@
-"""The live list of downloads: one focusable row per transfer.
+"""The live list of downloads: one focusable row per transfer; it only displays them
+(a ``Transfer`` changes itself; the app asks a row to redraw).
 
 Each row is a handful of fixed-width cells, and a cell is redrawn only when
 its text changes. A steady download therefore repaints a few dozen
@@ -13,14 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.message import Message
 from textual.widgets import Button, Label, Static
 
-from getfile_core.client.api import Progress
 from tui import format as fmt
-from tui.messages import TransferProgress
 from tui.text import printable
-from tui.transfers import Transfer
+from tui.transfers import State, Transfer
 
 BAR_WIDTH = 6
 COLUMNS = (  # (class, heading)
@@ -77,12 +75,13 @@ class TransferRow(Horizontal, can_focus=True):
         if not self._ready:
             return
         transfer = self.transfer
+        state = transfer.state
         self.cell("name").set(transfer.name)
-        self.cell("state").set(transfer.state)
-        self.set_class(transfer.state == "failed", "-failed")
-        self.set_class(transfer.state == "done", "-done")
-        self.set_class(transfer.state == "cancelled", "-cancelled")
-        failed = transfer.state == "failed"
+        self.cell("state").set(str(state))
+        self.set_class(state is State.FAILED, "-failed")
+        self.set_class(state is State.DONE, "-done")
+        self.set_class(state is State.CANCELLED, "-cancelled")
+        failed = state is State.FAILED
         for name in ("bar", "bytes", "rate", "eta"):
             self.cell(name).display = not failed
         self.cell("reason").display = failed
@@ -94,8 +93,8 @@ class TransferRow(Horizontal, can_focus=True):
             for name in ("bar", "bytes", "rate", "eta"):
                 self.cell(name).set("")
             return
-        fraction = 1.0 if transfer.state == "done" else progress.fraction
-        moving = transfer.state in ("downloading", "verifying")
+        fraction = 1.0 if state is State.DONE else progress.fraction
+        moving = state in (State.DOWNLOADING, State.VERIFYING)
         if moving and fraction is None:  # size unknown (legacy server): a block that moves
             self._tick += 1
             self.cell("bar").set(fmt.bar(None, BAR_WIDTH, self._tick) + "  ?? ")
@@ -103,12 +102,10 @@ class TransferRow(Horizontal, can_focus=True):
             self.cell("bar").set(fmt.bar(fraction, BAR_WIDTH) + " " + fmt.percent(fraction))
         else:
             self.cell("bar").set("")
-        started = progress.done > 0 or moving or transfer.state == "done"
+        started = progress.done > 0 or moving or state is State.DONE
         self.cell("bytes").set(fmt.bytes_done(progress.done, progress.total) if started else "")
-        running = transfer.state in ("connecting", "downloading", "verifying")
-        self.cell("rate").set(
-            fmt.rate(progress.rate) if running or transfer.state == "done" else ""
-        )
+        running = state in (State.CONNECTING, State.DOWNLOADING, State.VERIFYING)
+        self.cell("rate").set(fmt.rate(progress.rate) if running or state is State.DONE else "")
         self.cell("eta").set(fmt.duration(progress.eta) if running else "")
 
 
@@ -121,14 +118,6 @@ class TransferList(VerticalScroll, can_focus=False):
         Binding("up,k", "move(-1)", "Previous", show=False),
         Binding("down,j", "move(1)", "Next", show=False),
     ]
-
-    class PhaseChanged(Message):
-        """A transfer moved on (connecting to downloading, say); the app logs it."""
-
-        def __init__(self, transfer: Transfer, before: str) -> None:
-            super().__init__()
-            self.transfer = transfer
-            self.before = before
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="transfer-heading"):
@@ -187,29 +176,6 @@ class TransferList(VerticalScroll, can_focus=False):
         row = self.row(transfer.id)
         if row is not None:
             row.show()
-
-    def on_transfer_progress(self, message: TransferProgress) -> None:
-        message.stop()
-        row = self.row(message.transfer_id)
-        if row is None:
-            return
-        transfer = row.transfer
-        progress: Progress = message.progress
-        transfer.progress = progress
-        transfer.legacy = transfer.legacy or progress.legacy
-        if (
-            transfer.active
-            and progress.phase != transfer.state
-            and progress.phase
-            in (
-                "connecting",
-                "downloading",
-                "verifying",
-            )
-        ):
-            before, transfer.state = transfer.state, progress.phase
-            self.post_message(self.PhaseChanged(transfer, before))
-        row.show()
 
     def action_move(self, step: int) -> None:
         rows = self.rows
