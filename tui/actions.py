@@ -73,6 +73,15 @@ ACTIONS: tuple[Action, ...] = (
         "Switch theme", "Cycle to the next colour theme", show=False,
     ),
     Action(
+        "limit", "limit_rate", "f4", "Limit", "set the global rate limit (all downloads share it)",
+        "Set global rate limit", "Cap all downloads together: 500K, 2M, or none", show=False,
+    ),
+    Action(
+        "limit-one", "limit_transfer", "f5", "Limit one", "set the selected download's own limit",
+        "Limit the selected download", "Cap one download's rate (the global limit still applies)",
+        show=False,
+    ),
+    Action(
         "local-server", "use_local_server", "", "", "",
         "Point the form at the local server", "Fill Server and Port from the running server",
     ),

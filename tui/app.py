@@ -30,6 +30,7 @@ from tui.actions import ACTIONS, bindings
 from tui.commands import app_commands
 from tui.downloads import DownloadController
 from tui.launch import Launch, parse_args
+from tui.limits import describe_limit
 from tui.messages import (
     LogLine,
     ServerStarted,
@@ -43,10 +44,11 @@ from tui.screens.folder_picker import FolderPickerScreen
 from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
 from tui.screens.overwrite import OverwriteScreen
+from tui.screens.rate_prompt import RateScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
 from tui.text import printable
-from tui.transfers import Choice, Conflict, Transfer
+from tui.transfers import Choice, Conflict, State, Transfer
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
 from tui.widgets.log_pane import LogPane
@@ -217,9 +219,38 @@ class GetfileApp(App[None]):
         self.downloads.cancel_all()
 
     def action_retry(self) -> None:
-        transfer = self.downloads.pick(self._selected(), lambda t: t.can_retry)
+        """Retry a failed or cancelled download, or end a retrying one's wait now."""
+        transfer = self.downloads.pick(
+            self._selected(), lambda t: t.can_retry or t.state is State.RETRYING
+        )
         if transfer is None or not self.downloads.retry(transfer):
             self.notify("Nothing to retry.", timeout=2)
+
+    def action_limit_rate(self) -> None:
+        current = self.downloads.rate_limit.rate
+        self.push_screen(RateScreen("every download, together", current), self._global_limit)
+
+    def _global_limit(self, rate: float | bool | None) -> None:
+        if rate is not False:
+            self.downloads.set_global_limit(rate)  # type: ignore[arg-type]
+            self._show_limit()
+
+    def _show_limit(self) -> None:
+        rate = self.downloads.rate_limit.rate
+        limit = "" if rate is None else f" · limit {describe_limit(rate)}"
+        self.transfer_list.border_title = f"Transfers{limit}"
+
+    def action_limit_transfer(self) -> None:
+        transfer = self.downloads.pick(self._selected(), lambda t: t.active)
+        if transfer is None:
+            self.notify("No running download to limit.", timeout=2)
+            return
+
+        def chosen(rate: float | bool | None) -> None:
+            if rate is not False:
+                self.downloads.set_limit(transfer, rate)  # type: ignore[arg-type]
+
+        self.push_screen(RateScreen(transfer.name, transfer.limit.rate), chosen)
 
     def on_transfer_added(self, message: TransferAdded) -> None:
         # The row mounts while the download starts: the bytes need not wait for the screen.

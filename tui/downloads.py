@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from getfile_core import (
     LegacyServerError,
     Options,
     Progress,
+    RetryNotice,
     Target,
     UnauthorizedError,
     UnsafeName,
@@ -36,6 +38,7 @@ from getfile_core import (
     safe_local_name,
 )
 from tui import format as fmt
+from tui.limits import BothLimits, RateLimit, describe_limit
 from tui.messages import LogLine, TransferAdded, TransferChanged, TransferProgress
 from tui.transfers import (
     Choice,
@@ -78,12 +81,16 @@ class DownloadController:
         *,
         fetcher: Callable[..., Coroutine[Any, Any, FetchResult]] = fetch,
         lister: Callable[..., Coroutine[Any, Any, object]] = list_folder,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.prompts = prompts
         self.post = post
         self.spawn = spawn
         self.fetcher = fetcher
         self.lister = lister
+        self.clock = clock
+        #: One limit every download shares (``Options.rate_limit``); changeable while they run.
+        self.rate_limit = RateLimit()
         self.transfers: dict[int, Transfer] = {}
         self.tokens: dict[str, bytes] = {}  # "host:port" -> token typed in this session
         self.legacy_servers: set[str] = set()
@@ -97,7 +104,7 @@ class DownloadController:
 
     @property
     def any_retryable(self) -> bool:
-        return any(t.can_retry for t in self.transfers.values())
+        return any(t.can_retry or t.state is State.RETRYING for t in self.transfers.values())
 
     def pick(
         self, preferred: Transfer | None, wanted: Callable[[Transfer], bool]
@@ -124,12 +131,28 @@ class DownloadController:
                 self.cancel(transfer)
 
     def retry(self, transfer: Transfer) -> bool:
-        """Start ``transfer`` again (continuing its ``.part``); ``False`` if it cannot be."""
+        """Try ``transfer`` again now: end its backoff wait if it is waiting to retry, else
+        start it again (continuing its ``.part``); ``False`` if it is neither."""
+        if transfer.state is State.RETRYING and transfer.client is not None:
+            transfer.client.retry_now()
+            self._log(f"{transfer.name}: retrying now")
+            return True
         if not transfer.claim():
             return False
         self._changed(transfer)
         self.spawn(self._retry(transfer), f"retry {transfer.target.url()}")
         return True
+
+    def set_global_limit(self, rate: float | None) -> None:
+        """Every download, running or to come, shares ``rate`` bytes/s (``None``: no limit)."""
+        self.rate_limit.rate = rate
+        self._log(f"global rate limit: {describe_limit(rate)}")
+
+    def set_limit(self, transfer: Transfer, rate: float | None) -> None:
+        """``transfer`` alone at most ``rate`` bytes/s (the global limit still applies)."""
+        transfer.limit.rate = rate
+        self._log(f"{transfer.name}: rate limit {describe_limit(rate)}")
+        self._changed(transfer)
 
     # ------------------------------------------------------------ the flows
 
@@ -202,6 +225,8 @@ class DownloadController:
     async def _attempts(self, transfer: Transfer, plan: Plan) -> None:
         self._changed(transfer)
         on_progress = functools.partial(self._progress, transfer)
+        on_retry = functools.partial(self._retrying, transfer)
+        limit = BothLimits(self.rate_limit, transfer.limit)
         for _attempt in range(TOKEN_ATTEMPTS + 1):
             token = self.tokens.get(transfer.where)
             try:
@@ -210,10 +235,12 @@ class DownloadController:
                     transfer.folder,
                     overwrite=plan.overwrite,
                     resume=plan.resume,
-                    options=Options(token=token),
+                    options=Options(token=token, rate_limit=limit),  # type: ignore[arg-type]
                     on_progress=on_progress,
                     interval=PROGRESS_INTERVAL,
                     name=plan.name,
+                    state=transfer.start_attempts(),
+                    on_retry=on_retry,
                 )
             except UnauthorizedError as error:
                 self._log(
@@ -278,6 +305,16 @@ class DownloadController:
         self._changed(transfer)
         if transfer.state is State.DOWNLOADING and before is not State.DOWNLOADING:
             self._connected(transfer, progress)
+
+    def _retrying(self, transfer: Transfer, notice: RetryNotice) -> None:
+        """Called on the event loop before each backoff wait of ``fetch``."""
+        transfer.retrying(notice, self.clock())
+        self._changed(transfer)
+        self._log(
+            f"{transfer.name}: retrying in {notice.delay:g} s "
+            f"({notice.attempt}/{notice.attempts}): {notice.reason}",
+            "warn",
+        )
 
     def _connected(self, transfer: Transfer, progress: Progress) -> None:
         if transfer.legacy:

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from getfile_core import PART_SUFFIX, Progress, Target
+from getfile_core import PART_SUFFIX, Progress, RetryNotice, Target, TransferState
+from tui.limits import RateLimit
 
 _ids = itertools.count(1)
 
@@ -155,6 +156,15 @@ class Transfer:
     error: str = ""
     legacy: bool = False
     saved_path: str = ""
+    #: This transfer's own rate limit (none until set); the app's global one applies too.
+    limit: RateLimit = field(default_factory=RateLimit)
+    #: While RETRYING: which attempt, why, and when (``time.monotonic``) it starts.
+    retry: RetryNotice | None = None
+    retry_at: float = 0.0
+    #: What the client waits for, in words ("server is hashing big.iso (40%)"), or "".
+    note: str = ""
+    #: The library's state of the running attempt series: ``retry_now()`` and ``cancel()``.
+    client: TransferState | None = None
     _state: State = State.QUEUED
 
     @property
@@ -179,18 +189,37 @@ class Transfer:
 
     # ------------------------------------------------------------ the only writers of state
 
+    def retry_left(self, now: float) -> float:
+        """Seconds until the next attempt while RETRYING (never below zero)."""
+        return max(0.0, self.retry_at - now)
+
+    def start_attempts(self) -> TransferState:
+        """A fresh library state for ``fetch`` (kept so "retry now" can reach it)."""
+        self.client = TransferState()
+        return self.client
+
     def observe(self, progress: Progress) -> State | None:
         """Take a progress snapshot; the state before, if it moved the transfer on."""
         self.progress = progress
         self.legacy = self.legacy or progress.legacy
+        self.note = progress.note
         phase = str(progress.phase)
+        if phase != State.RETRYING:
+            self.retry = None
         if not self.active or phase == self._state or phase not in PROGRESS_STATES:
             return None
         before, self._state = self._state, State(phase)
         return before
 
+    def retrying(self, notice: RetryNotice, now: float) -> None:
+        """The client waits ``notice.delay`` seconds before its next attempt."""
+        self._state = State.RETRYING
+        self.retry = notice
+        self.retry_at = now + notice.delay
+
     def finish(self, path: str, progress: Progress, *, legacy: bool) -> None:
         self._state = State.DONE
+        self.retry = None
         self.saved_path = path
         self.progress = progress
         self.legacy = legacy
@@ -198,10 +227,12 @@ class Transfer:
     def fail(self, reason: str) -> None:
         self._state = State.FAILED
         self.error = reason
+        self.retry = None
 
     def stop(self) -> None:
         """Cancelled (by the user, or by quitting); what arrived stays in the ``.part``."""
         self._state = State.CANCELLED
+        self.retry = None
 
     def claim(self) -> bool:
         """Take a failed or cancelled transfer for a retry; ``False`` if it is not one
@@ -217,3 +248,5 @@ class Transfer:
         self._state = State.QUEUED
         self.progress = None
         self.error = ""
+        self.retry = None
+        self.note = ""

@@ -9,6 +9,9 @@ when every byte drawn crosses an SSH link.
 
 from __future__ import annotations
 
+import math
+import time
+
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -70,6 +73,20 @@ class TransferRow(Horizontal, can_focus=True):
     def cell(self, name: str) -> Cell:
         return self.query_one(f".{name}", Cell)
 
+    def words(self) -> str:
+        """What the row says instead of its numbers: why it failed, when it retries (and
+        why), what it waits for; "" when the numbers say it all."""
+        transfer = self.transfer
+        if transfer.state is State.FAILED:
+            return transfer.error
+        notice = transfer.retry
+        if transfer.state is State.RETRYING and notice is not None:
+            left = math.ceil(transfer.retry_left(time.monotonic()))
+            return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {notice.reason}"
+        if transfer.state in (State.CONNECTING, State.WAITING) and transfer.note:
+            return transfer.note
+        return ""
+
     def show(self) -> None:
         """Bring every cell up to date with the transfer (once mounted; then it catches up)."""
         if not self._ready:
@@ -81,12 +98,12 @@ class TransferRow(Horizontal, can_focus=True):
         self.set_class(state is State.FAILED, "-failed")
         self.set_class(state is State.DONE, "-done")
         self.set_class(state is State.CANCELLED, "-cancelled")
-        failed = state is State.FAILED
+        words = self.words()
         for name in ("bar", "bytes", "rate", "eta"):
-            self.cell(name).display = not failed
-        self.cell("reason").display = failed
-        if failed:
-            self.cell("reason").set(transfer.error)
+            self.cell(name).display = not words
+        self.cell("reason").display = bool(words)
+        if words:  # a reason, a countdown or what the client waits for, in place of the numbers
+            self.cell("reason").set(words)
             return
         progress = transfer.progress
         if progress is None:
@@ -171,6 +188,15 @@ class TransferList(VerticalScroll, can_focus=False):
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if isinstance(event.widget, TransferRow):
             self.last_selected = event.widget
+
+    def on_mount(self) -> None:
+        # A retry countdown moves once a second, between the client's progress snapshots.
+        self.set_interval(1.0, self._tick_countdowns)
+
+    def _tick_countdowns(self) -> None:
+        for row in self.rows:
+            if row.transfer.state is State.RETRYING:
+                row.show()
 
     def refresh_transfer(self, transfer: Transfer) -> None:
         row = self.row(transfer.id)
