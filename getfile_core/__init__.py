@@ -29,6 +29,9 @@ _EXPORTS = {
     "TransferState": ".client",
     "Destination": ".client",
     "PART_SUFFIX": ".client",
+    "Phase": ".client",
+    "RetryNotice": ".client",
+    "part_name": ".client",
     "UnsafeName": ".client",
     "safe_local_name": ".client",
     # Serving.
@@ -53,12 +56,15 @@ if TYPE_CHECKING:
         Destination,
         FetchResult,
         Options,
+        Phase,
         Progress,
+        RetryNotice,
         TransferState,
         UnsafeName,
         download,
         fetch,
         list_folder,
+        part_name,
         safe_local_name,
     )
     from getfile_core.errors import (

@@ -130,3 +130,23 @@ EXIT_CODES: dict[int, str] = {
     13: "needs a getfile server (the peer is a legacy server)",
     130: "stopped with Ctrl-C",
 }
+
+
+class UnreachableError(ConnectError):
+    """Refused or unreachable: worth another try once the server was reached before.
+
+    A subclass of ``ConnectError`` (same meaning to users); the client's retries
+    tell it apart from a wrong host or a rejected certificate, which no retry mends.
+    """
+
+    kind = "connect"
+
+
+class TooSlowError(TimeoutError_):
+    """The server keeps the transfer alive with a trickle: a broken or hostile peer.
+
+    A subclass of ``TimeoutError_`` (same meaning to users); unlike silence on
+    a lost link, another attempt would only be trickled again, so it is not retried.
+    """
+
+    kind = "timeout"

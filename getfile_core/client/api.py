@@ -23,15 +23,9 @@ from typing import TypeVar
 
 from getfile_core.address import Target
 from getfile_core.client.destination import Destination
-from getfile_core.client.transfer import (
-    FetchResult,
-    Options,
-    TransferState,
-    download,
-)
-from getfile_core.client.transfer import (
-    list_folder as _list_folder,
-)
+from getfile_core.client.download import download
+from getfile_core.client.listing import list_folder as _list_folder
+from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.protocol import Entry
 
 __all__ = ["FetchResult", "Options", "Progress", "Target", "fetch", "list_folder"]
@@ -43,12 +37,16 @@ T = TypeVar("T")
 class Progress:
     """A snapshot for display: counts, rate over the last few seconds, and ETA."""
 
-    phase: str
+    phase: Phase
     done: int
     total: int | None
     rate: float  # bytes per second, smoothed
     elapsed: float
     legacy: bool
+    #: Set while waiting to retry: which attempt, after how long, and why.
+    retry: RetryNotice | None = None
+    #: What the client waits for, for a person ("" when nothing).
+    note: str = ""
 
     @property
     def eta(self) -> float | None:
@@ -80,22 +78,36 @@ class RateMeter:
 
 
 async def _run_in_thread(
-    work: Callable[[], T],
+    work: Callable[[Callable[[RetryNotice], None]], T],
     state: TransferState,
     on_progress: Callable[[Progress], None] | None,
     interval: float,
+    on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> T:
-    """Run blocking ``work`` in its own thread; sample progress; cancel cleanly."""
+    """Run blocking ``work`` in its own thread; sample progress; cancel cleanly.
+
+    ``work`` gets a function to report retries with: they are handed to the
+    loop and ``on_retry`` is called here, on the event loop, like
+    ``on_progress``. An exception from either callback is not swallowed (a
+    bug in a handler must show): the transfer is cancelled and it propagates.
+    """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
+    notices: deque[RetryNotice] = deque()
+    wake = asyncio.Event()
 
     def settle(outcome: Callable[[], None]) -> None:
         if not future.done():
             outcome()
 
+    def tell_retry(notice: RetryNotice) -> None:  # in the transfer thread
+        notices.append(notice)
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
+            loop.call_soon_threadsafe(wake.set)
+
     def target() -> None:
         try:
-            result = work()
+            result = work(tell_retry)
         except BaseException as error:  # delivered to the awaiting coroutine
             with contextlib.suppress(RuntimeError):  # loop closed
                 loop.call_soon_threadsafe(settle, lambda e=error: future.set_exception(e))
@@ -108,36 +120,51 @@ async def _run_in_thread(
     began = time.monotonic()
 
     def report() -> None:
+        while notices:
+            notice = notices.popleft()
+            if on_retry is not None:
+                on_retry(notice)
         if on_progress is None:
             return
         now = time.monotonic()
-        snapshot = Progress(
-            phase=state.phase,
-            done=state.done,
-            total=state.total,
-            rate=meter.sample(now, state.done),
-            elapsed=now - began,
-            legacy=state.legacy,
+        on_progress(
+            Progress(
+                phase=state.phase,
+                done=state.done,
+                total=state.total,
+                rate=meter.sample(now, state.done),
+                elapsed=now - began,
+                legacy=state.legacy,
+                retry=state.retry,
+                note=state.note,
+            )
         )
-        with contextlib.suppress(Exception):
-            on_progress(snapshot)
 
     thread.start()
     try:
         while not future.done():
             report()
-            await asyncio.wait({future}, timeout=interval)
+            wake.clear()
+            waker = asyncio.ensure_future(wake.wait())
+            await asyncio.wait({future, waker}, timeout=interval, return_when="FIRST_COMPLETED")
+            waker.cancel()
         report()
         return future.result()
     except asyncio.CancelledError:
-        state.cancel()
-        # Let the thread notice, close its socket and keep the .part, then go.
-        await asyncio.wait({future}, timeout=10)
-        if future.done() and not future.cancelled():
-            future.exception()  # mark retrieved
-        state.phase = "cancelled"
-        report()
+        await _stop(state, future)
+        report()  # the last snapshot: the transfer says "cancelled"
         raise
+    except BaseException:  # a callback raised: stop the transfer, let the bug show
+        await _stop(state, future)
+        raise
+
+
+async def _stop(state: TransferState, future: asyncio.Future[T]) -> None:
+    """Cancel the transfer; let its thread notice, close its socket and keep the .part."""
+    state.cancel()
+    await asyncio.wait({future}, timeout=10)
+    if future.done() and not future.cancelled():
+        future.exception()  # mark retrieved
 
 
 async def fetch(
@@ -151,12 +178,14 @@ async def fetch(
     interval: float = 0.1,
     state: TransferState | None = None,
     name: str | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> FetchResult:
     """Download ``target`` into ``dest_dir`` as its sanitised basename (or as ``name``).
 
     ``name`` lets a caller save under another name (the TUI's "Rename" when the
     basename is taken); it is sanitised like a remote name, so it stays a
-    plain name inside ``dest_dir``.
+    plain name inside ``dest_dir``. ``on_retry`` is called (on the event loop)
+    before each backoff wait; see ``Options.retries``.
 
     Raises a ``GetfileError`` subclass on failure (never a bare OSError), or
     ``CancelledError`` when cancelled; in neither case does a file appear
@@ -168,7 +197,11 @@ async def fetch(
     destination = Destination.for_remote(dest_dir, local, overwrite=overwrite, resume=resume)
 
     return await _run_in_thread(
-        lambda: download(target, destination, options, state), state, on_progress, interval
+        lambda tell_retry: download(target, destination, options, state, tell_retry),
+        state,
+        on_progress,
+        interval,
+        on_retry,
     )
 
 
@@ -179,5 +212,5 @@ async def list_folder(
     options = options or Options()
     state = TransferState()
     return await _run_in_thread(
-        lambda: _list_folder(target, options, state, max_entries), state, None, 0.5
+        lambda _tell_retry: _list_folder(target, options, state, max_entries), state, None, 0.5
     )
