@@ -190,7 +190,7 @@ async def test_digest_mismatch_from_our_server_with_a_poisoned_cache(
     server: FileServer, root: Path, dest: Path
 ) -> None:
     info = os.stat(root / "hello.txt")
-    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
     server.digests._done[key] = digest_bytes(b"not the content")
     with pytest.raises(IntegrityError):
         await fetch(target_for(server, "hello.txt"), str(dest))

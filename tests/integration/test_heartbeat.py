@@ -20,7 +20,7 @@ from getfile_core.client.state import Options
 from getfile_core.digest import file_digest
 from getfile_core.errors import ProtocolError
 from getfile_core.protocol import Request, Response, Status, Verb
-from getfile_core.server import fileserver as server_module
+from getfile_core.server import exchange as server_module
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.helpers import ok_head, scripted_server
 
@@ -35,6 +35,12 @@ class HeldDigests:
 
     def is_quick(self, info: os.stat_result) -> bool:
         return False  # plays a big file nobody has hashed yet
+
+    def progress(self, info: os.stat_result) -> int | None:
+        return None
+
+    def stop(self) -> None:
+        self.release.set()
 
     async def digest(self, fd: int, info: os.stat_result) -> str:
         await self.release.wait()

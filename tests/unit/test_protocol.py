@@ -9,6 +9,7 @@ bound.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 
 import pytest
@@ -106,7 +107,7 @@ def test_auth_round_trip() -> None:
         (b"hello", ProtocolError),
         (b"\x00getfile/x GET a", ProtocolError),
         (b"\x00getfile/0 GET a", ProtocolError),
-        (b"\x00getfile/2 GET a", UnsupportedVersion),
+        (b"\x00getfile/3 GET a", UnsupportedVersion),
         (b"\x00getfile/1", ProtocolError),
         (b"\x00getfile/1 PUT a", ProtocolError),
         (b"\x00getfile/1 GET", ProtocolError),
@@ -198,7 +199,7 @@ def test_a_message_cannot_inject_headers() -> None:
     [
         b"",
         b"HTTP/1.1 200 OK",
-        b"getfile/2 200 ok\nsize: 1",
+        b"getfile/3 200 ok\nsize: 1",
         b"getfile/1 299 ok\nsize: 1",
         b"getfile/1 200 not-found\nsize: 1",
         b"getfile/1 200 ok",
@@ -578,6 +579,14 @@ def test_listing_refuses_malformed_bodies(body: bytes, expected: int) -> None:
 _fragments = st.sampled_from(
     [
         b"\x00getfile/1 ",
+        b"\x00getfile/2 ",
+        b"PING",
+        b"length=",
+        b"getfile/2 200 ok\n",
+        b"trailer: digest\n",
+        b"length: 2\n",
+        b"hashed: 7\n",
+        b"error: gone\n",
         b"GET ",
         b"LIST ",
         b"AUTH ",
@@ -608,11 +617,22 @@ _fragments = st.sampled_from(
 _stitched = st.lists(st.one_of(_fragments, st.binary(max_size=8)), max_size=30).map(b"".join)
 _valid_requests = st.builds(
     protocol.encode_request,
-    st.builds(
-        Request,
-        verb=st.sampled_from(Verb),
-        path=st.binary(min_size=1, max_size=40),
-        offset=st.integers(0, 2**40),
+    st.one_of(
+        st.builds(
+            Request,
+            verb=st.sampled_from([Verb.GET, Verb.LIST]),
+            path=st.binary(min_size=1, max_size=40),
+            offset=st.integers(0, 2**40),
+        ),
+        st.builds(
+            Request,
+            verb=st.just(Verb.GET),
+            path=st.binary(min_size=1, max_size=40),
+            offset=st.integers(0, 2**40),
+            version=st.just(2),
+            length=st.none() | st.integers(0, 2**40),
+        ),
+        st.just(Request(Verb.PING, b"", version=2)),
     ),
 )
 _repeated = st.builds(
@@ -668,6 +688,9 @@ _client_requests = st.sampled_from(
         Request(Verb.LIST, b"d"),
         Request(Verb.LIST, b"d", after=b"a", limit=2),
         LegacyRequest(b"f"),
+        Request(Verb.GET, b"f", version=2),
+        Request(Verb.GET, b"f", offset=3, length=2, version=2),
+        Request(Verb.PING, b"", version=2),
     ]
 )
 
@@ -683,6 +706,8 @@ def _pump_client(conn: ClientConnection, pieces: list[bytes]) -> None:
             if event is NEED_DATA:
                 if conn.state == "head":
                     assert len(conn._buffer) < MAX_HEAD, "client hoards a head past its bound"
+                elif conn.state == "trailer":
+                    assert len(conn._buffer) < protocol.MAX_TRAILER_LINE, "trailer line unbounded"
                 else:
                     assert len(conn._buffer) == 0, "client keeps body bytes it could hand over"
                 break
@@ -703,13 +728,25 @@ _plausible_heads = st.builds(
         entries=st.none() | st.integers(0, 3),
         challenge=st.none() | st.just(b"\x01" * 32),
         digest=st.none() | st.just(DIGEST),
+        version=st.sampled_from([1, 2]),
+        trailer=st.booleans(),
+        length=st.none() | st.integers(0, 3),
     ),
 )
+_plausible_trailers = st.lists(
+    st.sampled_from(
+        [b"hashed: 5\n", b"digest: " + DIGEST.encode() + b"\n", b"error: changed\n", b"\n"]
+    ),
+    max_size=5,
+).map(b"".join)
 #: What a server may answer: noise, or one or two plausible heads followed by noise.
 _answers = st.one_of(
     hostile_bytes,
     st.tuples(_plausible_heads, hostile_bytes).map(b"".join),
     st.tuples(_plausible_heads, _plausible_heads, hostile_bytes).map(b"".join),
+    st.tuples(_plausible_heads, st.binary(max_size=4), _plausible_trailers, hostile_bytes).map(
+        b"".join
+    ),
 )
 
 
@@ -731,7 +768,7 @@ def test_client_connection_survives_hostile_bytes(
 @given(
     request_=st.builds(
         Request,
-        verb=st.sampled_from(Verb),
+        verb=st.sampled_from([Verb.GET, Verb.LIST]),
         path=st.binary(min_size=1, max_size=200),
         offset=st.integers(0, 2**62),
         after=st.none() | st.binary(min_size=1, max_size=50),
@@ -770,3 +807,293 @@ def test_any_body_survives_any_split(body: bytes, cuts: list[int]) -> None:
                 received += event.data
             ended = ended or isinstance(event, EndOfMessage)
     assert ended and bytes(received) == body
+
+
+# ---------------------------------------------------------------- version 2: trailer, range, PING
+
+V2_GET = Request(Verb.GET, b"big.iso", version=2)
+
+
+def _v2_exchange(request: Request, head: Response) -> tuple[ServerConnection, ClientConnection]:
+    """A server and a client that have exchanged ``request`` and the head ``head``."""
+    client = ClientConnection(request)
+    server = ServerConnection()
+    server.receive_data(client.request_bytes())
+    assert server.next_event() == request
+    client.receive_data(server.send(head))
+    response = client.next_event()
+    assert isinstance(response, Response) and response.version == 2
+    return server, client
+
+
+def test_v2_get_with_a_trailer_in_memory() -> None:
+    body = b"x" * 1000
+    head = Response(Status.OK, size=len(body), trailer=True)
+    server, client = _v2_exchange(V2_GET, head)
+    assert server.state == "body" and client.state == "body"
+    server.body_sent(600)
+    server.body_sent(400)
+    assert server.state == "trailer"
+    wire = body + server.send_hash_progress(512) + server.send_trailer(protocol.Trailer(DIGEST))
+    assert server.state == "done"
+    assert wire.endswith(b"hashed: 512\ndigest: " + DIGEST.encode() + b"\n\n")
+    client.receive_data(wire)
+    events = [client.next_event() for _ in range(4)]
+    assert events == [
+        Data(body),
+        protocol.HashProgress(512),
+        protocol.Trailer(DIGEST),
+        EndOfMessage(),
+    ]
+    client.receive_data(b"")
+    assert client.next_event() == EndOfMessage()
+
+
+def test_v2_head_wire_format() -> None:
+    head = protocol.encode_response_head(
+        Response(Status.OK, size=10, offset=2, length=5, trailer=True, version=2)
+    )
+    assert head == b"getfile/2 200 ok\nsize: 10\noffset: 2\nlength: 5\ntrailer: digest\n\n"
+    parsed = protocol.parse_response_head(head[:-2])
+    assert (parsed.version, parsed.length, parsed.trailer, parsed.body_length) == (2, 5, True, 5)
+
+
+def test_v2_get_with_a_known_digest_has_no_trailer() -> None:
+    server, client = _v2_exchange(V2_GET, Response(Status.OK, size=3, digest=DIGEST))
+    assert server.state == "done"
+    client.receive_data(b"abc")
+    assert drain(client) == [Data(b"abc"), EndOfMessage()]
+
+
+def test_v2_trailer_can_carry_an_error() -> None:
+    server, client = _v2_exchange(V2_GET, Response(Status.OK, size=0, trailer=True))
+    assert server.state == "trailer"
+    client.receive_data(server.send_trailer(protocol.Trailer(error="file changed\nwhile sent")))
+    assert drain(client) == [protocol.Trailer(error="file changed while sent"), EndOfMessage()]
+
+
+def test_v2_byte_range_round_trips() -> None:
+    request = Request(Verb.GET, b"f", offset=10, length=20, version=2)
+    assert protocol.encode_request(request) == b"\x00getfile/2 GET f offset=10 length=20\n"
+    head = Response(Status.OK, size=100, offset=10, length=20, trailer=True)
+    server, client = _v2_exchange(request, head)
+    assert client.body_remaining == 20 and server.body_remaining == 20
+    client.receive_data(b"r" * 20 + b"digest: " + DIGEST.encode() + b"\n\n")
+    assert drain(client) == [Data(b"r" * 20), protocol.Trailer(DIGEST), EndOfMessage()]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        Response(Status.OK, size=100, offset=10, trailer=True),  # no range: another answer
+        Response(Status.OK, size=100, offset=10, length=19, trailer=True),
+        Response(Status.OK, size=100, offset=10, length=20),  # neither digest nor trailer
+        Response(Status.OK, size=100, offset=10, length=20, digest=DIGEST, trailer=True),
+    ],
+)
+def test_client_refuses_a_v2_head_that_does_not_answer(head: Response) -> None:
+    client = ClientConnection(Request(Verb.GET, b"f", offset=10, length=20, version=2))
+    client.receive_data(protocol.encode_response_head(dataclasses.replace(head, version=2)))
+    with pytest.raises(ProtocolError):
+        client.next_event()
+
+
+def test_a_range_beyond_the_size_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="range"):
+        protocol.parse_response_head(b"getfile/2 200 ok\nsize: 10\noffset: 5\nlength: 6")
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        Request(Verb.GET, b"f", length=3),  # version 1 has no ranges
+        Request(Verb.LIST, b"d", length=3, version=2),
+        Request(Verb.PING, b""),  # version 1 has no PING
+        Request(Verb.GET, b"f", version=3),
+    ],
+)
+def test_encoders_refuse_what_a_version_lacks(request_: Request) -> None:
+    with pytest.raises(ProtocolError):
+        protocol.encode_request(request_)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"\x00getfile/1 GET f length=3",
+        b"\x00getfile/1 PING",
+        b"\x00getfile/2 PING x",
+        b"\x00getfile/2 GET f length=-1",
+        b"\x00getfile/2 GET f length=1 length=2",
+        b"\x00getfile/2 LIST d length=2",
+    ],
+)
+def test_parser_refuses_what_a_version_lacks(line: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        protocol.parse_request_line(line)
+
+
+def test_ping_is_a_fixed_exchange() -> None:
+    ping = Request(Verb.PING, b"", version=2)
+    assert protocol.encode_request(ping) == b"\x00getfile/2 PING\n"
+    server = ServerConnection()
+    server.receive_data(b"\x00getfile/2 PING\n")
+    assert server.next_event() == ping
+    with pytest.raises(ProtocolError):
+        server.send(Response(Status.NOT_FOUND, "no"))
+    wire = server.send(protocol.pong())
+    assert wire == b"getfile/2 200 ok\nsize: 0\n\n"
+    assert server.state == "done"
+    client = ClientConnection(ping)
+    client.receive_data(wire)
+    assert drain(client) == [protocol.pong(), EndOfMessage()]
+
+
+def test_v2_client_reads_a_v1_servers_505() -> None:
+    """A version-1 server answers 505 in version 1: the client can then retry in version 1."""
+    client = ClientConnection(V2_GET)
+    client.receive_data(b"getfile/1 505 unsupported-version\nmessage: speaks 1\n\n")
+    response = client.next_event()
+    assert isinstance(response, Response) and response.status is Status.UNSUPPORTED_VERSION
+
+
+@pytest.mark.parametrize(
+    ("request_", "head"),
+    [
+        (V2_GET, b"getfile/1 200 ok\nsize: 1\ndigest: " + DIGEST.encode() + b"\n\n"),
+        (Request(Verb.GET, b"f"), b"getfile/2 200 ok\nsize: 1\ntrailer: digest\n\n"),
+        (Request(Verb.GET, b"f"), b"getfile/1 200 ok\nsize: 1\ntrailer: digest\n\n"),
+    ],
+)
+def test_client_refuses_an_answer_in_another_version(request_: Request, head: bytes) -> None:
+    client = ClientConnection(request_)
+    client.receive_data(head)
+    with pytest.raises(ProtocolError):
+        client.next_event()
+
+
+def test_v1_server_side_is_unchanged_by_version_2() -> None:
+    server = ServerConnection()
+    server.receive_data(b"\x00getfile/1 GET f\n")
+    server.next_event()
+    with pytest.raises(ProtocolError):
+        server.send(Response(Status.OK, size=3, trailer=True))
+    assert server.send(Response(Status.OK, size=3, digest=DIGEST)).startswith(b"getfile/1 200")
+
+
+def test_server_failure_before_a_request_is_sent_in_version_1() -> None:
+    server = ServerConnection()
+    server.receive_data(b"\x00getfile/7 GET f\n")
+    with pytest.raises(UnsupportedVersion):
+        server.next_event()
+    wire = server.send_failure(Status.UNSUPPORTED_VERSION, "speaks 1 and 2")
+    assert wire.startswith(b"getfile/1 505 unsupported-version\n")
+    assert server.state == "done"
+    with pytest.raises(ProtocolError):
+        server.send_failure(Status.BAD_REQUEST, "again")
+
+
+def test_server_refuses_trailer_steps_out_of_turn() -> None:
+    server = ServerConnection()
+    server.receive_data(protocol.encode_request(V2_GET))
+    server.next_event()
+    with pytest.raises(ProtocolError):
+        server.send_trailer(protocol.Trailer(DIGEST))
+    server.send(Response(Status.OK, size=4, trailer=True))
+    with pytest.raises(ProtocolError):
+        server.body_sent(5)
+    with pytest.raises(ProtocolError):
+        server.send_hash_progress(1)
+    server.body_sent(4)
+    with pytest.raises(ProtocolError):
+        server.send_trailer(protocol.Trailer(DIGEST, error="both"))
+
+
+@pytest.mark.parametrize(
+    ("after_body", "error"),
+    [
+        (b"", protocol.MissingTrailer),
+        (b"hashed: 1\n", protocol.MissingTrailer),
+        (b"\n", ProtocolError),  # ends with neither digest nor error
+        (b"digest: md5\n\n", ProtocolError),
+        (b"digest: " + DIGEST.encode() + b"\nerror: x\n\n", ProtocolError),
+        (b"digest: " + DIGEST.encode() + b"\n\nX", ProtocolError),
+        (b"hashed: -1\n", ProtocolError),
+        (b"Digest: x\n", ProtocolError),
+        (b"x-note: " + b"a" * 2000 + b"\n", ProtocolError),
+        (b"hashed: 1\n" * (protocol.MAX_TRAILER_LINES + 1), ProtocolError),
+    ],
+)
+def test_client_refuses_bad_trailers(after_body: bytes, error: type[Exception]) -> None:
+    client = ClientConnection(V2_GET)
+    client.receive_data(b"getfile/2 200 ok\nsize: 2\ntrailer: digest\n\nab" + after_body)
+    client.receive_data(b"")
+    with pytest.raises(error):
+        for _ in range(protocol.MAX_TRAILER_LINES + 10):
+            client.next_event()
+
+
+def test_a_missing_trailer_is_an_interruption_to_resume() -> None:
+    assert issubclass(protocol.MissingTrailer, ShortBody)
+    assert protocol.MissingTrailer().missing == 0
+
+
+def test_zero_copy_never_takes_the_trailer() -> None:
+    client = ClientConnection(V2_GET)
+    client.receive_data(b"getfile/2 200 ok\nsize: 3\ntrailer: digest\n\nabcdigest: ")
+    assert isinstance(client.next_event(), Response)
+    assert client.take_buffered() == b"abc"
+    client.receive_data(DIGEST.encode() + b"\n\n")
+    assert client.next_event() == protocol.Trailer(DIGEST)
+
+
+@pytest.mark.parametrize(
+    "head", ["getfile/\u0661 200 ok\nsize: 1", "getfile/1 \u0662\u0660\u0660 ok\nsize: 1"]
+)
+def test_status_line_takes_ascii_digits_only(head: str) -> None:
+    with pytest.raises(ProtocolError):
+        protocol.parse_response_head(head.encode())
+
+
+def test_processing_head_carries_hash_progress() -> None:
+    head = Response(Status.PROCESSING, "hashing the file", size=100, hashed=40)
+    parsed = protocol.parse_response_head(protocol.encode_response_head(head)[:-2])
+    assert (parsed.size, parsed.hashed, parsed.message) == (100, 40, "hashing the file")
+
+
+@HYPOTHESIS
+@given(
+    body=st.binary(max_size=2000),
+    progress=st.lists(st.integers(0, 2**40), max_size=5),
+    offset=st.integers(0, 50),
+    cuts=st.lists(st.integers(0, 3000), max_size=8),
+)
+def test_any_v2_body_and_trailer_survive_any_split(
+    body: bytes, progress: list[int], offset: int, cuts: list[int]
+) -> None:
+    offset = min(offset, len(body))
+    request = Request(Verb.GET, b"f", offset=offset, length=len(body) - offset, version=2)
+    server = ServerConnection()
+    server.receive_data(protocol.encode_request(request))
+    assert server.next_event() == request
+    wire = server.send(
+        Response(Status.OK, size=len(body), offset=offset, length=len(body) - offset, trailer=True)
+    )
+    wire += body[offset:]
+    if len(body) > offset:
+        server.body_sent(len(body) - offset)
+    wire += b"".join(server.send_hash_progress(n) for n in progress)
+    wire += server.send_trailer(protocol.Trailer(DIGEST))
+    conn = ClientConnection(request)
+    received, seen, trailers = bytearray(), [], []
+    for piece in [*_pieces(wire, cuts), b""]:
+        conn.receive_data(piece)
+        for event in drain(conn):
+            if isinstance(event, Data):
+                received += event.data
+            elif isinstance(event, protocol.HashProgress):
+                seen.append(event.hashed)
+            elif isinstance(event, protocol.Trailer):
+                trailers.append(event)
+    assert bytes(received) == body[offset:]
+    assert seen == progress and trailers == [protocol.Trailer(DIGEST)]

@@ -1,0 +1,191 @@
+"""The protocol's vocabulary: versions, bounds, statuses, verbs and the events."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+#: The version a ``Request`` speaks unless told otherwise (the one every
+#: getfile server understands); clients opt in to ``LATEST``.
+VERSION = 1
+#: The newest version this module speaks, and all it speaks.
+LATEST = 2
+SUPPORTED = (1, 2)
+MAGIC = b"\x00getfile/"
+
+#: Longest request line accepted, in bytes, newline included. A POSIX path is
+#: at most 4096 bytes and percent-encoding can triple it.
+MAX_REQUEST_LINE = 16 * 1024
+#: Longest legacy request line (a raw path and its newline).
+MAX_LEGACY_LINE = 4096 + 2
+#: Longest response head (status line, headers and the blank line).
+MAX_HEAD = 16 * 1024
+MAX_HEADER_LINES = 64
+#: Most interim ``102 processing`` heads a client accepts before the real one:
+#: at one a second, an hour of server-side hashing.
+MAX_INTERIM = 3600
+#: Longest single name in a listing (bytes, before encoding); NAME_MAX on Linux.
+MAX_NAME = 255
+#: A listing page never holds more than this many entries or body bytes.
+MAX_LIST_ENTRIES = 1000
+MAX_LIST_BODY = 1024 * 1024
+#: Longest trailer line, and most lines a trailer may hold (progress lines
+#: once a second while the server finishes hashing: an hour of them).
+MAX_TRAILER_LINE = 1024
+MAX_TRAILER_LINES = MAX_INTERIM + 64
+
+
+class Status(enum.IntEnum):
+    """Every status an extended server can answer with; the name goes on the wire too."""
+
+    #: Interim: the server is still preparing (hashing a file it has not
+    #: hashed before). Keeps the client's head deadline from expiring on big
+    #: files; the real head follows.
+    PROCESSING = 102
+    OK = 200
+    BAD_REQUEST = 400
+    UNAUTHORIZED = 401
+    FORBIDDEN = 403
+    NOT_FOUND = 404
+    IS_A_DIRECTORY = 409
+    NOT_A_DIRECTORY = 420
+    BAD_OFFSET = 416
+    SERVER_ERROR = 500
+    BUSY = 503
+    UNSUPPORTED_VERSION = 505
+
+    @property
+    def token(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+_STATUS_BY_TOKEN = {s.token: s for s in Status}
+
+
+class Verb(enum.StrEnum):
+    GET = "GET"
+    LIST = "LIST"
+    #: Version 2: "are you a getfile server and alive?", answered without
+    #: touching any file, authentication or slot (for HAProxy's tcp-check).
+    PING = "PING"
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class LegacyRequest:
+    """The book's request: a raw path, answered by raw bytes and a close."""
+
+    path: bytes
+
+
+@dataclass(frozen=True)
+class Request:
+    """An extended request. ``path`` is raw bytes: POSIX names need not be UTF-8."""
+
+    verb: Verb
+    path: bytes
+    offset: int = 0
+    #: LIST only: continue after this name (the ``next`` of the previous page).
+    after: bytes | None = None
+    limit: int = MAX_LIST_ENTRIES
+    version: int = VERSION
+    #: Version 2 GET only: send just this many bytes from ``offset`` (a byte
+    #: range, for segmented downloads). ``None``: to the end of the file.
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class AuthProof:
+    """The client's answer to a challenge: HMAC of the challenge and the request line."""
+
+    mac: bytes
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response head. For GET the body is ``size - offset`` bytes of the file.
+
+    For LIST the body is ``size`` bytes of listing lines (see ``encode_listing``).
+    """
+
+    status: Status
+    message: str = ""
+    size: int | None = None
+    mtime_ns: int | None = None
+    digest: str | None = None
+    offset: int = 0
+    #: 401 only: the nonce the client must prove knowledge of the token against.
+    challenge: bytes | None = None
+    #: LIST only: how many entries the body holds, and the cursor of the next page.
+    entries: int | None = None
+    next_after: bytes | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    #: The protocol version of the head (``ServerConnection.send`` sets the request's).
+    version: int = VERSION
+    #: Version 2 GET ok: the body is this range's length (``None``: to the end).
+    length: int | None = None
+    #: Version 2 GET ok: the digest comes in a trailer after the body.
+    trailer: bool = False
+    #: 102 only: bytes of the file hashed so far (of ``size``).
+    hashed: int | None = None
+
+    @property
+    def body_length(self) -> int:
+        """Bytes that follow the head (zero for any status but ok)."""
+        if self.status is not Status.OK or self.size is None:
+            return 0
+        if self.entries is not None:
+            return self.size
+        return self.size - self.offset if self.length is None else self.length
+
+
+@dataclass(frozen=True)
+class Data:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class HashProgress:
+    """Version 2 trailer: the server is still hashing; ``hashed`` bytes so far."""
+
+    hashed: int
+
+
+@dataclass(frozen=True)
+class Trailer:
+    """Version 2: what follows the body: the whole file's digest, or why there is none."""
+
+    digest: str | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class EndOfMessage:
+    """The body is complete (extended: all announced bytes; legacy: the server closed)."""
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+Event = (
+    LegacyRequest | Request | AuthProof | Response | Data | HashProgress | Trailer | EndOfMessage
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a listing. ``name`` is raw bytes, exactly as on the server's disk."""
+
+    name: bytes
+    kind: str  # "file", "dir" or "other"
+    size: int
+    mtime_ns: int
+
+
+ENTRY_KINDS = ("file", "dir", "other")
