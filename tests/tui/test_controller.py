@@ -21,6 +21,7 @@ from getfile_core import (
     Progress,
     Target,
     UnauthorizedError,
+    part_name,
 )
 from tui.downloads import DownloadController
 from tui.messages import LogLine, TransferAdded, TransferChanged
@@ -158,7 +159,7 @@ async def test_a_name_taken_asks_and_skip_adds_nothing(tmp_path: Path) -> None:
 
 
 async def test_resume_is_offered_only_by_a_server_that_is_not_legacy(tmp_path: Path) -> None:
-    (tmp_path / "report.pdf.part").write_bytes(b"half")
+    (tmp_path / part_name("report.pdf")).write_bytes(b"half")
     ours = Harness(lambda _call: saved(tmp_path), Answers(choices=[Choice.RESUME]))
     ours.controller.start(TARGET, str(tmp_path))
     await ours.settle()
@@ -199,7 +200,7 @@ async def test_a_legacy_server_met_while_resuming_starts_again(tmp_path: Path) -
     transfer = harness.only
     transfer.stop()
     (tmp_path / "report.pdf").unlink(missing_ok=True)
-    (tmp_path / "report.pdf.part").write_bytes(b"half")
+    (tmp_path / part_name("report.pdf")).write_bytes(b"half")
     assert harness.controller.retry(transfer)
     await harness.settle()
     assert [(c["resume"], c["overwrite"]) for c in harness.calls] == [

@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.command import CommandList
 from textual.widgets import Button, Input, Label, OptionList, TabbedContent
 
-from getfile_core.server.fileserver import FileServer, ServerLimits
+from getfile_core import FileServer, ServerLimits, part_name
 from tests.tui.conftest import (
     STALL_FIRST_BLOCK,
     StallingLegacyPeer,
@@ -52,7 +52,7 @@ async def test_good_download(server: FileServer, root: Path, dest: Path) -> None
         assert "100%" in str(row.cell("bar").content)
         assert "293 KiB/293 KiB" in str(row.cell("bytes").content)
     assert (dest / "data.bin").read_bytes() == (root / "sub" / "data.bin").read_bytes()
-    assert not (dest / "data.bin.part").exists()
+    assert not (dest / part_name("data.bin")).exists()
     text = log_text(app)
     assert f"saved {dest / 'data.bin'}" in text
     assert "digest verified (blake3:" in text
@@ -134,7 +134,7 @@ async def test_cancel_keeps_the_part(
         await wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
         assert app.is_running
     assert not (dest / "big.iso").exists()
-    assert (dest / "big.iso.part").stat().st_size == STALL_FIRST_BLOCK
+    assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
     assert "big.iso: cancelled; kept" in log_text(app)
 
 
@@ -182,7 +182,7 @@ async def test_retry_after_cancel_continues_the_part(
         await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
         transfer = only_transfer(app)
         (dest / "data.bin").unlink()
-        (dest / "data.bin.part").write_bytes(data[:100_000])
+        (dest / part_name("data.bin")).write_bytes(data[:100_000])
         transfer.stop()  # as a cancel leaves it
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: transfer.state == "done")
@@ -277,7 +277,7 @@ async def test_dialog_overwrite(server: FileServer, dest: Path) -> None:
 
 async def test_dialog_resume(server: FileServer, root: Path, dest: Path) -> None:
     data = (root / "sub" / "data.bin").read_bytes()
-    (dest / "data.bin.part").write_bytes(data[:123_456])
+    (dest / part_name("data.bin")).write_bytes(data[:123_456])
     app, dialog = await _dialog_choice(server, dest, "sub/data.bin", "r")
     assert dialog.can_resume
     assert (dest / "data.bin").read_bytes() == data
@@ -300,7 +300,7 @@ async def test_dialog_skip(server: FileServer, dest: Path) -> None:
 
 
 async def test_dialog_offers_no_resume_from_a_legacy_server(legacy_server: int, dest: Path) -> None:
-    (dest / "hello.txt.part").write_bytes(b"hel")
+    (dest / part_name("hello.txt")).write_bytes(b"hel")
     app = make_app(host="127.0.0.1", port=legacy_server, file="hello.txt", dest=dest)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
@@ -384,7 +384,7 @@ async def test_quit_while_busy_asks_and_keeps_the_part(
         await pilot.press("y")
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
     assert not (dest / "big.iso").exists()
-    assert (dest / "big.iso.part").stat().st_size == STALL_FIRST_BLOCK
+    assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
 
 
 async def test_quit_when_idle_does_not_ask(tmp_path: Path) -> None:
@@ -469,7 +469,7 @@ async def test_retry_from_a_legacy_server_starts_again(
     app = make_app(host="127.0.0.1", port=port, file="big.iso", dest=dest)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
-        await wait_until(pilot, lambda: (dest / "big.iso.part").exists())
+        await wait_until(pilot, lambda: (dest / part_name("big.iso")).exists())
         await wait_until(
             pilot,
             lambda: (
@@ -479,7 +479,7 @@ async def test_retry_from_a_legacy_server_starts_again(
         )
         await pilot.press("ctrl+x")
         await wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
-        assert (dest / "big.iso.part").stat().st_size == STALL_FIRST_BLOCK
+        assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
         only_transfer(app).legacy = False  # as if cancelled before the app learnt it was legacy
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: len(peer.legacy_requests) == 2, what="a second request")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from getfile_core import part_name
 from tui import format as fmt
 from tui.launch import parse_args
 from tui.transfers import (
@@ -51,7 +52,7 @@ def test_durations_and_bars() -> None:
 def test_conflicts_and_free_names(tmp_path: Path) -> None:
     assert find_conflict(str(tmp_path), "a.txt") is None
     (tmp_path / "a.txt").write_bytes(b"x")
-    (tmp_path / "a (1).txt.part").write_bytes(b"xy")
+    (tmp_path / part_name("a (1).txt")).write_bytes(b"xy")
     conflict = find_conflict(str(tmp_path), "a.txt")
     assert conflict == Conflict(str(tmp_path), "a.txt", True, None)
     assert find_conflict(str(tmp_path), "a (1).txt") == Conflict(

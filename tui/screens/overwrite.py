@@ -9,6 +9,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from getfile_core import part_name
 from tui import format as fmt
 from tui.text import printable
 from tui.transfers import Choice, Conflict, free_name
@@ -40,7 +41,8 @@ class OverwriteScreen(ModalScreen[Choice]):
             lines.append(f"{name} already exists in {folder}.")
         if conflict.part_size is not None:
             lines.append(
-                f"{name}.part ({fmt.size(conflict.part_size)}) is left from an earlier download."
+                f"{printable(part_name(conflict.name))} ({fmt.size(conflict.part_size)}) is left "
+                "from an earlier download."
             )
         if conflict.part_exists and not self.can_resume:
             lines.append("This server cannot resume (it speaks only the legacy protocol).")
