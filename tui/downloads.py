@@ -335,6 +335,8 @@ class DownloadController:
         transfer.finish(result.path, final, legacy=result.legacy)
         self._changed(transfer)
         resumed = f", resumed at {fmt.size(result.resumed_from)}" if result.resumed_from else ""
+        if result.attempts > 1:
+            resumed += f", {result.attempts} connections"
         # A rate over a few milliseconds says nothing; only big transfers get one.
         how = f" at {fmt.rate(average)}" if fresh >= 1024 * 1024 and average else ""
         self._log(

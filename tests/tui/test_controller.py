@@ -267,3 +267,21 @@ def test_a_widget_cannot_set_the_state() -> None:
         transfer.state = State.DONE  # type: ignore[misc]
     assert transfer.observe(Progress("done", 1, 1, 0.0, 0.0, False)) is None  # only fetch says
     assert transfer.state is State.QUEUED
+
+
+async def test_every_download_gets_the_shared_limit_and_its_own(tmp_path: Path) -> None:
+    harness = Harness(lambda _call: saved(tmp_path))
+    harness.controller.set_global_limit(2 * 1024 * 1024)
+    harness.controller.start(TARGET, str(tmp_path))
+    harness.controller.start(Target("h", 1, b"other.bin"), str(tmp_path))
+    await harness.settle()
+    first, second = (call["options"].rate_limit for call in harness.calls)
+    assert first.shared is second.shared is harness.controller.rate_limit  # one, shared
+    assert first.own is not second.own
+    transfer = next(iter(harness.controller.transfers.values()))
+    harness.controller.set_limit(transfer, 64 * 1024)
+    assert first.rate == 64 * 1024  # the slower wins, read live
+    assert first.chunk(1 << 20) <= 64 * 1024 * 0.1 + 4096
+    harness.controller.set_global_limit(None)
+    assert second.rate is None and first.rate == 64 * 1024
+    assert "global rate limit: no limit" in harness.logs()
