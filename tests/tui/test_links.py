@@ -28,10 +28,13 @@ async def test_server_pane_limits_reach_the_server(root: Path, tmp_path: Path) -
         pane.query_one("#serve-root", Input).value = str(root)
         pane.query_one("#serve-stall", Input).value = "2.5"
         pane.query_one("#serve-max", Input).value = "3"
+        pane.query_one("#serve-rate", Input).value = "500K"
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: pane.running, what="the local server")
         limits = pane.server.limits  # type: ignore[union-attr]
-        assert (limits.stall_timeout, limits.max_transfers) == (2.5, 3)
+        assert (limits.rate, limits.stall_timeout, limits.max_transfers) == (500 * 1024, 2.5, 3)
+        status = pane.query_one("#server-status", Static)
+        await wait_until(pilot, lambda: "500 KiB/s each" in str(status.content))
         assert pane.query_one("#serve-stall", Input).disabled  # fixed while it runs
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: not pane.running, what="the server to stop")
