@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual.app import App
 from textual.binding import Binding
 
 
@@ -101,3 +102,14 @@ def bindings() -> list[Binding]:
         for a in ACTIONS
         if a.key
     ]
+
+
+def key_in_force(app: App[object], binding_id: str) -> str:
+    """The key bound to ``binding_id`` now (after any keymap), as the footer shows it."""
+    for active in app.screen_stack[0].active_bindings.values():
+        if active.binding.id == binding_id:
+            return app.get_key_display(active.binding)
+    for binding in app.BINDINGS:
+        if isinstance(binding, Binding) and binding.id == binding_id:
+            return app.get_key_display(binding)
+    return ""

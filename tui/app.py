@@ -26,7 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
-from tui.actions import ACTIONS, bindings
+from tui.actions import ACTIONS, bindings, key_in_force
 from tui.commands import app_commands
 from tui.downloads import DownloadController
 from tui.launch import Launch, parse_args
@@ -99,10 +99,6 @@ class GetfileApp(App[None]):
     def transfers(self) -> dict[int, Transfer]:
         return self.downloads.transfers
 
-    @property
-    def tokens(self) -> dict[str, bytes]:
-        return self.downloads.tokens
-
     def _spawn(self, work: Coroutine[Any, Any, None], description: str) -> Worker[None]:
         # Group "downloads", apart from the server's: exclusive workers of one cancel the other's.
         return self.run_worker(
@@ -173,14 +169,7 @@ class GetfileApp(App[None]):
         return frozenset(b.action for b in cls.BINDINGS if isinstance(b, Binding))
 
     def key_for(self, binding_id: str) -> str:
-        """The key in force for a binding id (after any keymap), as the footer shows it."""
-        for active in self.screen_stack[0].active_bindings.values():
-            if active.binding.id == binding_id:
-                return self.get_key_display(active.binding)
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.id == binding_id:
-                return self.get_key_display(binding)
-        return ""
+        return key_in_force(self, binding_id)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from app_commands(self.run_action, self.key_for)
@@ -340,17 +329,11 @@ class GetfileApp(App[None]):
 
     def action_browse(self) -> None:
         """Pick the File from the server's listing (getfile servers only)."""
-        form = self.form
-        for key in ("host", "port"):
-            field = form.field(key)
-            result = field.validate(field.value)
-            if result is not None and not result.is_valid:
-                field.focus()
-                form.submit()  # shows why
-                return
-        folder = posixpath.dirname(form.file_path())
-        host, port = form.field("host").value.strip(), int(form.field("port").value)
-        browser = RemoteBrowserScreen(host, port, folder, self.downloads.tokens)
+        address = self.form.server_address()
+        if address is None:
+            return  # the form shows why
+        folder = posixpath.dirname(self.form.file_path())
+        browser = RemoteBrowserScreen(*address, folder, self.downloads.tokens)
         self.push_screen(browser, self._file_chosen)
 
     def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:

@@ -142,6 +142,17 @@ class DownloadForm(Vertical):
         self._raw_file = (shown, path)
         self.field("file").value = shown
 
+    def server_address(self) -> tuple[str, int] | None:
+        """(host, port) if both are valid; else ``None``, the bad one focused, the reason shown."""
+        for key in ("host", "port"):
+            field = self.field(key)
+            result = field.validate(field.value)
+            if result is not None and not result.is_valid:
+                field.focus()
+                self._show_hint(result)
+                return None
+        return self.field("host").value.strip(), int(self.field("port").value)
+
     def file_path(self) -> bytes:
         """The path to request: the raw bytes behind the File field's text."""
         value = self.field("file").value.strip()

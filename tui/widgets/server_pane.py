@@ -22,7 +22,7 @@ from textual.content import Content
 from textual.validation import Function, Integer
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from getfile_core import AccessRecord, FileServer, ServerLimits
+from getfile_core import AccessRecord, FileServer, GetfileError, ServerLimits
 from getfile_core.units import human_rate, parse_rate
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
@@ -236,7 +236,7 @@ class ServerPane(Vertical):
                 on_access=self._on_access,
             )
             await server.start()
-        except Exception as error:  # any reason not to serve becomes one line, never a crash
+        except (OSError, ValueError, GetfileError) as error:  # one line, never a crash
             reason = getattr(error, "strerror", None) or str(error) or error.__class__.__name__
             self._set_status_text(f"○ stopped: {reason}")
             self.post_message(ServerStopped(f"cannot serve {root} on {host}:{port}: {reason}"))
