@@ -77,6 +77,64 @@ class RateMeter:
         return (done - first_done) / span if span > 0 else 0.0
 
 
+class _Observer:
+    """The event loop's side of a running transfer: retry notices and progress snapshots.
+
+    Retry notices come from the transfer thread through a queue and are
+    handed to ``on_retry`` here, on the loop, like progress. An exception
+    from either callback is not swallowed (a bug in a handler must show).
+    """
+
+    def __init__(
+        self,
+        state: TransferState,
+        on_progress: Callable[[Progress], None] | None,
+        on_retry: Callable[[RetryNotice], None] | None,
+    ) -> None:
+        self.state = state
+        self.on_progress = on_progress
+        self.on_retry = on_retry
+        self.notices: deque[RetryNotice] = deque()
+        self.wake = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.meter = RateMeter()
+        self.began = time.monotonic()
+
+    def tell_retry(self, notice: RetryNotice) -> None:
+        """Called in the transfer thread."""
+        self.notices.append(notice)
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
+            self.loop.call_soon_threadsafe(self.wake.set)
+
+    def report(self) -> None:
+        while self.notices:
+            notice = self.notices.popleft()
+            if self.on_retry is not None:
+                self.on_retry(notice)
+        if self.on_progress is None:
+            return
+        state, now = self.state, time.monotonic()
+        self.on_progress(
+            Progress(
+                phase=state.phase,
+                done=state.done,
+                total=state.total,
+                rate=self.meter.sample(now, state.done),
+                elapsed=now - self.began,
+                legacy=state.legacy,
+                retry=state.retry,
+                note=state.note,
+            )
+        )
+
+    async def pause(self, future: asyncio.Future[T], interval: float) -> None:
+        """Until the next sample is due, the work ends, or a retry notice arrives."""
+        self.wake.clear()
+        waker = asyncio.ensure_future(self.wake.wait())
+        await asyncio.wait({future, waker}, timeout=interval, return_when="FIRST_COMPLETED")
+        waker.cancel()
+
+
 async def _run_in_thread(
     work: Callable[[Callable[[RetryNotice], None]], T],
     state: TransferState,
@@ -86,28 +144,20 @@ async def _run_in_thread(
 ) -> T:
     """Run blocking ``work`` in its own thread; sample progress; cancel cleanly.
 
-    ``work`` gets a function to report retries with: they are handed to the
-    loop and ``on_retry`` is called here, on the event loop, like
-    ``on_progress``. An exception from either callback is not swallowed (a
-    bug in a handler must show): the transfer is cancelled and it propagates.
+    ``work`` gets the function to report retries with. When a callback
+    raises, the transfer is cancelled and the exception propagates.
     """
-    loop = asyncio.get_running_loop()
+    observer = _Observer(state, on_progress, on_retry)
+    loop = observer.loop
     future: asyncio.Future[T] = loop.create_future()
-    notices: deque[RetryNotice] = deque()
-    wake = asyncio.Event()
 
     def settle(outcome: Callable[[], None]) -> None:
         if not future.done():
             outcome()
 
-    def tell_retry(notice: RetryNotice) -> None:  # in the transfer thread
-        notices.append(notice)
-        with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
-            loop.call_soon_threadsafe(wake.set)
-
     def target() -> None:
         try:
-            result = work(tell_retry)
+            result = work(observer.tell_retry)
         except BaseException as error:  # delivered to the awaiting coroutine
             with contextlib.suppress(RuntimeError):  # loop closed
                 loop.call_soon_threadsafe(settle, lambda e=error: future.set_exception(e))
@@ -115,44 +165,16 @@ async def _run_in_thread(
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
 
-    thread = threading.Thread(target=target, name="getfile-transfer", daemon=True)
-    meter = RateMeter()
-    began = time.monotonic()
-
-    def report() -> None:
-        while notices:
-            notice = notices.popleft()
-            if on_retry is not None:
-                on_retry(notice)
-        if on_progress is None:
-            return
-        now = time.monotonic()
-        on_progress(
-            Progress(
-                phase=state.phase,
-                done=state.done,
-                total=state.total,
-                rate=meter.sample(now, state.done),
-                elapsed=now - began,
-                legacy=state.legacy,
-                retry=state.retry,
-                note=state.note,
-            )
-        )
-
-    thread.start()
+    threading.Thread(target=target, name="getfile-transfer", daemon=True).start()
     try:
         while not future.done():
-            report()
-            wake.clear()
-            waker = asyncio.ensure_future(wake.wait())
-            await asyncio.wait({future, waker}, timeout=interval, return_when="FIRST_COMPLETED")
-            waker.cancel()
-        report()
+            observer.report()
+            await observer.pause(future, interval)
+        observer.report()
         return future.result()
     except asyncio.CancelledError:
         await _stop(state, future)
-        report()  # the last snapshot: the transfer says "cancelled"
+        observer.report()  # the last snapshot: the transfer says "cancelled"
         raise
     except BaseException:  # a callback raised: stop the transfer, let the bug show
         await _stop(state, future)

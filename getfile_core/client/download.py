@@ -13,18 +13,19 @@ bounded rate; a cancel shuts the socket down, which wakes the blocked
 
 from __future__ import annotations
 
-import socket
-import struct
-import sys
 import time
 from collections.abc import Callable
 
 from getfile_core import protocol
 from getfile_core.address import Target
-from getfile_core.client.destination import Destination, write_all
-from getfile_core.client.receive import BUFFER, open_receiver
+from getfile_core.client.body import copy_body, expect_close, read_trailer
+from getfile_core.client.destination import Destination
 from getfile_core.client.retry import run_with_retries
-from getfile_core.client.session import PaceFloor, Session, raise_for_status
+from getfile_core.client.session import (
+    Session,
+    printable,
+    raise_for_status,
+)
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_descriptor, new_hasher
 from getfile_core.errors import (
@@ -38,7 +39,7 @@ from getfile_core.errors import (
     TooSlowError,
     UnreachableError,
 )
-from getfile_core.protocol import LegacyRequest, Request, Response, Verb
+from getfile_core.protocol import LATEST, LegacyRequest, Request, Response, Verb
 
 
 def download(
@@ -148,7 +149,8 @@ class Download:
         offset = self.offset
         if not self.use_legacy:
             try:
-                response = session.open(Request(Verb.GET, self.target.path, offset=offset))
+                request = Request(Verb.GET, self.target.path, offset=offset, version=LATEST)
+                response = session.open(request)
             except protocol.LegacySilence:
                 if self.reached:
                     raise InterruptedError_("the server closed without answering") from None
@@ -176,7 +178,7 @@ class Download:
         raise_for_status(response)
         if response.offset != self.offset:
             raise ProtocolError("server resumed from a different offset than asked")
-        if response.digest is None:
+        if response.digest is None and not response.trailer:
             # Nothing could be verified, the resumed prefix least of all.
             raise ProtocolError("the server announced no digest: refusing an unverifiable file")
         self.state.total = response.size
@@ -188,6 +190,11 @@ class Download:
         if broke_trust and not isinstance(error, protocol.ShortBody):
             self.destination.abandon(keep_part=False)
             return error
+        if isinstance(error, protocol.MissingTrailer):
+            return InterruptedError_(
+                f"connection closed before the digest arrived "
+                f"(kept {self.destination.part_path}; resuming fetches only the digest)"
+            )
         if isinstance(error, protocol.ShortBody):
             return InterruptedError_(
                 f"connection closed after {self.state.done} of {self.state.total} bytes "
@@ -203,20 +210,13 @@ class Download:
 
     def _receive_body(self, session: Session, fd: int, response: Response | None) -> str | None:
         """Copy the body into ``fd``; check size, trailing silence and digest."""
-        sock, conn, state = session.sock, session.conn, self.state
-        assert sock is not None and conn is not None
+        sock, state = session.sock, self.state
+        assert sock is not None
         # Legacy: no digest was announced, so there is nothing to check a hash against.
         hasher = new_hasher() if response is not None else None
         if self.offset and hasher is not None:
-            hash_descriptor(fd, self.offset, hasher)
-        leftover = conn.take_buffered()
-        if leftover:
-            write_all(fd, memoryview(leftover))
-            if hasher is not None:
-                hasher.update(leftover)
-            state.done += len(leftover)
-        _bound_silence(sock, self.options.timeout)
-        self._copy(session, fd, hasher)
+            hash_descriptor(fd, self.offset, hasher)  # a resume verifies the whole file
+        copy_body(session, fd, hasher)
         if response is None:
             if state.done == 0:
                 raise NotFoundError(
@@ -225,69 +225,18 @@ class Download:
                 )
             state.total = state.done
             return None
-        _expect_close(sock)
         state.phase = Phase.VERIFYING
+        if response.trailer:
+            name = printable(self.target.display_path.rsplit("/", 1)[-1])
+            announced = read_trailer(session, name, response.size)
+        else:
+            announced = response.digest
+        expect_close(sock)
         assert hasher is not None
         got = format_digest(hasher)
-        if got != response.digest:
+        if got != announced:
             raise IntegrityError(
-                f"digest mismatch: server announced {str(response.digest)[:20]}..., "
+                f"digest mismatch: server announced {str(announced)[:20]}..., "
                 f"received data hashes to {got[:20]}... (partial file removed)"
             )
         return got
-
-    def _copy(self, session: Session, fd: int, hasher: object) -> None:
-        """The hot loop: socket to file, at the rate limit's pace if there is one."""
-        sock, conn, state = session.sock, session.conn, self.state
-        assert sock is not None and conn is not None
-        limit = self.options.rate_limit
-        remaining = conn.body_remaining  # None for legacy: until the server closes
-        receiver = open_receiver(sock, fd, hasher, state.check_cancelled)  # type: ignore[arg-type]
-        pace = PaceFloor(self.options.timeout, state.done)
-        try:
-            while remaining is None or remaining > 0:
-                want = BUFFER if remaining is None else min(BUFFER, remaining)
-                if limit is not None:
-                    want = limit.chunk(want)
-                count = receiver.receive(want)
-                if count == 0:
-                    if remaining is None:
-                        break
-                    raise protocol.ShortBody(remaining)
-                state.done += count
-                if count < PaceFloor.MIN_BYTES:  # only a trickle arrived: too slow a server?
-                    pace.check(state.done)
-                if remaining is not None:
-                    remaining -= count
-                    conn.consume_body(count)
-                if limit is not None:
-                    state.pause(limit.reserve(count))
-            receiver.finish()
-        finally:
-            receiver.close()
-
-
-def _bound_silence(sock: socket.socket, timeout: float) -> None:
-    """A blocking socket (splice needs one) whose silence SO_RCVTIMEO still bounds."""
-    if isinstance(sock, _ssl_socket_type()):
-        return
-    sock.settimeout(None)
-    seconds = int(timeout)
-    micros = int((timeout - seconds) * 1e6)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
-
-
-def _expect_close(sock: socket.socket) -> None:
-    """After the announced bytes the server must close; more data means it lied."""
-    sock.settimeout(min(5.0, max(0.5, sock.gettimeout() or 5.0)))
-    try:
-        extra = sock.recv(1)
-    except (TimeoutError, BlockingIOError, OSError):
-        return
-    if extra:
-        raise ProtocolError("server sent more bytes than it announced (partial file removed)")
-
-
-def _ssl_socket_type() -> type:
-    ssl = sys.modules.get("ssl")
-    return ssl.SSLSocket if ssl is not None else type(None)

@@ -7,7 +7,7 @@ from getfile_core.address import Target
 from getfile_core.client.session import PaceFloor, Session, raise_for_status, recv
 from getfile_core.client.state import Options, Phase, TransferState
 from getfile_core.errors import LegacyServerError, ProtocolError
-from getfile_core.protocol import Request, Verb
+from getfile_core.protocol import LATEST, Request, Verb
 
 
 def list_folder(
@@ -24,7 +24,8 @@ def list_folder(
         session = Session(target, options, state)
         try:
             try:
-                response = session.open(Request(Verb.LIST, target.path or b".", after=after))
+                request = Request(Verb.LIST, target.path or b".", after=after, version=LATEST)
+                response = session.open(request)
             except protocol.LegacySilence:
                 raise LegacyServerError(
                     "listing needs a getfile server; this one closed without answering "

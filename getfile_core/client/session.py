@@ -8,8 +8,10 @@ socket is blocking with a timeout: this runs in a transfer's own thread.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import socket
+import threading
 import time
 
 from getfile_core import auth, protocol
@@ -34,6 +36,19 @@ from getfile_core.protocol import LegacyRequest, Request, Response, Status
 MAX_PREPARE_SECONDS = 3600.0
 #: Longest ``note`` taken from a server's interim message.
 _MAX_NOTE = 200
+
+#: Servers (host, port) that answered ``505`` to version 2: asked in version 1
+#: from then on, for the life of the process, instead of two connections each time.
+_VERSION_1_ONLY: set[tuple[str, int]] = set()
+_VERSION_1_LOCK = threading.Lock()
+
+
+def hashing_note(name: str, hashed: int | None, size: int | None, message: str = "") -> str:
+    """What a client waiting for a server's hash shows: "server is hashing big.iso (40%)"."""
+    if hashed is not None and size:
+        return f"server is hashing {name} ({min(100, hashed * 100 // size)}%)"
+    what = "".join(ch if ch.isprintable() else " " for ch in message)[:_MAX_NOTE]
+    return f"server is {what}" if what else f"server is hashing {name}"
 
 
 def connect(target: Target, options: Options, state: TransferState) -> socket.socket:
@@ -151,7 +166,30 @@ class Session:
         self.conn: protocol.ClientConnection | None = None
 
     def open(self, request: Request | LegacyRequest) -> Response | None:
-        """Connect and send; for extended requests return the head (auth handled)."""
+        """Connect and send; for extended requests return the head (auth handled).
+
+        A request in a version the server does not speak (``505``) is asked
+        again in version 1 on a new connection, and the server remembered.
+        """
+        where = (self.target.host, self.target.port)
+        if isinstance(request, Request) and request.version > protocol.VERSION:
+            with _VERSION_1_LOCK:
+                if where in _VERSION_1_ONLY:
+                    request = dataclasses.replace(request, version=protocol.VERSION)
+        response = self._open_once(request)
+        if (
+            isinstance(request, Request)
+            and response is not None
+            and response.status is Status.UNSUPPORTED_VERSION
+            and request.version > protocol.VERSION
+        ):
+            with _VERSION_1_LOCK:
+                _VERSION_1_ONLY.add(where)
+            self.close()
+            response = self._open_once(dataclasses.replace(request, version=protocol.VERSION))
+        return response
+
+    def _open_once(self, request: Request | LegacyRequest) -> Response | None:
         self.sock = connect(self.target, self.options, self.state)
         self.sock.settimeout(self.options.timeout)
         self.conn = protocol.ClientConnection(request)
@@ -181,39 +219,42 @@ class Session:
         timeout = self.options.timeout
         began = time.monotonic()
         deadline = began + timeout
-        too_slow = f"server too slow: no complete response head in {timeout:g} s"
+        capped = began + MAX_PREPARE_SECONDS
         trickled = False
         while True:
             event = self.conn.next_event()
             if isinstance(event, Response) and event.status is Status.PROCESSING:
-                self._note_waiting(event.message)
-                deadline = min(time.monotonic() + timeout, began + MAX_PREPARE_SECONDS)
-                trickled = False
+                self._note_waiting(event)
+                deadline, trickled = min(time.monotonic() + timeout, capped), False
                 continue
             if isinstance(event, Response):
                 self.sock.settimeout(timeout)
                 self.state.note = ""
                 return event
             left = deadline - time.monotonic()
-            if left <= 0:
-                if deadline >= began + MAX_PREPARE_SECONDS:
-                    raise TooSlowError(
-                        f"server still preparing after {MAX_PREPARE_SECONDS:g} s; giving up"
-                    )
-                raise TooSlowError(too_slow)
-            self.sock.settimeout(left)
             try:
+                if left <= 0:
+                    raise TimeoutError_("no head in time")
+                self.sock.settimeout(left)
                 data = recv(self.sock, self.state)
             except TimeoutError_:
-                if trickled:
-                    raise TooSlowError(too_slow) from None
+                if deadline >= capped:
+                    raise TooSlowError(
+                        f"server still preparing after {MAX_PREPARE_SECONDS:g} s; giving up"
+                    ) from None
+                if trickled or left <= 0:
+                    raise TooSlowError(
+                        f"server too slow: no complete response head in {timeout:g} s"
+                    ) from None
                 raise
             trickled = True
             self.conn.receive_data(data)
 
-    def _note_waiting(self, message: str) -> None:
-        what = "".join(ch if ch.isprintable() else " " for ch in message)[:_MAX_NOTE]
-        self.state.note = f"server is {what}" if what else "server is preparing the file"
+    def _note_waiting(self, interim: Response) -> None:
+        name = self.target.display_path.rsplit("/", 1)[-1]
+        self.state.note = hashing_note(
+            printable(name), interim.hashed, interim.size, interim.message
+        )
         self.state.phase = Phase.WAITING
 
     def close(self) -> None:
@@ -222,6 +263,10 @@ class Session:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self.sock = None
+
+
+def printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:_MAX_NOTE]
 
 
 class PaceFloor:
