@@ -14,19 +14,16 @@ from typing import TYPE_CHECKING
 
 from getfile_core import auth, protocol
 from getfile_core.errors import ProtocolError
-from getfile_core.protocol import LegacyRequest, Request, Response, Status, Trailer, Verb
+from getfile_core.protocol import LegacyRequest, Request, Response, Status, Verb
 from getfile_core.ratelimit import RateLimit
-from getfile_core.server import digests as digests_module
 from getfile_core.server import listing
 from getfile_core.server.access import AccessEntry, Outcome
+from getfile_core.server.get import FileAnswer
 from getfile_core.server.root import Refused
 from getfile_core.server.sending import Sender
 
 if TYPE_CHECKING:
     from getfile_core.server.fileserver import FileServer
-
-#: Seconds between ``102 processing`` heads while a version-1 client waits for a digest.
-HEARTBEAT = 1.0
 
 
 class Exchange:
@@ -107,7 +104,7 @@ class Exchange:
         await self.sender.write(self.conn.send(Response(Status.UNAUTHORIZED, "wrong token")))
         return False
 
-    async def _refuse(self, status: Status, reason: str, **head: int) -> None:
+    async def refuse(self, status: Status, reason: str, **head: int) -> None:
         outcome = Outcome.BUSY if status is Status.BUSY else Outcome.REFUSED
         self.entry.refuse(status.token, reason, outcome)
         await self.sender.write(self.conn.send(Response(status, reason, **head)))
@@ -134,7 +131,7 @@ class Exchange:
                 if waited >= 1:
                     self.entry.note = f"waited {waited:.0f} s for a transfer slot"
                 self.entry.status = "ok"
-                await self._send_body(fd, 0, info.st_size)
+                await FileAnswer(self).send_body(fd, 0, info.st_size)
                 self.entry.end(Outcome.COMPLETE)
             finally:
                 self.server.give_slot()
@@ -147,148 +144,23 @@ class Exchange:
         try:
             fd, info = self.server.root.open_file(request.path)
         except Refused as refusal:
-            await self._refuse(refusal.status, refusal.reason)
+            await self.refuse(refusal.status, refusal.reason)
             return
         try:
             if request.offset > info.st_size:
                 message = f"offset {request.offset} is beyond the file's {info.st_size} bytes"
-                await self._refuse(Status.BAD_OFFSET, message, size=info.st_size)
+                await self.refuse(Status.BAD_OFFSET, message, size=info.st_size)
                 return
             if not await self.server.take_slot_now():
                 message = f"busy: {self.limits.max_transfers} transfers running, try again soon"
-                await self._refuse(Status.BUSY, message)
+                await self.refuse(Status.BUSY, message)
                 return
             try:
-                await self._answer_get(fd, info, request)
+                await FileAnswer(self).answer(fd, info, request)
             finally:
                 self.server.give_slot()
         finally:
             os.close(fd)
-
-    async def _answer_get(self, fd: int, info: os.stat_result, request: Request) -> None:
-        if request.length is None:
-            count = info.st_size - request.offset
-        elif request.offset + request.length <= info.st_size:
-            count = request.length
-        else:
-            message = f"range ends beyond the file's {info.st_size} bytes"
-            await self._refuse(Status.BAD_OFFSET, message, size=info.st_size)
-            return
-        if request.version >= 2:
-            await self._answer_get_v2(fd, info, request, count)
-            return
-        try:
-            digest = await self._digest_with_heartbeat(fd, info)
-        except ConnectionError:
-            raise  # the client hung up while we hashed: client-gone, not our failure
-        except OSError as error:
-            # Answer, don't just close: silence would read as a legacy server.
-            reason = f"cannot read the file: {error.strerror or error}"
-            self.entry.refuse(Status.SERVER_ERROR.token, reason, Outcome.SERVER_ERROR)
-            await self.sender.write(self.conn.send(Response(Status.SERVER_ERROR, reason)))
-            return
-        head = Response(
-            Status.OK,
-            size=info.st_size,
-            mtime_ns=info.st_mtime_ns,
-            digest=digest,
-            offset=request.offset,
-        )
-        self.sender.writer.write(self.conn.send(head))
-        self.entry.status = "ok"
-        await self._send_body(fd, request.offset, count)
-        self.entry.end(Outcome.COMPLETE)
-
-    async def _answer_get_v2(
-        self, fd: int, info: os.stat_result, request: Request, count: int
-    ) -> None:
-        """The body at once; the digest in the head if known, else in the trailer."""
-        digests = self.server.digests
-        digest = digests.known(info)
-        if digest is None and digests.is_quick(info):
-            digest = await digests.digest(fd, info)  # a small file: hashed inline, no trailer
-        computation = None if digest is not None else digests.start(fd, info)
-        head = Response(
-            Status.OK,
-            size=info.st_size,
-            mtime_ns=info.st_mtime_ns,
-            digest=digest,
-            offset=request.offset,
-            length=request.length,
-            trailer=computation is not None,
-        )
-        self.sender.writer.write(self.conn.send(head))
-        self.entry.status = "ok"
-        await self._send_body(fd, request.offset, count)
-        if computation is None:
-            self.entry.end(Outcome.COMPLETE)
-            return
-        if count:
-            self.conn.body_sent(count)
-        await self._send_trailer(fd, info, computation)
-
-    async def _send_trailer(
-        self, fd: int, info: os.stat_result, computation: digests_module.Computation
-    ) -> None:
-        """Wait for the shared hash (a progress line each second), then the trailer."""
-        future = computation.future
-        assert future is not None
-        while not future.done():
-            await asyncio.wait({future}, timeout=HEARTBEAT)  # never cancels the shared hash
-            if not future.done():
-                await self.sender.write(self.conn.send_hash_progress(computation.hashed))
-        if future.cancelled():
-            raise digests_module.HashStopped("hashing stopped")
-        error = future.exception()
-        if isinstance(error, digests_module.HashStopped):
-            raise error
-        if error is not None:
-            trailer = Trailer(error=f"cannot read the file: {error}")
-            outcome = Outcome.SERVER_ERROR
-        elif digests_module.file_key(os.fstat(fd)) != digests_module.file_key(info):
-            trailer = Trailer(error="the file changed while it was sent")
-            outcome = Outcome.FILE_CHANGED
-        else:
-            trailer, outcome = Trailer(digest=future.result()), Outcome.COMPLETE
-        await self.sender.write(self.conn.send_trailer(trailer))
-        self.entry.end(outcome, trailer.error)
-
-    async def _digest_with_heartbeat(self, fd: int, info: os.stat_result) -> str:
-        """Version 1: the file's digest; while it is computed, a ``102 processing`` each second.
-
-        Hashing a big file the server has not seen before takes as long as
-        reading it (minutes for a cold multi-GiB file). Without a sign of life
-        the client's head deadline would expire and the download would fail.
-        Each heartbeat says how far the hash got (``hashed`` of ``size``).
-        """
-        digests = self.server.digests
-        if digests.is_quick(info):  # the common case: no task, no heartbeat
-            return await digests.digest(fd, info)
-        hashing = asyncio.ensure_future(digests.digest(fd, info))
-        try:
-            while True:
-                done, _ = await asyncio.wait({hashing}, timeout=HEARTBEAT)
-                if done:
-                    return hashing.result()
-                interim = Response(
-                    Status.PROCESSING,
-                    "hashing the file",
-                    size=info.st_size,
-                    hashed=digests.progress(info),
-                )
-                await self.sender.write(self.conn.send(interim))
-        finally:
-            hashing.cancel()  # only this wait: the shared computation goes on
-
-    async def _send_body(self, fd: int, offset: int, count: int) -> None:
-        """Send the body; ``entry.sent`` ends up as what the client really accepted."""
-        try:
-            await self.sender.send_file(fd, offset, count)
-            await self.sender.drain()
-        except BaseException:
-            self.entry.sent = self.sender.accepted()
-            raise
-        self.entry.sent = count
 
     # ------------------------------------------------------------ LIST
 
@@ -296,7 +168,7 @@ class Exchange:
         try:
             fd = self.server.root.open_dir(request.path)
         except Refused as refusal:
-            await self._refuse(refusal.status, refusal.reason)
+            await self.refuse(refusal.status, refusal.reason)
             return
         try:
             async with self.server.listing_turn():
@@ -309,7 +181,7 @@ class Exchange:
                     self.server.sorted_names,
                 )
         except TimeoutError:
-            await self._refuse(Status.BUSY, "busy: too many listings at once, try again soon")
+            await self.refuse(Status.BUSY, "busy: too many listings at once, try again soon")
             return
         finally:
             os.close(fd)

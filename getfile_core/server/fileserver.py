@@ -26,7 +26,8 @@ from getfile_core.server.access import (
     print_access,
 )
 from getfile_core.server.digests import DigestCache, HashStopped
-from getfile_core.server.exchange import HEARTBEAT, Exchange
+from getfile_core.server.exchange import Exchange
+from getfile_core.server.get import HEARTBEAT
 from getfile_core.server.limits import (
     FD_RESERVE,
     ServerLimits,
@@ -266,9 +267,7 @@ class FileServer:
                 self.ssl_context, ssl_handshake_timeout=self.limits.request_timeout
             )
         except (OSError, TimeoutError) as error:
-            cause = error.__class__.__name__
-            if isinstance(error, TimeoutError):
-                cause = "handshake timed out"
+            cause = _handshake_cause(error)
             entry.end(Outcome.BAD_REQUEST)
             folded = self._handshake_failures.admit(cause)
             if folded is not None:
@@ -287,6 +286,17 @@ class FileServer:
 #: Outcomes after which the connection is closed (what was written still goes
 #: out); after any other it is reset, so a stalled peer cannot hold its buffers.
 _CLOSED_POLITELY = (Outcome.COMPLETE, Outcome.REFUSED, Outcome.BUSY, Outcome.BAD_REQUEST, None)
+
+
+def _handshake_cause(error: BaseException) -> str:
+    """A short, stable name for why a handshake failed (the unit of log folding)."""
+    # asyncio aborts a handshake that outlives its timeout with this error.
+    if isinstance(error, TimeoutError) or "longer than" in str(error):
+        return "handshake timed out"
+    reason = getattr(error, "reason", None)  # ssl.SSLError: e.g. WRONG_VERSION_NUMBER
+    if isinstance(reason, str):
+        return f"TLS error: {reason}"
+    return error.__class__.__name__
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

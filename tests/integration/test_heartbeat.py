@@ -20,7 +20,7 @@ from getfile_core.client.state import Options
 from getfile_core.digest import file_digest
 from getfile_core.errors import ProtocolError
 from getfile_core.protocol import Request, Response, Status, Verb
-from getfile_core.server import exchange as server_module
+from getfile_core.server import get as server_module
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.helpers import ok_head, scripted_server
 

@@ -1,0 +1,74 @@
+"""TLS handshakes are connections like any other: counted, bounded, and quiet in the log.
+
+asyncio used to run the handshake before the handler counted the
+connection, with its own 60 s timeout: silent TLS connections escaped
+``--max-connections`` and ``--request-timeout``. Now the TCP connection is
+counted first and the handshake gets ``request_timeout``; failures are one
+log line per cause per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from getfile_core.address import Target
+from getfile_core.client.api import fetch
+from getfile_core.client.transfer import Options
+from getfile_core.server.access import AccessRecord, RepeatFilter
+from getfile_core.server.fileserver import FileServer, ServerLimits
+from getfile_core.tls import client_context, server_context
+from tests.hardening.certs import CertSet, make_cert_set
+from tests.hardening.support import wait_for_async
+
+SILENT = 40
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertSet:
+    return make_cert_set(tmp_path_factory.mktemp("certs"))
+
+
+async def test_silent_tls_connections_are_counted_cut_and_logged_once(
+    root: Path, dest: Path, certs: CertSet
+) -> None:
+    records: list[AccessRecord] = []
+    context = server_context(str(certs.good.cert), str(certs.good.key))
+    limits = ServerLimits(grace=1, request_timeout=1.0, max_connections=SILENT + 8)
+    server = FileServer(root, limits=limits, ssl_context=context, on_access=records.append)
+    await server.start()
+    silent: list[socket.socket] = []
+    try:
+        for _ in range(SILENT):
+            silent.append(socket.create_connection(("127.0.0.1", server.port_bound), timeout=10))
+        # Counted as connections while their handshake is pending.
+        await wait_for_async(lambda: server.connections == SILENT, 10, "silent ones counted")
+        # A real client still gets through meanwhile.
+        target = Target("127.0.0.1", server.port_bound, b"hello.txt", tls=True)
+        options = Options(ssl_context=client_context(str(certs.trusted_ca)), timeout=5)
+        await asyncio.wait_for(fetch(target, str(dest), options=options), 20)
+        assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
+        # And the silent ones are cut after request_timeout, not asyncio's 60 s.
+        began = time.monotonic()
+        await wait_for_async(lambda: server.connections == 0, 15, "silent ones cut")
+        assert time.monotonic() - began < 15
+    finally:
+        for sock in silent:
+            sock.close()
+        await server.stop(grace=1)
+    failures = [r for r in records if r.kind == "TLS"]
+    assert len(failures) == 1, failures
+    assert failures[0].note.startswith("handshake timed out")
+    assert [r.path for r in records if r.kind == "GET"] == ["hello.txt"]
+
+
+def test_repeat_filter_folds_a_flood_into_one_line_per_interval() -> None:
+    folded = RepeatFilter(interval=10)
+    assert folded.admit("timeout", now=0) == 0
+    assert [folded.admit("timeout", now=t) for t in (1, 2, 3)] == [None, None, None]
+    assert folded.admit("reset", now=3) == 0  # another cause has its own line
+    assert folded.admit("timeout", now=11) == 3
