@@ -26,7 +26,10 @@ class BothLimits:
         return min(rates) if rates else None
 
     def chunk(self, preferred: int) -> int:
-        return min(self.shared.chunk(preferred), self.own.chunk(preferred))
+        # Never more than asked for: RateLimit.chunk rounds a small request up to its
+        # 4 KiB minimum, which reads past a body's end (into protocol v2's digest trailer:
+        # "server sent more bytes than it announced").
+        return min(preferred, self.shared.chunk(preferred), self.own.chunk(preferred))
 
     def reserve(self, count: int) -> float:
         # Both are charged for the bytes: the shared limit counts every download's.

@@ -12,29 +12,16 @@ import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from getfile_core import PART_SUFFIX, Progress, RetryNotice, Target, TransferState
+from getfile_core import PART_SUFFIX, Phase, Progress, RetryNotice, Target, TransferState
 from tui.limits import RateLimit
 
 _ids = itertools.count(1)
 
 
-class State(StrEnum):
-    """Where a transfer is. Only the ``Transfer``'s own methods change it.
-
-    The client's progress phases (``getfile_core``'s ``Phase``: connecting,
-    waiting, downloading, verifying, retrying) are a subset, with the same
-    words, so a progress snapshot moves a row by value.
-    """
-
-    QUEUED = "queued"
-    CONNECTING = "connecting"
-    WAITING = "waiting"
-    DOWNLOADING = "downloading"
-    VERIFYING = "verifying"
-    RETRYING = "retrying"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+#: Where a transfer is: the client's own ``Phase`` (queued, connecting, waiting,
+#: downloading, verifying, retrying, done, failed, cancelled), so a progress snapshot
+#: moves a row by value. Only the ``Transfer``'s own methods change a transfer's state.
+State = Phase
 
 
 ACTIVE_STATES = frozenset(

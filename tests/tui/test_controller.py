@@ -24,6 +24,7 @@ from getfile_core import (
     part_name,
 )
 from tui.downloads import DownloadController
+from tui.limits import BothLimits, RateLimit
 from tui.messages import LogLine, TransferAdded, TransferChanged
 from tui.transfers import Choice, Conflict, State, Transfer
 
@@ -285,3 +286,9 @@ async def test_every_download_gets_the_shared_limit_and_its_own(tmp_path: Path) 
     harness.controller.set_global_limit(None)
     assert second.rate is None and first.rate == 64 * 1024
     assert "global rate limit: no limit" in harness.logs()
+
+
+def test_both_limits_never_hand_out_more_than_asked() -> None:
+    both = BothLimits(RateLimit(256 * 1024), RateLimit(1024 * 1024))
+    assert both.chunk(81) == 81  # the end of a body: one byte more would be the trailer's
+    assert both.chunk(1 << 20) == int(256 * 1024 * 0.1)
