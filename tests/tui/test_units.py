@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from getfile_core import part_name
+from getfile_core import AccessRecord, part_name
 from tui import format as fmt
 from tui.launch import parse_args
 from tui.transfers import (
@@ -20,6 +20,7 @@ from tui.transfers import (
     plan_for,
     plan_for_retry,
 )
+from tui.widgets.server_pane import access_line
 
 
 @pytest.mark.parametrize(
@@ -105,3 +106,12 @@ def test_python_dash_m_tui_runs() -> None:
     )
     assert done.returncode == 0
     assert "getfile-tui" in done.stdout and "--serve" in done.stdout
+
+
+def test_access_lines_say_the_outcome_and_hold_no_escapes() -> None:
+    record = AccessRecord(0.0, "127.0.0.1:5", "GET", "a\x1b[2J.bin", "ok", 2048, 2.0, "", "stalled")
+    line = access_line(record)
+    assert line.endswith("'a\\x1b[2J.bin' ok 2.00 KiB 2.00 s stalled")
+    assert "\x1b" not in line
+    done = AccessRecord(0.0, "127.0.0.1:5", "GET", "b.bin", "ok", 1, 0.5, "", "complete")
+    assert access_line(done).endswith("'b.bin' ok 1 B 0.50 s")

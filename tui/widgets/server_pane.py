@@ -74,9 +74,11 @@ def access_line(record: AccessRecord) -> str:
     """An access record in the width of a small terminal (the CLI prints ``format()``)."""
     stamp = time.strftime("%H:%M:%S", time.localtime(record.when))
     note = f" ({record.note})" if record.note else ""
+    # What really happened to the connection, when it is not the plain "complete".
+    outcome = f" {record.outcome}" if record.outcome not in ("", "complete") else ""
     return printable(
         f"{stamp} {record.peer} {record.kind} {record.path!r} {record.status} "
-        f"{fmt.size(record.sent)} {record.seconds:.2f} s{note}"
+        f"{fmt.size(record.sent)} {record.seconds:.2f} s{outcome}{note}"
     )
 
 
