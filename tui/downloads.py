@@ -243,35 +243,15 @@ class DownloadController:
                     on_retry=on_retry,
                 )
             except UnauthorizedError as error:
-                self._log(
-                    f"{transfer.name}: {transfer.where} "
-                    + ("refused the token" if token is not None else "needs a token"),
-                    "warn",
-                )
-                new_token = await self.prompts.token(transfer.where, wrong=token is not None)
-                if new_token is None:
+                if not await self._token_for(transfer, token):
                     self._failed(transfer, error.message)
                     return
-                self.tokens[transfer.where] = new_token
-                transfer.reset(transfer.name)
-                self._changed(transfer)
                 continue
             except LegacyServerError as error:
-                final = os.path.join(transfer.folder, transfer.name)
-                if not plan.resume or os.path.lexists(final):
+                if not self._restart_from_legacy(transfer, plan):
                     self._failed(transfer, error.message)
                     return
-                # The .part cannot be continued from the book's server: fetch it whole again.
-                self.legacy_servers.add(transfer.where)
-                transfer.legacy = True
-                self._log(
-                    f"{transfer.name}: {transfer.where} is a legacy server and cannot resume;"
-                    " starting again",
-                    "warn",
-                )
                 plan = Plan(overwrite=True, name=plan.name)
-                transfer.reset(transfer.name)
-                self._changed(transfer)
                 continue
             except GetfileError as error:
                 self._failed(transfer, error.message)
@@ -287,6 +267,36 @@ class DownloadController:
             self._done(transfer, result)
             return
         self._failed(transfer, "gave up after several attempts (token refused?)")
+
+    async def _token_for(self, transfer: Transfer, refused: bytes | None) -> bool:
+        """Ask for a (new) token; ``False`` when the user gives up."""
+        wrong = refused is not None
+        said = "refused the token" if wrong else "needs a token"
+        self._log(f"{transfer.name}: {transfer.where} {said}", "warn")
+        new_token = await self.prompts.token(transfer.where, wrong=wrong)
+        if new_token is None:
+            return False
+        self.tokens[transfer.where] = new_token
+        transfer.reset(transfer.name)
+        self._changed(transfer)
+        return True
+
+    def _restart_from_legacy(self, transfer: Transfer, plan: Plan) -> bool:
+        """A resume met the book's server, which cannot start in the middle: fetch the whole
+        file again (``True``), unless this was no resume or the final name is taken."""
+        final = os.path.join(transfer.folder, transfer.name)
+        if not plan.resume or os.path.lexists(final):
+            return False
+        self.legacy_servers.add(transfer.where)
+        transfer.legacy = True
+        self._log(
+            f"{transfer.name}: {transfer.where} is a legacy server and cannot resume;"
+            " starting again",
+            "warn",
+        )
+        transfer.reset(transfer.name)
+        self._changed(transfer)
+        return True
 
     # ------------------------------------------------------------ reports
 
@@ -334,24 +344,10 @@ class DownloadController:
         final = Progress("done", result.size, result.size, average, result.seconds, result.legacy)
         transfer.finish(result.path, final, legacy=result.legacy)
         self._changed(transfer)
-        resumed = f", resumed at {fmt.size(result.resumed_from)}" if result.resumed_from else ""
-        if result.attempts > 1:
-            resumed += f", {result.attempts} connections"
-        # A rate over a few milliseconds says nothing; only big transfers get one.
-        how = f" at {fmt.rate(average)}" if fresh >= 1024 * 1024 and average else ""
-        self._log(
-            f"{transfer.name}: saved {result.path} ({fmt.size(result.size)} in "
-            f"{result.seconds:.2f} s{how}{resumed})",
-            "ok",
-        )
         if result.legacy:
             self.legacy_servers.add(transfer.where)
-            self._log(
-                f"{transfer.name}: legacy server, so no size or digest to check it against",
-                "warn",
-            )
-        elif result.digest:
-            self._log(f"{transfer.name}: digest verified ({result.digest[:24]}…)", "ok")
+        for text, level in saved_lines(transfer.name, result, average):
+            self._log(text, level)
 
     def _failed(self, transfer: Transfer, reason: str) -> None:
         transfer.fail(reason)
@@ -365,6 +361,28 @@ class DownloadController:
         part = os.path.join(transfer.folder, transfer.name + PART_SUFFIX)
         kept = f"; kept {part}, Retry continues it" if os.path.exists(part) else ""
         self._log(f"{transfer.name}: cancelled{kept}", "warn")
+
+
+def saved_lines(name: str, result: FetchResult, average: float) -> list[tuple[str, str]]:
+    """The log's words for a finished download: where, how big, how fast, what was checked."""
+    fresh = result.size - result.resumed_from
+    resumed = f", resumed at {fmt.size(result.resumed_from)}" if result.resumed_from else ""
+    if result.attempts > 1:
+        resumed += f", {result.attempts} connections"
+    # A rate over a few milliseconds says nothing; only big transfers get one.
+    how = f" at {fmt.rate(average)}" if fresh >= 1024 * 1024 and average else ""
+    lines = [
+        (
+            f"{name}: saved {result.path} ({fmt.size(result.size)} in "
+            f"{result.seconds:.2f} s{how}{resumed})",
+            "ok",
+        )
+    ]
+    if result.legacy:
+        lines.append((f"{name}: legacy server, so no size or digest to check it against", "warn"))
+    elif result.digest:
+        lines.append((f"{name}: digest verified ({result.digest[:24]}…)", "ok"))
+    return lines
 
 
 def describe(error: Exception) -> str:
