@@ -37,7 +37,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         "retry", "retry", "ctrl+r", "Retry",
-        "retry the selected failed download, or now if it waits",
+        "retry the selected failed download (now, if waiting)",
         "Retry download", "Try the selected (or newest) failed download again, now",
     ),
     Action(
