@@ -20,7 +20,7 @@ _EXPORTS = {
     "Phase": ".state",
     "RetryNotice": ".state",
     "TransferState": ".state",
-    "download": ".download",
+    "download": ".get",
     "Destination": ".destination",
     "PART_SUFFIX": ".names",
     "part_name": ".names",
@@ -33,7 +33,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from getfile_core.client.api import Progress, fetch, list_folder
     from getfile_core.client.destination import Destination
-    from getfile_core.client.download import download
+    from getfile_core.client.get import download
     from getfile_core.client.names import PART_SUFFIX, UnsafeName, part_name, safe_local_name
     from getfile_core.client.state import (
         FetchResult,

@@ -1,7 +1,7 @@
 """The async client API that the CLI and the TUI share.
 
 ``fetch`` downloads one file; ``list_folder`` lists a remote folder. Both run
-the blocking transfer in a dedicated thread (see ``transfer``) and await it,
+the blocking transfer in a dedicated thread (see ``get``) and await it,
 so callers get plain coroutines: cancel the task and the socket is shut
 down, the ``.part`` is kept, and the coroutine raises ``CancelledError``.
 
@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from getfile_core.address import Target
 from getfile_core.client.destination import Destination
-from getfile_core.client.download import download
+from getfile_core.client.get import download
 from getfile_core.client.listing import list_folder as _list_folder
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.protocol import Entry

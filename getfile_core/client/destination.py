@@ -1,10 +1,14 @@
-"""The destination side of a download: ``NAME.part``, a lock, and an atomic commit.
+"""The destination side of a download: ``NAME.getfile-part``, a lock, and an atomic commit.
 
 Every file operation goes through a descriptor of the destination folder
 (``dir_fd``) with ``O_NOFOLLOW``, so a name can only ever land inside it, and
-a planted symlink named like our file cannot redirect the write. The final
-name only appears by a rename (or a hard link, for no-clobber) of a complete,
-verified ``.part``.
+a planted symlink named like our file cannot redirect the write. The partial
+file is created with ``O_EXCL`` (never opened if someone else made it) and
+resumed only if it is ours, a plain file with one link. The final name only
+appears by a rename (or a hard link, for no-clobber) of a complete, verified
+partial file, after checking that its name still leads to the file we wrote
+(device and inode): in a folder others can write (``/tmp``) a name proves
+nothing by itself.
 """
 
 from __future__ import annotations

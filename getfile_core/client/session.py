@@ -190,12 +190,16 @@ class Session:
         return response
 
     def _open_once(self, request: Request | LegacyRequest) -> Response | None:
+        where = f"{printable(self.target.host)}:{self.target.port}"
+        self.state.note = f"connecting to {where}"
         self.sock = connect(self.target, self.options, self.state)
         self.sock.settimeout(self.options.timeout)
         self.conn = protocol.ClientConnection(request)
         send(self.sock, self.conn.request_bytes(), self.state)
         if isinstance(request, LegacyRequest):
+            self.state.note = ""
             return None
+        self.state.note = f"waiting for {where} to answer"
         response = self._read_head()
         if response.status is Status.UNAUTHORIZED and response.challenge is not None:
             if self.options.token is None:

@@ -135,6 +135,7 @@ class TransferState:
         with self._lock:
             self._skip_wait = False
             self.retry = notice
+            self.note = ""
             self.phase = Phase.RETRYING
 
     def backoff(self, seconds: float) -> None:

@@ -33,9 +33,10 @@ from getfile_core.errors import (
     RemoteError,
     UnauthorizedError,
 )
+from getfile_core.ratelimit import RateLimit
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.hardening.support import reset_on_close
-from tests.helpers import digest_bytes, ok_head, scripted_server
+from tests.helpers import digest_bytes, ok_head, scripted_server, wait_until
 
 MIB = 1024 * 1024
 SIZE = 12 * MIB + 12345
@@ -344,3 +345,42 @@ async def test_a_server_that_never_lets_the_download_progress_is_given_up(dest: 
 def test_backoff_doubles_from_one_second_up_to_the_cap() -> None:
     assert [backoff_delay(n, 30.0) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     assert backoff_delay(200, 30.0) == 30.0
+
+
+async def test_a_server_restarting_mid_download_is_waited_for(
+    root: Path, dest: Path, big: bytes
+) -> None:
+    """Cut by the server's stop, refused while it is down, resumed once it is back."""
+    first = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=0), on_access=None)
+    await first.start()
+    port = first.port_bound
+    # Slow enough (4 MiB/s, about 3 s in all) that the stop lands mid-way.
+    options = Options(timeout=10, retry_cap=0.2, rate_limit=RateLimit(4 * MIB))
+    state = TransferState()
+    refused: list[RetryNotice] = []
+    task = asyncio.ensure_future(
+        fetch(
+            Target("127.0.0.1", port, b"big.bin"),
+            str(dest),
+            options=options,
+            state=state,
+            on_retry=refused.append,
+        )
+    )
+    second: FileServer | None = None
+    try:
+        await wait_until(lambda: state.done >= 2 * MIB, "the first 2 MiB")
+        await first.stop(grace=0)
+        await wait_until(
+            lambda: any("refused" in n.reason for n in refused), "a retry refused while down"
+        )
+        second = FileServer(root, "127.0.0.1", port, limits=ServerLimits(grace=1), on_access=None)
+        await second.start()
+        async with asyncio.timeout(BOUND):
+            result = await task
+    finally:
+        task.cancel()
+        if second is not None:
+            await second.stop(grace=1)
+    assert (dest / "big.bin").read_bytes() == big
+    assert result.attempts >= 3 and result.resumed_from == 0

@@ -52,3 +52,12 @@ def test_the_shared_contract_is_public() -> None:
         "queued", "connecting", "waiting", "downloading", "verifying",
         "retrying", "done", "failed", "cancelled",
     }  # fmt: skip
+
+
+def test_download_is_the_function_even_after_every_module_is_loaded() -> None:
+    """A submodule named like an exported function would shadow it on the package."""
+    import getfile_core.client.api  # noqa: F401  (loads every client module)
+    from getfile_core.client import download, fetch, list_folder
+
+    assert callable(download) and callable(fetch) and callable(list_folder)
+    assert download.__module__ == "getfile_core.client.get"

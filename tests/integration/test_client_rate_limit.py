@@ -80,6 +80,15 @@ async def test_cancel_is_prompt_while_waiting_for_the_rate(
     assert (dest / ("slow.bin" + PART_SUFFIX)).stat().st_size == state.done
 
 
+def test_a_chunk_is_never_more_than_asked_for() -> None:
+    """Reading past a body's end would swallow the version-2 trailer that follows it."""
+    limit = RateLimit(100)
+    assert limit.chunk(10) == 10
+    assert limit.chunk(1024 * KIB) == 4096  # the smallest chunk worth a system call
+    limit.rate = 100 * 1024 * KIB
+    assert limit.chunk(64 * KIB) == 64 * KIB
+
+
 def test_a_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         RateLimit(0)

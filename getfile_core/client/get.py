@@ -59,9 +59,11 @@ def download(
     try:
         return Download(target, destination, options, state).run(on_retry)
     except GetfileError:
+        state.note = ""
         state.phase = Phase.CANCELLED if state.cancelled else Phase.FAILED
         raise
     except OSError as error:
+        state.note = ""
         state.phase = Phase.FAILED
         raise GetfileError(f"{error.strerror or error}") from error
 
