@@ -15,7 +15,7 @@ from dataclasses import dataclass
 class Outcome(enum.StrEnum):
     """How a connection ended, whatever the status said at the start."""
 
-    #: Every byte announced was accepted by the client's kernel.
+    #: Every byte announced was handed to the kernel (with TLS: acknowledged by the client).
     COMPLETE = "complete"
     #: The client accepted no byte for ``stall_timeout`` seconds and was cut.
     STALLED = "stalled"

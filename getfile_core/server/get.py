@@ -118,6 +118,7 @@ class FileAnswer:
         else:
             trailer, outcome = Trailer(digest=future.result()), Outcome.COMPLETE
         await self.sender.write(self.conn.send_trailer(trailer))
+        await self.sender.finish()
         self.entry.end(outcome, trailer.error)
 
     async def _digest_with_heartbeat(self, fd: int, info: os.stat_result) -> str:
@@ -151,7 +152,7 @@ class FileAnswer:
         """Send the body; ``entry.sent`` ends up as what the client really accepted."""
         try:
             await self.sender.send_file(fd, offset, count)
-            await self.sender.drain()
+            await self.sender.finish()
         except BaseException:
             self.entry.sent = self.sender.accepted()
             raise

@@ -17,9 +17,9 @@ the same rule is applied to the transport's write buffer while draining.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
+import socket
 import struct
 import termios
 
@@ -66,30 +66,61 @@ class Sender:
         await self.drain()
 
     async def drain(self) -> None:
-        """``drain()``, cut only when the write buffer stops shrinking for the stall allowance."""
-        if self.transport.get_write_buffer_size() == 0:
-            await self.writer.drain()  # raises at once if the connection is lost
-            return
+        """``drain()``, cut only when the client takes no byte for the stall allowance.
+
+        Progress is what the client's TCP acknowledges (``TCP_INFO``), or, where
+        that is unavailable, the write buffer shrinking. With TLS the buffer
+        asyncio reports is only the TLS layer's, which may sit still while the
+        TCP transport below it drains slowly: acknowledgements see both.
+        """
         loop = asyncio.get_running_loop()
         poll = min(1.0, self.stall_timeout / 4)
-        drained = asyncio.ensure_future(self.writer.drain())
-        left = self.transport.get_write_buffer_size()
+        mark = self._progress_mark()
         progressed = loop.time()
-        try:
-            while True:
-                done, _ = await asyncio.wait({drained}, timeout=poll)
-                if done:
-                    drained.result()
-                    return
-                now, size = loop.time(), self.transport.get_write_buffer_size()
-                if size < left:
-                    left, progressed = size, now
-                elif now - progressed >= self.stall_timeout:
-                    raise Stalled(f"no byte accepted for {self.stall_timeout:g} s")
-        finally:
-            drained.cancel()
-            with contextlib.suppress(BaseException):
-                await drained
+        while True:
+            try:
+                # Cancelling a drain on timeout is clean (it only leaves a waiter list).
+                async with asyncio.timeout(poll):
+                    await self.writer.drain()
+                return
+            except TimeoutError:
+                pass
+            now, latest = loop.time(), self._progress_mark()
+            if latest != mark:
+                mark, progressed = latest, now
+            elif now - progressed >= self.stall_timeout:
+                raise Stalled(f"no byte accepted for {self.stall_timeout:g} s")
+
+    async def finish(self) -> None:
+        """Wait until every byte has left our process, under the same stall rule.
+
+        Plain TCP: once ``sendfile`` has handed the last byte to the kernel,
+        the kernel delivers it (or gives up) after we close; waiting for the
+        client's acknowledgement too cost 20-30% on 200 back-to-back small
+        downloads, for nothing the log needs. TLS: the transport keeps up to
+        a chunk in its own buffers, and closing it with bytes left would wait
+        on a stalled client for ever, so we wait until the client has
+        acknowledged everything (one round trip).
+        """
+        await self.drain()
+        if not self.tls:
+            return
+        loop = asyncio.get_running_loop()
+        mark, progressed, pause = self._progress_mark(), loop.time(), 0.002
+        while self.transport.get_write_buffer_size() or _unacknowledged(self.transport):
+            if self.transport.is_closing():
+                raise ConnectionResetError("connection closed before the client took every byte")
+            await asyncio.sleep(pause)
+            pause = min(0.1, pause * 2)
+            now, latest = loop.time(), self._progress_mark()
+            if latest != mark:
+                mark, progressed = latest, now
+            elif now - progressed >= self.stall_timeout:
+                raise Stalled(f"no byte accepted for {self.stall_timeout:g} s")
+
+    def _progress_mark(self) -> tuple[int, int]:
+        """Something that changes whenever the client takes bytes."""
+        return _bytes_acked(self.transport), self.transport.get_write_buffer_size()
 
     # ------------------------------------------------------------ bodies
 
@@ -189,6 +220,24 @@ class Sender:
         if not self.tls:
             pending += _unacknowledged(self.transport)
         return max(0, self.queued - pending)
+
+
+#: ``struct tcp_info``: ``tcpi_bytes_acked`` (u64) sits at byte 120 (Linux 4.1+).
+_TCP_INFO_BYTES_ACKED = 120
+
+
+def _bytes_acked(transport: asyncio.BaseTransport) -> int:
+    """Bytes of this connection the peer has acknowledged (0 where unknown)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0 or not hasattr(socket, "TCP_INFO"):
+        return 0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return 0
+    if len(info) < _TCP_INFO_BYTES_ACKED + 8:
+        return 0
+    return struct.unpack_from("Q", info, _TCP_INFO_BYTES_ACKED)[0]
 
 
 def _unacknowledged(transport: asyncio.BaseTransport) -> int:

@@ -10,6 +10,7 @@ log line per cause per interval.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from pathlib import Path
@@ -34,8 +35,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertSet:
 
 
 async def test_silent_tls_connections_are_counted_cut_and_logged_once(
-    root: Path, dest: Path, certs: CertSet
+    root: Path, dest: Path, certs: CertSet, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
     records: list[AccessRecord] = []
     context = server_context(str(certs.good.cert), str(certs.good.key))
     limits = ServerLimits(grace=1, request_timeout=1.0, max_connections=SILENT + 8)
@@ -64,6 +66,7 @@ async def test_silent_tls_connections_are_counted_cut_and_logged_once(
     assert len(failures) == 1, failures
     assert failures[0].note.startswith("handshake timed out")
     assert [r.path for r in records if r.kind == "GET"] == ["hello.txt"]
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 def test_repeat_filter_folds_a_flood_into_one_line_per_interval() -> None:
@@ -72,3 +75,26 @@ def test_repeat_filter_folds_a_flood_into_one_line_per_interval() -> None:
     assert [folded.admit("timeout", now=t) for t in (1, 2, 3)] == [None, None, None]
     assert folded.admit("reset", now=3) == 0  # another cause has its own line
     assert folded.admit("timeout", now=11) == 3
+
+
+async def test_a_flood_of_broken_handshakes_is_one_line_per_cause(
+    root: Path, certs: CertSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    records: list[AccessRecord] = []
+    context = server_context(str(certs.good.cert), str(certs.good.key))
+    server = FileServer(root, limits=ServerLimits(grace=1), ssl_context=context)
+    server.on_access = records.append
+    await server.start()
+    try:
+        for _ in range(SILENT):  # plain-text requests to a TLS port: not a ClientHello
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port_bound)
+            writer.write(b"\x00getfile/1 GET hello.txt\n")
+            await asyncio.wait_for(reader.read(), 10)  # the server closes on us
+            writer.close()
+        await wait_for_async(lambda: server.connections == 0, 10, "all closed")
+    finally:
+        await server.stop(grace=1)
+    causes = [r.note for r in records]
+    assert len(causes) == 1 and causes[0].startswith("TLS error"), causes
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []

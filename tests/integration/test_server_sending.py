@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pytest
 
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer, ServerLimits
+from getfile_core.tls import client_context, server_context
+from tests.hardening.certs import make_cert_set
 from tests.hardening.support import extended_get, split_response, wait_for_async
 from tests.helpers import write_random
 
@@ -27,11 +30,17 @@ SIZE = 8 * READER_RATE
 SMALL_BUFFER = 32 * KIB
 
 
-async def start_server(root: Path, records: list[AccessRecord], **limits: float) -> FileServer:
+async def start_server(
+    root: Path,
+    records: list[AccessRecord],
+    tls: ssl.SSLContext | None = None,
+    **limits: float,
+) -> FileServer:
     server = FileServer(
         root,
-        limits=ServerLimits(grace=1, **limits),
-        on_access=records.append,  # type: ignore[arg-type]
+        limits=ServerLimits(grace=1, **limits),  # type: ignore[arg-type]
+        on_access=records.append,
+        ssl_context=tls,
     )
     await server.start()
     assert server._server is not None
@@ -40,18 +49,24 @@ async def start_server(root: Path, records: list[AccessRecord], **limits: float)
     return server
 
 
-def connect(port: int) -> socket.socket:
+def connect(port: int, tls: ssl.SSLContext | None = None) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
     sock.settimeout(20)
     sock.connect(("127.0.0.1", port))
-    return sock
+    return tls.wrap_socket(sock, server_hostname="127.0.0.1") if tls is not None else sock
 
 
-def read_paced(port: int, request: bytes, rate: float, stop_after: int | None = None) -> bytes:
+def read_paced(
+    port: int,
+    request: bytes,
+    rate: float,
+    stop_after: int | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> bytes:
     """Read everything at ``rate`` bytes/s; with ``stop_after``, stop reading (not close) then."""
     received = bytearray()
-    with connect(port) as sock:
+    with connect(port, tls) as sock:
         sock.sendall(request)
         began = time.monotonic()
         while True:
@@ -170,3 +185,25 @@ async def test_a_legacy_client_waits_for_a_slot_beyond_the_request_timeout(
     legacy_record = next(r for r in records if r.kind == "LEGACY")
     assert legacy_record.outcome == "complete"
     assert "waited" in legacy_record.note and "transfer slot" in legacy_record.note
+
+
+async def test_a_slow_reader_over_tls_is_served_to_the_end(served: Path, tmp_path: Path) -> None:
+    """TLS cannot use sendfile; its write/drain path follows the same progress rule."""
+    certs = make_cert_set(tmp_path / "certs")
+    records: list[AccessRecord] = []
+    tls = server_context(str(certs.good.cert), str(certs.good.key))
+    server = await start_server(served, records, tls, stall_timeout=2)
+    client = client_context(str(certs.trusted_ca))
+    try:
+        began = time.monotonic()
+        data = await asyncio.to_thread(
+            read_paced, server.port_bound, extended_get(b"slow.bin"), READER_RATE, None, client
+        )
+        elapsed = time.monotonic() - began
+        await wait_for_async(lambda: len(records) == 1, 10, "the access-log line")
+    finally:
+        await server.stop(grace=1)
+    assert split_response(data)[1] == (served / "slow.bin").read_bytes()
+    assert elapsed > 2 * 2, "the reader was not slower than the stall timeout"
+    [record] = records
+    assert (record.outcome, record.sent) == ("complete", SIZE)
