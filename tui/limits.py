@@ -9,8 +9,7 @@ the download runs (the client reads them on every chunk).
 
 from __future__ import annotations
 
-from getfile_core.ratelimit import RateLimit
-from getfile_core.units import human_rate, parse_rate
+from getfile_core import RateLimit, human_rate, parse_rate
 
 
 class BothLimits:

@@ -45,15 +45,26 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     """One file, nothing to display: the blocking transfer in this thread, no event loop.
 
     Ctrl-C raises KeyboardInterrupt out of the blocked receive; the transfer
-    keeps the ``.part`` on the way out, as a cancelled ``fetch`` does.
+    keeps the ``.part`` on the way out, as a cancelled ``fetch`` does. Retries
+    are announced even off a terminal (unless ``-q``): a log that shows a
+    download took five connections explains why it took so long.
     """
-    from getfile_core.client import Destination, TransferState, download
+    from getfile_core.client import Destination, RetryNotice, TransferState, download
+
+    def on_retry(notice: RetryNotice) -> None:
+        error_line(retry_text(notice), subject=target.path)
 
     try:
         destination = Destination.for_remote(
             args.output, target.path, overwrite=args.overwrite, resume=args.resume
         )
-        download(target, destination, options, TransferState())
+        download(
+            target,
+            destination,
+            options,
+            TransferState(),
+            on_retry=None if args.quiet else on_retry,
+        )
     except GetfileError as error:
         error_line(error, subject=target.path)
         return exit_code_for(error)
@@ -63,7 +74,7 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
 async def _get_one(
     target: Target, args: argparse.Namespace, options: Options, display: ProgressDisplay | None
 ) -> FetchResult | GetfileError:
-    """One download of several: its bar, a line per retry, a line if it fails."""
+    """One download of several: its bar, a line per retry (unless -q), a line if it fails."""
     from getfile_core.client import RetryNotice, fetch
 
     def on_retry(notice: RetryNotice) -> None:
@@ -77,7 +88,7 @@ async def _get_one(
             resume=args.resume,
             options=options,
             on_progress=display.add(target) if display else None,
-            on_retry=on_retry if display else None,
+            on_retry=None if args.quiet else on_retry,
         )
     except GetfileError as error:
         if display:

@@ -22,8 +22,14 @@ from textual.content import Content
 from textual.validation import Function, Integer
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from getfile_core import AccessRecord, FileServer, GetfileError, ServerLimits
-from getfile_core.units import human_rate, parse_rate
+from getfile_core import (
+    AccessRecord,
+    FileServer,
+    GetfileError,
+    ServerLimits,
+    human_rate,
+    parse_rate,
+)
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
 from tui.text import printable
