@@ -12,7 +12,7 @@ import asyncio
 import os
 from typing import TYPE_CHECKING
 
-from getfile_core.protocol import Request, Response, Status, Trailer
+from getfile_core.protocol import Request, Response, ServerState, Status, Trailer
 from getfile_core.server import digests as digests_module
 from getfile_core.server.access import Outcome
 
@@ -87,11 +87,11 @@ class FileAnswer:
         self.sender.writer.write(self.conn.send(head))
         self.entry.status = "ok"
         await self.send_body(fd, request.offset, count)
+        if count and self.conn.state is ServerState.BODY:  # a trailer, or a kept connection
+            self.conn.body_sent(count)
         if computation is None:
             self.entry.end(Outcome.COMPLETE)
             return
-        if count:
-            self.conn.body_sent(count)
         await self._send_trailer(fd, info, computation)
 
     async def _send_trailer(
