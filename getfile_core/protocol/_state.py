@@ -217,14 +217,15 @@ class ServerConnection(_Buffered):
         if self.state is not ServerState.RESPOND or not isinstance(self.request, Request):
             raise ProtocolError("no extended request to respond to")
         request = self.request
-        response = dataclasses.replace(response, version=request.version, keep=None)
+        challenge = response.status is Status.UNAUTHORIZED and response.challenge is not None
+        keep = None
+        if request.keep and (challenge or response.status not in _ENDS_CONNECTION):
+            keep = self._keep_count(response)
+        if request.verb is Verb.PING and dataclasses.replace(response, keep=None) != pong():
+            raise ProtocolError("PING is answered with pong() only")
+        response = dataclasses.replace(response, version=request.version, keep=keep)
         if response.version < 2 and (response.trailer or response.length is not None):
             raise ProtocolError("trailers and ranges need protocol version 2")
-        if request.verb is Verb.PING and response != pong():
-            raise ProtocolError("PING is answered with pong() only")
-        challenge = response.status is Status.UNAUTHORIZED and response.challenge is not None
-        if request.keep and (challenge or response.status not in _ENDS_CONNECTION):
-            response = dataclasses.replace(response, keep=self._keep_count(response))
         head = encode_response_head(response)
         if challenge:
             self.challenge = response.challenge

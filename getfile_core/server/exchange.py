@@ -97,6 +97,10 @@ class Exchange:
             if not self.conn.keeps_going:
                 break
             self._next_entry()
+            # Small answers from the page cache complete without suspending:
+            # without this, a thousand pipelined requests would hold the event
+            # loop (every other connection) for their whole run.
+            await asyncio.sleep(0)
         if self.conn.sequence > 0 or _asked_to_keep(self.conn.request):
             await self._linger()
 

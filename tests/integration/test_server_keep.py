@@ -296,6 +296,23 @@ async def _read_answers(client: KeptClient, count: int) -> list[Answer]:
     return [a for _ in range(count) if (a := await client.answer()) is not None]
 
 
+async def test_a_long_pipeline_does_not_hold_the_event_loop(make_server) -> None:
+    """Answers from the page cache never suspend; the server must still let others in."""
+    server = await make_server()
+    a = await KeptClient.open(server.port_bound, get(b"d/f00.bin"))
+    a.send(*(get(b"d/f00.bin") for _ in range(999)))  # tiny answers: nothing ever blocks
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port_bound)
+    writer.write(protocol.encode_request(Request(Verb.PING, b"", version=2)))
+    async with asyncio.timeout(PATIENCE):
+        pong = await reader.read()
+    answered_for_a = len(server.log)
+    assert pong == protocol.encode_response_head(protocol.pong())
+    assert answered_for_a < 900, "the PING waited for the whole pipeline"
+    assert len(await _read_answers(a, 1000)) == 1000
+    writer.close()
+    a.close()
+
+
 async def test_a_client_that_pipelines_without_reading_is_cut(make_server) -> None:
     server = await make_server(stall_timeout=1.0)
     client = await KeptClient.open(server.port_bound, get(b"big.bin"))
