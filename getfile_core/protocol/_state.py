@@ -67,6 +67,11 @@ class _Buffered:
         else:
             self._eof = True
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet turned into events (0 between two whole requests)."""
+        return len(self._buffer)
+
     def _take_line(self, limit: int) -> bytes | None:
         index = self._buffer.find(b"\n", 0, limit)
         if index < 0:

@@ -73,7 +73,7 @@ class Exchange:
             try:
                 event = await self._next_event()
             except TimeoutError:
-                if kept and not self.conn._buffer:
+                if kept and not self.conn.buffered:
                     self.entry.quiet = True  # idle between requests: the normal end
                     return
                 raise

@@ -300,7 +300,7 @@ _CLOSED_POLITELY = (Outcome.COMPLETE, Outcome.REFUSED, Outcome.BUSY, Outcome.BAD
 
 def _between_requests(exchange: Exchange, error: BaseException) -> bool:
     """A kept connection that ended while waiting for its next request (idle, cut at a stop)."""
-    idle = exchange.conn.keeps_going and not exchange.conn._buffer
+    idle = exchange.conn.keeps_going and not exchange.conn.buffered
     return idle and isinstance(error, asyncio.CancelledError | ConnectionError)
 
 

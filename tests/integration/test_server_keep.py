@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl as ssl_module
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,14 @@ class KeptClient:
     answers: list[Answer] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, port: int, first: Request, token: bytes | None = None) -> KeptClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(
+        cls,
+        port: int,
+        first: Request,
+        token: bytes | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> KeptClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl)
         client = cls(reader, writer, protocol.ClientConnection(first), token)
         writer.write(client.conn.request_bytes())
         head = await client.next()
