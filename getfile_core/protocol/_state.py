@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections import deque
+from collections.abc import Callable
 
 from getfile_core.errors import ProtocolError
 from getfile_core.protocol._errors import LegacySilence, MissingTrailer, ShortBody
@@ -11,13 +13,16 @@ from getfile_core.protocol._events import (
     MAGIC,
     MAX_HEAD,
     MAX_INTERIM,
+    MAX_KEEP_REQUESTS,
     MAX_LEGACY_LINE,
     MAX_REQUEST_LINE,
+    MAX_SERVER_BUFFER,
     MAX_TRAILER_LINE,
     MAX_TRAILER_LINES,
     NEED_DATA,
     VERSION,
     AuthProof,
+    ConnectionClosed,
     Data,
     EndOfMessage,
     HashProgress,
@@ -40,6 +45,7 @@ from getfile_core.protocol._wire import (
     parse_response_head,
     parse_trailer_line,
     pong,
+    proof_subject,
 )
 
 # ---------------------------------------------------------------- state machines
@@ -61,6 +67,11 @@ class _Buffered:
         else:
             self._eof = True
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet turned into events (0 between two whole requests)."""
+        return len(self._buffer)
+
     def _take_line(self, limit: int) -> bytes | None:
         index = self._buffer.find(b"\n", 0, limit)
         if index < 0:
@@ -76,29 +87,57 @@ class ServerState(enum.StrEnum):
     """Where the server's side of a connection is; each method below says which it needs."""
 
     REQUEST = "request"  # waiting for the request line
-    AUTH = "auth"  # a challenge was sent; waiting for the proof
+    AUTH = "auth"  # a challenge was sent (or the connection has one): waiting for the proof
     RESPOND = "respond"  # a request is in hand: answer it
-    BODY = "body"  # version 2: the body is being sent, a trailer follows it
+    BODY = "body"  # the body is being sent (version 2 trailer, or a kept connection)
     TRAILER = "trailer"  # version 2: the body is out; progress lines, then the trailer
     DONE = "done"
 
 
+#: Statuses after which even a kept connection closes: the request stream
+#: can no longer be trusted (a malformed line, a version we do not speak, a
+#: wrong token).
+_ENDS_CONNECTION = (Status.BAD_REQUEST, Status.UNSUPPORTED_VERSION, Status.UNAUTHORIZED)
+
+
 class ServerConnection(_Buffered):
-    """The server's side of one connection: parse the request, frame the answer.
+    """The server's side of one connection: parse each request, frame each answer.
 
     A legacy request can only be answered with raw bytes. Every transition
     happens here; the server asks (``send``, ``body_sent``, ``send_trailer``,
     ``send_failure``) and never sets ``state`` itself.
+
+    Version 2 persistent connections: a request with ``keep`` is answered
+    with a ``keep: N`` head, and once its answer is complete (head, the whole
+    body as counted by ``body_sent``, the trailer) the state goes back to
+    ``REQUEST`` for the next one; ``next_event`` then answers
+    ``ConnectionClosed`` if the client ended its side. Once a challenge was
+    sent, every later request (but ``PING``) is followed by its own proof
+    over ``proof_subject()``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_requests: int = MAX_KEEP_REQUESTS) -> None:
         super().__init__()
+        if max_requests < 1:
+            raise ValueError("a connection carries at least one request")
         self.state = ServerState.REQUEST
         self.request: Request | LegacyRequest | None = None
         #: The exact request line, what an auth MAC is computed over.
         self.request_line = b""
-        #: Version 2 with a trailer: body bytes still to send before it.
+        #: Body bytes still to send before the trailer or the next request.
         self.body_remaining = 0
+        self.max_requests = max_requests
+        #: The current request's place on the connection (0: the first).
+        self.sequence = -1
+        #: The connection's challenge, once one was sent: proofs are due from then on.
+        self.challenge: bytes | None = None
+        self._keep = False  # the answer being sent keeps the connection
+        self._trailer = False  # the answer being sent ends with a trailer
+
+    def receive_data(self, data: bytes) -> None:
+        if len(self._buffer) + len(data) > MAX_SERVER_BUFFER:
+            raise ProtocolError("client sent more than the server reads ahead")
+        super().receive_data(data)
 
     @property
     def is_extended(self) -> bool:
@@ -110,7 +149,13 @@ class ServerConnection(_Buffered):
         """The version to answer in: the request's, or 1 (which every client reads)."""
         return self.request.version if isinstance(self.request, Request) else VERSION
 
-    def next_event(self) -> Request | LegacyRequest | AuthProof | _NeedData:
+    def proof_subject(self) -> bytes:
+        """What the current request's token proof covers (with the challenge)."""
+        return proof_subject(self.sequence, self.request_line)
+
+    def next_event(
+        self,
+    ) -> Request | LegacyRequest | AuthProof | ConnectionClosed | _NeedData:
         if self.state is ServerState.REQUEST:
             return self._next_request()
         if self.state is ServerState.AUTH:
@@ -126,12 +171,18 @@ class ServerConnection(_Buffered):
             return parsed
         raise ProtocolError(f"no event expected in state {self.state}")
 
-    def _next_request(self) -> Request | LegacyRequest | _NeedData:
+    def _next_request(self) -> Request | LegacyRequest | ConnectionClosed | _NeedData:
+        kept = self.sequence >= 0  # an earlier request kept the connection
         if not self._buffer:
             if self._eof:
+                if kept:
+                    self.state = ServerState.DONE
+                    return ConnectionClosed()
                 raise ProtocolError("connection closed before a request arrived")
             return NEED_DATA
         legacy = self._buffer[:1] != b"\x00"
+        if legacy and kept:
+            raise ProtocolError("only extended requests can follow on a kept connection")
         limit = MAX_LEGACY_LINE if legacy else MAX_REQUEST_LINE
         prefix = bytes(self._buffer[: len(MAGIC)])
         if not legacy and not MAGIC.startswith(prefix):
@@ -142,6 +193,7 @@ class ServerConnection(_Buffered):
                 raise ProtocolError("connection closed in the middle of the request")
             return NEED_DATA
         self.request_line = line
+        self.sequence += 1
         if legacy:
             path = line[:-1] if line.endswith(b"\r") else line
             if not path:
@@ -153,35 +205,67 @@ class ServerConnection(_Buffered):
         if isinstance(parsed, AuthProof):
             raise ProtocolError("AUTH before any request")
         self.request = parsed
-        self.state = ServerState.RESPOND
+        proof_due = self.challenge is not None and parsed.verb is not Verb.PING
+        self.state = ServerState.AUTH if proof_due else ServerState.RESPOND
         return parsed
 
     def send(self, response: Response) -> bytes:
         """Bytes of a response head, in the request's version.
 
         A 401 with a challenge waits for a proof; a 102 leaves the request
-        open; a version-2 GET ``ok`` with ``trailer`` expects the body
-        (``body_sent``) and then the trailer; anything else ends the exchange.
+        open; a body (a version-2 GET with ``trailer``, or any body on a kept
+        connection) expects ``body_sent`` (and then the trailer); anything
+        else ends the exchange. On a ``keep`` request the head says how many
+        more requests the connection takes (``response.keep`` may lower it;
+        0 ends the connection after this answer).
         """
         if self.state is not ServerState.RESPOND or not isinstance(self.request, Request):
             raise ProtocolError("no extended request to respond to")
         request = self.request
-        response = dataclasses.replace(response, version=request.version)
+        challenge = response.status is Status.UNAUTHORIZED and response.challenge is not None
+        keep = None
+        if request.keep and (challenge or response.status not in _ENDS_CONNECTION):
+            keep = self._keep_count(response)
+        if request.verb is Verb.PING and dataclasses.replace(response, keep=None) != pong():
+            raise ProtocolError("PING is answered with pong() only")
+        response = dataclasses.replace(response, version=request.version, keep=keep)
         if response.version < 2 and (response.trailer or response.length is not None):
             raise ProtocolError("trailers and ranges need protocol version 2")
-        if request.verb is Verb.PING and response != pong():
-            raise ProtocolError("PING is answered with pong() only")
         head = encode_response_head(response)
-        if response.status is Status.UNAUTHORIZED and response.challenge is not None:
+        if challenge:
+            self.challenge = response.challenge
             self.state = ServerState.AUTH
         elif response.status is Status.PROCESSING:
             pass
-        elif response.status is Status.OK and response.trailer:
-            self.body_remaining = response.body_length
-            self.state = ServerState.BODY if self.body_remaining else ServerState.TRAILER
+        else:
+            self._keep = response.keep is not None and response.keep > 0
+            self._trailer = response.trailer
+            framed = response.trailer or self._keep
+            self.body_remaining = response.body_length if framed else 0
+            if self.body_remaining:
+                self.state = ServerState.BODY
+            elif response.trailer:
+                self.state = ServerState.TRAILER
+            else:
+                self._exchange_done()
+        return head
+
+    def _keep_count(self, response: Response) -> int:
+        left = max(0, self.max_requests - self.sequence - 1)
+        return left if response.keep is None else min(left, response.keep)
+
+    def _exchange_done(self) -> None:
+        """The answer is complete: the next request, or the end of the connection."""
+        if self._keep:
+            self._keep = False
+            self.state = ServerState.REQUEST
         else:
             self.state = ServerState.DONE
-        return head
+
+    @property
+    def keeps_going(self) -> bool:
+        """Whether a next request is due (the last answer kept the connection)."""
+        return self.state in (ServerState.REQUEST, ServerState.AUTH) and self.sequence >= 0
 
     def send_failure(self, status: Status, message: str) -> bytes:
         """A refusal after ``next_event`` failed (bad request, unsupported version): then done.
@@ -197,12 +281,15 @@ class ServerConnection(_Buffered):
         return encode_response_head(Response(status, message, version=self.version))
 
     def body_sent(self, count: int) -> None:
-        """Account for body bytes sent (by sendfile); at the end, the trailer is due."""
+        """Account for body bytes sent (by sendfile); then the trailer or the next request."""
         if self.state is not ServerState.BODY or count > self.body_remaining:
             raise ProtocolError("more body bytes than the head announced")
         self.body_remaining -= count
         if self.body_remaining == 0:
-            self.state = ServerState.TRAILER
+            if self._trailer:
+                self.state = ServerState.TRAILER
+            else:
+                self._exchange_done()
 
     def send_hash_progress(self, hashed: int) -> bytes:
         """A sign of life in the trailer while the digest is still being computed."""
@@ -214,7 +301,7 @@ class ServerConnection(_Buffered):
         if self.state is not ServerState.TRAILER:
             raise ProtocolError("no trailer is due")
         data = encode_trailer(trailer)
-        self.state = ServerState.DONE
+        self._exchange_done()
         return data
 
 
@@ -223,15 +310,28 @@ class ClientState(enum.StrEnum):
     CHALLENGED = "challenged"  # a 401 challenge arrived; send a proof to go on
     BODY = "body"
     TRAILER = "trailer"  # version 2: the body is in; the digest follows
+    END = "end"  # a kept connection: the answer is complete, its EndOfMessage is next
+    IDLE = "idle"  # a kept connection with nothing asked: ``pipeline`` the next request
     DONE = "done"
 
 
+#: Computes a token proof from the connection's challenge and a proof subject.
+Prover = Callable[[bytes, bytes], bytes]
+
+
 class ClientConnection(_Buffered):
-    """The client's side: send one request, parse the head, frame the body and trailer.
+    """The client's side: send requests, parse each head, frame each body and trailer.
 
     In legacy mode there is no head: everything until the close is body.
     Version 2: a head with ``trailer`` is followed, after exactly the body,
     by ``HashProgress`` events (zero or more) and one ``Trailer``.
+
+    Persistent connections (version 2): the first request asks with ``keep``;
+    once its head confirmed (``keep: N``), ``pipeline`` sends more requests
+    without waiting. Their answers come in order, each ending with one
+    ``EndOfMessage``; ``request`` is always the one being answered. When the
+    server ends the connection, ``ConnectionClosed`` (or the last message's
+    ``EndOfMessage``) comes and ``unanswered`` lists what to send again.
     """
 
     def __init__(self, request: Request | LegacyRequest) -> None:
@@ -245,11 +345,24 @@ class ClientConnection(_Buffered):
         self.received_any = False
         self.trailer: Trailer | None = None
         self._trailer_lines = 0
+        #: The current request's place on the connection (0: the first).
+        self.sequence = 0
+        #: The connection's challenge, once the server sent one.
+        self.challenge: bytes | None = None
+        #: Requests sent after the current one, not answered yet, in order.
+        self.queued: deque[Request] = deque()
+        #: Requests the server still takes after the current one (its last ``keep``).
+        self._allowance = 0
+        self._closed = False  # the server ended the connection between two answers
 
     def request_bytes(self) -> bytes:
         if isinstance(self.request, LegacyRequest):
             return encode_legacy_request(self.request.path)
         return encode_request(self.request)
+
+    def proof_subject(self) -> bytes:
+        """What the current request's token proof covers (with ``challenge``)."""
+        return proof_subject(self.sequence, self.request_bytes()[:-1])
 
     def auth_bytes(self, mac: bytes) -> bytes:
         if self.state is not ClientState.CHALLENGED:
@@ -258,25 +371,106 @@ class ClientConnection(_Buffered):
         assert isinstance(self.request, Request)
         return encode_auth(mac, self.request.version)
 
+    # ------------------------------------------------------------ pipelining
+
+    @property
+    def can_pipeline(self) -> int:
+        """How many more requests this connection takes now (0: open another)."""
+        last = self.queued[-1] if self.queued else self.request
+        if not isinstance(last, Request) or not last.keep or self.state is ClientState.DONE:
+            return 0
+        return max(0, self._allowance - len(self.queued))
+
+    def pipeline(self, request: Request, prove: Prover | None = None) -> bytes:
+        """The bytes of one more request, answered after every one sent before it.
+
+        Allowed once a head confirmed the connection is kept (so a server that
+        asks for a token has sent its challenge first: then ``prove`` computes
+        each request's proof and it goes right after the request).
+        """
+        if not self.can_pipeline:
+            raise ProtocolError("this connection takes no more requests (open another)")
+        if request.version < 2:
+            raise ProtocolError("only version 2 requests can share a connection")
+        sequence = self.sequence + len(self.queued) + 1
+        if self.state is ClientState.IDLE:
+            self._begin(request)
+        else:
+            self.queued.append(request)
+        wire = encode_request(request)
+        if self.challenge is not None and request.verb is not Verb.PING:
+            if prove is None:
+                raise ProtocolError("this connection needs a token proof with every request")
+            mac = prove(self.challenge, proof_subject(sequence, wire[:-1]))
+            wire += encode_auth(mac, request.version)
+        return wire
+
+    @property
+    def unanswered(self) -> list[Request]:
+        """Requests sent whose answer never began: safe to send again elsewhere."""
+        began = self.response is not None or self.interim
+        waiting = [self.request] if self.state is ClientState.HEAD or self._closed else []
+        waiting = [] if began else waiting
+        return [r for r in [*waiting, *self.queued] if isinstance(r, Request)]
+
+    def _begin(self, request: Request) -> None:
+        """The next answer is for ``request``: back to waiting for a head."""
+        self.request = request
+        self.sequence += 1
+        self.state = ClientState.HEAD
+        self.response = None
+        self.body_remaining = None
+        self.interim = 0
+        self.trailer = None
+        self._trailer_lines = 0
+
+    def _message_done(self) -> EndOfMessage:
+        """One answer is complete: the next one's head, idle, or the end of the connection."""
+        kept = self.response is not None and bool(self.response.keep)
+        if not kept:
+            self.state = ClientState.DONE
+        elif self.queued:
+            self._begin(self.queued.popleft())
+        else:
+            self.state = ClientState.IDLE
+        return EndOfMessage()
+
+    # ------------------------------------------------------------ events
+
     def receive_data(self, data: bytes) -> None:
         if data:
             self.received_any = True
         super().receive_data(data)
 
-    def next_event(self) -> Response | Data | HashProgress | Trailer | EndOfMessage | _NeedData:
+    def next_event(
+        self,
+    ) -> Response | Data | HashProgress | Trailer | EndOfMessage | ConnectionClosed | _NeedData:
         if self.state is ClientState.HEAD:
             return self._next_head()
         if self.state is ClientState.BODY:
             return self._next_body()
         if self.state is ClientState.TRAILER:
             return self._next_trailer()
+        if self.state is ClientState.END:
+            return self._message_done()
+        if self.state is ClientState.IDLE:
+            if self._buffer:
+                raise ProtocolError("server sent bytes nobody asked for")
+            if self._eof:
+                return self._closed_between_answers()
+            return NEED_DATA
         if self.state is ClientState.DONE:
             if self._buffer:
                 raise ProtocolError("server sent more bytes than it announced")
-            return EndOfMessage()
+            return ConnectionClosed() if self._closed else EndOfMessage()
         return NEED_DATA
 
-    def _next_head(self) -> Response | _NeedData:
+    def _closed_between_answers(self) -> ConnectionClosed:
+        self.state = ClientState.DONE
+        self._closed = True
+        return ConnectionClosed()
+
+    def _next_head(self) -> Response | ConnectionClosed | _NeedData:
         end = self._buffer.find(b"\n\n", 0, MAX_HEAD)
         if end < 0:
             if len(self._buffer) >= MAX_HEAD:
@@ -284,6 +478,10 @@ class ClientConnection(_Buffered):
             if self._eof:
                 if not self.received_any:
                     raise LegacySilence()
+                if self.sequence and not self._buffer and not self.interim:
+                    # A kept connection the server ended before this answer
+                    # began (its idle timeout, its request quota, a stop).
+                    return self._closed_between_answers()
                 raise ProtocolError("connection closed in the middle of the response head")
             return NEED_DATA
         response = parse_response_head(bytes(self._buffer[:end]))
@@ -295,22 +493,40 @@ class ClientConnection(_Buffered):
                 raise ProtocolError("server kept saying it is still preparing")
             return response  # still in "head": the real one follows
         self._check_answers_request(response)
+        self._check_keep(response)
         self.response = response
         if response.status is Status.UNAUTHORIZED and response.challenge is not None:
+            self.challenge = response.challenge
             self.state = ClientState.CHALLENGED
         elif response.status is Status.OK:
             self.state = ClientState.BODY
             self.body_remaining = response.body_length
         else:
-            self.state = ClientState.DONE
+            return self._answer_without_body(response)
         return response
+
+    def _answer_without_body(self, response: Response) -> Response:
+        """A refusal: on a kept connection its ``EndOfMessage`` comes next, then the next answer."""
+        self.body_remaining = 0
+        self.state = ClientState.END if response.keep else ClientState.DONE
+        return response
+
+    def _check_keep(self, response: Response) -> None:
+        if response.keep is None:
+            return
+        if not isinstance(self.request, Request) or not self.request.keep:
+            raise ProtocolError("server kept a connection nobody asked to keep")
+        earlier = self.response.keep if self.response is not None else None
+        if earlier is not None and response.keep > earlier:  # the head after a challenge's
+            raise ProtocolError("server raised its request count")
+        self._allowance = response.keep
 
     def _next_body(self) -> Data | EndOfMessage | _NeedData:
         if self._buffer and self.body_remaining != 0:
             take = len(self._buffer)
-            if self.body_remaining is not None and self._trailer_due:
-                take = min(take, self.body_remaining)  # the rest is the trailer
-            # Without a trailer, bytes past the body are caught by consume_body.
+            if self.body_remaining is not None and self._framed:
+                take = min(take, self.body_remaining)  # the rest is the trailer or the next answer
+            # Otherwise bytes past the body are caught by consume_body.
             chunk = bytes(self._buffer[:take])
             del self._buffer[:take]
             self.consume_body(len(chunk))
@@ -319,6 +535,8 @@ class ClientConnection(_Buffered):
             if self._trailer_due:
                 self.state = ClientState.TRAILER
                 return self._next_trailer()
+            if self._kept:
+                return self._message_done()
             self.state = ClientState.DONE
             return self.next_event()  # type: ignore[return-value]
         if self._eof:
@@ -331,6 +549,15 @@ class ClientConnection(_Buffered):
     @property
     def _trailer_due(self) -> bool:
         return self.response is not None and self.response.trailer
+
+    @property
+    def _kept(self) -> bool:
+        """The connection goes on after this answer (so its end is framed exactly)."""
+        return self.response is not None and bool(self.response.keep)
+
+    @property
+    def _framed(self) -> bool:
+        return self._trailer_due or self._kept
 
     def _next_trailer(self) -> HashProgress | Trailer | EndOfMessage | _NeedData:
         while True:
@@ -345,7 +572,7 @@ class ClientConnection(_Buffered):
             if not line:
                 if self.trailer is None:
                     raise ProtocolError("trailer ended without a digest or an error")
-                self.state = ClientState.DONE
+                self.state = ClientState.END if self._kept else ClientState.DONE
                 return self.trailer
             if self.trailer is not None:
                 raise ProtocolError("trailer goes on after its last line")
@@ -370,7 +597,7 @@ class ClientConnection(_Buffered):
         if self.state is not ClientState.BODY:
             return b""
         take = len(self._buffer)
-        if self.body_remaining is not None and self._trailer_due:
+        if self.body_remaining is not None and self._framed:
             take = min(take, self.body_remaining)
         chunk = bytes(self._buffer[:take])
         del self._buffer[:take]
