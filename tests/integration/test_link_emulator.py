@@ -129,6 +129,20 @@ async def test_the_rate_cap_holds_towards_the_target(target) -> None:
     assert relay.stats().bytes_up == size
 
 
+async def test_the_total_rate_is_shared_by_every_connection(target) -> None:
+    # Two connections at once, 256 KiB each, through a 512 KiB/s shared cap:
+    # together they need 1 s; a cap per connection would let both finish in 0.5 s.
+    size, rate = 256 * KiB, 512 * KiB
+    payload = os.urandom(size)
+    async with LinkEmulator(await target(sender(payload)), Link(total_rate=rate)) as relay:
+        began = time.monotonic()
+        both = await asyncio.gather(download(relay.port), download(relay.port))
+        seconds = time.monotonic() - began
+    assert [data for data, _ in both] == [payload, payload]
+    assert seconds >= 0.98 * 2 * size / rate, f"2 x {size} B in {seconds:.3f} s beats {rate} B/s"
+    assert relay.stats().bytes_down == 2 * size
+
+
 async def test_delay_adds_at_least_both_one_way_delays_to_a_round_trip(target) -> None:
     delay = 0.1
     async with LinkEmulator(await target(echo), Link(delay=delay)) as relay:
@@ -215,7 +229,7 @@ def test_the_context_manager_runs_its_own_loop_for_synchronous_code() -> None:
 
 
 def test_bad_link_settings_are_refused() -> None:
-    for bad in ({"rate": 0}, {"delay": -1}, {"window": 0}, {"reset_every": 0}):
+    for bad in ({"rate": 0}, {"delay": -1}, {"window": 0}, {"reset_every": 0}, {"total_rate": 0}):
         with pytest.raises(ValueError):
             Link(**bad)
 
