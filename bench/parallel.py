@@ -39,7 +39,7 @@ from bench.stats import table, verdict
 from tests.support.links import ETHERNET_MSS, KiB, Link, LinkEmulator
 
 DEFAULT_MIB = 16
-QUICK_MIB = 4
+QUICK_MIB = 8
 NEEDS = ("nginx", "aria2c")
 SEGMENTS = (1, 2, 4, 8)
 MIRRORS = (1, 2, 3)
@@ -189,11 +189,14 @@ def _row(
         shutil.rmtree(source.out, ignore_errors=True)
         source.out.mkdir(parents=True)
         with contextlib.ExitStack() as stack:
+            # Mirrors on 127.0.0.1, .2, .3: different hosts, as aria2c -x counts them.
             links = [
-                stack.enter_context(LinkEmulator(target, case.link, idle_timeout=deadline))
-                for _ in range(relays)
+                stack.enter_context(
+                    LinkEmulator(target, case.link, host=f"127.0.0.{i + 1}", idle_timeout=deadline)
+                )
+                for i in range(relays)
             ]
-            urls = [_url(http, link.port, source.name) for link in links]
+            urls = [_url(http, link, source.name) for link in links]
             if http:
                 command = [*argv, *urls]
             else:
@@ -208,8 +211,8 @@ def _row(
     return Row(key, label, run, absent if target is not None else "nginx not installed")
 
 
-def _url(http: bool, port: int, name: str) -> str:
-    return f"{'http' if http else 'getfile'}://127.0.0.1:{port}/{name}"
+def _url(http: bool, relay: LinkEmulator, name: str) -> str:
+    return f"{'http' if http else 'getfile'}://{relay.host}:{relay.port}/{name}"
 
 
 def report(results: list[CaseResult], size: int) -> tuple[str, list[tuple[str, float, float]]]:

@@ -75,11 +75,11 @@ async def target() -> AsyncIterator[Callable[..., Awaitable[int]]]:
         server.close()
 
 
-async def download(port: int) -> tuple[bytes, float]:
+async def download(port: int, host: str = "127.0.0.1") -> tuple[bytes, float]:
     """Everything the relay passes on one connection, and how long it took."""
     began = time.monotonic()
     async with asyncio.timeout(PATIENCE):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
         data = await reader.read(-1)
         writer.close()
     return data, time.monotonic() - began
@@ -141,6 +141,16 @@ async def test_the_total_rate_is_shared_by_every_connection(target) -> None:
     assert [data for data, _ in both] == [payload, payload]
     assert seconds >= 0.98 * 2 * size / rate, f"2 x {size} B in {seconds:.3f} s beats {rate} B/s"
     assert relay.stats().bytes_down == 2 * size
+
+
+async def test_a_relay_can_listen_on_another_loopback_address(target) -> None:
+    # Mirrors in the bench are relays on 127.0.0.2, 127.0.0.3 … (aria2c counts per host);
+    # a relay still bound to 127.0.0.1 would refuse this connection.
+    payload = os.urandom(64 * KiB)
+    async with LinkEmulator(await target(sender(payload)), host="127.0.0.2") as relay:
+        data, _ = await download(relay.port, "127.0.0.2")
+    assert data == payload
+    assert relay.stats().connections == 1
 
 
 async def test_delay_adds_at_least_both_one_way_delays_to_a_round_trip(target) -> None:

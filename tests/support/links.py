@@ -296,7 +296,11 @@ def _tcp_socket(link: Link) -> socket.socket:
 
 
 class LinkEmulator:
-    """A relay on 127.0.0.1:``port`` in front of ``target_host:target_port``, shaped by ``link``.
+    """A relay on ``host``:``port`` in front of ``target_host:target_port``, shaped by ``link``.
+
+    ``host`` is any loopback address (127.0.0.1 by default): relays on
+    127.0.0.2, 127.0.0.3 … look like different servers to a client that
+    limits its connections per host (aria2c's ``-x``), as mirrors are.
 
     ``async with LinkEmulator(port, link) as relay`` on a running loop, or
     ``with LinkEmulator(port, link) as relay`` from synchronous code (the
@@ -309,10 +313,12 @@ class LinkEmulator:
         link: Link | None = None,
         *,
         target_host: str = "127.0.0.1",
+        host: str = "127.0.0.1",
         idle_timeout: float = 120.0,
         connect_timeout: float = 10.0,
     ) -> None:
         self.target = (target_host, target_port)
+        self.host = host
         self.link = link or Link()
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -338,7 +344,7 @@ class LinkEmulator:
 
     async def start(self) -> Self:
         listener = _tcp_socket(self.link)
-        listener.bind(("127.0.0.1", 0))
+        listener.bind((self.host, 0))
         self._server = await asyncio.start_server(
             self._connection, sock=listener, limit=self.link.stream_limit
         )
