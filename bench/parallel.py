@@ -267,8 +267,8 @@ def _targets(
         met = verdict(value, wanted, at_most=at_most)
         lines.append([label, _shown(value), f"{sign} {wanted:g}", met])
 
-    def reference(label: str, value: float) -> None:
-        lines.append([label, _shown(value), "(peer, for reference)", ""])
+    def reference(label: str, value: float, why: str = "(peer, for reference)") -> None:
+        lines.append([label, _shown(value), why, ""])
 
     add(
         "long path: getfile --segments 8, speed x one connection",
@@ -283,7 +283,7 @@ def _targets(
     today = "" if features.segments else " (today's CLI: one connection)"
     for case in ("long", "capped"):
         add(
-            f"{case}: getfile --segments 8, speed x aria2c -x 8{today}",
+            f"{case} path: getfile --segments 8, speed x aria2c -x 8{today}",
             ratio(seconds(case, "aria2c-8"), seconds(case, ours)),
             VERSUS_ARIA2_WANTED,
         )
@@ -297,6 +297,12 @@ def _targets(
         "two equal mirrors: aria2c time / one mirror's",
         ratio(seconds("mirrors", "aria2c-2"), seconds("mirrors", "aria2c-1")),
     )
+    for tool in ("getfile", "aria2c"):
+        reference(
+            f"three equal mirrors: {tool} time / one mirror's",
+            ratio(seconds("mirrors", f"{tool}-3"), seconds("mirrors", f"{tool}-1")),
+            "(peer, for reference)" if tool == "aria2c" else "(no target)",
+        )
     return table(["target", "measured", "wanted", ""], lines), targets
 
 
