@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,17 +102,17 @@ def measure(
     """Every path, every row; one getfile server and one nginx for the whole section."""
     name, digest = source_file(data, size)
     with contextlib.ExitStack() as stack:
+        config = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-nginx-")))
         getfile_port = peers.free_port()
         stack.enter_context(webpeers.getfile_server(getfile_port, data, "parallel-getfile-server"))
-        nginx_port = None
-        if "nginx" not in missing:
-            nginx_port = peers.free_port()
-            stack.enter_context(webpeers.nginx(nginx_port, data, out.parent / "parallel-nginx"))
-        source = _Source(name, digest, size, getfile_port, nginx_port, out)
+        nginx_port = peers.free_port()
+        absent = "not installed (nginx or aria2c)" if set(NEEDS) & set(missing) else ""
+        absent = absent or webpeers.start(stack, webpeers.nginx(nginx_port, data, config))
+        source = _Source(name, digest, size, getfile_port, nginx_port, out, absent)
         _prime(source)
         results = []
         for case in CASES:
-            rows = _rows(case, source, missing)
+            rows = _rows(case, source)
             outcomes = interleave(rows, rounds, 0, progress, f"parallel {case.key}")
             results.append(CaseResult(case, outcomes))
     shutil.rmtree(out, ignore_errors=True)
@@ -124,8 +125,10 @@ class _Source:
     digest: str
     size: int
     getfile_port: int
-    nginx_port: int | None
+    nginx_port: int
     out: Path
+    #: Why the aria2c rows are not measured ("" = they are).
+    peer_absent: str
 
 
 def _prime(source: _Source) -> None:
@@ -136,7 +139,7 @@ def _prime(source: _Source) -> None:
     run_client([*argv, f"getfile://127.0.0.1:{source.getfile_port}/{source.name}"], source.out, 60)
 
 
-def _rows(case: PathCase, source: _Source, missing: list[str]) -> list[Row]:
+def _rows(case: PathCase, source: _Source) -> list[Row]:
     features = get_features()
     counts = MIRRORS if case.mirrors else SEGMENTS
     getfile = peers.getfile_module_command()
@@ -163,8 +166,9 @@ def _rows(case: PathCase, source: _Source, missing: list[str]) -> list[Row]:
             argv += ["-x", str(count), "-s", str(count)]
             label = f"`aria2c -x {count} -s {count}` from nginx"
         argv += ["-d", str(source.out), "-o", source.name]
-        absent = "not installed (nginx or aria2c)" if set(NEEDS) & set(missing) else ""
-        rows.append(_row(f"aria2c-{count}", label, case, source, count, argv, absent, http=True))
+        rows.append(
+            _row(f"aria2c-{count}", label, case, source, count, argv, source.peer_absent, http=True)
+        )
     return rows
 
 
@@ -181,8 +185,7 @@ def _row(
 ) -> Row:
     """A row: ``argv`` plus one URL per relay (mirrors: ``count`` relays; else one)."""
     relays = count if case.mirrors else 1
-    connections = count if not case.mirrors else 1
-    deadline = 30 + 3 * source.size / (case.slowest * min(relays, connections))
+    deadline = 30 + 3 * source.size / case.slowest
     target = source.nginx_port if http else source.getfile_port
 
     def run() -> Run:
@@ -208,7 +211,7 @@ def _row(
         problem = problem or verify(source.out / source.name, source.size, source.digest)
         return Run(seconds, problem, used)
 
-    return Row(key, label, run, absent if target is not None else "nginx not installed")
+    return Row(key, label, run, absent)
 
 
 def _url(http: bool, relay: LinkEmulator, name: str) -> str:

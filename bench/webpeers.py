@@ -7,6 +7,7 @@ foreground (so ``Peer`` can stop it and what it forked): an rsync daemon,
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ RSYNC_MODULE = "data"
 
 
 def rsync_daemon(port: int, root: Path, config: Path) -> Peer:
-    """``rsync --daemon`` with module ``data`` = ``root`` (no chroot, read-only)."""
+    """``rsync --daemon`` serving ``root`` as module ``data``, read-only; config in ``config``."""
     config.mkdir(parents=True, exist_ok=True)
     as_root = "uid = root\ngid = root\n" if os.geteuid() == 0 else ""
     conf = config / "rsyncd.conf"
@@ -81,3 +82,12 @@ def getfile_server(port: int, root: Path, name: str = "getfile-server") -> Peer:
     """``getfile serve -q`` (the code on PYTHONPATH), its defaults otherwise."""
     argv = [*peers.getfile_module_command(), "serve", "-q", "--port", str(port), str(root)]
     return Peer(name, argv, port)
+
+
+def start(stack: contextlib.ExitStack, peer: Peer) -> str:
+    """Start ``peer`` for the rest of ``stack``; empty, or why it did not start (a row says it)."""
+    try:
+        stack.enter_context(peer)
+    except (OSError, RuntimeError) as error:
+        return f"{peer.name} did not start ({error.__class__.__name__}: {error})"
+    return ""
