@@ -45,6 +45,19 @@ class Destination:
             raise LocalFileError(str(error)) from None
         return cls(folder=folder, name=name, overwrite=overwrite, resume=resume)
 
+    @classmethod
+    def in_folder_fd(
+        cls, dir_fd: int, folder: str, name: str, *, overwrite: bool = False, resume: bool = False
+    ) -> Destination:
+        """A destination in a folder already open (a tree's: reached by descriptors only).
+
+        ``name`` must already be safe; ``folder`` is only for messages. The
+        descriptor is duplicated: the caller keeps its own.
+        """
+        destination = cls(folder=folder, name=name, overwrite=overwrite, resume=resume)
+        destination._dir_fd = os.dup(dir_fd)
+        return destination
+
     @property
     def part_name(self) -> str:
         return part_name(self.name)
@@ -60,7 +73,8 @@ class Destination:
     def check(self) -> int:
         """Refuse early what would be refused later; return the offset to resume from."""
         try:
-            self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if self._dir_fd < 0:
+                self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise LocalFileError(f"destination folder does not exist: {self.folder}") from None
         except NotADirectoryError:
