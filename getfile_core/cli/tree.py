@@ -79,7 +79,7 @@ def run_get_tree(args: argparse.Namespace, options_rate: float | None) -> int:
         result = download_tree(target, args.output, options, tree_options(args), on_line)
     if args.json:
         print(json.dumps(_summary(result)), flush=True)
-    elif not args.quiet:
+    elif show:
         error_line(summary_text(result))
     return exit_code_for(result.errors[0]) if result.errors else SUCCESS
 

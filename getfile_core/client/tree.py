@@ -161,7 +161,9 @@ class ListJob:
 
     @property
     def shown(self) -> str:
-        return "/".join(self.parts) + "/" if self.parts else "./"
+        if not self.parts:
+            return os.fsdecode(self.tree.target.path) or "/"
+        return "/".join(self.parts) + "/"
 
     def request(self) -> Request:
         return Request(Verb.LIST, self.tree.path_of(self.parts), after=self.after)

@@ -1,8 +1,8 @@
 """The local side of a tree: folders under ``OUT`` reached only through folder descriptors.
 
-Every name in every listing is hostile. A name is used only if it is
-already what ``safe_local_name`` would make of it (so nothing is silently
-renamed into a collision), every folder is opened from its parent's
+Every name in every listing is hostile. A name is used exactly as sent
+or refused (``check_name``), never rewritten: a rewritten name can collide
+with another entry's. Every folder is opened from its parent's
 descriptor with ``O_NOFOLLOW | O_DIRECTORY`` (a symlink planted anywhere
 in ``OUT`` is refused, never followed), and files go through
 ``Destination`` on those descriptors. Nothing is ever written outside
@@ -15,10 +15,12 @@ import contextlib
 import os
 import stat
 import threading
+import unicodedata
 from collections import OrderedDict
 
-from getfile_core.client.names import UnsafeName, safe_local_name
+from getfile_core.client.names import PART_SUFFIX, UnsafeName
 from getfile_core.errors import LocalFileError
+from getfile_core.protocol import MAX_NAME
 
 #: Folder descriptors kept open (the rest are reopened from their parent):
 #: a tree of 100,000 folders must not exhaust the process's 1024 descriptors.
@@ -29,17 +31,32 @@ Parts = tuple[str, ...]
 
 
 def check_name(raw: bytes) -> str:
-    """The local name for one listing name, exactly as sent, or ``UnsafeName`` saying why."""
+    """The local name for one listing name, exactly as sent, or ``UnsafeName`` saying why.
+
+    Any byte a POSIX name may hold is kept (spaces, backslashes, bytes that
+    are not UTF-8) so the copy is exact; refused are names no folder can
+    hold safely: empty, ``.``, ``..``, a separator or NUL, control
+    characters (they drive terminals and scripts), bidirectional overrides
+    (``txt.\u202eexe`` shows as ``exe.txt``), names reserved for partial
+    files, and names too long to have a partial file next to them.
+    """
     text = os.fsdecode(raw)
-    try:
-        safe = safe_local_name(raw)
-    except UnsafeName as error:
-        raise UnsafeName(f"refused name {text!r}: {error}") from None
-    if safe != text:
-        raise UnsafeName(
-            f"refused name {text!r}: control characters, separators or too long for a local name"
-        )
+    why = None
+    if raw in (b"", b".", b"..") or b"/" in raw or b"\x00" in raw:
+        why = "not a plain name"
+    elif any(unicodedata.category(ch) == "Cc" or ch in _BIDI for ch in text):
+        why = "control characters"
+    elif len(raw) + len(PART_SUFFIX) > MAX_NAME:
+        why = f"too long (at most {MAX_NAME - len(PART_SUFFIX)} bytes)"
+    elif text.endswith(PART_SUFFIX):
+        why = f"names ending in {PART_SUFFIX} are reserved for partial downloads"
+    if why is not None:
+        raise UnsafeName(f"refused name {text!r}: {why}")
     return text
+
+
+#: Bidirectional controls: they reorder how a name is shown.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class LocalTree:
