@@ -32,7 +32,7 @@ from getfile_core import auth, protocol
 from getfile_core.address import Target
 from getfile_core.client.body import copy_body, read_trailer
 from getfile_core.client.destination import write_all
-from getfile_core.client.retry import backoff_delay
+from getfile_core.client.retry import PROGRESS, backoff_delay
 from getfile_core.client.session import PaceFloor, Session, connect, recv, send
 from getfile_core.client.state import Options, TransferState
 from getfile_core.errors import (
@@ -182,17 +182,34 @@ class KeptConnection:
         return bytes(body)
 
     def receive_file(self, fd: int, hasher: blake3.blake3, length: int) -> None:
-        """A file's body into ``fd`` (at its offset), hashed, counted in ``state.done``."""
+        """A file's body into ``fd`` (at its offset), hashed, counted in ``state.done``.
+
+        Written as it arrives, so a connection cut in the middle leaves a
+        ``.part`` the next attempt resumes from.
+        """
         if length > SMALL_BODY:
             copy_body(self.session, fd, hasher)
             return
-        body = self.read_body(length)
-        write_all(fd, memoryview(body))
-        hasher.update(body)
-        self.state.done += len(body)
         limit = self.options.rate_limit
-        if limit is not None:
-            self.state.pause(limit.reserve(len(body)))
+        pace = PaceFloor(self.options.timeout, self.state.done)
+        chunk = self.conn.take_buffered()
+        left = length - len(chunk)
+        while True:
+            if chunk:
+                write_all(fd, memoryview(chunk))
+                hasher.update(chunk)
+                self.state.done += len(chunk)
+                if limit is not None:
+                    self.state.pause(limit.reserve(len(chunk)))
+            if left <= 0:
+                return
+            chunk = recv(self.sock, self.state, min(256 * 1024, left))
+            if not chunk:
+                raise protocol.ShortBody(left)
+            self.conn.consume_body(len(chunk))
+            left -= len(chunk)
+            if len(chunk) < PaceFloor.MIN_BYTES:
+                pace.check(self.state.done)
 
     def trailer(self, name: str, size: int | None) -> str:
         return read_trailer(self.session, name, size)
@@ -293,6 +310,7 @@ class Worker:
         #: The job whose answer is being read (for progress: the file in flight).
         self.current: Job | None = None
         self.failures = 0
+        self.began_at = 0
         #: A getfile server answered: silence or a refusal to connect now means a lost link.
         self.reached = False
 
@@ -310,6 +328,7 @@ class Worker:
             return
         link = KeptConnection(self.target, self.options, self.state)
         sent: collections.deque[Job] = collections.deque([first])
+        self.began_at = self.state.done
         try:
             self.current = first
             head: Response | None = link.start(request)
@@ -376,6 +395,11 @@ class Worker:
     def _failed(self, error: GetfileError, sent: collections.deque[Job]) -> None:
         """The connection failed: the job being answered decides; the others go back."""
         retry = self._retryable(error)
+        if self.state.done - self.began_at >= PROGRESS:
+            # It moved: the link works, only not for long (as ``retry`` counts for one file).
+            self.failures = 0
+            if sent:
+                sent[0].interrupted = 0
         if sent:
             job = sent[0]
             if retry and job.interrupted < self.options.retries:
