@@ -1,4 +1,4 @@
-"""``getfile get -r`` and ``ls -r`` against a real server (issue 12): mirror, rerun, keep, resets."""
+"""``getfile get -r`` and ``ls -r`` against a real server (issue 12)."""
 
 from __future__ import annotations
 
