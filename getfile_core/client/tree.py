@@ -206,8 +206,6 @@ class ListJob:
             tree.fail(ProtocolError(f"the listing names {name!r} {what}; refused"), self.shown)
             return
         self.seen[name] = entry.kind
-        if len(self.seen) > tree.tree_options.max_entries:
-            return
         parts = (*self.parts, name)
         relative = "/".join(parts)
         if not self._count(relative):
