@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 
 from getfile_core.address import parse_url
@@ -50,8 +51,13 @@ def tree_options(args: argparse.Namespace) -> TreeOptions:
     )
 
 
+#: Worker threads report problems; one line must never be cut by another.
+_LINES = threading.Lock()
+
+
 def _line(subject: str, text: str) -> None:
-    error_line(text, subject=subject)
+    with _LINES:
+        error_line(text, subject=subject)
 
 
 def run_get_tree(args: argparse.Namespace, options_rate: float | None) -> int:
@@ -88,7 +94,7 @@ def _quiet_line(subject: str, text: str) -> None:
     """-q: errors only; a kept local file or a skipped special entry is not an error line."""
     if text.endswith("(--overwrite replaces it)") or text.endswith("; skipped"):
         return
-    error_line(text, subject=subject)
+    _line(subject, text)
 
 
 def summary_text(result: TreeResult) -> str:
