@@ -91,8 +91,8 @@ def run_get_tree(args: argparse.Namespace, options_rate: float | None) -> int:
 
 
 def _quiet_line(subject: str, text: str) -> None:
-    """-q: errors only; a kept local file or a skipped special entry is not an error line."""
-    if text.endswith("(--overwrite replaces it)") or text.endswith("; skipped"):
+    """-q: errors only (a kept local file is one: exit 8); a skipped special entry is not."""
+    if text.endswith("; skipped"):
         return
     _line(subject, text)
 
