@@ -24,6 +24,7 @@ from getfile_core.client.globs import Filter
 from getfile_core.client.tree import (
     Tree,
     TreeEntry,
+    TreeLimitError,
     TreeOptions,
     TreeResult,
     download_tree,
@@ -63,6 +64,8 @@ def _line(subject: str, text: str) -> None:
 def run_get_tree(args: argparse.Namespace, options_rate: float | None) -> int:
     if len(args.urls) != 1:
         raise UsageError("get -r takes one folder URL")
+    if args.legacy:
+        raise UsageError("get -r needs a getfile server: the book's protocol cannot list folders")
     target = parse_url(args.urls[0])
     if not os.path.isdir(args.output):
         raise UsageError(f"destination folder does not exist: {printable(args.output)}")
@@ -186,11 +189,17 @@ def run_ls_tree(args: argparse.Namespace) -> int:
     target = parse_url(args.url)
     options = client_options(args, legacy=False)
     opts = TreeOptions(
-        jobs=4, max_entries=args.max, max_depth=args.max_depth, recursive=args.recursive
+        jobs=4,
+        max_entries=args.max,
+        max_depth=args.max_depth,
+        recursive=args.recursive,
+        entries_flag="--max",
     )
     entries, result = walk_tree(target, options, opts, _line)
     print_entries(entries, args)
-    return exit_code_for(result.errors[0]) if result.errors else SUCCESS
+    # Cut at --max is what plain ``ls`` does too: said in one line, not a failure.
+    errors = [e for e in result.errors if not isinstance(e, TreeLimitError)]
+    return exit_code_for(errors[0]) if errors else SUCCESS
 
 
 def print_entries(entries: list[TreeEntry], args: argparse.Namespace) -> None:

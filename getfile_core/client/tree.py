@@ -70,6 +70,8 @@ class TreeOptions:
     max_depth: int = MAX_DEPTH
     #: False: this folder's entries only (``ls -l`` without ``-r``).
     recursive: bool = True
+    #: The flag that raises ``max_entries``, named in the message when it is hit.
+    entries_flag: str = "--max-entries"
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ class ListJob:
                 tree.fail(
                     TreeLimitError(
                         f"more than {bound} entries in the tree; stopped listing "
-                        "(--max-entries raises the bound)"
+                        f"({tree.tree_options.entries_flag} raises the bound)"
                     ),
                     self.shown,
                 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServeProcess, run_cli, serve_process
+from tests.helpers import ServeProcess, run_cli, run_cli_on_terminal, serve_process
 from tests.support.links import Link, LinkEmulator
 
 KIB = 1024
@@ -195,3 +195,26 @@ def test_ls_recursive_long_and_json(served: ServeProcess, remote: Path) -> None:
     human = run_cli("ls", "-r", "-h", "-l", served.url("photos"))
     line = next(x for x in human.stdout.splitlines() if x.endswith("big/one.bin"))
     assert "1.50 MiB" in line and line.split()[4].count(":") == 2
+
+
+def test_on_a_terminal_one_bar_and_a_summary(served: ServeProcess, out: Path) -> None:
+    code, stdout, terminal = run_cli_on_terminal("get", "-r", "-o", str(out), served.url("photos"))
+    assert (code, stdout) == (0, "")
+    files = sum(1 for _ in (out / "photos").rglob("*") if _.is_file())
+    assert f"files {files}/{files}" in terminal
+    assert f"{files} file(s) fetched" in terminal
+
+
+def test_a_token_server_proves_every_pipelined_request(
+    remote: Path, out: Path, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret-token-for-the-tree\n")
+    argv = ["serve", str(remote.parent), "--port", "0", "--token-file", str(token)]
+    with serve_process(argv) as server:
+        refused = run_cli("get", "-r", "-o", str(out), server.url("photos"))
+        assert refused.returncode == 6
+        assert refused.stderr.count("\n") == 1 and "token" in refused.stderr
+        code, _, err = get_r("-o", str(out), "--token-file", str(token), server.url("photos"))
+    assert (code, err) == (0, "")
+    assert tree_of(out / "photos") == tree_of(remote)
