@@ -175,6 +175,8 @@ class ListJob:
             self._refused(head)
             return
         assert head.entries is not None
+        if head.body_length > protocol.MAX_LIST_BODY or head.entries > protocol.MAX_LIST_ENTRIES:
+            raise ProtocolError("listing page larger than the protocol allows")
         body = link.read_body(head.body_length)
         if head.next_after is not None:
             if not head.entries:
@@ -300,6 +302,9 @@ class FileJob:
     def request(self) -> Request | None:
         local = self.tree.local
         assert local is not None
+        if self.destination is not None:  # sent before, never answered: start afresh
+            self.destination.close()
+            self.destination = None
         folder = local.folder(self.parts[:-1])
         try:
             return self._plan(folder, self.parts[-1])

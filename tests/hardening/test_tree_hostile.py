@@ -34,9 +34,16 @@ def line(kind: str, name: bytes, size: int = 1) -> bytes:
 class ListingLiar:
     """A version-2 server whose listings are given page by page; files are served honestly."""
 
-    def __init__(self, listings: dict[bytes, list[list[bytes]]], files: dict[bytes, bytes]):
+    def __init__(
+        self,
+        listings: dict[bytes, list[list[bytes]]],
+        files: dict[bytes, bytes],
+        raw: dict[bytes, bytes] | None = None,
+    ):
         self.listings = listings
         self.files = files
+        #: Answers sent as given, whatever was asked of these paths.
+        self.raw = raw or {}
         self.requests: list[Request] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.5)
@@ -95,6 +102,8 @@ class ListingLiar:
 
     def _answer(self, request: Request) -> bytes:
         keep = 999 if request.keep else None
+        if request.path in self.raw:
+            return self.raw[request.path]
         if request.verb is Verb.LIST and request.path in self.listings:
             pages = self.listings[request.path]
             index = int(request.after[1:]) if request.after else 0
@@ -240,3 +249,17 @@ def test_a_tree_over_its_entry_bound_stops_with_one_line(liar: ListingLiar, tmp_
     # The pages after the bound were never asked for.
     pages = [r for r in liar.requests if r.verb is Verb.LIST]
     assert len(pages) <= 3
+
+
+def test_a_listing_that_claims_gigabytes_is_refused_unread(tmp_path: Path) -> None:
+    huge = b"getfile/2 200 ok\nsize: 2147483648\nentries: 3\nkeep: 999\n\n" + b"x" * 65536
+    claims = ListingLiar(
+        {b"top": [[line("dir", b"huge"), line("file", b"ok.txt")]]},
+        {b"top/ok.txt": b"fine"},
+        raw={b"top/huge": huge},
+    )
+    with claims:
+        done = run_cli("get", "-r", "-o", str(tmp_path), f"{claims.url}/top")
+    assert done.returncode == 11, done.stderr
+    assert "larger than the protocol allows" in done.stderr and done.stderr.count("\n") == 1
+    assert (tmp_path / "top" / "ok.txt").read_bytes() == b"fine"
