@@ -417,6 +417,8 @@ class Worker:
 
     def _failed(self, error: GetfileError, sent: collections.deque[Job]) -> None:
         """The connection failed: the job being answered decides; the others go back."""
+        if self.state.cancelled:
+            return  # Ctrl-C: everything stays as it is (partial files kept), quietly
         retry = self._retryable(error)
         if self.state.done - self.began_at >= PROGRESS:
             # It moved: the link works, only not for long (as ``retry`` counts for one file).
@@ -431,8 +433,6 @@ class Worker:
                 sent.popleft()
                 job.give_up(error)
                 self.queue.done(job)
-        if self.state.cancelled:
-            return
         if isinstance(error, _FATAL) or (not self.reached and not retry):
             self._give_up_all(error, sent)
         elif retry:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServeProcess, run_cli, run_cli_on_terminal, serve_process
+from tests.hardening.support import wait_for
+from tests.helpers import GETFILE, ServeProcess, run_cli, run_cli_on_terminal, serve_process
 from tests.support.links import Link, LinkEmulator
 
 KIB = 1024
@@ -216,5 +219,24 @@ def test_a_token_server_proves_every_pipelined_request(
         assert refused.returncode == 6
         assert refused.stderr.count("\n") == 1 and "token" in refused.stderr
         code, _, err = get_r("-o", str(out), "--token-file", str(token), server.url("photos"))
+    assert (code, err) == (0, "")
+    assert tree_of(out / "photos") == tree_of(remote)
+
+
+def test_ctrl_c_keeps_the_partial_files_and_a_rerun_finishes(
+    served: ServeProcess, remote: Path, out: Path
+) -> None:
+    with LinkEmulator(served.port, Link(rate=256 * KIB)) as relay:
+        argv = [*GETFILE, "get", "-r", "-o", str(out), f"getfile://127.0.0.1:{relay.port}/photos"]
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: any(out.rglob("*.getfile-part")), 20, "a partial file")
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130 and err == "getfile: stopped\n"
+    assert any(out.rglob("*.getfile-part"))
+    code, _, err = get_r("-o", str(out), served.url("photos"))
     assert (code, err) == (0, "")
     assert tree_of(out / "photos") == tree_of(remote)
