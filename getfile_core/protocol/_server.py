@@ -216,8 +216,8 @@ class ServerConnection(_Buffered):
 
     @property
     def keeps_going(self) -> bool:
-        """Whether a next request is due (the last answer kept the connection)."""
-        return self.state in (ServerState.REQUEST, ServerState.AUTH) and self.sequence >= 0
+        """Whether the last answer kept the connection and its next request is due."""
+        return self.state is ServerState.REQUEST and self.sequence >= 0
 
     def send_failure(self, status: Status, message: str) -> bytes:
         """A refusal after ``next_event`` failed (bad request, unsupported version): then done.

@@ -391,3 +391,14 @@ async def test_a_proof_replayed_at_another_place_is_refused(make_server) -> None
     client.close()
     await wait_for_async(lambda: len(server.log) == 3, PATIENCE, "three lines")
     assert server.log[-1].status == "unauthorized" and "wrong token" in server.log[-1].note
+
+
+async def test_a_request_whose_proof_never_comes_is_logged_not_taken_for_idle(make_server) -> None:
+    server = await make_server(token=TOKEN, request_timeout=0.5)
+    client = await KeptClient.open(server.port_bound, get(b"d/f01.bin"), token=TOKEN)
+    assert await client.answer() is not None
+    client.writer.write(protocol.encode_request(get(b"d/f02.bin")))  # and no AUTH line
+    assert await client.eof()
+    client.close()
+    await wait_for_async(lambda: len(server.log) == 2, PATIENCE, "a line for the second")
+    assert server.log[1].path == "d/f02.bin" and server.log[1].note == "timed out"
