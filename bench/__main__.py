@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from bench import concurrency, footprint, machine, peers, throughput
+from bench import concurrency, first_byte, footprint, links, machine, peers, throughput
 from bench.peers import PYTHON, REPO, RESULTS, child_environment
 from bench.runner import MiB, source_file
 
-SECTIONS = ("throughput", "memory", "concurrency", "startup", "tui")
+SECTIONS = ("throughput", "memory", "concurrency", "startup", "links", "tui")
 TUI_SCRIPT = REPO / "bench" / "tui_vs_cli.py"
 
 
@@ -31,6 +32,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="timed rounds per throughput case (default 7)")
     parser.add_argument("--size-mib", type=int, help="throughput file size (default 1024)")
     parser.add_argument("--clients", type=int, help="concurrent clients (default 1000)")
+    parser.add_argument(
+        "--link-mib",
+        type=int,
+        help=f"links: MiB through the 1 MiB/s link, 1/16 of it at 64 KiB/s; "
+        f"also the resetting link's file (default {links.DEFAULT_MIB})",
+    )
     parser.add_argument(
         "--cases",
         nargs="+",
@@ -45,6 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.clients = args.clients or (200 if quick else 1000)
     args.rounds = 1 if quick else 3
     args.startup_runs = 5 if quick else 20
+    args.link_mib = args.link_mib or (links.QUICK_MIB if quick else links.DEFAULT_MIB)
+    args.first_byte_runs = 1 if quick else 3
     args.sections = args.only or SECTIONS
     return args
 
@@ -69,8 +78,9 @@ def main(argv: list[str]) -> int:
     parts = [
         "## getfile benchmark",
         f"`{' '.join(['python -m bench', *argv])}`, {time.strftime('%Y-%m-%d %H:%M')}",
-        f"Machine: {about['cpus']} CPUs ({about['cpu']}), {about['memory']} RAM, "
-        f"kernel {about['kernel']}, Python {about['python']}, load at start {about['load']}.",
+        f"Machine: {about['cpus']} CPUs ({about['cpu']}; SIMD: {about['simd']}), "
+        f"{about['memory']} RAM, kernel {about['kernel']}, Python {about['python']}, "
+        f"load at start {about['load']}.",
     ]
     targets: list[tuple[str, float, float]] = []
     if "throughput" in args.sections:
@@ -117,6 +127,10 @@ def main(argv: list[str]) -> int:
         )
         parts.append(text)
         targets += found
+    if "links" in args.sections:
+        text, found = links_section(args, data, out, big[0], missing, progress)
+        parts.append(text)
+        targets += found
     if "tui" in args.sections and TUI_SCRIPT.exists():
         parts.append(tui_section(args.quick, progress))
     parts.append(f"Took {time.monotonic() - began:.0f} s.")
@@ -128,6 +142,27 @@ def main(argv: list[str]) -> int:
         json.dumps({"machine": about, "argv": argv, "targets": targets}, indent=1)
     )
     return 0
+
+
+def links_section(
+    args: argparse.Namespace,
+    data: Path,
+    out: Path,
+    big: str,
+    missing: list[str],
+    progress: Callable[[str], None],
+) -> tuple[str, list[tuple[str, float, float]]]:
+    """Slow and resetting links (at once), then the cold first byte (alone: it is timed)."""
+    options = links.QUICK_SERVER_OPTIONS if args.quick else ()
+    chosen = links.cases(args.link_mib, args.quick)
+    try:
+        runs, access_log = links.measure(data, out, chosen, options, progress)
+        text, found = links.report(runs, access_log, options)
+    except (OSError, RuntimeError) as error:  # e.g. the server did not start: say so, go on
+        text, found = f"### Links\n\nNot measured: {error.__class__.__name__}: {error}", []
+    outcomes, how = first_byte.measure(data, out, big, args.first_byte_runs, missing, progress)
+    more, found_more = first_byte.report(outcomes, args.size, how)
+    return text + "\n\n" + more, found + found_more
 
 
 def tui_section(quick: bool, progress: Callable[[str], None]) -> str:

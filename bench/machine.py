@@ -7,17 +7,44 @@ import os
 import platform
 import sys
 
+#: The CPU features that decide hashing and copying speed (BLAKE3 picks SSE4.1, AVX2 or
+#: AVX-512 at run time; sha256 uses SHA-NI; ARM has NEON/ASIMD and SHA2): printed with
+#: every table so figures from different machines are never compared (issue 15).
+SIMD_FLAGS = (
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "avx512f",
+    "avx512vl",
+    "sha_ni",
+    "aes",
+    "asimd",
+    "neon",
+    "sha2",
+)
 
-def describe() -> dict[str, str]:
-    model = "unknown"
+
+def cpu_model_and_simd() -> tuple[str, str]:
+    """The CPU's model name and which of ``SIMD_FLAGS`` it has (from /proc/cpuinfo)."""
+    model, flags = "unknown", set()
     try:
         with open("/proc/cpuinfo") as info:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                model,
-            )
+            for line in info:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model", "cpu model") and model == "unknown":
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
+    present = [flag for flag in SIMD_FLAGS if flag in flags]
+    return model, " ".join(present) or "none of " + " ".join(SIMD_FLAGS)
+
+
+def describe() -> dict[str, str]:
+    model, simd = cpu_model_and_simd()
     try:
         with open("/proc/meminfo") as info:
             memory = f"{int(info.readline().split()[1]) / 2**20:.0f} GiB"
@@ -26,6 +53,7 @@ def describe() -> dict[str, str]:
     return {
         "cpus": str(os.cpu_count()),
         "cpu": model,
+        "simd": simd,
         "memory": memory,
         "kernel": platform.release(),
         "python": sys.version.split()[0],

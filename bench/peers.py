@@ -31,6 +31,16 @@ def getfile_command() -> list[str]:
     return [str(script)] if script.exists() else [PYTHON, "-m", "getfile_core"]
 
 
+def getfile_module_command() -> list[str]:
+    """``python -m getfile_core``: the code on PYTHONPATH, whatever the installed script is.
+
+    The links rows use it (as issue 9's brief says): they test behaviour, not
+    start-up, and must run a branch's code even when the venv's entry point
+    was generated for another layout.
+    """
+    return [PYTHON, "-m", "getfile_core"]
+
+
 def child_environment() -> dict[str, str]:
     """The environment peers run in: a user's, so Python caches its bytecode as usual."""
     env = dict(os.environ)

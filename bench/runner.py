@@ -100,7 +100,7 @@ def verify(received: Path, size: int, expected: str) -> str:
 def source_file(folder: Path, size: int) -> tuple[str, str]:
     """A file of ``size`` random bytes (made once, reused); returns its name and hash."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"random-{size // MiB}MiB.bin" if size >= MiB else f"random-{size}B.bin"
+    name = f"random-{size // MiB}MiB.bin" if size % MiB == 0 else f"random-{size}B.bin"
     path = folder / name
     if not path.exists() or path.stat().st_size != size:
         partial = path.with_suffix(".tmp")
