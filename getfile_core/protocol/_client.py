@@ -123,6 +123,8 @@ class ClientConnection(_Buffered):
         """
         if not self.can_pipeline:
             raise ProtocolError("this connection takes no more requests (open another)")
+        if self.state is ClientState.CHALLENGED:
+            raise ProtocolError("answer the challenge (auth_bytes) before sending more")
         if request.version < 2:
             raise ProtocolError("only version 2 requests can share a connection")
         sequence = self.sequence + len(self.queued) + 1

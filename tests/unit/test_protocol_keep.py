@@ -429,6 +429,8 @@ def test_a_client_cannot_pipeline_without_a_prover_once_challenged() -> None:
     head = Response(Status.UNAUTHORIZED, "t", challenge=b"\x01" * 32, version=2, keep=9)
     client.receive_data(protocol.encode_response_head(head))
     client.next_event()
+    with pytest.raises(ProtocolError, match="challenge"):
+        client.pipeline(get(b"b"), prove)  # it would reach the server before the first proof
     client.auth_bytes(b"\x00" * 32)
     with pytest.raises(ProtocolError, match="proof"):
         client.pipeline(get(b"b"))
