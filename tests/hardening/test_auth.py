@@ -24,7 +24,7 @@ from getfile_core.client.state import Options
 from getfile_core.errors import GetfileError, NotFoundError, UnauthorizedError
 from getfile_core.protocol import Request, Status, Verb
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.hardening.liars import CliServer, LyingServer, Peer, Tap, run_cli
+from tests.support import CliServer, LyingServer, Peer, Tap, run_cli
 
 TOKEN = secrets.token_hex(24).encode()
 BOUND = 20.0

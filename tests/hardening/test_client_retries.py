@@ -35,8 +35,7 @@ from getfile_core.errors import (
 )
 from getfile_core.ratelimit import RateLimit
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.hardening.support import reset_on_close
-from tests.helpers import digest_bytes, ok_head, scripted_server, wait_until
+from tests.support import digest_bytes, ok_head, reset_on_close, scripted_server, wait_until
 
 MIB = 1024 * 1024
 SIZE = 12 * MIB + 12345

@@ -22,7 +22,7 @@ from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client.names import PART_SUFFIX
 from getfile_core.errors import DiskFullError
 from getfile_core.server.fileserver import FileServer
-from tests.hardening.support import PROJECT
+from tests.support import PROJECT
 
 MIB = 1024 * 1024
 SOURCE_SIZE = 4 * MIB

@@ -29,8 +29,16 @@ from getfile_core.errors import (
 )
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from tests.hardening.certs import CertSet, ServerCert, make_cert_set
-from tests.hardening.liars import CliServer, LyingServer, Peer, head, run_cli
+from tests.support import (
+    CertSet,
+    CliServer,
+    LyingServer,
+    Peer,
+    ServerCert,
+    head,
+    make_cert_set,
+    run_cli,
+)
 
 BOUND = 20.0
 BIG = 8 * 1024 * 1024

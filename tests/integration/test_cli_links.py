@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from getfile_core.server import FileServer, ServerLimits
-from tests.hardening.support import CuttingProxy, LoopThread, Plan
-from tests.helpers import (
+from tests.support import (
     MIB,
+    CuttingProxy,
+    LoopThread,
+    Plan,
     assert_one_error_line,
     run_cli,
     run_cli_on_terminal,
