@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.support.wire import reset_on_close
@@ -27,12 +28,18 @@ class CuttingProxy:
 
     Only the server-to-client direction is metered: that is where a
     download can be interrupted. Each accepted connection takes the next
-    queued ``Plan``; with none queued it relays faithfully.
+    queued ``Plan``; with none queued it asks ``planner`` (given the
+    connection's number, from 0), and without one it relays faithfully.
+    ``connections`` counts connections accepted, ``relayed`` the bytes handed
+    to clients over all of them.
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, planner: Callable[[int], Plan] | None = None) -> None:
         self.upstream_port = upstream_port
+        self.planner = planner
         self.port = 0
+        self.connections = 0
+        self.relayed = 0
         self.plans: deque[Plan] = deque()
         self.holding = asyncio.Event()
         self._released = asyncio.Event()
@@ -59,7 +66,7 @@ class CuttingProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        plan = self.plans.popleft() if self.plans else Plan()
+        plan = self._next_plan()
         writer.transport.set_write_buffer_limits(0)  # drain() means "all handed to the kernel"
         upstream: asyncio.StreamWriter | None = None
         try:
@@ -80,6 +87,13 @@ class CuttingProxy:
             for end in (writer, upstream):
                 if end is not None:
                     end.transport.abort()
+
+    def _next_plan(self) -> Plan:
+        number = self.connections
+        self.connections += 1
+        if self.plans:
+            return self.plans.popleft()
+        return Plan() if self.planner is None else self.planner(number)
 
     async def _meter(
         self,
@@ -108,6 +122,7 @@ class CuttingProxy:
             client.write(data)
             await client.drain()
             sent += len(data)
+            self.relayed += len(data)
             if plan.cut_at is not None and sent >= plan.cut_at:
                 if plan.reset:
                     reset_on_close(client.get_extra_info("socket"))
