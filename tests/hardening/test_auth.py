@@ -24,7 +24,7 @@ from getfile_core.client.state import Options
 from getfile_core.errors import GetfileError, NotFoundError, UnauthorizedError
 from getfile_core.protocol import Request, Status, Verb
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.support import CliServer, LyingServer, Peer, Tap, run_cli
+from tests.support import LyingServer, Peer, Tap, run_cli, serve_process
 
 TOKEN = secrets.token_hex(24).encode()
 BOUND = 20.0
@@ -205,7 +205,9 @@ def test_a_lying_server_learns_only_a_one_time_proof(tmp_path: Path) -> None:
 def test_cli_token_file_works_and_stays_out_of_argv(
     root: Path, dest: Path, token_file: Path
 ) -> None:
-    with CliServer([str(root), "--token-file", str(token_file)]) as server:
+    with serve_process(
+        ["serve", "--port", "0", "-q", str(root), "--token-file", str(token_file)]
+    ) as server:
         argv = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()
         assert TOKEN not in argv and str(token_file).encode() in argv
         url = f"getfile://127.0.0.1:{server.port}/hello.txt"
@@ -228,7 +230,7 @@ def test_cli_token_file_works_and_stays_out_of_argv(
 
 def test_cli_server_token_from_the_environment(root: Path, dest: Path) -> None:
     env = {**os.environ, auth.TOKEN_ENV: TOKEN.decode()}
-    with CliServer([str(root)], env=env) as server:
+    with serve_process(["serve", "--port", "0", "-q", str(root)], env=env) as server:
         argv = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()
         assert TOKEN not in argv
         url = f"getfile://127.0.0.1:{server.port}/hello.txt"
@@ -244,7 +246,9 @@ def test_cli_wrong_and_missing_token_fail_in_one_line(
     wrong = tmp_path / "wrong"
     wrong.write_text("guess\n")
     clean = {k: v for k, v in os.environ.items() if k != auth.TOKEN_ENV}
-    with CliServer([str(root), "--token-file", str(token_file)]) as server:
+    with serve_process(
+        ["serve", "--port", "0", "-q", str(root), "--token-file", str(token_file)]
+    ) as server:
         url = f"getfile://127.0.0.1:{server.port}/hello.txt"
         bad = run_cli("get", "--token-file", str(wrong), "-o", str(dest), url, env=clean)
         none = run_cli("get", "-o", str(dest), url, env=clean)

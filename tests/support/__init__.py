@@ -51,7 +51,6 @@ from tests.support.ports import target_for, unused_port
 from tests.support.processes import (
     GETFILE,
     PROJECT,
-    CliServer,
     ServeProcess,
     ServerProcess,
     assert_one_error_line,
@@ -81,7 +80,6 @@ __all__ = [
     "STALL_FIRST_BLOCK",
     "UNPRIVILEGED_UID",
     "CertSet",
-    "CliServer",
     "ConnectionPair",
     "CuttingProxy",
     "HostileTree",

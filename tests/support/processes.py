@@ -13,7 +13,6 @@ import os
 import queue
 import re
 import resource
-import selectors
 import signal
 import subprocess
 import sys
@@ -148,10 +147,16 @@ class ServeProcess:
     fill the pipe and stall the server) and kept in ``lines``.
     """
 
-    def __init__(self, argv: Sequence[str], cwd: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path | str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(
             [*GETFILE, *argv],
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -243,8 +248,11 @@ class ServeProcess:
 
 
 @contextlib.contextmanager
-def serve_process(argv: Sequence[str], cwd: Path | str | None = None) -> Iterator[ServeProcess]:
-    server = ServeProcess(argv, cwd)
+def serve_process(
+    argv: Sequence[str], cwd: Path | str | None = None, env: dict[str, str] | None = None
+) -> Iterator[ServeProcess]:
+    """``getfile ARGV`` as a server for the ``with`` block; killed (always) at its end."""
+    server = ServeProcess(argv, cwd, env)
     try:
         yield server
     finally:
@@ -344,52 +352,3 @@ class ServerProcess:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.kill()
-
-
-class CliServer:
-    """``getfile serve ...`` in a subprocess on port 0; the port is read from its banner."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [*GETFILE, "serve", "--port", "0", "-q", *args],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.port = self._read_port(timeout=15.0)
-
-    def _read_port(self, timeout: float) -> int:
-        assert self.proc.stderr is not None
-        seen = b""
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stderr, selectors.EVENT_READ)
-            while time.monotonic() < deadline and b"\n" not in seen:
-                if selector.select(deadline - time.monotonic()):
-                    chunk = self.proc.stderr.read1(4096)  # type: ignore[attr-defined]
-                    if not chunk:
-                        break
-                    seen += chunk
-        match = re.search(rb"://[^ ]*:(\d+)/", seen)
-        if match is None:
-            self.stop()
-            raise AssertionError(f"getfile serve did not start: {seen!r}")
-        return int(match[1])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-
-    def __enter__(self) -> CliServer:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
