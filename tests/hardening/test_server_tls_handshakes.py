@@ -82,8 +82,9 @@ async def test_a_flood_of_broken_handshakes_is_one_line_per_cause(
     caplog.set_level(logging.DEBUG, logger="asyncio")
     records: list[AccessRecord] = []
     context = server_context(str(certs.good.cert), str(certs.good.key))
-    server = FileServer(root, limits=ServerLimits(grace=1), ssl_context=context)
-    server.on_access = records.append
+    server = FileServer(
+        root, limits=ServerLimits(grace=1), ssl_context=context, on_access=records.append
+    )
     await server.start()
     try:
         for _ in range(SILENT):  # plain-text requests to a TLS port: not a ClientHello
