@@ -60,3 +60,14 @@ def make_app(
 def only_transfer(app: GetfileApp):  # type: ignore[no-untyped-def]
     assert len(app.transfers) == 1, app.transfers
     return next(iter(app.transfers.values()))
+
+
+async def transfer_reaches(pilot: Pilot, app: GetfileApp, state: str, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    """Let the app run until its one transfer is in ``state``; return that transfer."""
+    await pilot_wait_until(
+        pilot,
+        lambda: bool(app.transfers) and only_transfer(app).state == state,
+        what=f"the transfer to be {state}",
+        timeout=timeout,
+    )
+    return only_transfer(app)

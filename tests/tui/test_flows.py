@@ -15,6 +15,7 @@ from tests.support.tui import (
     make_app,
     only_transfer,
     pilot_wait_until,
+    transfer_reaches,
 )
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.overwrite import OverwriteScreen
@@ -33,7 +34,7 @@ async def test_good_download(server: FileServer, root: Path, dest: Path) -> None
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.focused, Input)  # the form has the focus at start-up
         await pilot.press("enter")
-        await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
         transfer = only_transfer(app)
         row = app.transfer_list.row(transfer.id)
         assert row is not None
@@ -84,7 +85,7 @@ async def test_legacy_server_without_size(legacy_server: int, root: Path, dest: 
     app = make_app(host="127.0.0.1", port=legacy_server, file="hello.txt", dest=dest)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
-        await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
         assert only_transfer(app).legacy
     assert (dest / "hello.txt").read_bytes() == (root / "hello.txt").read_bytes()
     assert "legacy server, so no size or digest" in log_text(app)
@@ -108,7 +109,7 @@ async def test_size_unknown_shows_bytes_and_rate_without_total(
         assert "??" in str(row.cell("bar").content)  # indeterminate: no percentage
         assert "legacy server detected" in log_text(app)
         await pilot.press("ctrl+x")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
+        await transfer_reaches(pilot, app, "cancelled")
 
 
 async def test_cancel_keeps_the_part(
@@ -127,7 +128,7 @@ async def test_cancel_keeps_the_part(
             ),  # type: ignore[union-attr]
         )
         await pilot.press("ctrl+x")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
+        await transfer_reaches(pilot, app, "cancelled")
         assert app.is_running
     assert not (dest / "big.iso").exists()
     assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
@@ -144,12 +145,12 @@ async def test_cancel_button_works_with_the_mouse_too(
         await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).active)
         await pilot_wait_until(pilot, lambda: not app.query_one("#cancel", Button).disabled)
         await pilot.click("#cancel")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
+        await transfer_reaches(pilot, app, "cancelled")
         assert app.query_one("#cancel", Button).disabled  # nothing left to cancel
         await pilot.click("#retry")
         await pilot_wait_until(pilot, lambda: only_transfer(app).active)
         await pilot.click("#cancel-all")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
+        await transfer_reaches(pilot, app, "cancelled")
 
 
 async def test_retry_after_failure_reuses_the_row(
@@ -163,7 +164,7 @@ async def test_retry_after_failure_reuses_the_row(
         )
         (root / "late.txt").write_bytes(b"here now\n")
         await pilot.press("ctrl+r")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
         assert len(app.transfer_list.rows) == 1
     assert (dest / "late.txt").read_bytes() == b"here now\n"
     assert "late.txt: retrying" in log_text(app)
@@ -177,7 +178,7 @@ async def test_retry_after_cancel_continues_the_part(
     async with app.run_test(size=SIZE) as pilot:
         # A cancelled row whose .part holds the first 100 000 bytes, as a cancel leaves it.
         await pilot.press("enter")
-        await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
         transfer = only_transfer(app)
         (dest / "data.bin").unlink()
         (dest / part_name("data.bin")).write_bytes(data[:100_000])
@@ -201,7 +202,7 @@ async def test_local_server_start_download_stop(root: Path, dest: Path) -> None:
         assert form.field("port").value == str(port)
         assert app.focused is form.field("file")
         await pilot.press(*"hello.txt", "enter")
-        await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
         await pilot_wait_until(
             pilot, lambda: [(r.path, r.status) for r in pane.records] == [("hello.txt", "ok")]
         )
@@ -240,7 +241,7 @@ async def test_token_is_asked_for_and_used(root: Path, dest: Path) -> None:
                 pilot, lambda: isinstance(app.screen, TokenScreen) and app.screen.wrong
             )
             await pilot.press(*"s3cret", "enter")
-            await pilot_wait_until(pilot, lambda: only_transfer(app).state == "done")
+            await transfer_reaches(pilot, app, "done")
     finally:
         await server.stop(grace=1)
     assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
@@ -309,7 +310,7 @@ async def test_dialog_offers_no_resume_from_a_legacy_server(legacy_server: int, 
         await pilot.press("r")  # Resume is not on offer: the dialog stays
         assert isinstance(app.screen, OverwriteScreen)
         await pilot.press("o")
-        await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
     assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
 
 
@@ -480,7 +481,7 @@ async def test_retry_from_a_legacy_server_starts_again(
             ),  # type: ignore[union-attr]
         )
         await pilot.press("ctrl+x")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
+        await transfer_reaches(pilot, app, "cancelled")
         assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
         only_transfer(app).legacy = False  # as if cancelled before the app learnt it was legacy
         await pilot.press("ctrl+r")
@@ -490,7 +491,7 @@ async def test_retry_from_a_legacy_server_starts_again(
         assert only_transfer(app).active
         assert "is a legacy server and cannot resume; starting again" in log_text(app)
         await pilot.press("ctrl+x")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
+        await transfer_reaches(pilot, app, "cancelled")
 
 
 async def test_listing_the_server_picks_the_file(server: FileServer, dest: Path) -> None:
@@ -508,7 +509,7 @@ async def test_listing_the_server_picks_the_file(server: FileServer, dest: Path)
         await pilot_wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
         assert app.form.field("file").value == "sub/data.bin"
         await pilot.press("enter")
-        await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
 
 
 async def test_listing_a_legacy_server_says_it_cannot(legacy_server: int, dest: Path) -> None:

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static, TabbedContent
 
 from getfile_core import FetchResult, FileServer, RetryNotice, TransferState
 from tests.support import CuttingProxy, Plan
-from tests.support.tui import make_app, only_transfer, pilot_wait_until
+from tests.support.tui import make_app, only_transfer, pilot_wait_until, transfer_reaches
 from tui.screens.rate_prompt import RateScreen
 from tui.transfers import State
 from tui.widgets.server_pane import ServerPane
@@ -84,7 +84,7 @@ async def test_a_reset_link_shows_a_retry_countdown_then_completes(
                 what="the countdown on the row",
             )
             assert "big.bin: retrying in 1 s (1/10): " in log_text(app)  # and the log says why
-            await pilot_wait_until(pilot, lambda: only_transfer(app).state == "done", timeout=20)
+            await transfer_reaches(pilot, app, "done", timeout=20)
     finally:
         await proxy.close()
     assert (dest / "big.bin").read_bytes() == body
@@ -123,7 +123,7 @@ async def test_retry_now_ends_the_wait_and_cancel_stops_it(dest: Path) -> None:
             "retrying"
         )
         await pilot.press("ctrl+r")  # now, not in a minute
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
         assert "f.bin: retrying now" in log_text(app)
 
         started.clear()
@@ -157,7 +157,7 @@ async def test_global_rate_limit_set_with_a_key_slows_downloads(
         await pilot.press("f5")  # this one alone: at most 1 MiB/s (the global limit still applies)
         await pilot_wait_until(pilot, lambda: isinstance(app.screen, RateScreen))
         await pilot.press(*"1M", "enter")
-        await pilot_wait_until(pilot, lambda: only_transfer(app).state == "done", timeout=30)
+        await transfer_reaches(pilot, app, "done", timeout=30)
         took = time.monotonic() - began
         assert only_transfer(app).limit.rate == 1024 * 1024
     assert took >= 2.0  # 768 KiB at 256 KiB/s: 3 s, less a burst and the first chunk
