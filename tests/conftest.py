@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.support import LEGACY_PEER
+from getfile_core.server.fileserver import FileServer
+from tests.support import LEGACY_PEER, running_server
 
 
 @pytest.fixture
@@ -39,14 +39,8 @@ def dest(tmp_path: Path) -> Path:
 @pytest.fixture
 async def server(root: Path) -> AsyncIterator[FileServer]:
     """Our server on an ephemeral loopback port, access log kept in ``server.log``."""
-    records: list[AccessRecord] = []
-    srv = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=2), on_access=records.append)
-    srv.log = records  # type: ignore[attr-defined]
-    await srv.start()
-    try:
+    async with running_server(root) as srv:
         yield srv
-    finally:
-        await srv.stop(grace=1)
 
 
 @pytest.fixture

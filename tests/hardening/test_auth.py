@@ -23,8 +23,8 @@ from getfile_core.client.api import fetch, list_folder
 from getfile_core.client.state import Options
 from getfile_core.errors import GetfileError, NotFoundError, UnauthorizedError
 from getfile_core.protocol import Request, Status, Verb
-from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.support import LyingServer, Peer, Tap, run_cli, serve_process
+from getfile_core.server.fileserver import FileServer
+from tests.support import LyingServer, Peer, Tap, run_cli, running_server, serve_process
 
 TOKEN = secrets.token_hex(24).encode()
 BOUND = 20.0
@@ -41,16 +41,8 @@ def token_file(tmp_path: Path) -> Path:
 @pytest.fixture
 async def guarded(root: Path) -> AsyncIterator[FileServer]:
     """Our server on 127.0.0.1:0 requiring TOKEN; access log in ``.log``."""
-    records: list[AccessRecord] = []
-    server = FileServer(
-        root, "127.0.0.1", 0, limits=ServerLimits(grace=1), token=TOKEN, on_access=records.append
-    )
-    server.log = records  # type: ignore[attr-defined]
-    await server.start()
-    try:
+    async with running_server(root, grace=1, token=TOKEN) as server:
         yield server
-    finally:
-        await server.stop(grace=1)
 
 
 def at(server: FileServer | LyingServer | Tap, path: str) -> Target:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import blake3
@@ -21,8 +21,8 @@ from getfile_core.protocol import Request, Response, Status, Trailer, Verb
 from getfile_core.server import digests as digests_module
 from getfile_core.server import get as get_module
 from getfile_core.server.access import AccessRecord
-from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.support import digest_bytes, wait_until, write_random
+from getfile_core.server.fileserver import FileServer
+from tests.support import digest_bytes, running_server, wait_until, write_random
 
 MIB = 1024 * 1024
 SIZE = 8 * MIB  # far above the inline-hash limit
@@ -65,17 +65,13 @@ def hashers(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedHashers]:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> FileServer:
+async def server(tmp_path: Path) -> AsyncIterator[FileServer]:
     root = tmp_path / "served"
     root.mkdir()
     write_random(root / "big.bin", SIZE)
     (root / "small.txt").write_bytes(b"small and quick\n")
-    records: list[AccessRecord] = []
-    srv = FileServer(root, limits=ServerLimits(grace=1), on_access=records.append)
-    srv.log = records  # type: ignore[attr-defined]
-    await srv.start()
-    yield srv  # type: ignore[misc]
-    await srv.stop(grace=1)
+    async with running_server(root, grace=1) as srv:
+        yield srv
 
 
 class Exchange:

@@ -1,13 +1,14 @@
 """The one home of test support code; tests write ``from tests.support import wait_until``.
 
 Modules by concern: ``files`` (random files, digests), ``waits`` (the one
-bounded wait, sync and async), ``ports``, ``processes`` (the CLI, server
-processes), ``peers`` (scripted servers, the book's server, a staller),
-``liars`` (threaded lying servers, a tap), ``proxies`` (a cutting proxy),
-``wire`` (raw sockets), ``pair`` (an in-memory client/server pair),
-``hostile`` (the hostile tree and path corpus), ``counting`` (fds, tasks,
-rss, threads), ``certs`` (TLS certificates), ``links`` (the link emulator,
-used by ``bench/`` too) and ``tui`` (imports Textual, so not re-exported).
+bounded wait, sync and async), ``ports``, ``servers`` (our server in
+process), ``processes`` (the CLI, server processes), ``peers`` (scripted
+servers, the book's server, a staller), ``liars`` (threaded lying servers,
+a tap), ``proxies`` (a cutting proxy), ``wire`` (raw sockets), ``pair`` (an
+in-memory client/server pair), ``hostile`` (the hostile tree and path
+corpus), ``counting`` (fds, tasks, rss, threads), ``certs`` (TLS
+certificates), ``links`` (the link emulator, used by ``bench/`` too) and
+``tui`` (imports Textual, so not re-exported).
 """
 
 from tests.support.certs import CertSet, ServerCert, make_cert_set
@@ -61,6 +62,7 @@ from tests.support.processes import (
     serve_process,
 )
 from tests.support.proxies import CuttingProxy, Plan
+from tests.support.servers import running_server
 from tests.support.waits import PATIENCE, wait_until, wait_until_sync
 from tests.support.wire import (
     exchange,
@@ -125,6 +127,7 @@ __all__ = [
     "run_cli",
     "run_cli_on_terminal",
     "run_program",
+    "running_server",
     "scripted_server",
     "serve_process",
     "split_response",
