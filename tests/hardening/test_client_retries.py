@@ -36,6 +36,7 @@ from getfile_core.errors import (
 from getfile_core.ratelimit import RateLimit
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.support import (
+    MIB,
     CuttingProxy,
     Plan,
     digest_bytes,
@@ -44,7 +45,6 @@ from tests.support import (
     wait_until,
 )
 
-MIB = 1024 * 1024
 SIZE = 12 * MIB + 12345
 EVERY = 2 * MIB
 #: Short backoff so a test with several cuts takes well under a second of waiting.

@@ -18,6 +18,7 @@ from getfile_core.client.state import Options
 from getfile_core.protocol import Status
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tests.support import (
+    MIB,
     ServerProcess,
     exchange,
     extended_get,
@@ -34,7 +35,6 @@ from tests.support import (
 LORIS = 500
 FLOOD = 1000
 MAX_TRANSFERS = 4
-MIB = 1024 * 1024
 #: Patience of the "real client": fails if the server leaves it without a byte this long.
 PATIENT_CLIENT = Options(connect_timeout=5, timeout=5)
 

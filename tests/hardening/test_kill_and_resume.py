@@ -16,6 +16,7 @@ from pathlib import Path
 
 from getfile_core.client.names import PART_SUFFIX
 from tests.support import (
+    MIB,
     PROJECT,
     CuttingProxy,
     LoopThread,
@@ -24,7 +25,6 @@ from tests.support import (
     wait_until_sync,
 )
 
-MIB = 1024 * 1024
 SIZE = 100 * MIB
 HOLD_AT = 40 * MIB
 

@@ -15,6 +15,7 @@ import pytest
 
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tests.support import (
+    MIB,
     extended_get,
     fds_under,
     open_fd_count,
@@ -23,7 +24,6 @@ from tests.support import (
     wait_until,
 )
 
-MIB = 1024 * 1024
 SIZE = 64 * MIB  # far more than socket buffers hold, so the server is mid-send when we go
 
 

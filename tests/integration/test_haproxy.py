@@ -22,6 +22,7 @@ import pytest
 
 from tests.support import (
     GETFILE,
+    MIB,
     PATIENCE,
     digest_of,
     serve_process,
@@ -32,7 +33,6 @@ from tests.support import (
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SCALING_DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
-MIB = 1024 * 1024
 
 
 def haproxy_config(front: int, backends: list[int], stats: Path) -> str:

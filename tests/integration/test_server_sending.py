@@ -19,9 +19,8 @@ import pytest
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from tests.support import extended_get, make_cert_set, split_response, wait_until, write_random
+from tests.support import KIB, extended_get, make_cert_set, split_response, wait_until, write_random
 
-KIB = 1024
 READER_RATE = 64 * KIB
 #: About 8 s at the reader's pace: four times the stall timeout.
 SIZE = 8 * READER_RATE

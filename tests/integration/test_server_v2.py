@@ -22,9 +22,8 @@ from getfile_core.server import digests as digests_module
 from getfile_core.server import get as get_module
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer
-from tests.support import digest_bytes, running_server, wait_until, write_random
+from tests.support import MIB, digest_bytes, running_server, wait_until, write_random
 
-MIB = 1024 * 1024
 SIZE = 8 * MIB  # far above the inline-hash limit
 
 

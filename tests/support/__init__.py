@@ -22,7 +22,7 @@ from tests.support.counting import (
     rss_of,
     transfer_threads,
 )
-from tests.support.files import MIB, digest_bytes, digest_of, write_random
+from tests.support.files import KIB, MIB, digest_bytes, digest_of, write_random
 from tests.support.hostile import (
     UNPRIVILEGED_UID,
     HostileTree,
@@ -75,6 +75,7 @@ from tests.support.wire import (
 
 __all__ = [
     "GETFILE",
+    "KIB",
     "LEGACY_PEER",
     "MIB",
     "PATIENCE",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import blake3
 
-MIB = 1024 * 1024
+KIB = 1024
+MIB = 1024 * KIB
 
 
 def write_random(path: Path, size: int, chunk: int = MIB) -> str:
