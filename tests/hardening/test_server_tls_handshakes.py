@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
+from getfile_core.client import Options
 from getfile_core.client.api import fetch
-from getfile_core.client.transfer import Options
 from getfile_core.server.access import AccessRecord, RepeatFilter
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
