@@ -26,6 +26,7 @@ A request's version chooses the answer's: version-1 clients see nothing new.
 
 from __future__ import annotations
 
+from getfile_core.protocol._client import ClientConnection, ClientState
 from getfile_core.protocol._errors import (
     LegacySilence,
     MissingTrailer,
@@ -65,12 +66,7 @@ from getfile_core.protocol._events import (
     Trailer,
     Verb,
 )
-from getfile_core.protocol._state import (
-    ClientConnection,
-    ClientState,
-    ServerConnection,
-    ServerState,
-)
+from getfile_core.protocol._server import ServerConnection, ServerState
 from getfile_core.protocol._wire import (
     decode_listing,
     decode_path,

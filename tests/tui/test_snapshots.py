@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from getfile_core import part_name
-from tests.tui.conftest import make_app, wait_until
+from tests.support.tui import make_app, pilot_wait_until
 from tui.screens.overwrite import OverwriteScreen
 from tui.widgets.server_pane import ServerPane
 
@@ -46,7 +46,7 @@ def test_failed_download(snap_compare, workdir: Path) -> None:  # type: ignore[n
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("enter")
-        await wait_until(
+        await pilot_wait_until(
             pilot, lambda: [t.state for t in app.transfers.values()] == ["failed"], what="failure"
         )
 
@@ -60,7 +60,9 @@ def test_overwrite_dialog(snap_compare, workdir: Path) -> None:  # type: ignore[
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog")
+        await pilot_wait_until(
+            pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog"
+        )
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
@@ -70,7 +72,7 @@ def test_server_pane_running(snap_compare, workdir: Path) -> None:  # type: igno
 
     async def run_before(pilot: Pilot) -> None:
         pane = app.query_one(ServerPane)
-        await wait_until(pilot, lambda: pane.running, what="the local server")
+        await pilot_wait_until(pilot, lambda: pane.running, what="the local server")
         await pilot.press("ctrl+t")
         port = str(pane.server.port_bound)  # type: ignore[union-attr]
         mask = {str(workdir): "/home/me", f":{port}": ":50001"}

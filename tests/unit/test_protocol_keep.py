@@ -429,6 +429,8 @@ def test_a_client_cannot_pipeline_without_a_prover_once_challenged() -> None:
     head = Response(Status.UNAUTHORIZED, "t", challenge=b"\x01" * 32, version=2, keep=9)
     client.receive_data(protocol.encode_response_head(head))
     client.next_event()
+    with pytest.raises(ProtocolError, match="challenge"):
+        client.pipeline(get(b"b"), prove)  # it would reach the server before the first proof
     client.auth_bytes(b"\x00" * 32)
     with pytest.raises(ProtocolError, match="proof"):
         client.pipeline(get(b"b"))
@@ -515,3 +517,49 @@ def test_any_pipelined_script_survives_any_split(
     assert b"".join(e.data for e in got if isinstance(e, Data)) == wanted
     heads = [e for e in got if isinstance(e, Response)]
     assert [h.status == Status.NOT_FOUND for h in heads] == [r.path == b"missing" for r in requests]
+
+
+_kept_fragments = st.sampled_from(
+    [
+        protocol.encode_request(get(b"a")),
+        protocol.encode_request(get(b"a", keep=False)),
+        protocol.encode_request(PING),
+        protocol.encode_request(listing(b"d")),
+        protocol.encode_auth(b"\x01" * 32, 2),
+        b"legacy.txt\n",
+        b"\x00getfile/2 GET a keep=7\n",
+        b"\x00getfile/2 ",
+        b"\x00getfile/3 PING\n",
+        b"keep=1",
+        b"\n",
+        b"\x00",
+        b"\xff" * 5,
+    ]
+)
+_kept_tails = st.lists(st.one_of(_kept_fragments, st.binary(max_size=8)), max_size=40).map(b"".join)
+
+
+@HYPOTHESIS
+@given(tail=_kept_tails, cuts=st.lists(st.integers(0, 5000), max_size=12))
+def test_a_kept_server_connection_survives_hostile_bytes(tail: bytes, cuts: list[int]) -> None:
+    """After a kept answer, anything: only the protocol's error escapes, memory stays bounded."""
+    server = ServerConnection(max_requests=50)
+    server.receive_data(protocol.encode_request(get(b"first")))
+    server.next_event()
+    server.send(Response(Status.NOT_FOUND, "no"))
+    pieces = iter([*_pieces(tail, cuts), b""])
+    try:
+        for _ in range(10_000):
+            event = server.next_event()
+            if event is NEED_DATA:
+                server.receive_data(next(pieces))
+            elif isinstance(event, ConnectionClosed) or server.state == "done":
+                break
+            else:
+                assert isinstance(event, Request), event  # no proof can come: no challenge
+                refusal = Response(Status.NOT_FOUND, "no")
+                server.send(protocol.pong() if event.verb is Verb.PING else refusal)
+            assert server.buffered <= MAX_SERVER_BUFFER
+    except ProtocolError:
+        pass
+    assert server.sequence <= 50
