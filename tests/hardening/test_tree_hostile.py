@@ -20,7 +20,7 @@ import pytest
 
 from getfile_core import protocol
 from getfile_core.protocol import Request, Response, Status, Verb
-from tests.helpers import digest_bytes, run_cli
+from tests.support import digest_bytes, run_cli
 
 MTIME = 1_700_000_000_000_000_000
 #: Entries in the flooding folder, in pages of the protocol's 1000.

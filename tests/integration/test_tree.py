@@ -11,11 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.support import wait_for
-from tests.helpers import GETFILE, ServeProcess, run_cli, run_cli_on_terminal, serve_process
+from tests.support import (
+    GETFILE,
+    KIB,
+    ServeProcess,
+    run_cli,
+    run_cli_on_terminal,
+    serve_process,
+    wait_until_sync,
+)
 from tests.support.links import Link, LinkEmulator
-
-KIB = 1024
 
 #: Names a real tree holds that a careless client mangles (all legal, none hostile).
 ODD_NAMES = [
@@ -230,7 +235,7 @@ def test_ctrl_c_keeps_the_partial_files_and_a_rerun_finishes(
         argv = [*GETFILE, "get", "-r", "-o", str(out), f"getfile://127.0.0.1:{relay.port}/photos"]
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: any(out.rglob("*.getfile-part")), 20, "a partial file")
+            wait_until_sync(lambda: any(out.rglob("*.getfile-part")), "a partial file", 20)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=20)
         finally:
