@@ -32,7 +32,7 @@ from getfile_core import protocol
 from getfile_core.address import Target
 from getfile_core.client.destination import Destination
 from getfile_core.client.globs import Filter
-from getfile_core.client.names import PART_SUFFIX, UnsafeName
+from getfile_core.client.names import UnsafeName
 from getfile_core.client.pipeline import BIG_FILE, JobQueue, KeptConnection, Worker
 from getfile_core.client.session import printable, raise_for_status
 from getfile_core.client.state import Options
@@ -95,6 +95,8 @@ class TreeResult:
     seconds: float = 0.0
     #: The first error of each kind, for the exit code (first one wins).
     errors: list[GetfileError] = field(default_factory=list)
+    #: ``Tree.cancel`` stopped it: what is missing was not tried (parts are kept).
+    cancelled: bool = False
 
 
 class Tree:
@@ -139,6 +141,13 @@ class Tree:
     @property
     def bytes_done(self) -> int:
         return self.bytes_resumed + sum(w.state.done for w in self.workers)
+
+    def cancel(self) -> None:
+        """Stop the whole tree (any thread): partial files are kept for the next run."""
+        self.result.cancelled = True
+        self.queue.stop()
+        for worker in self.workers:
+            worker.state.cancel()
 
     def in_flight(self) -> list[str]:
         names = []
@@ -446,9 +455,7 @@ def run_tree(tree: Tree, jobs: int, on_tick: Callable[[], None] | None = None) -
                 if on_tick is not None:
                     on_tick()
     except BaseException:
-        tree.queue.stop()
-        for worker in workers:
-            worker.state.cancel()
+        tree.cancel()
         for thread in threads:
             thread.join(5.0)
         raise
@@ -493,7 +500,7 @@ def walk_tree(
 
 
 __all__ = [
-    "PART_SUFFIX",
+    "Tree",
     "TreeEntry",
     "TreeLimitError",
     "TreeOptions",
