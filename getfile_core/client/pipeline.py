@@ -81,8 +81,8 @@ class Job(Protocol):
     def answer(self, link: KeptConnection, head: Response) -> None:
         """Consume the rest of the answer (body, trailer) and act on it."""
 
-    def give_up(self, error: GetfileError) -> None:
-        """The job failed for good (a refusal, a lie, retries spent)."""
+    def give_up(self, error: GetfileError, *, quiet: bool = False) -> None:
+        """The job failed for good (a refusal, a lie, retries spent); ``quiet``: no line."""
 
 
 class KeptConnection:
@@ -446,8 +446,9 @@ class Worker:
     def _give_up_all(self, error: GetfileError, sent: collections.deque[Job]) -> None:
         """Nothing on this server can work (no token, a legacy server, a dead link)."""
         self.queue.stop()
-        for job in [*sent, *self.queue.drain()]:
-            job.give_up(error)
+        # One line says why; the thousand files behind it are counted, not each told.
+        for index, job in enumerate([*sent, *self.queue.drain()]):
+            job.give_up(error, quiet=index > 0)
             self.queue.done(job)
         sent.clear()
 

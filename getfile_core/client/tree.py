@@ -132,11 +132,13 @@ class Tree:
         rest = b"/".join(os.fsencode(p) for p in parts)
         return b"/".join(x for x in (top, rest) if x) or b"."
 
-    def fail(self, error: GetfileError, subject: str) -> None:
+    def fail(self, error: GetfileError, subject: str, *, quiet: bool = False) -> None:
         with self.lock:
             self.result.failed += 1
-            self.result.errors.append(error)
-        self.on_line(subject, str(error))
+            if not quiet:
+                self.result.errors.append(error)
+        if not quiet:
+            self.on_line(subject, str(error))
 
     @property
     def bytes_done(self) -> int:
@@ -287,8 +289,8 @@ class ListJob:
         if tree.tree_options.recursive:
             tree.queue.add(ListJob(tree, parts), listing=True)
 
-    def give_up(self, error: GetfileError) -> None:
-        self.tree.fail(error, self.shown)
+    def give_up(self, error: GetfileError, *, quiet: bool = False) -> None:
+        self.tree.fail(error, self.shown, quiet=quiet)
 
 
 class FileJob:
@@ -405,11 +407,11 @@ class FileJob:
         special = "listed as a file but is a folder now; refused"
         self.give_up(_refusal(head, Status.IS_A_DIRECTORY, special))
 
-    def give_up(self, error: GetfileError) -> None:
+    def give_up(self, error: GetfileError, *, quiet: bool = False) -> None:
         if self.destination is not None:
             self.destination.abandon(keep_part=True)
             self.destination = None
-        self.tree.fail(error, self.shown)
+        self.tree.fail(error, self.shown, quiet=quiet)
 
 
 def _refusal(head: Response, status: Status, special: str) -> GetfileError:

@@ -245,3 +245,13 @@ def test_ctrl_c_keeps_the_partial_files_and_a_rerun_finishes(
     code, _, err = get_r("-o", str(out), served.url("photos"))
     assert (code, err) == (0, "")
     assert tree_of(out / "photos") == tree_of(remote)
+
+
+def test_a_link_that_dies_is_a_few_lines_not_one_per_file(served: ServeProcess, out: Path) -> None:
+    with LinkEmulator(served.port, Link(reset_every=100 * KIB)) as relay:
+        url = f"getfile://127.0.0.1:{relay.port}/photos"
+        code, stdout, err = get_r("-o", str(out), "-j", "1", "--retries", "0", "--json", url)
+    assert code == 12, err
+    assert 1 <= len(err.splitlines()) <= 2 and "reset" in err
+    summary = json.loads(stdout)
+    assert summary["failed"] > 10 and summary["exit"] == 12
