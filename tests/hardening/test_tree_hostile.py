@@ -104,6 +104,10 @@ class ListingLiar:
         keep = 999 if request.keep else None
         if request.path in self.raw:
             return self.raw[request.path]
+        if request.verb is Verb.LIST and request.path.startswith(b"abyss"):
+            body = line("dir", b"d")  # a folder in every folder, for ever
+            head = Response(Status.OK, size=len(body), entries=1, version=2, keep=keep)
+            return protocol.encode_response_head(head) + body
         if request.verb is Verb.LIST and request.path in self.listings:
             pages = self.listings[request.path]
             index = int(request.after[1:]) if request.after else 0
@@ -263,3 +267,11 @@ def test_a_listing_that_claims_gigabytes_is_refused_unread(tmp_path: Path) -> No
     assert done.returncode == 11, done.stderr
     assert "larger than the protocol allows" in done.stderr and done.stderr.count("\n") == 1
     assert (tmp_path / "top" / "ok.txt").read_bytes() == b"fine"
+
+
+def test_an_endless_tree_stops_at_the_depth_bound(liar: ListingLiar, tmp_path: Path) -> None:
+    done = run_cli("get", "-r", "-o", str(tmp_path), "--max-depth", "10", f"{liar.url}/abyss")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "--max-depth" in done.stderr
+    depth = max(len(Path(w).relative_to(tmp_path).parts) for w, _, _ in os.walk(tmp_path))
+    assert depth == 11  # abyss/ and ten folders below it
