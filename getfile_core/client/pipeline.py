@@ -467,6 +467,8 @@ def _answer(job: Job, link: KeptConnection, head: Response) -> None:
 
 
 def _kept(request: Request) -> Request:
+    if request.keep and request.version == protocol.LATEST:
+        return request  # built that way: no copy per file
     return dataclasses.replace(request, keep=True, version=protocol.LATEST)
 
 

@@ -46,7 +46,7 @@ from getfile_core.errors import (
     RemoteError,
     UsageError,
 )
-from getfile_core.protocol import Entry, Request, Response, Status, Verb
+from getfile_core.protocol import LATEST, Entry, Request, Response, Status, Verb
 
 #: Default bounds of one tree (``--max-entries``, ``--max-depth``).
 MAX_ENTRIES = 1_000_000
@@ -179,7 +179,8 @@ class ListJob:
         return "/".join(self.parts) + "/"
 
     def request(self) -> Request:
-        return Request(Verb.LIST, self.tree.path_of(self.parts), after=self.after)
+        path = self.tree.path_of(self.parts)
+        return Request(Verb.LIST, path, after=self.after, version=LATEST, keep=True)
 
     def answer(self, link: KeptConnection, head: Response) -> None:
         if head.status is not Status.OK:
@@ -355,7 +356,8 @@ class FileJob:
             with tree.lock:
                 tree.bytes_resumed += offset
         self.destination, self.offset = destination, offset
-        return Request(Verb.GET, tree.path_of(self.parts), offset=offset)
+        path = tree.path_of(self.parts)
+        return Request(Verb.GET, path, offset=offset, version=LATEST, keep=True)
 
     def answer(self, link: KeptConnection, head: Response) -> None:
         destination = self.destination
