@@ -20,6 +20,7 @@ from tests.support import (
     serve_process,
     wait_until_sync,
 )
+from tests.support.certs import make_cert_set
 from tests.support.links import Link, LinkEmulator
 
 #: Names a real tree holds that a careless client mangles (all legal, none hostile).
@@ -255,3 +256,25 @@ def test_a_link_that_dies_is_a_few_lines_not_one_per_file(served: ServeProcess, 
     assert 1 <= len(err.splitlines()) <= 2 and "reset" in err
     summary = json.loads(stdout)
     assert summary["failed"] > 10 and summary["exit"] == 12
+
+
+def test_a_tree_over_tls(remote: Path, out: Path, tmp_path: Path) -> None:
+    certs = make_cert_set(tmp_path / "certs")
+    argv = ["serve", str(remote.parent), "--port", "0"]
+    argv += ["--tls-cert", str(certs.good.cert), "--tls-key", str(certs.good.key)]
+    with serve_process(argv) as server:
+        url = f"getfiles://127.0.0.1:{server.port}/photos"
+        code, _, err = get_r("-o", str(out), "--cafile", str(certs.trusted_ca), url)
+    assert (code, err) == (0, "")
+    assert tree_of(out / "photos") == tree_of(remote)
+
+
+def test_a_symlink_planted_as_the_top_folder_is_refused(
+    served: ServeProcess, out: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "photos").symlink_to(elsewhere)
+    code, _, err = get_r("-o", str(out), served.url("photos"))
+    assert code == 8 and "symlink" in err and err.count("\n") == 1
+    assert list(elsewhere.iterdir()) == []
