@@ -252,7 +252,7 @@ def _add_ls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     ls.add_argument("-r", "--recursive", action="store_true", help="list every folder below")
     ls.add_argument("-l", "--long", action="store_true", help="times to the second")
-    ls.add_argument("-h", "--human", action="store_true", help="sizes as 4.0K, 1.2M")
+    ls.add_argument("-h", "--human", action="store_true", help="sizes as 4.00 KiB, 1.21 MiB")
     ls.add_argument("--json", action="store_true", help="one JSON object per entry")
     ls.add_argument(
         "--max-depth", type=_positive_int, default=64, metavar="N", help=argparse.SUPPRESS
