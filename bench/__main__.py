@@ -60,6 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"also the resetting link's file (default {links.DEFAULT_MIB})",
     )
     parser.add_argument(
+        "--parallel-mib",
+        type=int,
+        help=f"parallel: the file's size in MiB (default {parallel.DEFAULT_MIB}, "
+        f"--quick {parallel.QUICK_MIB}); a segment threshold above it leaves one connection",
+    )
+    parser.add_argument(
         "--cases",
         nargs="+",
         choices=[c.key for c in throughput.CASES],
@@ -79,7 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         [folders.QUICK_SMALL, folders.QUICK_BIG] if quick else [folders.SMALL, folders.BIG]
     )
     args.folder_rounds = 1 if quick else 3
-    args.parallel_mib = parallel.QUICK_MIB if quick else parallel.DEFAULT_MIB
+    args.parallel_mib = args.parallel_mib or (parallel.QUICK_MIB if quick else parallel.DEFAULT_MIB)
     args.parallel_rounds = 1 if quick else 2
     args.sections = args.only or SECTIONS
     return args
