@@ -29,14 +29,27 @@ _EXPORTS = {
     "TransferState": ".client",
     "Destination": ".client",
     "PART_SUFFIX": ".client",
+    "Phase": ".client",
+    "RetryNotice": ".client",
+    "part_name": ".client",
     "UnsafeName": ".client",
     "safe_local_name": ".client",
     # Serving.
     "FileServer": ".server",
     "ServerLimits": ".server",
     "AccessRecord": ".server",
-    # Sizes and rates for people.
+    # Sizes and rates for people, and the shared rate limit.
     "human_size": ".units",
+    "human_rate": ".units",
+    "parse_rate": ".units",
+    "RateLimit": ".ratelimit",
+    # Checksums people publish (SHA256SUMS, b3sum, BSD tags).
+    "ChecksumError": ".checksums",
+    "ExpectedDigest": ".checksums",
+    "expected_digest": ".checksums",
+    "parse_checksum": ".checksums",
+    "load_checksum_file": ".checksums",
+    "find_expected": ".checksums",
     # Errors.
     "GetfileError": ".errors",
     "UsageError": ".errors",
@@ -48,17 +61,28 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from getfile_core.address import Target, parse_url
+    from getfile_core.checksums import (
+        ChecksumError,
+        ExpectedDigest,
+        expected_digest,
+        find_expected,
+        load_checksum_file,
+        parse_checksum,
+    )
     from getfile_core.client import (
         PART_SUFFIX,
         Destination,
         FetchResult,
         Options,
+        Phase,
         Progress,
+        RetryNotice,
         TransferState,
         UnsafeName,
         download,
         fetch,
         list_folder,
+        part_name,
         safe_local_name,
     )
     from getfile_core.errors import (
@@ -67,5 +91,6 @@ if TYPE_CHECKING:
         UnauthorizedError,
         UsageError,
     )
+    from getfile_core.ratelimit import RateLimit
     from getfile_core.server import AccessRecord, FileServer, ServerLimits
-    from getfile_core.units import human_size
+    from getfile_core.units import human_rate, human_size, parse_rate

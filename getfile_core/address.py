@@ -7,6 +7,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from getfile_core import DEFAULT_PORT
 from getfile_core.errors import UsageError
+from getfile_core.printable import printable
 
 SCHEMES = {"getfile": False, "getfiles": True}
 
@@ -24,10 +25,60 @@ class Target:
     def display_path(self) -> str:
         return self.path.decode("utf-8", "backslashreplace")
 
+    @property
+    def address(self) -> str:
+        """``host:port`` (``[v6]:port``), as people read and type it."""
+        return format_address(self.host, self.port)
+
     def url(self) -> str:
         scheme = "getfiles" if self.tls else "getfile"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}/{self.display_path}"
+        return f"{scheme}://{self.address}/{self.display_path}"
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 literal in brackets (``[::1]:50001``): the one formatter
+    for every place that shows where a server is (error lines, the TUI's title, the log)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_port(text: str | int, *, allow_any: bool = False) -> int:
+    """A TCP port from user text: ``1``..``65535`` (``0``, "any free port", only with
+    ``allow_any``, which makes sense for listening and never for connecting).
+
+    ASCII digits only: ``int()`` would take ``"٣"`` or ``" 5 "``, which no
+    other tool would read as a port. Raises ``UsageError`` with a one-line reason.
+    """
+    raw = str(text)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5):
+        raise UsageError(f"not a port number: {raw!r}")
+    port = int(raw)
+    lowest = 0 if allow_any else 1
+    if not lowest <= port <= 65535:
+        raise UsageError(f"port must be {lowest}-65535: {port}")
+    return port
+
+
+def check_host(host: str) -> str:
+    """``host`` if a resolver could take it; ``UsageError`` otherwise.
+
+    The IDNA codec that ``socket.getaddrinfo`` applies refuses labels longer
+    than 63 characters and empty labels (``a..b``) with a ``UnicodeError``,
+    which would surface deep in a connection attempt as a traceback; control
+    characters and spaces are no part of any host name.
+    """
+    if not host:
+        raise UsageError("no host given")
+    if not host.isprintable() or " " in host:
+        raise UsageError(f"not a host name: {printable(host)}")
+    if ":" not in host:  # an IPv6 literal is no IDNA name
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise UsageError(
+                f"not a valid host name: {printable(host, limit=80)} "
+                "(each dot-separated part must be 1-63 characters)"
+            ) from None
+    return host
 
 
 def parse_url(url: str, *, default_port: int = DEFAULT_PORT) -> Target:
@@ -39,17 +90,21 @@ def parse_url(url: str, *, default_port: int = DEFAULT_PORT) -> Target:
     """
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise UsageError(f"not a getfile URL (getfile://HOST[:PORT]/PATH): {url}")
+        raise UsageError(f"not a getfile URL (getfile://HOST[:PORT]/PATH): {printable(url)}")
     if parts.query or parts.fragment:
-        raise UsageError(f"getfile URLs take no ?query or #fragment: {url}")
+        raise UsageError(f"getfile URLs take no ?query or #fragment: {printable(url)}")
     host = parts.hostname
     if not host:
-        raise UsageError(f"no host in {url}")
+        raise UsageError(f"no host in {printable(url)}")
+    check_host(host)
     try:
-        port = parts.port or default_port
+        port = parts.port
     except ValueError:
-        raise UsageError(f"bad port in {url}") from None
-    if not 1 <= port <= 65535:
-        raise UsageError(f"port must be 1-65535 in {url}")
+        raise UsageError(f"bad port in {printable(url)} (1-65535)") from None
+    if port is None:
+        port = default_port
+    elif port == 0:
+        # "Any free port" is for listening; a file is never there. (It used to mean 50001.)
+        raise UsageError(f"port 0 in {printable(url)}: a server's port is 1-65535")
     path = unquote_to_bytes(parts.path[1:] if parts.path.startswith("/") else parts.path)
     return Target(host=host, port=port, path=path, tls=SCHEMES[parts.scheme])

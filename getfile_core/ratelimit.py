@@ -56,7 +56,8 @@ class RateLimit:
         rate = self._rate
         if rate is None:
             return preferred
-        return max(MIN_CHUNK, min(preferred, int(rate * BURST_SECONDS)))
+        # Never more than asked: a body's last bytes may be followed by a trailer.
+        return min(preferred, max(MIN_CHUNK, int(rate * BURST_SECONDS)))
 
     def reserve(self, count: int) -> float:
         """Grant ``count`` bytes; the seconds the caller must wait before moving them."""

@@ -320,15 +320,20 @@ def serve_process(argv: Sequence[str], cwd: Path | str | None = None) -> Iterato
 
 # ---------------------------------------------------------------- scripted peers
 
+VERSION_2_MAGIC = b"\x00getfile/2 "
+UNSUPPORTED_VERSION = b"getfile/1 505 unsupported-version\nmessage: this server speaks 1\n\n"
+
 Script = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
 
 
 @contextlib.asynccontextmanager
-async def scripted_server(script: Script) -> AsyncIterator[int]:
+async def scripted_server(script: Script, *, version_2: bool = False) -> AsyncIterator[int]:
     """A one-purpose peer on 127.0.0.1:0: read the request line, run ``script``, close.
 
     Used to play servers that lie, stall or break the format, which our own
-    server never does. Yields the port.
+    server never does. Yields the port. A version-1 server unless
+    ``version_2``: a version-2 request is answered ``505`` (as a real one
+    would) and the client asks again in version 1, which ``script`` then sees.
     """
     handlers: set[asyncio.Task[None]] = set()
 
@@ -338,6 +343,9 @@ async def scripted_server(script: Script) -> AsyncIterator[int]:
         handlers.add(task)
         try:
             line = await asyncio.wait_for(reader.readline(), PATIENCE)
+            if line.startswith(VERSION_2_MAGIC) and not version_2:
+                writer.write(UNSUPPORTED_VERSION)  # what a version-1 server answers
+                return
             await script(line.rstrip(b"\n"), writer)
             await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

@@ -1,9 +1,11 @@
 """getfile-tui: the form, the transfers, the log and the local server on one screen.
 
 The app lays out the screen, owns the keys and the command palette, runs
-the local server pane and quits cleanly; the download flow itself lives in
-``tui.downloads`` (mixed in). A download reads as one straight line: form →
-worker → ``getfile_core.client.fetch`` → progress messages → row and log.
+the local server pane and quits cleanly. Downloads belong to a
+``DownloadController`` the app owns: the app hands it requests and answers
+its questions (dialogs), and draws what it reports (messages). A download
+reads as one straight line: form → controller → ``getfile_core.fetch`` →
+``Transfer`` → message → row and log.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import os
 import posixpath
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -23,16 +26,29 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
+from tui.actions import ACTIONS, bindings, key_in_force
 from tui.commands import app_commands
-from tui.downloads import DownloadFlow
+from tui.downloads import DownloadController
 from tui.launch import Launch, parse_args
-from tui.messages import ServerStarted, ServerStopped
+from tui.limits import describe_limit
+from tui.messages import (
+    LogLine,
+    ServerStarted,
+    ServerStopped,
+    TransferAdded,
+    TransferChanged,
+    TransferProgress,
+)
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.folder_picker import FolderPickerScreen
-from tui.screens.keys import KEY_HELP, KeysScreen
+from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
+from tui.screens.overwrite import OverwriteScreen
+from tui.screens.rate_prompt import RateScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
-from tui.transfers import Transfer
+from tui.screens.token_prompt import TokenScreen
+from tui.text import printable
+from tui.transfers import Choice, Conflict, State, Transfer
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
 from tui.widgets.log_pane import LogPane
@@ -43,27 +59,25 @@ from tui.widgets.transfer_list import TransferList
 QUIT_TIMEOUT = 12.0
 
 
-class GetfileApp(DownloadFlow, App[None]):
+class DialogPrompts:
+    """The controller's questions, asked with the app's dialogs (from a worker)."""
+
+    def __init__(self, app: App[None]) -> None:
+        self.app = app
+
+    async def choose(self, conflict: Conflict, *, can_resume: bool) -> Choice:
+        return await self.app.push_screen_wait(OverwriteScreen(conflict, can_resume=can_resume))
+
+    async def token(self, where: str, *, wrong: bool) -> bytes | None:
+        return await self.app.push_screen_wait(TokenScreen(where, wrong=wrong))
+
+
+class GetfileApp(App[None]):
     """The terminal descendant of the book's getfile GUI form."""
 
     CSS_PATH = "app.tcss"
     TITLE = "getfile"
-    BINDINGS = [
-        # Priority, so they work from inside a field too (ctrl+x wins over "cut"),
-        # in this order in the footer; check_action switches them off under dialogs.
-        Binding("ctrl+g", "download", "Get", id="download", priority=True),
-        Binding("ctrl+x", "cancel", "Cancel", id="cancel", priority=True),
-        Binding("ctrl+r", "retry", "Retry", id="retry", priority=True),
-        Binding("ctrl+s", "toggle_server", "Server", id="server", priority=True),
-        Binding("ctrl+t", "switch_pane", "Log/Server", id="switch-pane", priority=True),
-        Binding("f1", "toggle_keys", "Keys", id="keys", show=False, priority=True),
-        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
-        Binding("ctrl+n", "cancel_all", "Cancel all", id="cancel-all", show=False, priority=True),
-        Binding("ctrl+o", "pick_folder", "Folder", id="pick-folder", show=False, priority=True),
-        Binding("ctrl+l", "browse", "List", id="browse", show=False, priority=True),
-        Binding("f3", "clear_log", "Clear log", id="clear-log", show=False, priority=True),
-        Binding("f2", "next_theme", "Theme", id="theme", show=False, priority=True),
-    ]
+    BINDINGS = bindings()  # in footer order; from tui.actions, the one table of actions
     #: Actions still allowed while a dialog (or the command palette) is open.
     DIALOG_ACTIONS = frozenset({"quit", "toggle_keys", "next_theme"})
 
@@ -76,12 +90,20 @@ class GetfileApp(DownloadFlow, App[None]):
         super().__init__()
         self.launch = launch or Launch(dest=os.getcwd())
         self.clock = clock
-        self.transfers: dict[int, Transfer] = {}
-        self.tokens: dict[str, bytes] = {}  # "host:port" -> token typed in this session
-        self.legacy_servers: set[str] = set()
+        self.downloads = DownloadController(DialogPrompts(self), self.post_message, self._spawn)
         self._quitting = False
         self._usable_keys = (False, False)
         self.log_history: list[str] = []
+
+    @property
+    def transfers(self) -> dict[int, Transfer]:
+        return self.downloads.transfers
+
+    def _spawn(self, work: Coroutine[Any, Any, None], description: str) -> Worker[None]:
+        # Group "downloads", apart from the server's: exclusive workers of one cancel the other's.
+        return self.run_worker(
+            work, group="downloads", description=description, exit_on_error=False
+        )
 
     # ------------------------------------------------------------ layout
 
@@ -146,8 +168,11 @@ class GetfileApp(DownloadFlow, App[None]):
     def _own_actions(cls) -> frozenset[str]:
         return frozenset(b.action for b in cls.BINDINGS if isinstance(b, Binding))
 
+    def key_for(self, binding_id: str) -> str:
+        return key_in_force(self, binding_id)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from app_commands(self)
+        yield from app_commands(self.run_action, self.key_for)
         yield from super().get_system_commands(screen)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -155,10 +180,89 @@ class GetfileApp(DownloadFlow, App[None]):
         if self.screen is not self.screen_stack[0] and action in self._own_actions():
             return action in self.DIALOG_ACTIONS
         if action in ("cancel", "cancel_all"):
-            return True if any(t.active for t in self.transfers.values()) else None
+            return True if self.downloads.any_active else None
         if action == "retry":
-            return True if any(t.can_retry for t in self.transfers.values()) else None
+            return True if self.downloads.any_retryable else None
         return True
+
+    # ------------------------------------------------------------ downloads
+
+    def action_download(self) -> None:
+        self.form.submit()
+
+    def on_download_form_submitted(self, message: DownloadForm.Submitted) -> None:
+        self.downloads.start(message.request.target, message.request.folder)
+
+    def _selected(self) -> Transfer | None:
+        row = self.transfer_list.selected()
+        return row.transfer if row is not None else None
+
+    def action_cancel(self) -> None:
+        transfer = self.downloads.pick(self._selected(), lambda t: t.active)
+        if transfer is None:
+            self.notify("Nothing to cancel.", timeout=2)
+            return
+        self.downloads.cancel(transfer)
+
+    def action_cancel_all(self) -> None:
+        self.downloads.cancel_all()
+
+    def action_retry(self) -> None:
+        """Retry a failed or cancelled download, or end a retrying one's wait now."""
+        transfer = self.downloads.pick(
+            self._selected(), lambda t: t.can_retry or t.state is State.RETRYING
+        )
+        if transfer is None or not self.downloads.retry(transfer):
+            self.notify("Nothing to retry.", timeout=2)
+
+    def action_limit_rate(self) -> None:
+        current = self.downloads.rate_limit.rate
+        self.push_screen(RateScreen("every download, together", current), self._global_limit)
+
+    def _global_limit(self, rate: float | bool | None) -> None:
+        if rate is not False:
+            self.downloads.set_global_limit(rate)  # type: ignore[arg-type]
+            self._show_limit()
+
+    def _show_limit(self) -> None:
+        rate = self.downloads.rate_limit.rate
+        limit = "" if rate is None else f" · limit {describe_limit(rate)}"
+        self.transfer_list.border_title = f"Transfers{limit}"
+
+    def action_limit_transfer(self) -> None:
+        transfer = self.downloads.pick(self._selected(), lambda t: t.active)
+        if transfer is None:
+            self.notify("No running download to limit.", timeout=2)
+            return
+
+        def chosen(rate: float | bool | None) -> None:
+            if rate is not False:
+                self.downloads.set_limit(transfer, rate)  # type: ignore[arg-type]
+
+        self.push_screen(RateScreen(transfer.name, transfer.limit.rate), chosen)
+
+    def on_transfer_added(self, message: TransferAdded) -> None:
+        # The row mounts while the download starts: the bytes need not wait for the screen.
+        self.transfer_list.add(message.transfer, focus=self.focused is None)
+        self._refresh_keys()
+
+    def on_transfer_changed(self, message: TransferChanged) -> None:
+        self.transfer_list.refresh_transfer(message.transfer)
+        self._refresh_keys()
+
+    def on_transfer_progress(self, message: TransferProgress) -> None:
+        self.transfer_list.refresh_transfer(message.transfer)
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.log_pane.add(message.text, message.level)
+
+    def _refresh_keys(self) -> None:
+        """Re-dim footer keys, only when that changes anything (the footer rebuilds itself)."""
+        usable = (self.downloads.any_active, self.downloads.any_retryable)
+        if usable != self._usable_keys:
+            self._usable_keys = usable
+            self.refresh_bindings()
+            self.transfer_list.enable_actions(cancel=usable[0], retry=usable[1])
 
     # ------------------------------------------------------------ server
 
@@ -172,7 +276,7 @@ class GetfileApp(DownloadFlow, App[None]):
 
     def on_server_started(self, message: ServerStarted) -> None:
         where = ", ".join(format_address(h, p) for h, p in message.addresses)
-        self.sub_title = f"serving {message.root} on {where}"
+        self.sub_title = printable(f"serving {message.root} on {where}")
         self.log_pane.add(f"local server: serving {message.root} on {where}", "ok")
         form = self.form
         if not form.field("host").value.strip():
@@ -217,11 +321,7 @@ class GetfileApp(DownloadFlow, App[None]):
         if isinstance(self.screen, KeysScreen):
             self.screen.dismiss()
             return
-        keys = [
-            (self.get_key_display(b), KEY_HELP.get(b.action, b.description))
-            for b in self.BINDINGS
-            if isinstance(b, Binding)
-        ]
+        keys = [(self.key_for(a.id), a.help) for a in ACTIONS if a.key]
         self.push_screen(KeysScreen(keys))
 
     def action_pick_folder(self) -> None:
@@ -229,24 +329,19 @@ class GetfileApp(DownloadFlow, App[None]):
 
     def action_browse(self) -> None:
         """Pick the File from the server's listing (getfile servers only)."""
-        form = self.form
-        for key in ("host", "port"):
-            field = form.field(key)
-            result = field.validate(field.value)
-            if result is not None and not result.is_valid:
-                field.focus()
-                form.submit()  # shows why
-                return
-        folder = posixpath.dirname(form.field("file").value.strip())
-        host, port = form.field("host").value.strip(), int(form.field("port").value)
-        self.push_screen(RemoteBrowserScreen(host, port, folder, self.tokens), self._file_chosen)
+        address = self.form.server_address()
+        if address is None:
+            return  # the form shows why
+        folder = posixpath.dirname(self.form.file_path())
+        browser = RemoteBrowserScreen(*address, folder, self.downloads.tokens)
+        self.push_screen(browser, self._file_chosen)
 
     def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:
         self.action_browse()
 
-    def _file_chosen(self, path: str | None) -> None:
+    def _file_chosen(self, path: bytes | None) -> None:
         if path:
-            self.form.set_values(file=path)
+            self.form.set_file(path)
             self.form.field("file").focus()
 
     def on_download_form_pick_folder(self, _message: DownloadForm.PickFolder) -> None:
@@ -260,7 +355,7 @@ class GetfileApp(DownloadFlow, App[None]):
     # ------------------------------------------------------------ quit
 
     async def action_quit(self) -> None:
-        running = sum(1 for t in self.transfers.values() if t.active)
+        running = sum(1 for t in self.downloads.transfers.values() if t.active)
         if running and not self._quitting:
             self.push_screen(ConfirmQuitScreen(running), self._quit_answered)
         else:
@@ -275,7 +370,7 @@ class GetfileApp(DownloadFlow, App[None]):
         """Cancel downloads (their .part files stay), stop the server, then exit; bounded."""
         self._quitting = True
         try:
-            self.action_cancel_all()
+            self.downloads.cancel_all()
             downloads = [w for w in self.workers if w.group == "downloads" and not w.is_finished]
             await settle(downloads, QUIT_TIMEOUT)
             with contextlib.suppress(TimeoutError):

@@ -1,10 +1,14 @@
-"""The download flow: from a request to a row state and a log line.
+"""The download controller: from a request to a transfer's end, with no screen in sight.
 
-A mixin of the app (it needs the app's dialogs, log and transfer list): a
-worker of group "downloads" checks the destination, asks about a name
-already taken, then awaits ``getfile_core.client.fetch``; progress goes to
-the transfer list as coalescing messages; every outcome (done, failed,
-cancelled) becomes a row state and a log line, never an exception.
+A plain class the app owns. It asks the user through injected ``Prompts``
+(overwrite? token?), runs its work through an injected ``spawn`` (the app's
+workers; a test's tasks), talks to the network through injected ``fetch``
+and ``list_folder`` (``getfile_core``'s by default), and reports only by
+posting messages (``tui.messages``). So its rules (conflicts, retry, token,
+legacy) are tested with fakes for all four, without a socket or a screen.
+
+A download reads one way: form → ``start`` → conflict check (and a prompt)
+→ ``fetch`` → ``Transfer``'s own methods → a message → the row and the log.
 """
 
 from __future__ import annotations
@@ -12,71 +16,145 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
-from textual.worker import get_current_worker
+from textual.message import Message
 
-from getfile_core.address import Target
-from getfile_core.client.api import FetchResult, Options, Progress, fetch, list_folder
-from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
-from getfile_core.errors import GetfileError, LegacyServerError, UnauthorizedError
+from getfile_core import (
+    PART_SUFFIX,
+    FetchResult,
+    GetfileError,
+    LegacyServerError,
+    Options,
+    Progress,
+    RetryNotice,
+    Target,
+    UnauthorizedError,
+    UnsafeName,
+    fetch,
+    list_folder,
+    safe_local_name,
+)
 from tui import format as fmt
-from tui.messages import TransferProgress
-from tui.screens.overwrite import OverwriteScreen
-from tui.screens.token_prompt import TokenScreen
-from tui.transfers import Conflict, Plan, Transfer, find_conflict, plan_for, plan_for_retry
-from tui.widgets.download_form import DownloadForm
-from tui.widgets.transfer_list import TransferList
-
-if TYPE_CHECKING:
-    from textual.app import App
-
-    from tui.widgets.log_pane import LogPane
-
-    _AppBase = App[None]
-else:
-    _AppBase = object
+from tui.limits import BothLimits, RateLimit, describe_limit
+from tui.messages import LogLine, TransferAdded, TransferChanged, TransferProgress
+from tui.transfers import (
+    Choice,
+    Conflict,
+    Plan,
+    State,
+    Transfer,
+    find_conflict,
+    plan_for,
+    plan_for_retry,
+)
 
 #: Seconds between progress snapshots: smooth enough to watch, cheap over SSH.
 PROGRESS_INTERVAL = 0.25
 #: How often a refused token may be asked for again before the download fails.
 TOKEN_ATTEMPTS = 3
+#: Bound on asking a server whether it can resume (a listing), before the dialog opens.
+PROBE_TIMEOUT = 5.0
 
 
-class DownloadFlow(_AppBase):
-    """Downloads, cancel and retry; mixed into ``GetfileApp``."""
+class Prompts(Protocol):
+    """The questions only the user can answer (the app shows dialogs; tests answer directly)."""
 
-    transfers: dict[int, Transfer]
-    tokens: dict[str, bytes]  # "host:port" -> token typed in this session
-    legacy_servers: set[str]
-    _usable_keys: tuple[bool, bool]
+    async def choose(self, conflict: Conflict, *, can_resume: bool) -> Choice: ...
 
-    if TYPE_CHECKING:
+    async def token(self, where: str, *, wrong: bool) -> bytes | None: ...
 
-        @property
-        def form(self) -> DownloadForm: ...
 
-        @property
-        def transfer_list(self) -> TransferList: ...
+Spawn = Callable[[Coroutine[Any, Any, None], str], object]
 
-        @property
-        def log_pane(self) -> LogPane: ...
 
-    def action_download(self) -> None:
-        self.form.submit()
+class DownloadController:
+    """Downloads, cancel and retry: the rules, the transfers, and nothing drawn."""
 
-    def on_download_form_submitted(self, message: DownloadForm.Submitted) -> None:
-        request = message.request
-        self.start_download(request.target, request.folder)
+    def __init__(
+        self,
+        prompts: Prompts,
+        post: Callable[[Message], object],
+        spawn: Spawn,
+        *,
+        fetcher: Callable[..., Coroutine[Any, Any, FetchResult]] = fetch,
+        lister: Callable[..., Coroutine[Any, Any, object]] = list_folder,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.prompts = prompts
+        self.post = post
+        self.spawn = spawn
+        self.fetcher = fetcher
+        self.lister = lister
+        self.clock = clock
+        #: One limit every download shares (``Options.rate_limit``); changeable while they run.
+        self.rate_limit = RateLimit()
+        self.transfers: dict[int, Transfer] = {}
+        self.tokens: dict[str, bytes] = {}  # "host:port" -> token typed in this session
+        self.legacy_servers: set[str] = set()
+        self._tasks: dict[int, asyncio.Task[object]] = {}
 
-    def start_download(self, target: Target, folder: str) -> None:
-        self.run_worker(
-            self._new_download(target, folder),
-            group="downloads",
-            description=f"download {target.url()}",
-            exit_on_error=False,
-        )
+    # ------------------------------------------------------------ queries
+
+    @property
+    def any_active(self) -> bool:
+        return any(t.active for t in self.transfers.values())
+
+    @property
+    def any_retryable(self) -> bool:
+        return any(t.can_retry or t.state is State.RETRYING for t in self.transfers.values())
+
+    def pick(
+        self, preferred: Transfer | None, wanted: Callable[[Transfer], bool]
+    ) -> Transfer | None:
+        """``preferred`` (the selected row) if it qualifies, else the newest that does."""
+        if preferred is not None and wanted(preferred):
+            return preferred
+        candidates = [t for t in self.transfers.values() if wanted(t)]
+        return candidates[-1] if candidates else None
+
+    # ------------------------------------------------------------ commands
+
+    def start(self, target: Target, folder: str) -> None:
+        self.spawn(self._new_download(target, folder), f"download {target.url()}")
+
+    def cancel(self, transfer: Transfer) -> None:
+        task = self._tasks.get(transfer.id)
+        if task is not None:
+            task.cancel()
+
+    def cancel_all(self) -> None:
+        for transfer in self.transfers.values():
+            if transfer.active:
+                self.cancel(transfer)
+
+    def retry(self, transfer: Transfer) -> bool:
+        """Try ``transfer`` again now: end its backoff wait if it is waiting to retry, else
+        start it again (continuing its ``.part``); ``False`` if it is neither."""
+        if transfer.state is State.RETRYING and transfer.client is not None:
+            transfer.client.retry_now()
+            self._log(f"{transfer.name}: retrying now")
+            return True
+        if not transfer.claim():
+            return False
+        self._changed(transfer)
+        self.spawn(self._retry(transfer), f"retry {transfer.target.url()}")
+        return True
+
+    def set_global_limit(self, rate: float | None) -> None:
+        """Every download, running or to come, shares ``rate`` bytes/s (``None``: no limit)."""
+        self.rate_limit.rate = rate
+        self._log(f"global rate limit: {describe_limit(rate)}")
+
+    def set_limit(self, transfer: Transfer, rate: float | None) -> None:
+        """``transfer`` alone at most ``rate`` bytes/s (the global limit still applies)."""
+        transfer.limit.rate = rate
+        self._log(f"{transfer.name}: rate limit {describe_limit(rate)}")
+        self._changed(transfer)
+
+    # ------------------------------------------------------------ the flows
 
     async def _new_download(self, target: Target, folder: str) -> None:
         try:
@@ -84,216 +162,15 @@ class DownloadFlow(_AppBase):
             conflict = find_conflict(folder, name)
             plan = Plan() if conflict is None else await self._ask_about(conflict, target)
         except (UnsafeName, OSError) as error:
-            self.log_pane.add(f"{target.display_path}: {describe(error)}", "error")
+            self._log(f"{target.display_path}: {describe(error)}", "error")
             return
         if plan is None:
-            self.log_pane.add(f"{name}: skipped (already in {folder})")
+            self._log(f"{name}: skipped (already in {folder})")
             return
         transfer = Transfer(target=target, folder=folder, name=plan.name or name)
         self.transfers[transfer.id] = transfer
-        # The row mounts while the download starts: the bytes need not wait for the screen.
-        self.transfer_list.add(transfer, focus=self.focused is None)
+        self.post(TransferAdded(transfer))
         await self._run(transfer, plan)
-
-    async def _ask_about(self, conflict: Conflict, target: Target) -> Plan | None:
-        can_resume = conflict.part_exists and await self._server_is_ours(target)
-        choice = await self.push_screen_wait(OverwriteScreen(conflict, can_resume=can_resume))
-        return plan_for(choice, conflict)
-
-    async def _server_is_ours(self, target: Target) -> bool:
-        """Whether the server can resume: anything but a legacy one (asked with a listing)."""
-        where = f"{target.host}:{target.port}"
-        if where in self.legacy_servers:
-            return False
-        probe = Target(target.host, target.port, b"", target.tls)
-        options = Options(connect_timeout=3, timeout=3, legacy=False, token=self.tokens.get(where))
-        try:
-            await asyncio.wait_for(list_folder(probe, options=options, max_entries=1), 5)
-        except LegacyServerError:
-            self.legacy_servers.add(where)
-            return False
-        except Exception:  # it answered as ours, or cannot be asked: offer it, fetch will say
-            return True
-        return True
-
-    async def _run(self, transfer: Transfer, plan: Plan) -> None:
-        """One download to its end; every outcome becomes a row state and a log line."""
-        worker = get_current_worker()
-        transfer.worker = worker
-        self._show(transfer)
-        on_progress = functools.partial(self._post_progress, transfer.id)
-        for _attempt in range(TOKEN_ATTEMPTS + 1):
-            token = self.tokens.get(transfer.where)
-            try:
-                result = await fetch(
-                    transfer.target,
-                    transfer.folder,
-                    overwrite=plan.overwrite,
-                    resume=plan.resume,
-                    options=Options(token=token),
-                    on_progress=on_progress,
-                    interval=PROGRESS_INTERVAL,
-                    name=plan.name,
-                )
-            except UnauthorizedError as error:
-                new_token = await self._ask_token(transfer, wrong=token is not None)
-                if new_token is None:
-                    self._failed(transfer, error.message)
-                    return
-                self.tokens[transfer.where] = new_token
-                transfer.reset(transfer.name)
-                self._show(transfer)
-                continue
-            except LegacyServerError as error:
-                final = os.path.join(transfer.folder, transfer.name)
-                if not plan.resume or os.path.lexists(final):
-                    self._failed(transfer, error.message)
-                    return
-                # The .part cannot be continued from the book's server: fetch it whole again.
-                self.legacy_servers.add(transfer.where)
-                transfer.legacy = True
-                self.log_pane.add(
-                    f"{transfer.name}: {transfer.where} is a legacy server and cannot resume;"
-                    " starting again",
-                    "warn",
-                )
-                plan = Plan(overwrite=True, name=plan.name)
-                transfer.reset(transfer.name)
-                self._show(transfer)
-                continue
-            except GetfileError as error:
-                self._failed(transfer, error.message)
-                return
-            except asyncio.CancelledError:
-                self._cancelled(transfer)
-                raise
-            except Exception as error:  # a bug must not take the app down: say it, keep going
-                self._failed(transfer, f"unexpected error: {error!r}")
-                return
-            self._done(transfer, result)
-            return
-        self._failed(transfer, "gave up after several attempts (token refused?)")
-
-    def _post_progress(self, transfer_id: int, progress: Progress) -> None:
-        # Called in the event loop at most every PROGRESS_INTERVAL; the list coalesces.
-        self.transfer_list.post_message(TransferProgress(transfer_id, progress))
-
-    async def _ask_token(self, transfer: Transfer, *, wrong: bool) -> bytes | None:
-        self.log_pane.add(
-            f"{transfer.name}: {transfer.where} "
-            + ("refused the token" if wrong else "needs a token"),
-            "warn",
-        )
-        return await self.push_screen_wait(TokenScreen(transfer.where, wrong=wrong))
-
-    # ------------------------------------------------------------ outcomes
-
-    def _show(self, transfer: Transfer) -> None:
-        self.transfer_list.refresh_transfer(transfer)
-        self._refresh_keys()
-
-    def _refresh_keys(self) -> None:
-        """Re-dim footer keys, only when that changes anything (the footer rebuilds itself)."""
-        transfers = self.transfers.values()
-        usable = (any(t.active for t in transfers), any(t.can_retry for t in transfers))
-        if usable != self._usable_keys:
-            self._usable_keys = usable
-            self.refresh_bindings()
-            self.transfer_list.enable_actions(cancel=usable[0], retry=usable[1])
-
-    def _done(self, transfer: Transfer, result: FetchResult) -> None:
-        transfer.state = "done"
-        transfer.saved_path = result.path
-        transfer.legacy = result.legacy
-        fresh = result.size - result.resumed_from
-        average = fresh / result.seconds if result.seconds > 0 else 0.0
-        transfer.progress = Progress(
-            "done", result.size, result.size, average, result.seconds, result.legacy
-        )
-        self._show(transfer)
-        resumed = f", resumed at {fmt.size(result.resumed_from)}" if result.resumed_from else ""
-        # A rate over a few milliseconds says nothing; only big transfers get one.
-        how = f" at {fmt.rate(average)}" if fresh >= 1024 * 1024 and average else ""
-        self.log_pane.add(
-            f"{transfer.name}: saved {result.path} ({fmt.size(result.size)} in "
-            f"{result.seconds:.2f} s{how}{resumed})",
-            "ok",
-        )
-        if result.legacy:
-            self.legacy_servers.add(transfer.where)
-            self.log_pane.add(
-                f"{transfer.name}: legacy server, so no size or digest to check it against",
-                "warn",
-            )
-        elif result.digest:
-            self.log_pane.add(f"{transfer.name}: digest verified ({result.digest[:24]}…)", "ok")
-
-    def _failed(self, transfer: Transfer, reason: str) -> None:
-        transfer.state = "failed"
-        transfer.error = reason
-        self._show(transfer)
-        where = "" if transfer.where in reason else f" (from {transfer.where})"
-        self.log_pane.add(f"{transfer.name}: {reason}{where}", "error")
-
-    def _cancelled(self, transfer: Transfer) -> None:
-        transfer.state = "cancelled"
-        self._show(transfer)
-        part = os.path.join(transfer.folder, transfer.name + PART_SUFFIX)
-        kept = f"; kept {part}, Retry continues it" if os.path.exists(part) else ""
-        self.log_pane.add(f"{transfer.name}: cancelled{kept}", "warn")
-
-    def on_transfer_list_phase_changed(self, message: TransferList.PhaseChanged) -> None:
-        transfer = message.transfer
-        if transfer.state != "downloading" or message.before == "downloading":
-            return
-        progress = transfer.progress
-        if transfer.legacy:
-            self.legacy_servers.add(transfer.where)
-            self.log_pane.add(
-                f"{transfer.name}: connected to {transfer.where}: legacy server detected "
-                "(no size, no checksum, no resume)",
-                "warn",
-            )
-        else:
-            known = progress is not None and progress.total is not None
-            size = f", {fmt.size(progress.total)}" if known else ""  # type: ignore[union-attr]
-            self.log_pane.add(f"{transfer.name}: connected to {transfer.where}{size}")
-
-    # ------------------------------------------------------------ cancel / retry
-
-    def _pick(self, wanted: Callable[[Transfer], bool]) -> Transfer | None:
-        """The focused row's transfer if it qualifies, else the newest that does."""
-        row = self.transfer_list.selected()
-        if row is not None and wanted(row.transfer):
-            return row.transfer
-        candidates = [t for t in self.transfers.values() if wanted(t)]
-        return candidates[-1] if candidates else None
-
-    def action_cancel(self) -> None:
-        transfer = self._pick(lambda t: t.active)
-        if transfer is None:
-            self.notify("Nothing to cancel.", timeout=2)
-            return
-        if transfer.worker is not None:
-            transfer.worker.cancel()
-
-    def action_cancel_all(self) -> None:
-        for transfer in self.transfers.values():
-            if transfer.active and transfer.worker is not None:
-                transfer.worker.cancel()
-
-    def action_retry(self) -> None:
-        transfer = self._pick(lambda t: t.can_retry)
-        if transfer is None:
-            self.notify("Nothing to retry.", timeout=2)
-            return
-        transfer.state = "queued"  # claimed: a second ctrl+r must not start it twice
-        self.run_worker(
-            self._retry(transfer),
-            group="downloads",
-            description=f"retry {transfer.target.url()}",
-            exit_on_error=False,
-        )
 
     async def _retry(self, transfer: Transfer) -> None:
         try:
@@ -305,15 +182,207 @@ class DownloadFlow(_AppBase):
             self._failed(transfer, describe(error))
             return
         if plan is None:
-            transfer.state = "cancelled"
-            self._show(transfer)
-            self.log_pane.add(f"{transfer.name}: retry skipped")
+            transfer.stop()
+            self._changed(transfer)
+            self._log(f"{transfer.name}: retry skipped")
             return
         transfer.reset(plan.name or transfer.name)
-        self.log_pane.add(
-            f"{transfer.name}: retrying" + (" from where it stopped" if plan.resume else "")
-        )
+        self._log(f"{transfer.name}: retrying" + (" from where it stopped" if plan.resume else ""))
         await self._run(transfer, plan)
+
+    async def _ask_about(self, conflict: Conflict, target: Target) -> Plan | None:
+        can_resume = conflict.part_exists and await self._server_is_ours(target)
+        choice = await self.prompts.choose(conflict, can_resume=can_resume)
+        return plan_for(choice, conflict)
+
+    async def _server_is_ours(self, target: Target) -> bool:
+        """Whether the server can resume: anything but a legacy one (asked with a listing)."""
+        where = f"{target.host}:{target.port}"
+        if where in self.legacy_servers:
+            return False
+        probe = Target(target.host, target.port, b"", target.tls)
+        options = Options(connect_timeout=3, timeout=3, legacy=False, token=self.tokens.get(where))
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self.lister(probe, options=options, max_entries=1)
+        except LegacyServerError:
+            self.legacy_servers.add(where)
+            return False
+        except (GetfileError, TimeoutError):
+            return True  # it cannot be asked now: offer Resume, fetch will say if it fails
+        return True
+
+    async def _run(self, transfer: Transfer, plan: Plan) -> None:
+        """One download to its end; every outcome becomes a state, a message and a log line."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[transfer.id] = task
+        try:
+            await self._attempts(transfer, plan)
+        finally:
+            self._tasks.pop(transfer.id, None)
+
+    async def _attempts(self, transfer: Transfer, plan: Plan) -> None:
+        self._changed(transfer)
+        on_progress = functools.partial(self._progress, transfer)
+        on_retry = functools.partial(self._retrying, transfer)
+        limit = BothLimits(self.rate_limit, transfer.limit)
+        for _attempt in range(TOKEN_ATTEMPTS + 1):
+            token = self.tokens.get(transfer.where)
+            try:
+                result = await self.fetcher(
+                    transfer.target,
+                    transfer.folder,
+                    overwrite=plan.overwrite,
+                    resume=plan.resume,
+                    options=Options(token=token, rate_limit=limit),  # type: ignore[arg-type]
+                    on_progress=on_progress,
+                    interval=PROGRESS_INTERVAL,
+                    name=plan.name,
+                    state=transfer.start_attempts(),
+                    on_retry=on_retry,
+                )
+            except UnauthorizedError as error:
+                if not await self._token_for(transfer, token):
+                    self._failed(transfer, error.message)
+                    return
+                continue
+            except LegacyServerError as error:
+                if not self._restart_from_legacy(transfer, plan):
+                    self._failed(transfer, error.message)
+                    return
+                plan = Plan(overwrite=True, name=plan.name)
+                continue
+            except GetfileError as error:
+                self._failed(transfer, error.message)
+                return
+            except asyncio.CancelledError:
+                self._cancelled(transfer)
+                raise
+            except Exception as error:
+                # A bug: the row and the log say so, and it still propagates (the worker's
+                # error report), rather than a row stuck on "connecting" or a silent pass.
+                self._failed(transfer, f"unexpected error: {error!r}")
+                raise
+            self._done(transfer, result)
+            return
+        self._failed(transfer, "gave up after several attempts (token refused?)")
+
+    async def _token_for(self, transfer: Transfer, refused: bytes | None) -> bool:
+        """Ask for a (new) token; ``False`` when the user gives up."""
+        wrong = refused is not None
+        said = "refused the token" if wrong else "needs a token"
+        self._log(f"{transfer.name}: {transfer.where} {said}", "warn")
+        new_token = await self.prompts.token(transfer.where, wrong=wrong)
+        if new_token is None:
+            return False
+        self.tokens[transfer.where] = new_token
+        transfer.reset(transfer.name)
+        self._changed(transfer)
+        return True
+
+    def _restart_from_legacy(self, transfer: Transfer, plan: Plan) -> bool:
+        """A resume met the book's server, which cannot start in the middle: fetch the whole
+        file again (``True``), unless this was no resume or the final name is taken."""
+        final = os.path.join(transfer.folder, transfer.name)
+        if not plan.resume or os.path.lexists(final):
+            return False
+        self.legacy_servers.add(transfer.where)
+        transfer.legacy = True
+        self._log(
+            f"{transfer.name}: {transfer.where} is a legacy server and cannot resume;"
+            " starting again",
+            "warn",
+        )
+        transfer.reset(transfer.name)
+        self._changed(transfer)
+        return True
+
+    # ------------------------------------------------------------ reports
+
+    def _log(self, text: str, level: str = "info") -> None:
+        self.post(LogLine(text, level))
+
+    def _changed(self, transfer: Transfer) -> None:
+        self.post(TransferChanged(transfer))
+
+    def _progress(self, transfer: Transfer, progress: Progress) -> None:
+        """Called in the event loop at most every PROGRESS_INTERVAL."""
+        before = transfer.observe(progress)
+        if before is None:
+            self.post(TransferProgress(transfer))
+            return
+        self._changed(transfer)
+        if transfer.state is State.DOWNLOADING and before is not State.DOWNLOADING:
+            self._connected(transfer, progress)
+
+    def _retrying(self, transfer: Transfer, notice: RetryNotice) -> None:
+        """Called on the event loop before each backoff wait of ``fetch``."""
+        transfer.retrying(notice, self.clock())
+        self._changed(transfer)
+        self._log(
+            f"{transfer.name}: retrying in {notice.delay:g} s "
+            f"({notice.attempt}/{notice.attempts}): {notice.reason}",
+            "warn",
+        )
+
+    def _connected(self, transfer: Transfer, progress: Progress) -> None:
+        if transfer.legacy:
+            self.legacy_servers.add(transfer.where)
+            self._log(
+                f"{transfer.name}: connected to {transfer.where}: legacy server detected "
+                "(no size, no checksum, no resume)",
+                "warn",
+            )
+        else:
+            size = f", {fmt.size(progress.total)}" if progress.total is not None else ""
+            self._log(f"{transfer.name}: connected to {transfer.where}{size}")
+
+    def _done(self, transfer: Transfer, result: FetchResult) -> None:
+        fresh = result.size - result.resumed_from
+        average = fresh / result.seconds if result.seconds > 0 else 0.0
+        final = Progress("done", result.size, result.size, average, result.seconds, result.legacy)
+        transfer.finish(result.path, final, legacy=result.legacy)
+        self._changed(transfer)
+        if result.legacy:
+            self.legacy_servers.add(transfer.where)
+        for text, level in saved_lines(transfer.name, result, average):
+            self._log(text, level)
+
+    def _failed(self, transfer: Transfer, reason: str) -> None:
+        transfer.fail(reason)
+        self._changed(transfer)
+        where = "" if transfer.where in reason else f" (from {transfer.where})"
+        self._log(f"{transfer.name}: {reason}{where}", "error")
+
+    def _cancelled(self, transfer: Transfer) -> None:
+        transfer.stop()
+        self._changed(transfer)
+        part = os.path.join(transfer.folder, transfer.name + PART_SUFFIX)
+        kept = f"; kept {part}, Retry continues it" if os.path.exists(part) else ""
+        self._log(f"{transfer.name}: cancelled{kept}", "warn")
+
+
+def saved_lines(name: str, result: FetchResult, average: float) -> list[tuple[str, str]]:
+    """The log's words for a finished download: where, how big, how fast, what was checked."""
+    fresh = result.size - result.resumed_from
+    resumed = f", resumed at {fmt.size(result.resumed_from)}" if result.resumed_from else ""
+    if result.attempts > 1:
+        resumed += f", {result.attempts} connections"
+    # A rate over a few milliseconds says nothing; only big transfers get one.
+    how = f" at {fmt.rate(average)}" if fresh >= 1024 * 1024 and average else ""
+    lines = [
+        (
+            f"{name}: saved {result.path} ({fmt.size(result.size)} in "
+            f"{result.seconds:.2f} s{how}{resumed})",
+            "ok",
+        )
+    ]
+    if result.legacy:
+        lines.append((f"{name}: legacy server, so no size or digest to check it against", "warn"))
+    elif result.digest:
+        lines.append((f"{name}: digest verified ({result.digest[:24]}…)", "ok"))
+    return lines
 
 
 def describe(error: Exception) -> str:

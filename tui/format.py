@@ -7,7 +7,7 @@ bytes sent to a terminal over SSH small.
 
 from __future__ import annotations
 
-from getfile_core.units import human_size as size
+from getfile_core import human_size as size
 
 #: Characters that the VGA font of the Linux console has, as do all others.
 FULL, EMPTY = "█", "░"

@@ -7,10 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from getfile_core import DEFAULT_PORT
-from getfile_core.address import parse_url
-from getfile_core.cli.main import port_number
-from getfile_core.errors import UsageError
+from getfile_core import DEFAULT_PORT, UsageError, parse_url
 
 
 @dataclass(frozen=True)
@@ -22,6 +19,17 @@ class Launch:
     serve: str | None = None
     serve_host: str = "127.0.0.1"
     serve_port: int = 0
+
+
+def port_number(text: str) -> int:
+    """argparse type for a TCP port (0 lets the system pick one, where that makes sense)."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +65,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Launch:
             target = parse_url(args.url)
         except UsageError as error:
             parser.error(error.message)
-        host, port, file = target.host, str(target.port), target.display_path
+        # The raw path, undecodable bytes kept (surrogateescape): the form shows it readably.
+        host, port, file = target.host, str(target.port), os.fsdecode(target.path)
     if args.host:
         host = args.host
     if args.port:

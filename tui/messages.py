@@ -1,28 +1,56 @@
-"""Messages the workers send to the widgets.
+"""Messages: how the download controller and the server pane tell the app what happened.
 
-Progress messages replace each other (``can_replace``): if the UI falls
-behind, only the newest snapshot of each transfer is drawn, so a fast
-download can never flood the event queue.
+Nothing here calls back up: the controller posts these to the app, which
+draws them (a row, a log line). Progress messages replace each other
+(``can_replace``): if the UI falls behind, only the newest snapshot of each
+transfer is drawn, so a fast download can never flood the event queue.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
-from getfile_core.client.api import Progress
-from getfile_core.server.fileserver import AccessRecord
+if TYPE_CHECKING:
+    from getfile_core import AccessRecord
+    from tui.transfers import Transfer
+
+
+class TransferAdded(Message):
+    """A new row: a download passed its checks and starts."""
+
+    def __init__(self, transfer: Transfer) -> None:
+        super().__init__()
+        self.transfer = transfer
+
+
+class TransferChanged(Message):
+    """A transfer's state changed (or it has a fresh reason): redraw its row, re-dim keys."""
+
+    def __init__(self, transfer: Transfer) -> None:
+        super().__init__()
+        self.transfer = transfer
 
 
 class TransferProgress(Message):
-    """A fresh snapshot of one transfer's counters."""
+    """A transfer has fresh counters (same state): redraw its row's numbers."""
 
-    def __init__(self, transfer_id: int, progress: Progress) -> None:
+    def __init__(self, transfer: Transfer) -> None:
         super().__init__()
-        self.transfer_id = transfer_id
-        self.progress = progress
+        self.transfer = transfer
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TransferProgress) and message.transfer_id == self.transfer_id
+        return isinstance(message, TransferProgress) and message.transfer is self.transfer
+
+
+class LogLine(Message):
+    """One line for the log; ``text`` may hold server words (the log shows it as plain text)."""
+
+    def __init__(self, text: str, level: str = "info") -> None:
+        super().__init__()
+        self.text = text
+        self.level = level
 
 
 class ServerAccess(Message):

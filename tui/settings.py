@@ -23,8 +23,7 @@ from typing import Any
 
 import platformdirs
 
-from getfile_core import DEFAULT_PORT
-from getfile_core.units import human_rate, parse_rate
+from getfile_core import DEFAULT_PORT, human_rate, parse_rate
 
 CONFIG_FILE = "config.toml"
 #: A generous config is a few KiB; more is a mistake (or a /dev/zero symlink).

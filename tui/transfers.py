@@ -11,18 +11,33 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-from getfile_core.address import Target
-from getfile_core.client.api import Progress
-from getfile_core.client.names import PART_SUFFIX
+from getfile_core import PART_SUFFIX, Phase, Progress, RetryNotice, Target, TransferState
+from tui.limits import RateLimit
 
-if TYPE_CHECKING:
-    from textual.worker import Worker
-
-ACTIVE_STATES = frozenset({"queued", "connecting", "downloading", "verifying"})
-RETRYABLE_STATES = frozenset({"failed", "cancelled"})
 _ids = itertools.count(1)
+
+
+#: Where a transfer is: the client's own ``Phase`` (queued, connecting, waiting,
+#: downloading, verifying, retrying, done, failed, cancelled), so a progress snapshot
+#: moves a row by value. Only the ``Transfer``'s own methods change a transfer's state.
+State = Phase
+
+
+ACTIVE_STATES = frozenset(
+    {
+        State.QUEUED,
+        State.CONNECTING,
+        State.WAITING,
+        State.DOWNLOADING,
+        State.VERIFYING,
+        State.RETRYING,
+    }
+)
+#: States a progress snapshot may move a running transfer into (never done/failed/cancelled:
+#: only the outcome of ``fetch`` says those).
+PROGRESS_STATES = ACTIVE_STATES - {State.QUEUED}
+RETRYABLE_STATES = frozenset({State.FAILED, State.CANCELLED})
 
 
 class Choice(StrEnum):
@@ -60,16 +75,25 @@ def find_conflict(folder: str, name: str) -> Conflict | None:
     return Conflict(folder, name, final_exists, part_size)
 
 
-def free_name(folder: str, name: str, limit: int = 10_000) -> str:
-    """``name (1).ext``, ``name (2).ext``...: the first with neither NAME nor NAME.part taken."""
+def free_name(folder: str, name: str) -> str:
+    """``name (1).ext``, ``name (2).ext``...: the first with neither NAME nor NAME.part taken.
+
+    Reads the folder once instead of probing name after name, so it always
+    finds one (a folder of n entries has a free number at most n + 1) and
+    costs one listing however many ``x (n).ext`` are there: probing 10,000
+    taken names with a cap used to end in an exception that took the
+    overwrite dialog (and the app) down.
+    """
     stem, dot, ext = name.rpartition(".")
     if not stem:  # no extension, or a dotfile such as ".bashrc"
         stem, dot, ext = name, "", ""
-    for number in range(1, limit):
+    with os.scandir(folder) as entries:
+        taken = {entry.name for entry in entries}
+    for number in itertools.count(1):
         candidate = f"{stem} ({number}){dot}{ext}"
-        if find_conflict(folder, candidate) is None:
+        if candidate not in taken and candidate + PART_SUFFIX not in taken:
             return candidate
-    raise FileExistsError(f"no free name like {name} in {folder}")
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -105,38 +129,111 @@ def plan_for_retry(conflict: Conflict | None, *, legacy: bool) -> Plan | None:
 
 @dataclass(eq=False)
 class Transfer:
-    """One row of the transfers list: what was asked, where it goes, how it went."""
+    """One row of the transfers list: what was asked, where it goes, how it went.
+
+    ``state`` is read-only outside: the methods below are its only writers, so
+    a widget can show a transfer but never move it.
+    """
 
     target: Target
     folder: str
     name: str
     id: int = field(default_factory=lambda: next(_ids))
-    state: str = "queued"
     progress: Progress | None = None
     error: str = ""
     legacy: bool = False
     saved_path: str = ""
-    worker: Worker[None] | None = None
+    #: This transfer's own rate limit (none until set); the app's global one applies too.
+    limit: RateLimit = field(default_factory=RateLimit)
+    #: While RETRYING: which attempt, why, and when (``time.monotonic``) it starts.
+    retry: RetryNotice | None = None
+    retry_at: float = 0.0
+    #: What the client waits for, in words ("server is hashing big.iso (40%)"), or "".
+    note: str = ""
+    #: The library's state of the running attempt series: ``retry_now()`` and ``cancel()``.
+    client: TransferState | None = None
+    _state: State = State.QUEUED
+
+    @property
+    def state(self) -> State:
+        return self._state
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE_STATES
+        return self._state in ACTIVE_STATES
 
     @property
     def done_or_stopped(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
+        return self._state in (State.DONE, State.FAILED, State.CANCELLED)
 
     @property
     def can_retry(self) -> bool:
-        return self.state in RETRYABLE_STATES
+        return self._state in RETRYABLE_STATES
 
     @property
     def where(self) -> str:
         return f"{self.target.host}:{self.target.port}"
 
+    # ------------------------------------------------------------ the only writers of state
+
+    def retry_left(self, now: float) -> float:
+        """Seconds until the next attempt while RETRYING (never below zero)."""
+        return max(0.0, self.retry_at - now)
+
+    def start_attempts(self) -> TransferState:
+        """A fresh library state for ``fetch`` (kept so "retry now" can reach it)."""
+        self.client = TransferState()
+        return self.client
+
+    def observe(self, progress: Progress) -> State | None:
+        """Take a progress snapshot; the state before, if it moved the transfer on."""
+        self.progress = progress
+        self.legacy = self.legacy or progress.legacy
+        self.note = progress.note
+        phase = str(progress.phase)
+        if phase != State.RETRYING:
+            self.retry = None
+        if not self.active or phase == self._state or phase not in PROGRESS_STATES:
+            return None
+        before, self._state = self._state, State(phase)
+        return before
+
+    def retrying(self, notice: RetryNotice, now: float) -> None:
+        """The client waits ``notice.delay`` seconds before its next attempt."""
+        self._state = State.RETRYING
+        self.retry = notice
+        self.retry_at = now + notice.delay
+
+    def finish(self, path: str, progress: Progress, *, legacy: bool) -> None:
+        self._state = State.DONE
+        self.retry = None
+        self.saved_path = path
+        self.progress = progress
+        self.legacy = legacy
+
+    def fail(self, reason: str) -> None:
+        self._state = State.FAILED
+        self.error = reason
+        self.retry = None
+
+    def stop(self) -> None:
+        """Cancelled (by the user, or by quitting); what arrived stays in the ``.part``."""
+        self._state = State.CANCELLED
+        self.retry = None
+
+    def claim(self) -> bool:
+        """Take a failed or cancelled transfer for a retry; ``False`` if it is not one
+        (so a second ctrl+r cannot start it twice)."""
+        if not self.can_retry:
+            return False
+        self._state = State.QUEUED
+        return True
+
     def reset(self, name: str) -> None:
         """Ready the row for another attempt (a retry, possibly under a new name)."""
         self.name = name
-        self.state = "queued"
+        self._state = State.QUEUED
         self.progress = None
         self.error = ""
+        self.retry = None
+        self.note = ""

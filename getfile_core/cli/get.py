@@ -12,39 +12,27 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from getfile_core import auth
-from getfile_core.address import Target, parse_url
-from getfile_core.client.transfer import FetchResult, Options
-from getfile_core.errors import GetfileError, UsageError
+from getfile_core.address import Target, check_host, parse_url
+from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
+from getfile_core.cli.options import client_options
+from getfile_core.cli.output import error_line, retry_text
+from getfile_core.client import FetchResult, Options
+from getfile_core.errors import GetfileError, LocalFileError, UsageError
+from getfile_core.printable import printable
 from getfile_core.units import human_size
 
-
-def client_options(args: argparse.Namespace, *, legacy: bool | None = None) -> Options:
-    try:
-        token = auth.load_token(args.token_file)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read token: {error}") from None
-    ssl_context = None
-    if args.cafile or args.pin or args.insecure:
-        from getfile_core.tls import client_context
-
-        ssl_context = client_context(args.cafile, pin=args.pin, insecure=args.insecure)
-    return Options(
-        timeout=args.timeout,
-        legacy=legacy,
-        token=token,
-        ssl_context=ssl_context,
-        pin_sha256=args.pin,
-    )
+if TYPE_CHECKING:
+    from getfile_core.cli.progress import ProgressDisplay
 
 
 def run_get(args: argparse.Namespace) -> int:
     targets = [parse_url(url) for url in args.urls]
     if not os.path.isdir(args.output):
-        raise UsageError(f"destination folder does not exist: {args.output}")
+        raise UsageError(f"destination folder does not exist: {printable(args.output)}")
     legacy = True if args.legacy else False if args.no_legacy else None
-    options = client_options(args, legacy=legacy)
+    options = client_options(args, legacy=legacy, retries=args.retries, rate=args.rate)
     show = not args.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
     if len(targets) == 1 and not show:
         return _get_one_directly(targets[0], args, options)
@@ -57,28 +45,72 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     """One file, nothing to display: the blocking transfer in this thread, no event loop.
 
     Ctrl-C raises KeyboardInterrupt out of the blocked receive; the transfer
-    keeps the ``.part`` on the way out, as a cancelled ``fetch`` does.
+    keeps the ``.part`` on the way out, as a cancelled ``fetch`` does. Retries
+    are announced even off a terminal (unless ``-q``): a log that shows a
+    download took five connections explains why it took so long.
     """
-    from getfile_core.client.destination import Destination
-    from getfile_core.client.transfer import TransferState, download
+    from getfile_core.client import Destination, RetryNotice, TransferState, download
+
+    def on_retry(notice: RetryNotice) -> None:
+        error_line(retry_text(notice), subject=target.path)
 
     try:
         destination = Destination.for_remote(
             args.output, target.path, overwrite=args.overwrite, resume=args.resume
         )
-        download(target, destination, options, TransferState())
+        download(
+            target,
+            destination,
+            options,
+            TransferState(),
+            on_retry=None if args.quiet else on_retry,
+        )
     except GetfileError as error:
-        print(f"getfile: {target.display_path}: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+        error_line(error, subject=target.path)
+        return exit_code_for(error)
+    return SUCCESS
+
+
+async def _get_one(
+    target: Target, args: argparse.Namespace, options: Options, display: ProgressDisplay | None
+) -> FetchResult | GetfileError:
+    """One download of several: its bar, a line per retry (unless -q), a line if it fails."""
+    from getfile_core.client import RetryNotice, fetch
+
+    def on_retry(notice: RetryNotice) -> None:
+        error_line(retry_text(notice), subject=target.path)
+
+    try:
+        result = await fetch(
+            target,
+            args.output,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            options=options,
+            on_progress=display.add(target) if display else None,
+            on_retry=None if args.quiet else on_retry,
+        )
+    except GetfileError as error:
+        if display:
+            display.finish(target, None)
+        error_line(error, subject=target.path)
+        return error
+    if display:
+        display.finish(target, result)
+        if result.legacy:
+            # The book's protocol has no size or digest: a cut looks like the end.
+            error_line(
+                "from a legacy server, so size and integrity are not verified "
+                "(--no-legacy refuses such downloads)",
+                subject=target.path,
+            )
+    return result
 
 
 async def _get_all(
     targets: list[Target], args: argparse.Namespace, options: Options, show: bool
 ) -> int:
     import asyncio
-
-    from getfile_core.client.api import fetch
 
     display = None
     if show:
@@ -90,31 +122,7 @@ async def _get_all(
 
     async def one(target: Target) -> FetchResult | GetfileError:
         async with slots:
-            callback = display.add(target) if display else None
-            try:
-                result = await fetch(
-                    target,
-                    args.output,
-                    overwrite=args.overwrite,
-                    resume=args.resume,
-                    options=options,
-                    on_progress=callback,
-                )
-            except GetfileError as error:
-                if display:
-                    display.finish(target, None)
-                print(f"getfile: {target.display_path}: {error}", file=sys.stderr)
-                return error
-            if display:
-                display.finish(target, result)
-            if result.legacy and show:
-                # The book's protocol has no size or digest: a cut looks like the end.
-                print(
-                    f"getfile: {target.display_path}: from a legacy server, so size and "
-                    "integrity are not verified (--no-legacy refuses such downloads)",
-                    file=sys.stderr,
-                )
-            return result
+            return await _get_one(target, args, options, display)
 
     tasks = [asyncio.ensure_future(one(t)) for t in targets]
     try:
@@ -132,44 +140,57 @@ async def _get_all(
         seconds = time.monotonic() - began
         rate = total / seconds if seconds > 0 else 0
         failed = f"; {len(failures)} failed" if failures else ""
-        print(
-            f"getfile: {len(results)} file(s), {human_size(total)} in {seconds:.2f} s "
-            f"({human_size(rate)}/s){failed}",
-            file=sys.stderr,
+        error_line(
+            f"{len(results)} file(s), {human_size(total)} in {seconds:.2f} s "
+            f"({human_size(rate)}/s){failed}"
         )
-    return failures[0].exit_code if failures else 0
+    return exit_code_for(failures[0]) if failures else SUCCESS
 
 
 def run_ls(args: argparse.Namespace) -> int:
     import asyncio
 
-    from getfile_core.client.api import list_folder
+    from getfile_core.client import list_folder
 
     target = parse_url(args.url)
     options = client_options(args, legacy=False)
     entries, cut = asyncio.run(list_folder(target, options=options, max_entries=args.max))
+    if len(entries) > args.max:
+        # The listing arrives in pages; --max is a promise about what is printed.
+        entries, cut = entries[: args.max], True
     for entry in entries:
-        name = entry.name.decode("utf-8", "backslashreplace")
-        name = "".join(ch if ch.isprintable() else "?" for ch in name)
-        if entry.kind == "dir":
-            name += "/"
+        name = printable(entry.name) + ("/" if entry.kind == "dir" else "")
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime_ns / 1e9))
         size = str(entry.size) if entry.kind == "file" else "-"
-        print(f"{entry.kind:<5} {size:>12}  {stamp}  {name}")
+        print(f"{printable(entry.kind):<5} {size:>12}  {stamp}  {name}")
     if cut:
-        print(f"getfile: listing cut at {args.max} entries (--max raises it)", file=sys.stderr)
-    return 0
+        error_line(f"listing cut at {args.max} entries (--max raises it)")
+    return SUCCESS
 
 
-def run_book_client(path: str, host: str, port: int) -> int:
+def run_book_client(path: str, host: str, port: int, *, overwrite: bool = False) -> int:
+    """The book's client: save the file's base name in the current folder, then say so.
+
+    The book replaced an existing file silently; getfile refuses, and says how
+    to ask in the book's own form (``-overwrite yes``), not with a flag that
+    form does not take.
+    """
     import asyncio
 
-    from getfile_core.client.api import fetch
+    from getfile_core.client import fetch, safe_local_name
 
-    target = Target(host=host, port=port, path=os.fsencode(path))
-    asyncio.run(fetch(target, ".", options=Options()))
-    print(f"Client got {path} at {time.ctime()}")
-    return 0
+    target = Target(host=check_host(host), port=port, path=os.fsencode(path))
+    try:
+        asyncio.run(fetch(target, ".", overwrite=overwrite, options=Options()))
+    except LocalFileError:
+        if overwrite or not os.path.lexists(safe_local_name(target.path)):
+            raise
+        raise LocalFileError(
+            f"{safe_local_name(target.path)} exists here; add -overwrite yes to replace it, "
+            "as the book's program did"
+        ) from None
+    print(f"Client got {printable(path)} at {time.ctime()}")
+    return SUCCESS
 
 
 __all__ = ["run_book_client", "run_get", "run_ls"]

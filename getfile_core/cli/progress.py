@@ -19,8 +19,11 @@ from rich.progress import (
 )
 
 from getfile_core.address import Target
-from getfile_core.client.api import Progress
-from getfile_core.client.transfer import FetchResult
+from getfile_core.client import FetchResult, Progress
+from getfile_core.printable import printable
+
+#: Columns a file name may take in its bar's line.
+NAME_WIDTH = 40
 
 
 class ProgressDisplay:
@@ -29,7 +32,8 @@ class ProgressDisplay:
     def __init__(self) -> None:
         self._bars = RichProgress(
             SpinnerColumn(finished_text="[green]✓"),
-            TextColumn("{task.description}", style="bold"),
+            # Names come from the command line and the server: never read as markup.
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -49,19 +53,27 @@ class ProgressDisplay:
         self._bars.stop()
 
     def add(self, target: Target) -> Callable[[Progress], None]:
-        name = target.display_path.rsplit("/", 1)[-1] or target.display_path
-        task = self._bars.add_task(name[:40], total=None)
+        name = printable(target.path.rsplit(b"/", 1)[-1] or target.path, limit=NAME_WIDTH)
+        task = self._bars.add_task(name, total=None)
         self._tasks[target] = task
 
         def update(progress: Progress) -> None:
-            self._bars.update(task, completed=progress.done, total=progress.total)
+            # What the client waits for ("server is hashing big.iso (40%)", a retry's
+            # countdown) replaces the name while it lasts: never a bare spinner.
+            note = printable(progress.note, limit=NAME_WIDTH) if progress.note else ""
+            self._bars.update(
+                task,
+                completed=progress.done,
+                total=progress.total,
+                description=f"{name}: {note}" if note else name,
+            )
 
         return update
 
     def finish(self, target: Target, result: FetchResult | None) -> None:
         task = self._tasks[target]
         if result is None:
-            self._bars.update(task, description="[red]failed", total=1, completed=0)
+            self._bars.update(task, description="failed", total=1, completed=0)
             self._bars.stop_task(task)
         else:
             self._bars.update(task, total=result.size, completed=result.size)

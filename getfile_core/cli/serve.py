@@ -6,17 +6,15 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 
-from getfile_core import auth
+from getfile_core.address import format_address
+from getfile_core.cli.exit_codes import SUCCESS
+from getfile_core.cli.options import load_token
+from getfile_core.cli.output import error_line, print_access, print_book_access
 from getfile_core.errors import UsageError
-from getfile_core.server.fileserver import (
-    AccessRecord,
-    FileServer,
-    ServerLimits,
-    print_access,
-    raise_fd_limit,
-)
+from getfile_core.printable import printable
+from getfile_core.server import FileServer, ServerLimits
+from getfile_core.server.limits import raise_fd_limit
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -27,16 +25,14 @@ def run_serve(args: argparse.Namespace) -> int:
         from getfile_core.tls import server_context
 
         ssl_context = server_context(args.tls_cert, args.tls_key)
-    try:
-        token = auth.load_token(args.token_file)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read token: {error}") from None
+    token = load_token(args.token_file)
     limits = ServerLimits(
         max_transfers=args.max_transfers,
         max_connections=args.max_connections,
         request_timeout=args.request_timeout,
         stall_timeout=args.stall_timeout,
         grace=args.grace,
+        rate=args.rate,
     )
     return _serve(
         args.dir,
@@ -51,18 +47,16 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_book_server(host: str, port: int) -> int:
-    """The book's server: serves the current folder; host 'localhost' binds everywhere."""
-
-    def book_log(record: AccessRecord) -> None:
-        import time
-
-        host_, _, port_ = record.peer.rpartition(":")
-        print(f"Server connected by ('{host_}', {port_}) at {time.ctime(record.when)}", flush=True)
-        print_access(record)
-
-    bind = "" if host == "localhost" else host
+    """The book's server: serves the current folder; host 'localhost' (or '') binds everywhere."""
+    bind = "" if host in ("localhost", "") else host
     return _serve(
-        ".", bind, port, limits=ServerLimits(), token=None, ssl_context=None, on_access=book_log
+        ".",
+        bind,
+        port,
+        limits=ServerLimits(),
+        token=None,
+        ssl_context=None,
+        on_access=print_book_access,
     )
 
 
@@ -70,7 +64,7 @@ def _serve(  # type: ignore[no-untyped-def]
     folder, host, port, *, limits, token, ssl_context, on_access, allow_hardlinks=False
 ) -> int:
     if not os.path.isdir(folder):
-        raise UsageError(f"not a folder: {folder}")
+        raise UsageError(f"not a folder: {printable(folder)}")
     raise_fd_limit(limits)
     server = FileServer(
         folder,
@@ -85,9 +79,9 @@ def _serve(  # type: ignore[no-untyped-def]
     try:
         asyncio.run(_run_until_signal(server))
     except OSError as error:
-        where = f"{host or '0.0.0.0'}:{port}"
+        where = format_address(host or "0.0.0.0", port)
         raise UsageError(f"cannot listen on {where}: {error.strerror or error}") from None
-    return 0
+    return SUCCESS
 
 
 async def _run_until_signal(server: FileServer) -> None:
@@ -98,20 +92,15 @@ async def _run_until_signal(server: FileServer) -> None:
     await server.start()
     scheme = "getfiles" if server.ssl_context else "getfile"
     for host, port in server.addresses:
-        shown = f"[{host}]" if ":" in host else host
         everywhere = " (all interfaces)" if host in ("0.0.0.0", "::") else ""
-        print(
-            f"getfile: serving {server.root.path} on {scheme}://{shown}:{port}/{everywhere}"
-            f"{' with a token' if server.token else ''}; Ctrl-C stops",
-            file=sys.stderr,
-            flush=True,
+        error_line(
+            f"serving {server.root.path} on {scheme}://{format_address(host, port)}/{everywhere}"
+            f"{' with a token' if server.token else ''}; Ctrl-C stops"
         )
     await stop.wait()
-    print(
-        f"getfile: stopping; {server.active_transfers} transfer(s) get "
-        f"{server.limits.grace:g} s to finish (Ctrl-C again cuts them)",
-        file=sys.stderr,
-        flush=True,
+    error_line(
+        f"stopping; {server.active_transfers} transfer(s) get "
+        f"{server.limits.grace:g} s to finish (Ctrl-C again cuts them)"
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.cut)

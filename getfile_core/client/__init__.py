@@ -15,12 +15,15 @@ _EXPORTS = {
     "fetch": ".api",
     "list_folder": ".api",
     "Progress": ".api",
-    "FetchResult": ".transfer",
-    "Options": ".transfer",
-    "TransferState": ".transfer",
-    "download": ".transfer",
+    "FetchResult": ".state",
+    "Options": ".state",
+    "Phase": ".state",
+    "RetryNotice": ".state",
+    "TransferState": ".state",
+    "download": ".get",
     "Destination": ".destination",
     "PART_SUFFIX": ".names",
+    "part_name": ".names",
     "UnsafeName": ".names",
     "safe_local_name": ".names",
 }
@@ -30,5 +33,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from getfile_core.client.api import Progress, fetch, list_folder
     from getfile_core.client.destination import Destination
-    from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
-    from getfile_core.client.transfer import FetchResult, Options, TransferState, download
+    from getfile_core.client.get import download
+    from getfile_core.client.names import PART_SUFFIX, UnsafeName, part_name, safe_local_name
+    from getfile_core.client.state import (
+        FetchResult,
+        Options,
+        Phase,
+        RetryNotice,
+        TransferState,
+    )

@@ -1,10 +1,14 @@
-"""The destination side of a download: ``NAME.part``, a lock, and an atomic commit.
+"""The destination side of a download: ``NAME.getfile-part``, a lock, and an atomic commit.
 
 Every file operation goes through a descriptor of the destination folder
 (``dir_fd``) with ``O_NOFOLLOW``, so a name can only ever land inside it, and
-a planted symlink named like our file cannot redirect the write. The final
-name only appears by a rename (or a hard link, for no-clobber) of a complete,
-verified ``.part``.
+a planted symlink named like our file cannot redirect the write. The partial
+file is created with ``O_EXCL`` (never opened if someone else made it) and
+resumed only if it is ours, a plain file with one link. The final name only
+appears by a rename (or a hard link, for no-clobber) of a complete, verified
+partial file, after checking that its name still leads to the file we wrote
+(device and inode): in a folder others can write (``/tmp``) a name proves
+nothing by itself.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from dataclasses import dataclass, field
 
-from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
+from getfile_core.client.names import UnsafeName, part_name, safe_local_name
 from getfile_core.errors import DiskFullError, LocalFileError
 
 
@@ -42,7 +47,7 @@ class Destination:
 
     @property
     def part_name(self) -> str:
-        return self.name + PART_SUFFIX
+        return part_name(self.name)
 
     @property
     def final_path(self) -> str:
@@ -84,38 +89,108 @@ class Destination:
         return True
 
     def open_part(self, offset: int) -> int:
-        """Open (and lock) the ``.part`` for writing at ``offset``; returns the descriptor."""
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(self.part_name, flags, 0o644, dir_fd=self._dir_fd)
-        except OSError as error:
-            if error.errno == errno.ELOOP:
-                raise LocalFileError(
-                    f"{self.part_path} is a symlink; refusing to follow it"
-                ) from None
-            raise LocalFileError(f"cannot create {self.part_path}: {error.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LocalFileError(f"{self.part_path} is being written by another download") from None
+        """Open (and lock) the ``.part`` for writing at ``offset``; returns the descriptor.
+
+        A new ``.part`` is created with ``O_EXCL``: a file someone planted under
+        the name (in a shared folder such as ``/tmp``) is never written into.
+        Resuming opens an existing one only if it is a plain file of ours with
+        one link. A retry reuses the descriptor it already holds.
+        """
+        if self.fd < 0:
+            self.fd = self._resume_part() if offset else self._create_part()
+        fd = self.fd
         size = os.fstat(fd).st_size
         if offset > size:
-            os.close(fd)
             raise LocalFileError(f"{self.part_path} shrank while resuming")
         if size != offset:
             # Only when needed: ext4 flushes a file truncated to zero when it is
             # closed (auto_da_alloc), which cost 0.35 s per GiB downloaded.
             os.ftruncate(fd, offset)
         os.lseek(fd, offset, os.SEEK_SET)
-        self.fd = fd
         return fd
 
+    def written(self) -> int:
+        """Bytes in the open ``.part``: where a retry resumes."""
+        return os.fstat(self.fd).st_size if self.fd >= 0 else 0
+
+    def _create_part(self) -> int:
+        if (self.overwrite or self.resume) and self._exists(self.part_name):
+            # A leftover check() accepted: remove it, then create afresh (never open it).
+            self._unlink_part_name()
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self.part_name, flags, 0o644, dir_fd=self._dir_fd)
+        except FileExistsError:
+            raise LocalFileError(
+                f"{self.part_path} appeared while starting (another program?); not touching it"
+            ) from None
+        except OSError as error:
+            raise LocalFileError(f"cannot create {self.part_path}: {error.strerror}") from None
+        return self._locked(fd)
+
+    def _resume_part(self) -> int:
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            fd = os.open(self.part_name, flags, dir_fd=self._dir_fd)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise LocalFileError(
+                    f"{self.part_path} is a symlink; refusing to follow it"
+                ) from None
+            raise LocalFileError(f"cannot open {self.part_path}: {error.strerror}") from None
+        info = os.fstat(fd)
+        problem = None
+        if not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file"
+        elif info.st_uid != os.geteuid():
+            problem = "belongs to another user"
+        elif info.st_nlink != 1:
+            problem = "has other hard links"
+        if problem is not None:
+            os.close(fd)
+            raise LocalFileError(f"{self.part_path} {problem}; refusing to resume into it")
+        os.set_blocking(fd, True)
+        return self._locked(fd)
+
+    def _locked(self, fd: int) -> int:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LocalFileError(f"{self.part_path} is being written by another download") from None
+        return fd
+
+    def _is_our_part(self) -> bool:
+        """Whether the ``.part`` name still leads to the file we hold open."""
+        try:
+            named = os.stat(self.part_name, dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self.fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+    def _unlink_part_name(self) -> None:
+        try:
+            os.unlink(self.part_name, dir_fd=self._dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise LocalFileError(f"cannot remove {self.part_path}: {error.strerror}") from None
+
     def commit(self, mtime_ns: int | None) -> str:
-        """Give the verified ``.part`` its final name; never clobber without ``overwrite``."""
+        """Give the verified ``.part`` its final name; never clobber without ``overwrite``.
+
+        The name is checked to still lead to the file written (device and inode)
+        right before the link or rename, so a file swapped in under the
+        ``.part`` name is never the one that gets the final name.
+        """
         if mtime_ns is not None:
             os.utime(self.fd, ns=(mtime_ns, mtime_ns))
         try:
+            if not self._is_our_part():
+                raise LocalFileError(
+                    f"{self.part_path} was replaced during the download; not committing it"
+                )
             if self.overwrite:
                 os.replace(
                     self.part_name, self.name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd
@@ -151,7 +226,7 @@ class Destination:
 
     def abandon(self, *, keep_part: bool) -> None:
         """End without a final file: keep the ``.part`` for ``--resume``, or remove it."""
-        if not keep_part and self.fd >= 0:
+        if not keep_part and self.fd >= 0 and self._is_our_part():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.part_name, dir_fd=self._dir_fd)
         self.close()

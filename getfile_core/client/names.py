@@ -11,8 +11,17 @@ import unicodedata
 
 from getfile_core.protocol import MAX_NAME
 
-PART_SUFFIX = ".part"
+#: A download is written to ``NAME`` + this suffix until it is verified. Not the
+#: book-era ``.part``: a real file called ``notes.part`` (or a second download of
+#: ``x.part`` next to ``x``) collided with the partial file of ``notes`` (``x``);
+#: no downloaded file is ever saved under a name ending in this suffix.
+PART_SUFFIX = ".getfile-part"
 _MAX_LOCAL_NAME = MAX_NAME - len(PART_SUFFIX)
+
+
+def part_name(name: str) -> str:
+    """The partial file's name for a download saved as ``name``."""
+    return name + PART_SUFFIX
 
 
 class UnsafeName(ValueError):
@@ -24,8 +33,9 @@ def safe_local_name(remote_path: str | bytes) -> str:
 
     Takes the last component (``/`` and ``\\`` both separate, since servers
     and users come from every platform), replaces control and separator
-    characters, refuses ``.``/``..``/empty, and trims to 250 bytes so that
-    ``NAME.part`` still fits in NAME_MAX, keeping the extension.
+    characters, refuses ``.``/``..``/empty and names ending in ``PART_SUFFIX``
+    (reserved for partial files), and trims so that ``NAME`` + ``PART_SUFFIX``
+    still fits in NAME_MAX, keeping the extension.
     """
     text = os.fsdecode(remote_path) if isinstance(remote_path, bytes) else remote_path
     base = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
@@ -43,4 +53,6 @@ def safe_local_name(remote_path: str | bytes) -> str:
         room = _MAX_LOCAL_NAME - len(ext_bytes)
         head = encoded[: room if ext_bytes else _MAX_LOCAL_NAME]
         cleaned = head.decode("utf-8", "ignore") + ext_bytes.decode("utf-8", "surrogateescape")
+    if cleaned.endswith(PART_SUFFIX):
+        raise UnsafeName(f"names ending in {PART_SUFFIX} are reserved for partial downloads")
     return cleaned

@@ -9,7 +9,9 @@ plain TCP socket is *spliced* into the file through a pipe (socket pages go
 to the pipe by reference, one kernel copy into the page cache: 0.48 s/GiB),
 and the digest is computed from the file's freshly written pages, a window
 at a time while they are still in cache (0.70-0.75 s/GiB with the digest,
-about what an undigested ``recv`` + ``write`` costs).
+about what an undigested ``recv`` + ``write`` costs, measured through a
+mapping; now read with ``pread`` into a reused buffer, since a mapping of a
+file others can truncate is a SIGBUS waiting to happen: see ``digest``).
 
 TLS sockets, other systems, and any socket ``os.splice`` refuses use the
 portable path: ``recv_into`` a reused 1 MiB buffer, ``os.write``, and a
@@ -130,6 +132,7 @@ class SpliceReceiver(Receiver):
         #: File offsets: where the next byte lands, and how far the digest got.
         self.position = self.hashed = self.start = os.lseek(fd, 0, os.SEEK_CUR)
         self.portable: BufferReceiver | None = None
+        self.hash_buffer: memoryview | None = None
 
     def receive(self, want: int) -> int:
         if self.portable is not None:
@@ -159,7 +162,9 @@ class SpliceReceiver(Receiver):
 
     def finish(self) -> None:
         if self.hasher is not None and self.position > self.hashed:
-            hash_written(self.fd, self.hashed, self.position, self.hasher)
+            if self.hash_buffer is None:
+                self.hash_buffer = memoryview(bytearray(HASH_WINDOW))
+            hash_written(self.fd, self.hashed, self.position, self.hasher, self.hash_buffer)
             self.hashed = self.position
 
     def close(self) -> None:

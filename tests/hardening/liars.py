@@ -41,6 +41,9 @@ REQUEST_WAIT = 5.0
 class Peer:
     """One accepted connection, seen from the lying server's side."""
 
+    #: A liar speaks version 1 of the extended dialect unless told otherwise.
+    version_2 = False
+
     def __init__(self, sock: socket.socket, stopping: threading.Event, heard: list[bytes]) -> None:
         self.sock = sock
         self.stopping = stopping
@@ -60,6 +63,12 @@ class Peer:
                 return b""
             data += more
         line, _, self._pending = data.partition(b"\n")
+        if line.startswith(b"\x00getfile/2 ") and not self.version_2:
+            # What a version-1 server answers; the client asks again, in version 1.
+            self.send(b"getfile/1 505 unsupported-version\n\n")
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            return b""
         self._heard.append(line)
         return line
 

@@ -20,7 +20,7 @@ import pytest
 from getfile_core import auth, protocol
 from getfile_core.address import Target
 from getfile_core.client.api import fetch, list_folder
-from getfile_core.client.transfer import Options
+from getfile_core.client.state import Options
 from getfile_core.errors import GetfileError, NotFoundError, UnauthorizedError
 from getfile_core.protocol import Request, Status, Verb
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits

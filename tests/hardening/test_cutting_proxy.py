@@ -28,13 +28,14 @@ from hypothesis import strategies as st
 
 from getfile_core.address import Target
 from getfile_core.client.api import fetch
-from getfile_core.client.transfer import Options
+from getfile_core.client.names import PART_SUFFIX
+from getfile_core.client.state import Options
 from getfile_core.errors import GetfileError
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.hardening.support import CuttingProxy, LoopThread, Plan, wait_for
 
 SIZE = 3 * 1024 * 1024 + 12345
-OPTIONS = Options(connect_timeout=5, timeout=10)
+OPTIONS = Options(connect_timeout=5, timeout=10, retries=0)
 
 
 @dataclass
@@ -76,7 +77,7 @@ def attempt(rig: Rig, dest: Path) -> GetfileError | None:
 
 def check_nothing_corrupt(rig: Rig, dest: Path) -> None:
     assert not (dest / "src.bin").exists(), "a final file appeared after a cut"
-    part = dest / "src.bin.part"
+    part = dest / ("src.bin" + PART_SUFFIX)
     if part.exists():
         kept = part.read_bytes()
         assert rig.source.startswith(kept), "the .part is not a prefix of the source"
@@ -121,7 +122,7 @@ def test_any_number_of_cuts_then_resume_yields_the_source(
             assert attempt(rig, dest) is None
         event(f"identical after {interruptions} interruption(s)")
         assert (dest / "src.bin").read_bytes() == rig.source
-        assert not (dest / "src.bin.part").exists()
+        assert not (dest / ("src.bin" + PART_SUFFIX)).exists()
     finally:
         rig.proxy.plans.clear()
         shutil.rmtree(dest, ignore_errors=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from getfile_core.cli.exit_codes import exit_code_for
+from getfile_core.client.names import PART_SUFFIX
 from getfile_core.errors import DiskFullError
 from getfile_core.server.fileserver import FileServer
 from tests.hardening.support import PROJECT
@@ -83,18 +85,18 @@ async def test_a_full_disk_keeps_the_part_and_resume_finishes(
 
     code, err = await run_client("get", url, "-o", str(dest), "-q", limit=LIMIT)
 
-    assert code == DiskFullError.exit_code == 9, err
+    assert code == exit_code_for(DiskFullError("x")) == 9, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "disk full" in lines[0] and "Traceback" not in err, err
     assert not (dest / "big.bin").exists(), "something appeared under the final name"
-    part = (dest / "big.bin.part").read_bytes()
+    part = (dest / ("big.bin" + PART_SUFFIX)).read_bytes()
     assert len(part) == LIMIT and part == source[:LIMIT], "the .part is not a clean prefix"
 
     # Room again (no limit): --resume continues from the .part and verifies the whole.
     code, err = await run_client("get", "--resume", url, "-o", str(dest), "-q")
     assert code == 0, err
     assert (dest / "big.bin").read_bytes() == source
-    assert not (dest / "big.bin.part").exists()
+    assert not (dest / ("big.bin" + PART_SUFFIX)).exists()
 
 
 async def test_a_disk_full_before_the_first_byte_leaves_nothing(

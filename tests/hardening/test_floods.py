@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from getfile_core.client.api import fetch
-from getfile_core.client.transfer import Options
+from getfile_core.client.state import Options
 from getfile_core.protocol import Status
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
 from tests.conftest import target_for

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from getfile_core.client.names import PART_SUFFIX
 from tests.hardening.support import (
     PROJECT,
     CuttingProxy,
@@ -58,7 +59,7 @@ def test_sigkill_mid_transfer_then_resume_matches_the_source(tmp_path: Path) -> 
     root.mkdir()
     dest.mkdir()
     source_digest = write_random(root / "big.bin", SIZE)
-    part, final = dest / "big.bin.part", dest / "big.bin"
+    part, final = dest / ("big.bin" + PART_SUFFIX), dest / "big.bin"
 
     server = ServerProcess(root, "--quiet", log=tmp_path / "serve.log").start()
     loop = LoopThread()
@@ -66,7 +67,9 @@ def test_sigkill_mid_transfer_then_resume_matches_the_source(tmp_path: Path) -> 
     try:
         proxy = loop.run(CuttingProxy(server.port).start())
         proxy.plans.append(Plan(hold_at=HOLD_AT))
-        client = getfile("get", f"getfile://127.0.0.1:{proxy.port}/big.bin", "-o", str(dest), "-q")
+        url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
+        # --retries 0: this is the by-hand path; test_client_retries covers retrying.
+        client = getfile("get", "--retries", "0", url, "-o", str(dest), "-q")
         wait_for(
             lambda: (
                 loop.call(proxy.holding.is_set)

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from getfile_core.address import Target
 from getfile_core.client.api import fetch, list_folder
-from getfile_core.client.transfer import FetchResult, Options
+from getfile_core.client.names import PART_SUFFIX
+from getfile_core.client.state import FetchResult, Options
 from getfile_core.digest import format_digest, new_hasher
 from getfile_core.errors import (
     GetfileError,
@@ -48,7 +49,7 @@ NAME = "file.bin"
 #: Longest any single lie may take to be refused; a hang fails the test here.
 BOUND = 20.0
 #: The client's patience in these tests: small, so drips and stalls are quick to refuse.
-PATIENCE = Options(timeout=1.0, connect_timeout=2.0)
+PATIENCE = Options(timeout=1.0, connect_timeout=2.0, retries=0)
 #: Seconds between drip bytes: well under PATIENCE, so no single recv ever times out
 #: and only the overall pace bound can stop the transfer.
 DRIP = 0.2
@@ -93,7 +94,7 @@ def assert_no_final_file(dest: Path) -> None:
 
 
 def part_of(dest: Path) -> Path:
-    return dest / (NAME + ".part")
+    return dest / (NAME + PART_SUFFIX)
 
 
 def assert_part_rule(error: GetfileError, dest: Path, body: bytes) -> None:
@@ -294,7 +295,7 @@ def test_body_dripped_one_byte_at_a_time_is_cut_off(legacy: bool, tmp_path: Path
         if peer.send(announce + BODY[:2000]):  # a brisk start, then a trickle
             peer.drip(BODY[2000:], DRIP)
 
-    options = Options(timeout=PATIENCE.timeout, legacy=legacy)
+    options = Options(timeout=PATIENCE.timeout, legacy=legacy, retries=0)
     with LyingServer(drip_body) as liar, pytest.raises(TimeoutError_) as caught:
         fetch_from(liar, tmp_path, options)
     assert "server too slow" in str(caught.value)
@@ -415,11 +416,13 @@ CLI_LIES = {
 @pytest.mark.parametrize("lie", list(CLI_LIES))
 def test_cli_reports_a_lie_in_one_line(lie: str, tmp_path: Path) -> None:
     reply, then, code = CLI_LIES[lie]
+    # Lost or silent links are retried by default; these lies test the one-shot answer.
+    no_retries = ["--retries", "0"] if code in (4, 12) else []
     with LyingServer(answer(reply, then)) as liar:
         url = f"getfile://127.0.0.1:{liar.port}/{NAME}"
         done = subprocess.run(
-            [sys.executable, "-m", "getfile_core", "get", "--timeout", "1", "-o", str(tmp_path),
-             url],
+            [sys.executable, "-m", "getfile_core", "get", "--timeout", "1", *no_retries,
+             "-o", str(tmp_path), url],
             capture_output=True, text=True, timeout=BOUND, cwd=Path(__file__).parents[2],
         )  # fmt: skip
     lines = done.stderr.strip().splitlines()

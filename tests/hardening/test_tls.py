@@ -17,7 +17,7 @@ import pytest
 
 from getfile_core.address import Target
 from getfile_core.client.api import fetch, list_folder
-from getfile_core.client.transfer import FetchResult, Options
+from getfile_core.client.state import FetchResult, Options
 from getfile_core.digest import format_digest, new_hasher
 from getfile_core.errors import (
     ConnectError,

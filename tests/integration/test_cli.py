@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from getfile_core import __version__, protocol
+from getfile_core.client import part_name
 from getfile_core.protocol import Request, Verb
 from tests.helpers import (
     MIB,
@@ -108,10 +109,10 @@ def test_overwrite_replaces(served: ServeProcess, dest: Path) -> None:
 
 def test_resume_continues_a_part(served: ServeProcess, root: Path, dest: Path) -> None:
     whole = (root / "sub" / "data.bin").read_bytes()
-    (dest / "data.bin.part").write_bytes(whole[:123_456])
+    (dest / part_name("data.bin")).write_bytes(whole[:123_456])
     assert get(served.url("sub/data.bin"), "-o", str(dest), "--resume") == (0, "", "")
     assert (dest / "data.bin").read_bytes() == whole
-    assert not (dest / "data.bin.part").exists()
+    assert not (dest / part_name("data.bin")).exists()
     served.wait_for_line(f" GET 'sub/data.bin' ok {len(whole) - 123_456} B ")
 
 

@@ -15,7 +15,10 @@ import pytest
 
 from getfile_core import protocol
 from getfile_core.address import Target
+from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client.api import Progress, fetch, list_folder
+from getfile_core.client.names import PART_SUFFIX
+from getfile_core.client.state import Options
 from getfile_core.errors import (
     BusyError,
     ConnectError,
@@ -48,7 +51,7 @@ def assert_no_file(dest: Path, name: str, *, part: bool | None = False) -> None:
     """No file under the final name; ``part`` says whether a ``.part`` must (not) remain."""
     assert not (dest / name).exists()
     if part is not None:
-        assert (dest / f"{name}.part").exists() is part
+        assert (dest / f"{name}{PART_SUFFIX}").exists() is part
 
 
 def local(port: int, path: str) -> Target:
@@ -64,7 +67,7 @@ async def test_small_file(server: FileServer, root: Path, dest: Path) -> None:
     assert result.path == str(dest / "hello.txt")
     assert result.size == 13 and result.resumed_from == 0 and not result.legacy
     assert result.digest == digest_bytes(b"hello, world\n")
-    assert not (dest / "hello.txt.part").exists()
+    assert not (dest / ("hello.txt" + PART_SUFFIX)).exists()
     assert (dest / "hello.txt").stat().st_mtime_ns == (root / "hello.txt").stat().st_mtime_ns
 
 
@@ -119,11 +122,11 @@ async def test_resume_continues_a_truncated_part(
 ) -> None:
     expected = write_random(root / "big.bin", 3 * MIB + 7)
     whole = (root / "big.bin").read_bytes()
-    (dest / "big.bin.part").write_bytes(whole[:1_234_567])
+    (dest / ("big.bin" + PART_SUFFIX)).write_bytes(whole[:1_234_567])
     result = await fetch(target_for(server, "big.bin"), str(dest), resume=True)
     assert result.resumed_from == 1_234_567 and result.size == len(whole)
     assert result.digest == expected and digest_of(dest / "big.bin") == expected
-    assert not (dest / "big.bin.part").exists()
+    assert not (dest / ("big.bin" + PART_SUFFIX)).exists()
     assert server.log[-1].sent == len(whole) - 1_234_567
 
 
@@ -131,11 +134,11 @@ async def test_resume_of_a_complete_part_only_verifies(
     server: FileServer, root: Path, dest: Path
 ) -> None:
     whole = (root / "sub" / "data.bin").read_bytes()
-    (dest / "data.bin.part").write_bytes(whole)
+    (dest / ("data.bin" + PART_SUFFIX)).write_bytes(whole)
     result = await fetch(target_for(server, "sub/data.bin"), str(dest), resume=True)
     assert result.resumed_from == len(whole) and result.digest == digest_bytes(whole)
     assert (dest / "data.bin").read_bytes() == whole
-    assert not (dest / "data.bin.part").exists()
+    assert not (dest / ("data.bin" + PART_SUFFIX)).exists()
     assert server.log[-1].sent == 0
 
 
@@ -143,17 +146,17 @@ async def test_resume_verifies_the_whole_file(server: FileServer, root: Path, de
     write_random(root / "big.bin", 2 * MIB)
     whole = (root / "big.bin").read_bytes()
     corrupt = bytes([whole[0] ^ 0xFF]) + whole[1:1000]  # the kept prefix is wrong
-    (dest / "big.bin.part").write_bytes(corrupt)
+    (dest / ("big.bin" + PART_SUFFIX)).write_bytes(corrupt)
     with pytest.raises(IntegrityError) as caught:
         await fetch(target_for(server, "big.bin"), str(dest), resume=True)
-    assert caught.value.exit_code == 7
+    assert exit_code_for(caught.value) == 7
     assert_no_file(dest, "big.bin", part=False)
 
 
 async def test_resume_from_beyond_the_end_is_refused(
     server: FileServer, root: Path, dest: Path
 ) -> None:
-    (dest / "hello.txt.part").write_bytes(b"x" * 100)
+    (dest / ("hello.txt" + PART_SUFFIX)).write_bytes(b"x" * 100)
     with pytest.raises(RemoteError) as caught:
         await fetch(target_for(server, "hello.txt"), str(dest), resume=True)
     assert caught.value.status is Status.BAD_OFFSET
@@ -161,10 +164,10 @@ async def test_resume_from_beyond_the_end_is_refused(
 
 
 async def test_leftover_part_without_resume_is_refused(server: FileServer, dest: Path) -> None:
-    (dest / "hello.txt.part").write_bytes(b"hel")
+    (dest / ("hello.txt" + PART_SUFFIX)).write_bytes(b"hel")
     with pytest.raises(LocalFileError):
         await fetch(target_for(server, "hello.txt"), str(dest))
-    assert (dest / "hello.txt.part").read_bytes() == b"hel"
+    assert (dest / ("hello.txt" + PART_SUFFIX)).read_bytes() == b"hel"
     assert_no_file(dest, "hello.txt", part=True)
 
 
@@ -180,7 +183,7 @@ async def test_digest_mismatch_is_an_integrity_error(dest: Path) -> None:
     async with scripted_server(liar) as port:
         with pytest.raises(IntegrityError) as caught:
             await fetch(local(port, "file.bin"), str(dest))
-    assert caught.value.exit_code == 7
+    assert exit_code_for(caught.value) == 7
     assert_no_file(dest, "file.bin", part=False)
 
 
@@ -215,9 +218,9 @@ async def test_short_body_keeps_the_part_for_resume(dest: Path) -> None:
 
     async with scripted_server(cut) as port:
         with pytest.raises(InterruptedError_) as caught:
-            await fetch(local(port, "f.bin"), str(dest))
-    assert caught.value.exit_code == 12 and "--resume" in str(caught.value)
-    assert (dest / "f.bin.part").read_bytes() == body[:30_000]
+            await fetch(local(port, "f.bin"), str(dest), options=Options(retries=0))
+    assert exit_code_for(caught.value) == 12 and "--resume" in str(caught.value)
+    assert (dest / ("f.bin" + PART_SUFFIX)).read_bytes() == body[:30_000]
     assert_no_file(dest, "f.bin", part=None)
 
 
@@ -254,7 +257,7 @@ async def test_refusals_map_to_errors_and_exit_codes(
     with pytest.raises(error) as caught:
         await fetch(target_for(server, path), str(dest))
     assert caught.value.status is status
-    assert caught.value.exit_code == exit_code
+    assert exit_code_for(caught.value) == exit_code
     assert str(caught.value).count("\n") == 0 and status.token in str(caught.value)
     assert list(dest.iterdir()) == []
     assert server.log[-1].status == status.token
@@ -274,7 +277,7 @@ async def test_busy_when_every_transfer_slot_is_taken(root: Path, dest: Path) ->
         await wait_until(lambda: server.active_transfers == 1, "the slow transfer to start")
         with pytest.raises(BusyError) as caught:
             await fetch(local(server.port_bound, "hello.txt"), str(dest))
-        assert caught.value.exit_code == 10 and caught.value.status is Status.BUSY
+        assert exit_code_for(caught.value) == 10 and caught.value.status is Status.BUSY
         assert list(dest.iterdir()) == []
         writer.transport.abort()
         await wait_until(lambda: server.active_transfers == 0, "the slot to be released")
@@ -293,7 +296,7 @@ async def test_existing_file_is_not_overwritten(server: FileServer, dest: Path) 
     os.utime(dest / "hello.txt", ns=(1, 1))
     with pytest.raises(LocalFileError) as caught:
         await fetch(target_for(server, "hello.txt"), str(dest))
-    assert caught.value.exit_code == 8 and "--overwrite" in str(caught.value)
+    assert exit_code_for(caught.value) == 8 and "--overwrite" in str(caught.value)
     assert (dest / "hello.txt").read_bytes() == b"mine"
     assert (dest / "hello.txt").stat().st_mtime_ns == 1
     assert sorted(p.name for p in dest.iterdir()) == ["hello.txt"]
@@ -343,7 +346,7 @@ async def test_cancel_keeps_the_part_and_stops_the_thread(dest: Path) -> None:
         release.set()
     assert join_transfer_threads() == []
     assert_no_file(dest, "big.bin", part=True)
-    kept = (dest / "big.bin.part").read_bytes()
+    kept = (dest / ("big.bin" + PART_SUFFIX)).read_bytes()
     assert 0 < len(kept) <= 3 * MIB and body.startswith(kept)
     assert snapshots[-1].phase == "cancelled"
 

@@ -166,22 +166,20 @@ def test_backend_killed_mid_transfer_resumes_through_the_other(haproxy, tmp_path
         text=True,
     )
     try:
-        # The backend carrying the download: the one with an established connection
-        # that is not a health check (checks last milliseconds; the transfer, seconds).
-        carrier = None
-
-        def find_carrier() -> bool:
-            nonlocal carrier
-            for server in servers:
-                if established_on(server.port):
-                    carrier = server
-                    return True
-            return False
-
-        wait_for(find_carrier, "a backend to carry the transfer")
         part_files = lambda: [p for p in out.iterdir() if p.name != "big.bin"]  # noqa: E731
         wait_for(lambda: any(p.stat().st_size > MIB for p in part_files()), "1 MiB to arrive")
-        assert carrier is not None
+        # The backend carrying the download: the one holding an established connection
+        # in ten samples in a row (a health check lasts about a millisecond; the
+        # transfer, seconds).
+        carriers: list[list[bool]] = []
+
+        def one_carrier_steady() -> bool:
+            carriers.append([established_on(s.port) > 0 for s in servers])
+            recent = carriers[-10:]
+            return len(recent) == 10 and all(r == recent[0] for r in recent) and sum(recent[0]) == 1
+
+        wait_for(one_carrier_steady, "one backend to carry the transfer")
+        carrier = servers[carriers[-1].index(True)]
         carrier.proc.send_signal(signal.SIGKILL)
         _, stderr = client.communicate(timeout=120)
     finally:

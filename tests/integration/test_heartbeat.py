@@ -16,7 +16,7 @@ import pytest
 from getfile_core import protocol
 from getfile_core.address import Target
 from getfile_core.client.api import fetch
-from getfile_core.client.transfer import Options
+from getfile_core.client.state import Options
 from getfile_core.digest import file_digest
 from getfile_core.errors import ProtocolError
 from getfile_core.protocol import Request, Response, Status, Verb

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.client.api import fetch, list_folder
-from getfile_core.client.transfer import Options
+from getfile_core.cli.exit_codes import exit_code_for
+from getfile_core.client import Options, fetch, list_folder, part_name
 from getfile_core.errors import LegacyServerError, NotFoundError
 from getfile_core.server.fileserver import FileServer
 from tests.conftest import target_for
@@ -84,21 +84,21 @@ async def test_legacy_silence_is_a_clear_not_found(
         await fetch(at(legacy_server, path), str(dest))
     message = str(caught.value)
     assert "legacy" in message and "\n" not in message
-    assert caught.value.exit_code == 5
+    assert exit_code_for(caught.value) == 5
     assert list(dest.iterdir()) == []
 
 
 async def test_listing_needs_a_getfile_server(legacy_server: int) -> None:
     with pytest.raises(LegacyServerError) as caught:
         await list_folder(at(legacy_server, "sub"))
-    assert caught.value.exit_code == 13 and "getfile server" in str(caught.value)
+    assert exit_code_for(caught.value) == 13 and "getfile server" in str(caught.value)
 
 
 async def test_resume_needs_a_getfile_server(legacy_server: int, dest: Path) -> None:
-    (dest / "hello.txt.part").write_bytes(b"hel")
+    (dest / part_name("hello.txt")).write_bytes(b"hel")
     with pytest.raises(LegacyServerError):
         await fetch(at(legacy_server, "hello.txt"), str(dest), resume=True)
-    assert (dest / "hello.txt.part").read_bytes() == b"hel"
+    assert (dest / part_name("hello.txt")).read_bytes() == b"hel"
     assert not (dest / "hello.txt").exists()
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
 from textual.command import CommandList
 from textual.widgets import Button, Input, Label, OptionList, TabbedContent
 
-from getfile_core.server.fileserver import FileServer, ServerLimits
+from getfile_core import FileServer, ServerLimits, part_name
 from tests.tui.conftest import (
     STALL_FIRST_BLOCK,
     StallingLegacyPeer,
@@ -44,11 +45,14 @@ async def test_good_download(server: FileServer, root: Path, dest: Path) -> None
         transfer = only_transfer(app)
         row = app.transfer_list.row(transfer.id)
         assert row is not None
+        # The row redraws on the controller's message, a moment after the state changes.
+        shown = lambda: str(row.cell("state").content)  # noqa: E731
+        await wait_until(pilot, lambda: shown() in ("done", "failed", "cancelled"))
         assert str(row.cell("state").content) == "done"
         assert "100%" in str(row.cell("bar").content)
         assert "293 KiB/293 KiB" in str(row.cell("bytes").content)
     assert (dest / "data.bin").read_bytes() == (root / "sub" / "data.bin").read_bytes()
-    assert not (dest / "data.bin.part").exists()
+    assert not (dest / part_name("data.bin")).exists()
     text = log_text(app)
     assert f"saved {dest / 'data.bin'}" in text
     assert "digest verified (blake3:" in text
@@ -61,7 +65,9 @@ async def test_not_found_is_a_failed_row(server: FileServer, dest: Path) -> None
         await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "failed")
         transfer = only_transfer(app)
         row = app.transfer_list.row(transfer.id)
-        assert row is not None and "no such file" in str(row.cell("reason").content)
+        assert row is not None
+        await wait_until(pilot, lambda: str(row.cell("state").content) == "failed")
+        assert "no such file" in str(row.cell("reason").content)
         assert app.is_running
     assert list(dest.iterdir()) == []
     assert "error: missing.txt: no such file (404 not-found) (from 127.0.0.1:" in log_text(app)
@@ -128,7 +134,7 @@ async def test_cancel_keeps_the_part(
         await wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
         assert app.is_running
     assert not (dest / "big.iso").exists()
-    assert (dest / "big.iso.part").stat().st_size == STALL_FIRST_BLOCK
+    assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
     assert "big.iso: cancelled; kept" in log_text(app)
 
 
@@ -176,8 +182,8 @@ async def test_retry_after_cancel_continues_the_part(
         await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
         transfer = only_transfer(app)
         (dest / "data.bin").unlink()
-        (dest / "data.bin.part").write_bytes(data[:100_000])
-        transfer.state = "cancelled"
+        (dest / part_name("data.bin")).write_bytes(data[:100_000])
+        transfer.stop()  # as a cancel leaves it
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: transfer.state == "done")
     assert (dest / "data.bin").read_bytes() == data
@@ -271,7 +277,7 @@ async def test_dialog_overwrite(server: FileServer, dest: Path) -> None:
 
 async def test_dialog_resume(server: FileServer, root: Path, dest: Path) -> None:
     data = (root / "sub" / "data.bin").read_bytes()
-    (dest / "data.bin.part").write_bytes(data[:123_456])
+    (dest / part_name("data.bin")).write_bytes(data[:123_456])
     app, dialog = await _dialog_choice(server, dest, "sub/data.bin", "r")
     assert dialog.can_resume
     assert (dest / "data.bin").read_bytes() == data
@@ -294,7 +300,7 @@ async def test_dialog_skip(server: FileServer, dest: Path) -> None:
 
 
 async def test_dialog_offers_no_resume_from_a_legacy_server(legacy_server: int, dest: Path) -> None:
-    (dest / "hello.txt.part").write_bytes(b"hel")
+    (dest / part_name("hello.txt")).write_bytes(b"hel")
     app = make_app(host="127.0.0.1", port=legacy_server, file="hello.txt", dest=dest)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
@@ -378,7 +384,7 @@ async def test_quit_while_busy_asks_and_keeps_the_part(
         await pilot.press("y")
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
     assert not (dest / "big.iso").exists()
-    assert (dest / "big.iso.part").stat().st_size == STALL_FIRST_BLOCK
+    assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
 
 
 async def test_quit_when_idle_does_not_ask(tmp_path: Path) -> None:
@@ -463,7 +469,7 @@ async def test_retry_from_a_legacy_server_starts_again(
     app = make_app(host="127.0.0.1", port=port, file="big.iso", dest=dest)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
-        await wait_until(pilot, lambda: (dest / "big.iso.part").exists())
+        await wait_until(pilot, lambda: (dest / part_name("big.iso")).exists())
         await wait_until(
             pilot,
             lambda: (
@@ -473,7 +479,7 @@ async def test_retry_from_a_legacy_server_starts_again(
         )
         await pilot.press("ctrl+x")
         await wait_until(pilot, lambda: only_transfer(app).state == "cancelled")
-        assert (dest / "big.iso.part").stat().st_size == STALL_FIRST_BLOCK
+        assert (dest / part_name("big.iso")).stat().st_size == STALL_FIRST_BLOCK
         only_transfer(app).legacy = False  # as if cancelled before the app learnt it was legacy
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: len(peer.legacy_requests) == 2, what="a second request")
@@ -510,3 +516,23 @@ async def test_listing_a_legacy_server_says_it_cannot(legacy_server: int, dest: 
         await wait_until(pilot, lambda: "needs a getfile server" in str(note.content))
         await pilot.press("escape")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
+
+
+async def test_one_table_of_actions_feeds_keys_help_and_palette(tmp_path: Path) -> None:
+    from tui.actions import ACTIONS
+
+    app = make_app(dest=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.set_keymap({"cancel": "ctrl+k"})
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "KeysScreen")
+        text = "\n".join(str(label.content) for label in app.screen.query("Label"))
+        for action in ACTIONS:
+            if action.key:
+                assert action.help in text
+        assert re.search(r"\^k +cancel the selected download", text)  # the key in force
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
+        titles = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert titles["Cancel download"].endswith("(^k)")
+        assert {a.palette for a in ACTIONS if a.palette} <= set(titles)

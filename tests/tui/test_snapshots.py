@@ -15,6 +15,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from getfile_core import part_name
 from tests.tui.conftest import make_app, wait_until
 from tui.screens.overwrite import OverwriteScreen
 from tui.widgets.server_pane import ServerPane
@@ -54,7 +55,7 @@ def test_failed_download(snap_compare, workdir: Path) -> None:  # type: ignore[n
 
 def test_overwrite_dialog(snap_compare, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     (workdir / "downloads" / "hello.txt").write_bytes(b"old")
-    (workdir / "downloads" / "hello.txt.part").write_bytes(b"hel")
+    (workdir / "downloads" / part_name("hello.txt")).write_bytes(b"hel")
     app = make_app(host="127.0.0.1", port=1, file="hello.txt", dest="downloads")
 
     async def run_before(pilot: Pilot) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from getfile_core import AccessRecord, part_name
 from tui import format as fmt
 from tui.launch import parse_args
 from tui.transfers import (
@@ -19,6 +20,7 @@ from tui.transfers import (
     plan_for,
     plan_for_retry,
 )
+from tui.widgets.server_pane import access_line
 
 
 @pytest.mark.parametrize(
@@ -51,7 +53,7 @@ def test_durations_and_bars() -> None:
 def test_conflicts_and_free_names(tmp_path: Path) -> None:
     assert find_conflict(str(tmp_path), "a.txt") is None
     (tmp_path / "a.txt").write_bytes(b"x")
-    (tmp_path / "a (1).txt.part").write_bytes(b"xy")
+    (tmp_path / part_name("a (1).txt")).write_bytes(b"xy")
     conflict = find_conflict(str(tmp_path), "a.txt")
     assert conflict == Conflict(str(tmp_path), "a.txt", True, None)
     assert find_conflict(str(tmp_path), "a (1).txt") == Conflict(
@@ -104,3 +106,12 @@ def test_python_dash_m_tui_runs() -> None:
     )
     assert done.returncode == 0
     assert "getfile-tui" in done.stdout and "--serve" in done.stdout
+
+
+def test_access_lines_say_the_outcome_and_hold_no_escapes() -> None:
+    record = AccessRecord(0.0, "127.0.0.1:5", "GET", "a\x1b[2J.bin", "ok", 2048, 2.0, "", "stalled")
+    line = access_line(record)
+    assert line.endswith("'a\\x1b[2J.bin' ok 2.00 KiB 2.00 s stalled")
+    assert "\x1b" not in line
+    done = AccessRecord(0.0, "127.0.0.1:5", "GET", "b.bin", "ok", 1, 0.5, "", "complete")
+    assert access_line(done).endswith("'b.bin' ok 1 B 0.50 s")

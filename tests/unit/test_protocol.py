@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from getfile_core import protocol
+from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.errors import GetfileError, ProtocolError
 from getfile_core.protocol import (
     MAX_HEAD,
@@ -149,7 +150,7 @@ def test_encoders_refuse_what_they_cannot_frame() -> None:
 
 def test_the_protocol_error_is_a_getfile_error_with_its_exit_code() -> None:
     assert issubclass(ProtocolError, GetfileError)
-    assert ProtocolError("x").exit_code == 11
+    assert exit_code_for(ProtocolError("x")) == 11
 
 
 # ---------------------------------------------------------------- responses

@@ -6,11 +6,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Label
+
+from tui.text import plain, printable
 
 
 class FolderTree(DirectoryTree):
@@ -19,6 +22,10 @@ class FolderTree(DirectoryTree):
     ICON_NODE_EXPANDED = "- "
     ICON_NODE = "+ "
     ICON_FILE = "  "
+
+    def process_label(self, label: str | Text) -> Text:
+        """Folder names from the disk are plain text, never Rich markup (``[/]`` would crash)."""
+        return Text(printable(label.plain if isinstance(label, Text) else label))
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [p for p in paths if p.is_dir() and not p.name.startswith(".")]
@@ -38,7 +45,7 @@ class FolderPickerScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="tall"):
             yield Label("Save to which folder?", classes="dialog-title")
-            yield Label(self.start, id="picker-root", classes="dialog-note")
+            yield Label(plain(self.start), id="picker-root", classes="dialog-note")
             tree = FolderTree(self.start, id="folder-tree")
             tree.auto_expand = False
             yield tree
@@ -58,7 +65,7 @@ class FolderPickerScreen(ModalScreen[str | None]):
         tree = self.query_one(FolderTree)
         parent = Path(tree.path).resolve().parent
         tree.path = parent
-        self.query_one("#picker-root", Label).update(str(parent))
+        self.query_one("#picker-root", Label).update(plain(str(parent)))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,29 +1,14 @@
-"""F1: every key of the app on one small page (Textual's own panel lists each widget's too)."""
+"""F1: every key of the app on one small page, as ``tui.actions`` describes them, with the
+keys in force (Textual's own panel lists each widget's too)."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label
-
-#: Longer words for the keys screen (F1) than fit in the footer.
-KEY_HELP = {
-    "download": "download the file in the form",
-    "cancel": "cancel the selected download (or the newest)",
-    "retry": "retry the selected failed or cancelled download",
-    "toggle_server": "start or stop the local server",
-    "switch_pane": "show the log or the server pane",
-    "toggle_keys": "this list",
-    "quit": "quit (asks first if downloads run)",
-    "cancel_all": "cancel every running download",
-    "pick_folder": "choose the folder to save into",
-    "browse": "list the server's files and pick one",
-    "clear_log": "clear the log",
-    "next_theme": "next colour theme",
-}
-
 
 #: Keys that belong to widgets rather than to the app, as a newcomer would look for them.
 WIDGET_KEYS = [
@@ -46,5 +31,6 @@ class KeysScreen(ModalScreen[None]):
         width = max(len(key) for key, _ in rows)
         with Vertical(id="dialog"):
             yield Label("Keys", classes="dialog-title")
-            yield Label("\n".join(f"{key:<{width}}  {what}" for key, what in rows))
+            # Keys come from a keymap the user wrote: plain text ("[" is a key, not markup).
+            yield Label(Content("\n".join(f"{key:<{width}}  {what}" for key, what in rows)))
             yield Label("ctrl+p finds every command by name. Esc closes.", classes="dialog-note")

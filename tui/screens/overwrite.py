@@ -5,10 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from getfile_core import part_name
 from tui import format as fmt
+from tui.text import printable
 from tui.transfers import Choice, Conflict, free_name
 
 
@@ -32,21 +35,25 @@ class OverwriteScreen(ModalScreen[Choice]):
 
     def compose(self) -> ComposeResult:
         conflict = self.conflict
+        name, folder = printable(conflict.name), printable(conflict.folder)
         lines = []
         if conflict.final_exists:
-            lines.append(f"{conflict.name} already exists in {conflict.folder}.")
+            lines.append(f"{name} already exists in {folder}.")
         if conflict.part_size is not None:
             lines.append(
-                f"{conflict.name}.part ({fmt.size(conflict.part_size)}) is left from an "
-                "earlier download."
+                f"{printable(part_name(conflict.name))} ({fmt.size(conflict.part_size)}) is left "
+                "from an earlier download."
             )
         if conflict.part_exists and not self.can_resume:
             lines.append("This server cannot resume (it speaks only the legacy protocol).")
         rename_to = free_name(conflict.folder, conflict.name)
         with Vertical(id="dialog"):
             yield Label("File already there", classes="dialog-title")
-            yield Label("\n".join(lines), classes="dialog-text")
-            yield Label(f"Rename saves it as {rename_to}", classes="dialog-note")
+            # Names come from the server and the disk: plain Content, never markup.
+            yield Label(Content("\n".join(lines)), classes="dialog-text")
+            yield Label(
+                Content(f"Rename saves it as {printable(rename_to)}"), classes="dialog-note"
+            )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Overwrite (o)", id="overwrite", variant="error", compact=True)
                 if self.can_resume:

@@ -1,8 +1,11 @@
 """Browse a getfile server's folders and pick a file for the form.
 
 Uses ``getfile_core.client.list_folder`` (the LIST request); the book's
-servers cannot list, and the dialog says so. Names are shown as text with
-anything unprintable replaced, since every byte from the network is suspect.
+servers cannot list, and the dialog says so. Every name and message is shown
+as plain text (``tui.text``), never as markup, since every byte from the
+network is suspect. Names are kept as the raw bytes the server sent, so a
+name that is not UTF-8 (``b"\\xff.bin"``) is shown readably (``\\xff.bin``)
+and still requested exactly.
 """
 
 from __future__ import annotations
@@ -13,57 +16,52 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from getfile_core.address import Target
-from getfile_core.client.api import Options, list_folder
-from getfile_core.errors import GetfileError, UnauthorizedError
+from getfile_core import GetfileError, Options, Target, UnauthorizedError, list_folder
 from tui import format as fmt
 from tui.screens.token_prompt import TokenScreen
+from tui.text import plain, printable
 
 MAX_ENTRIES = 5000
 HELP = "Enter: open/choose · Backspace: up · Esc: cancel"
 
 
-def printable(name: bytes) -> str:
-    text = name.decode("utf-8", "backslashreplace")
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
-class RemoteBrowserScreen(ModalScreen[str | None]):
-    """Enter opens a folder or chooses a file; Backspace goes up; Esc cancels."""
+class RemoteBrowserScreen(ModalScreen[bytes | None]):
+    """Enter opens a folder or chooses a file (dismissed with its raw path); Esc cancels."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("backspace", "up", "Parent folder"),
     ]
 
-    def __init__(self, host: str, port: int, folder: str, tokens: dict[str, bytes]) -> None:
+    def __init__(self, host: str, port: int, folder: bytes, tokens: dict[str, bytes]) -> None:
         super().__init__()
         self.host, self.port = host, port
         self.where = f"{host}:{port}"
         self.tokens = tokens  # the app's: a token typed here serves the downloads too
-        self.folder = folder.strip("/")
-        self.entries: dict[str, tuple[str, str]] = {}  # option id -> (kind, name)
+        self.folder = folder.strip(b"/")
+        self.entries: dict[str, tuple[str, bytes]] = {}  # option id -> (kind, raw name)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="tall"):
-            yield Label(f"Files on {self.host}:{self.port}", classes="dialog-title")
+            yield Label(plain(f"Files on {self.where}"), classes="dialog-title")
             yield Label("", id="browser-path", classes="dialog-note")
-            yield OptionList(id="entries")
+            yield OptionList(id="entries", markup=False)
             yield Label(HELP, id="browser-note", classes="dialog-note")
 
     def on_mount(self) -> None:
         self.load(self.folder)
 
     @work(group="listing", exclusive=True, exit_on_error=False)
-    async def load(self, folder: str) -> None:
+    async def load(self, folder: bytes) -> None:
         note = self.query_one("#browser-note", Label)
-        self.query_one("#browser-path", Label).update("/" + folder)
+        self.query_one("#browser-path", Label).update(plain(b"/" + folder))
         note.update("listing…")
-        target = Target(self.host, self.port, folder.encode("utf-8", "surrogateescape"))
+        target = Target(self.host, self.port, folder)
         token = self.tokens.get(self.where)
         options = Options(connect_timeout=5, timeout=15, legacy=False, token=token)
         try:
@@ -78,7 +76,7 @@ class RemoteBrowserScreen(ModalScreen[str | None]):
             self.load(folder)
             return
         except GetfileError as error:
-            note.update(error.message)
+            note.update(plain(error.message))  # the server's own words: never markup
             return
         self.folder = folder
         self.entries.clear()
@@ -87,10 +85,10 @@ class RemoteBrowserScreen(ModalScreen[str | None]):
         rows = sorted(entries, key=lambda e: (e.kind != "dir", e.name))
         for number, entry in enumerate(rows):
             key = f"e{number}"
+            self.entries[key] = (entry.kind, entry.name)
             name = printable(entry.name)
-            self.entries[key] = (entry.kind, name)
             label = f"{name}/" if entry.kind == "dir" else f"{name}  ({fmt.size(entry.size)})"
-            listing.add_option(Option(label, id=key, disabled=entry.kind == "other"))
+            listing.add_option(Option(Content(label), id=key, disabled=entry.kind == "other"))
         listing.highlighted = 0 if rows else None
         listing.focus()
         shown = f"{len(rows)} entries" + (f" (cut at {MAX_ENTRIES})" if cut else "")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
+
+from tui.text import printable
 
 
 class TokenScreen(ModalScreen[bytes | None]):
@@ -18,10 +21,13 @@ class TokenScreen(ModalScreen[bytes | None]):
         self.wrong = wrong
 
     def compose(self) -> ComposeResult:
-        first = "That token was refused." if self.wrong else f"{self.where} needs a token."
+        where = printable(self.where)
+        first = "That token was refused." if self.wrong else f"{where} needs a token."
         with Vertical(id="dialog"):
             yield Label("Token", classes="dialog-title")
-            yield Label(f"{first} Type it and press Enter (Esc gives up).", classes="dialog-text")
+            yield Label(
+                Content(f"{first} Type it and press Enter (Esc gives up)."), classes="dialog-text"
+            )
             yield Input(password=True, id="token", placeholder="token", compact=True)
 
     def on_mount(self) -> None:

@@ -16,16 +16,15 @@ from textual.message import Message
 from textual.validation import Function, Integer, ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Static
 
-from getfile_core.address import Target, parse_url
-from getfile_core.client.names import UnsafeName, safe_local_name
-from getfile_core.errors import UsageError
+from getfile_core import Target, UnsafeName, UsageError, parse_url, safe_local_name
+from tui.text import printable
 
 HINT = "Enter downloads · Tab moves · ctrl+p commands"
 
 
 def _is_host(value: str) -> bool:
     text = value.strip()
-    return bool(text) and not any(ch.isspace() for ch in text) and "/" not in text
+    return bool(text) and text.isprintable() and " " not in text and "/" not in text
 
 
 def _is_file(value: str) -> bool:
@@ -72,7 +71,13 @@ class DownloadForm(Vertical):
         self, host: str = "", port: str = "", file: str = "", dest: str = "", **kwargs: object
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._initial = {"host": host, "port": port, "file": file, "dest": dest}
+        self._initial = {"host": host, "port": port, "file": printable(file), "dest": dest}
+        #: The File field shows printable text only (an ESC in a path must not reach the
+        #: terminal; ``\\xff`` stands for a byte that is not UTF-8). While it shows exactly
+        #: ``_raw_file[0]``, the request asks for the bytes ``_raw_file[1]``.
+        self._raw_file: tuple[str, bytes] | None = None
+        if file and printable(file) != file:
+            self._raw_file = (printable(file), os.fsencode(file))
 
     def compose(self) -> ComposeResult:
         validators: dict[str, list[Validator]] = {
@@ -131,17 +136,49 @@ class DownloadForm(Vertical):
         for key, value in values.items():
             self.field(key).value = value
 
+    def set_file(self, path: bytes) -> None:
+        """Show a remote path readably, and remember the exact bytes to request."""
+        shown = printable(path)
+        self._raw_file = (shown, path)
+        self.field("file").value = shown
+
+    def server_address(self) -> tuple[str, int] | None:
+        """(host, port) if both are valid; else ``None``, the bad one focused, the reason shown."""
+        for key in ("host", "port"):
+            field = self.field(key)
+            result = field.validate(field.value)
+            if result is not None and not result.is_valid:
+                field.focus()
+                self._show_hint(result)
+                return None
+        return self.field("host").value.strip(), int(self.field("port").value)
+
+    def file_path(self) -> bytes:
+        """The path to request: the raw bytes behind the File field's text."""
+        value = self.field("file").value.strip()
+        if self._raw_file is not None and self._raw_file[0] == value:
+            return self._raw_file[1]
+        return os.fsencode(value)
+
     def fill_from_url(self, url: str) -> bool:
         """Spread a pasted ``getfile://HOST[:PORT]/PATH`` over the fields."""
         try:
             target = parse_url(url.strip())
         except UsageError:
             return False
-        self.set_values(host=target.host, port=str(target.port), file=target.display_path)
+        self.set_values(host=printable(target.host), port=str(target.port))
+        self.set_file(target.path)
         return True
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
+        if not event.value.isprintable():
+            # A paste with an ESC or a newline in it: keep the bytes, show them spelled out.
+            if event.input.id == "file":
+                self.set_file(os.fsencode(event.value))
+            else:
+                event.input.value = printable(event.value)
+            return
         pasted_url = event.value.strip().startswith(("getfile://", "getfiles://"))
         if event.input.id == "host" and pasted_url and self.fill_from_url(event.value):
             self.field("file").focus()
@@ -192,11 +229,10 @@ class DownloadForm(Vertical):
             self._show_hint(field.validate(field.value))
             return False
         self._show_hint(None)
-        raw_path = self.field("file").value.strip()
         target = Target(
             host=self.field("host").value.strip(),
             port=int(self.field("port").value),
-            path=os.fsencode(raw_path),
+            path=self.file_path(),
         )
         folder = expand_folder(self.field("dest").value)
         self.post_message(self.Submitted(DownloadRequest(target, folder)))

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import RichLog
 
+from tui.text import printable
+
 STYLES = {"info": "", "ok": "green", "warn": "yellow", "error": "bold red"}
 
 
@@ -26,6 +28,9 @@ class LogPane(RichLog):
         self.lines_text: list[str] = [] if history is None else history
 
     def add(self, message: str, level: str = "info") -> None:
+        """One line; ``message`` may hold names and words from servers: shown as printable
+        plain text (a ``Text``, never markup), escape sequences spelled out."""
+        message = printable(message)
         stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
         line = Text(f"{stamp} ", style="dim")
         # A marker word as well as a colour, so NO_COLOR and monochrome terminals see it too.

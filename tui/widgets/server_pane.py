@@ -9,25 +9,67 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 from collections import deque
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.validation import Function, Integer
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
+from getfile_core import (
+    AccessRecord,
+    FileServer,
+    GetfileError,
+    ServerLimits,
+    human_rate,
+    parse_rate,
+)
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
+from tui.text import printable
 
 STOP_GRACE = 2.0  # seconds running transfers get when the server is stopped
+#: Fields checked before starting: the folder, the port, then the limits (in this order).
+LIMIT_FIELDS = ("serve-root", "serve-port", "serve-rate", "serve-stall", "serve-max")
 
 
 def _is_folder(value: str) -> bool:
     return os.path.isdir(os.path.expanduser(value.strip()))
+
+
+def _is_rate(value: str) -> bool:
+    """Empty (no limit) or a rate as ``getfile serve --limit-rate`` takes it (500K, 2M)."""
+    if not value.strip():
+        return True
+    try:
+        parse_rate(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_seconds(value: str) -> bool:
+    try:
+        return 0 < float(value) <= 24 * 3600
+    except ValueError:
+        return False
+
+
+def limits_from(rate: str, stall: str, max_transfers: str) -> ServerLimits:
+    """The server's limits from the pane's fields (already validated)."""
+    limits = ServerLimits(
+        grace=STOP_GRACE, stall_timeout=float(stall), max_transfers=int(max_transfers)
+    )
+    if rate.strip():
+        # Per connection, as ``getfile serve --limit-rate``: a slow server on demand.
+        limits = dataclasses.replace(limits, rate=parse_rate(rate))
+    return limits
 
 
 def format_address(host: str, port: int) -> str:
@@ -38,14 +80,17 @@ def access_line(record: AccessRecord) -> str:
     """An access record in the width of a small terminal (the CLI prints ``format()``)."""
     stamp = time.strftime("%H:%M:%S", time.localtime(record.when))
     note = f" ({record.note})" if record.note else ""
-    return (
+    # What really happened to the connection, when it is not the plain "complete".
+    outcome = f" {record.outcome}" if record.outcome not in ("", "complete") else ""
+    return printable(
         f"{stamp} {record.peer} {record.kind} {record.path!r} {record.status} "
-        f"{fmt.size(record.sent)} {record.seconds:.2f} s{note}"
+        f"{fmt.size(record.sent)} {record.seconds:.2f} s{outcome}{note}"
     )
 
 
 class ServerPane(Vertical):
-    """Folder, bind host, port and an optional token; Start/Stop; status; access log."""
+    """Folder, bind host, port, an optional token, and limits (a rate per connection, the
+    stall timeout, files sent at once); Start/Stop; status; access log."""
 
     def __init__(
         self, root: str = "", host: str = "127.0.0.1", port: int = 0, **kwargs: object
@@ -53,6 +98,7 @@ class ServerPane(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._initial = (root, host, port)
         self.server: FileServer | None = None
+        self.limits = ServerLimits(grace=STOP_GRACE)  # those of the running (or last) server
         self._stop = asyncio.Event()
         self._status = ""
         #: The newest access records, also as data (the log widget keeps only text).
@@ -86,7 +132,34 @@ class ServerPane(Vertical):
             yield Input(
                 placeholder="none", id="serve-token", compact=True, password=True, max_length=256
             )
-        yield Static("○ stopped", id="server-status")
+        defaults = ServerLimits()
+        with Horizontal(classes="form-row"):
+            yield Label("Limit", classes="field-label")
+            yield Input(
+                placeholder="none (e.g. 500K)",
+                id="serve-rate",
+                compact=True,
+                max_length=16,
+                validators=[Function(_is_rate, "Limit: a rate per connection (500K, 2M) or empty")],
+            )
+            yield Label("Stall s", classes="port-label")
+            yield Input(
+                f"{defaults.stall_timeout:g}",
+                id="serve-stall",
+                compact=True,
+                max_length=8,
+                validators=[Function(_is_seconds, "Stall: seconds a reader may take no byte")],
+            )
+            yield Label("Max", classes="port-label")
+            yield Input(
+                str(defaults.max_transfers),
+                id="serve-max",
+                compact=True,
+                restrict=r"[0-9]*",
+                max_length=5,
+                validators=[Integer(1, 10000, "Max: files sent at once, 1 to 10000")],
+            )
+        yield Static("○ stopped", id="server-status", markup=False)
         yield RichLog(id="access-log", max_lines=1000, min_width=20, wrap=True, markup=False)
 
     # ------------------------------------------------------------ state
@@ -104,13 +177,14 @@ class ServerPane(Vertical):
             text = "○ stopped"
         else:
             where = ", ".join(format_address(h, p) for h, p in server.addresses)
+            rate = getattr(self.limits, "rate", None)
+            limit = f" · {human_rate(rate)} each" if rate else ""
             text = (
                 f"● serving {server.root.path} on {where} · {server.active_transfers} sending"
-                f" · {server.connections} connected"
+                f" · {server.connections} connected{limit}"
             )
-        if text != self._status:
-            self._status = text
-            self.query_one("#server-status", Static).update(text)
+        if printable(text) != self._status:
+            self._set_status_text(text)
 
     # ------------------------------------------------------------ start / stop
 
@@ -124,7 +198,7 @@ class ServerPane(Vertical):
         """Start serving what the fields say; ``False`` (and a reason shown) if they are wrong."""
         if self.running:
             return True
-        for key in ("serve-root", "serve-port"):
+        for key in LIMIT_FIELDS:
             field = self.query_one(f"#{key}", Input)
             result = field.validate(field.value)
             if result is not None and not result.is_valid:
@@ -135,8 +209,10 @@ class ServerPane(Vertical):
         host = self.query_one("#serve-host", Input).value.strip() or "127.0.0.1"
         port = int(self.query_one("#serve-port", Input).value or 0)
         token = self.query_one("#serve-token", Input).value.strip().encode() or None
+        limits = limits_from(*(self.query_one(f"#{k}", Input).value for k in LIMIT_FIELDS[2:]))
         self._stop = asyncio.Event()
-        self._serve(root, host, port, token)
+        self.limits = limits
+        self._serve(root, host, port, token, limits)
         return True
 
     def stop(self) -> None:
@@ -151,22 +227,24 @@ class ServerPane(Vertical):
                 await asyncio.wait_for(asyncio.gather(*workers, return_exceptions=True), timeout)
 
     def _set_status_text(self, text: str) -> None:
-        self._status = text
-        self.query_one("#server-status", Static).update(text)
+        self._status = text = printable(text)  # holds paths and OS errors: plain text
+        self.query_one("#server-status", Static).update(Content(text))
 
     @work(group="server", exclusive=True, exit_on_error=False)
-    async def _serve(self, root: str, host: str, port: int, token: bytes | None) -> None:
+    async def _serve(
+        self, root: str, host: str, port: int, token: bytes | None, limits: ServerLimits
+    ) -> None:
         try:
             server = FileServer(
                 root,
                 host,
                 port,
-                limits=ServerLimits(grace=STOP_GRACE),
+                limits=limits,
                 token=token,
                 on_access=self._on_access,
             )
             await server.start()
-        except Exception as error:  # any reason not to serve becomes one line, never a crash
+        except (OSError, ValueError, GetfileError) as error:  # one line, never a crash
             reason = getattr(error, "strerror", None) or str(error) or error.__class__.__name__
             self._set_status_text(f"○ stopped: {reason}")
             self.post_message(ServerStopped(f"cannot serve {root} on {host}:{port}: {reason}"))
@@ -189,8 +267,8 @@ class ServerPane(Vertical):
         button = self.query_one("#serve-toggle", Button)
         button.label = "Stop" if running else "Start"
         button.variant = "error" if running else "success"
-        for key in ("serve-root", "serve-host", "serve-port", "serve-token"):
-            self.query_one(f"#{key}", Input).disabled = running
+        for field in self.query(Input):
+            field.disabled = running
 
     def _on_access(self, record: AccessRecord) -> None:
         self.post_message(ServerAccess(record))
@@ -198,7 +276,7 @@ class ServerPane(Vertical):
     def on_server_access(self, message: ServerAccess) -> None:
         message.stop()
         self.records.append(message.record)
-        self.query_one("#access-log", RichLog).write(access_line(message.record))
+        self.query_one("#access-log", RichLog).write(Text(access_line(message.record)))
         self._show_status()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -1,4 +1,5 @@
-"""The live list of downloads: one focusable row per transfer.
+"""The live list of downloads: one focusable row per transfer; it only displays them
+(a ``Transfer`` changes itself; the app asks a row to redraw).
 
 Each row is a handful of fixed-width cells, and a cell is redrawn only when
 its text changes. A steady download therefore repaints a few dozen
@@ -8,17 +9,19 @@ when every byte drawn crosses an SSH link.
 
 from __future__ import annotations
 
+import math
+import time
+
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
+from textual.content import Content
 from textual.widgets import Button, Label, Static
 
-from getfile_core.client.api import Progress
 from tui import format as fmt
-from tui.messages import TransferProgress
-from tui.transfers import Transfer
+from tui.text import printable
+from tui.transfers import State, Transfer
 
 BAR_WIDTH = 6
 COLUMNS = (  # (class, heading)
@@ -32,11 +35,21 @@ COLUMNS = (  # (class, heading)
 
 
 class Cell(Static):
-    """A fixed-size text cell that repaints only itself, and only on change."""
+    """A fixed-size text cell that repaints only itself, and only on change.
+
+    Names and reasons come from servers: a cell shows printable plain text,
+    never markup (``[@click=app.quit]x.txt`` is a name, not a link).
+    """
+
+    def __init__(self, classes: str) -> None:
+        super().__init__("", classes=classes, markup=False)
+        self._text = ""
 
     def set(self, text: str) -> None:
-        if text != str(self.content):
-            self.update(text, layout=False)
+        text = printable(text)
+        if text != self._text:
+            self._text = text
+            self.update(Content(text), layout=False)
 
 
 class TransferRow(Horizontal, can_focus=True):
@@ -50,8 +63,8 @@ class TransferRow(Horizontal, can_focus=True):
 
     def compose(self) -> ComposeResult:
         for name, _heading in COLUMNS:
-            yield Cell("", classes=f"cell {name}")
-        yield Cell("", classes="cell reason")
+            yield Cell(classes=f"cell {name}")
+        yield Cell(classes="cell reason")
 
     def on_mount(self) -> None:
         self._ready = True
@@ -60,30 +73,45 @@ class TransferRow(Horizontal, can_focus=True):
     def cell(self, name: str) -> Cell:
         return self.query_one(f".{name}", Cell)
 
+    def words(self) -> str:
+        """What the row says instead of its numbers: why it failed, when it retries (and
+        why), what it waits for; "" when the numbers say it all."""
+        transfer = self.transfer
+        if transfer.state is State.FAILED:
+            return transfer.error
+        notice = transfer.retry
+        if transfer.state is State.RETRYING and notice is not None:
+            left = math.ceil(transfer.retry_left(time.monotonic()))
+            return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {notice.reason}"
+        if transfer.state in (State.CONNECTING, State.WAITING) and transfer.note:
+            return transfer.note
+        return ""
+
     def show(self) -> None:
         """Bring every cell up to date with the transfer (once mounted; then it catches up)."""
         if not self._ready:
             return
         transfer = self.transfer
+        state = transfer.state
         self.cell("name").set(transfer.name)
-        self.cell("state").set(transfer.state)
-        self.set_class(transfer.state == "failed", "-failed")
-        self.set_class(transfer.state == "done", "-done")
-        self.set_class(transfer.state == "cancelled", "-cancelled")
-        failed = transfer.state == "failed"
+        self.cell("state").set(str(state))
+        self.set_class(state is State.FAILED, "-failed")
+        self.set_class(state is State.DONE, "-done")
+        self.set_class(state is State.CANCELLED, "-cancelled")
+        words = self.words()
         for name in ("bar", "bytes", "rate", "eta"):
-            self.cell(name).display = not failed
-        self.cell("reason").display = failed
-        if failed:
-            self.cell("reason").set(transfer.error)
+            self.cell(name).display = not words
+        self.cell("reason").display = bool(words)
+        if words:  # a reason, a countdown or what the client waits for, in place of the numbers
+            self.cell("reason").set(words)
             return
         progress = transfer.progress
         if progress is None:
             for name in ("bar", "bytes", "rate", "eta"):
                 self.cell(name).set("")
             return
-        fraction = 1.0 if transfer.state == "done" else progress.fraction
-        moving = transfer.state in ("downloading", "verifying")
+        fraction = 1.0 if state is State.DONE else progress.fraction
+        moving = state in (State.DOWNLOADING, State.VERIFYING)
         if moving and fraction is None:  # size unknown (legacy server): a block that moves
             self._tick += 1
             self.cell("bar").set(fmt.bar(None, BAR_WIDTH, self._tick) + "  ?? ")
@@ -91,12 +119,10 @@ class TransferRow(Horizontal, can_focus=True):
             self.cell("bar").set(fmt.bar(fraction, BAR_WIDTH) + " " + fmt.percent(fraction))
         else:
             self.cell("bar").set("")
-        started = progress.done > 0 or moving or transfer.state == "done"
+        started = progress.done > 0 or moving or state is State.DONE
         self.cell("bytes").set(fmt.bytes_done(progress.done, progress.total) if started else "")
-        running = transfer.state in ("connecting", "downloading", "verifying")
-        self.cell("rate").set(
-            fmt.rate(progress.rate) if running or transfer.state == "done" else ""
-        )
+        running = state in (State.CONNECTING, State.DOWNLOADING, State.VERIFYING)
+        self.cell("rate").set(fmt.rate(progress.rate) if running or state is State.DONE else "")
         self.cell("eta").set(fmt.duration(progress.eta) if running else "")
 
 
@@ -109,14 +135,6 @@ class TransferList(VerticalScroll, can_focus=False):
         Binding("up,k", "move(-1)", "Previous", show=False),
         Binding("down,j", "move(1)", "Next", show=False),
     ]
-
-    class PhaseChanged(Message):
-        """A transfer moved on (connecting to downloading, say); the app logs it."""
-
-        def __init__(self, transfer: Transfer, before: str) -> None:
-            super().__init__()
-            self.transfer = transfer
-            self.before = before
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="transfer-heading"):
@@ -171,33 +189,19 @@ class TransferList(VerticalScroll, can_focus=False):
         if isinstance(event.widget, TransferRow):
             self.last_selected = event.widget
 
+    def on_mount(self) -> None:
+        # A retry countdown moves once a second, between the client's progress snapshots.
+        self.set_interval(1.0, self._tick_countdowns)
+
+    def _tick_countdowns(self) -> None:
+        for row in self.rows:
+            if row.transfer.state is State.RETRYING:
+                row.show()
+
     def refresh_transfer(self, transfer: Transfer) -> None:
         row = self.row(transfer.id)
         if row is not None:
             row.show()
-
-    def on_transfer_progress(self, message: TransferProgress) -> None:
-        message.stop()
-        row = self.row(message.transfer_id)
-        if row is None:
-            return
-        transfer = row.transfer
-        progress: Progress = message.progress
-        transfer.progress = progress
-        transfer.legacy = transfer.legacy or progress.legacy
-        if (
-            transfer.active
-            and progress.phase != transfer.state
-            and progress.phase
-            in (
-                "connecting",
-                "downloading",
-                "verifying",
-            )
-        ):
-            before, transfer.state = transfer.state, progress.phase
-            self.post_message(self.PhaseChanged(transfer, before))
-        row.show()
 
     def action_move(self, step: int) -> None:
         rows = self.rows

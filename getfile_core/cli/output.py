@@ -1,0 +1,53 @@
+"""Every line the command prints about itself goes through here, as printable text.
+
+Paths, names, hosts and server messages are hostile (a URL path can carry
+``ESC ] 2 ; …`` and retitle the terminal), so each line is passed through
+``printable`` once, here, rather than at each of the places that build one.
+Each is one line on stderr: stdout is for what the user asked for (``ls``
+output, the book's "Client got" line).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from getfile_core.printable import printable
+
+if TYPE_CHECKING:
+    from getfile_core.client import RetryNotice
+    from getfile_core.server import AccessRecord
+
+PROG = "getfile"
+
+
+def error_line(message: object, *, subject: str | bytes | None = None) -> None:
+    """``getfile: SUBJECT: MESSAGE`` on stderr (``getfile: MESSAGE`` without a subject)."""
+    where = f"{printable(subject)}: " if subject is not None else ""
+    print(f"{PROG}: {where}{printable(str(message))}", file=sys.stderr, flush=True)
+
+
+#: A warning reads as an error line does; the word says it is not one.
+def warning_line(message: str) -> None:
+    error_line(f"warning: {message}")
+
+
+def retry_text(notice: RetryNotice) -> str:
+    """``retrying in 4 s (2/10): connection reset by peer``."""
+    delay = f"{notice.delay:.0f}" if notice.delay >= 1 else f"{notice.delay:.1f}"
+    return f"retrying in {delay} s ({notice.attempt}/{notice.attempts}): {notice.reason}"
+
+
+def print_access(record: AccessRecord) -> None:
+    """The server's access log, one printable line per request, on stderr."""
+    print(printable(record.format()), file=sys.stderr, flush=True)
+
+
+def print_book_access(record: AccessRecord) -> None:
+    """The book's server line (``Server connected by (ip, port) at …``) on stdout, then ours."""
+    host, _, port = record.peer.rpartition(":")
+    host = host.strip("[]")
+    stamp = time.ctime(record.when)
+    print(f"Server connected by ('{printable(host)}', {printable(port)}) at {stamp}", flush=True)
+    print_access(record)

@@ -1,0 +1,115 @@
+"""Every action of the app, once: its id, default key, footer word, help text and palette name.
+
+The bindings (``bindings()``), the F1 keys screen and the command palette
+(``tui.commands``) are all built from ``ACTIONS``, so an action is spelled
+in one place, and a keymap that remaps an id (``App.set_keymap``) shows in
+all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import App
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str  # the binding id: what a keymap names (``download = "f5"``)
+    action: str  # the app's ``action_<name>``
+    key: str  # default key(s), Textual's spelling; "" for palette-only actions
+    footer: str  # the footer's word
+    help: str  # the F1 screen's line
+    palette: str  # the palette's title; "" keeps it out of the palette
+    palette_help: str = ""
+    show: bool = True  # in the footer
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action(
+        "download", "download", "ctrl+g", "Get", "download the file in the form",
+        "Download", "Fetch the file in the form",
+    ),
+    Action(
+        "cancel", "cancel", "ctrl+x", "Cancel", "cancel the selected download (or the newest)",
+        "Cancel download", "Stop the selected (or newest) download",
+    ),
+    Action(
+        "retry", "retry", "ctrl+r", "Retry",
+        "retry the selected failed download (now, if waiting)",
+        "Retry download", "Try the selected (or newest) failed download again, now",
+    ),
+    Action(
+        "server", "toggle_server", "ctrl+s", "Server", "start or stop the local server",
+        "Start/stop local server", "Serve a folder from inside the app",
+    ),
+    Action(
+        "switch-pane", "switch_pane", "ctrl+t", "Log/Server", "show the log or the server pane",
+        "Show log / server", "Switch the lower pane",
+    ),
+    Action("keys", "toggle_keys", "f1", "Keys", "this list", "", show=False),
+    Action(
+        "quit", "quit", "ctrl+q", "Quit", "quit (asks first if downloads run)",
+        "", "",
+    ),
+    Action(
+        "cancel-all", "cancel_all", "ctrl+n", "Cancel all", "cancel every running download",
+        "Cancel all downloads", "Stop every running download", show=False,
+    ),
+    Action(
+        "pick-folder", "pick_folder", "ctrl+o", "Folder", "choose the folder to save into",
+        "Choose destination folder", "Pick where downloads are saved", show=False,
+    ),
+    Action(
+        "browse", "browse", "ctrl+l", "List", "list the server's files and pick one",
+        "List files on the server", "Browse the server's folders, pick the File", show=False,
+    ),
+    Action(
+        "clear-log", "clear_log", "f3", "Clear log", "clear the log",
+        "Clear log", "Empty the log pane", show=False,
+    ),
+    Action(
+        "theme", "next_theme", "f2", "Theme", "next colour theme",
+        "Switch theme", "Cycle to the next colour theme", show=False,
+    ),
+    Action(
+        "limit", "limit_rate", "f4", "Limit", "set the global rate limit (all downloads share it)",
+        "Set global rate limit", "Cap all downloads together: 500K, 2M, or none", show=False,
+    ),
+    Action(
+        "limit-one", "limit_transfer", "f5", "Limit one", "set the selected download's own limit",
+        "Limit the selected download", "Cap one download's rate (the global limit still applies)",
+        show=False,
+    ),
+    Action(
+        "local-server", "use_local_server", "", "", "",
+        "Point the form at the local server", "Fill Server and Port from the running server",
+    ),
+)  # fmt: skip
+
+BY_ACTION = {a.action: a for a in ACTIONS}
+
+
+def bindings() -> list[Binding]:
+    """The app's bindings, in footer order.
+
+    Priority, so they work from inside a field too (ctrl+x wins over "cut");
+    the app's ``check_action`` switches them off under dialogs.
+    """
+    return [
+        Binding(a.key, a.action, a.footer, id=a.id, show=a.show, priority=True)
+        for a in ACTIONS
+        if a.key
+    ]
+
+
+def key_in_force(app: App[object], binding_id: str) -> str:
+    """The key bound to ``binding_id`` now (after any keymap), as the footer shows it."""
+    for active in app.screen_stack[0].active_bindings.values():
+        if active.binding.id == binding_id:
+            return app.get_key_display(active.binding)
+    for binding in app.BINDINGS:
+        if isinstance(binding, Binding) and binding.id == binding_id:
+            return app.get_key_display(binding)
+    return ""

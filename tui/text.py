@@ -1,0 +1,44 @@
+"""Text from outside (the network, the disk, the user) made safe to show.
+
+Textual parses ``[...]`` in plain strings as markup, including
+``[@click=app.quit]``: a server that names a file ``[@click=app.quit]x.txt``
+would quit the app on one click, and a message of ``[/]`` crashes it
+(``MarkupError``). A terminal, for its part, obeys escape sequences: an ESC
+in a name can retitle the window or clear the screen. So everything that did
+not come from this program's own source goes through here, and is shown as
+``Content`` (never parsed as markup) made of printable characters only.
+"""
+
+from __future__ import annotations
+
+from textual.content import Content
+
+#: Longer than any name or message worth reading; bounds what a hostile peer can make us draw.
+MAX_SHOWN = 1024
+
+
+def printable(text: str | bytes, limit: int = MAX_SHOWN) -> str:
+    """``text`` with every unprintable character spelled out (``\\x1b``, ``\\n``, ``\\udcff``).
+
+    Bytes are decoded as UTF-8 and undecodable bytes shown as ``\\xff``, so two
+    different names never look the same; the result is at most ``limit`` characters.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def plain(text: str | bytes, limit: int = MAX_SHOWN) -> Content:
+    """Outside text as a widget's content: printable, and never read as markup."""
+    return Content(printable(text, limit))
