@@ -112,7 +112,7 @@ async def test_hashes_held_forever_leave_listings_answered_at_once(
         firsts = await asyncio.gather(*(get_and_hang_up(server.port_bound, n) for n in names))
         assert all(first.startswith(b"getfile/1 102 processing") for first in firsts), firsts
         await wait_for_async(lambda: held.running > 0, 10, "a hash to be held")
-        head = await asyncio.wait_for(list_root(server.port_bound), 5)
+        head = await asyncio.wait_for(list_root(server.port_bound), 10)
         assert head.status is Status.OK and head.entries == FILES
         assert held.most_at_once <= 2, f"{held.most_at_once} hashes at once: not a small pool"
     finally:
