@@ -14,7 +14,7 @@ from pathlib import Path
 from textual.widgets import Label
 
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.tui.conftest import make_app, only_transfer, wait_until
+from tests.support.tui import make_app, only_transfer, pilot_wait_until
 from tui.screens.overwrite import OverwriteScreen
 
 SIZE = (100, 24)
@@ -35,16 +35,22 @@ async def test_a_markup_name_in_the_dialog_and_on_its_row_is_only_text(
         app = make_app(host="127.0.0.1", port=server.port_bound, file=NAME, dest=dest)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("enter")
-            await wait_until(pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog")
+            await pilot_wait_until(
+                pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog"
+            )
             texts = [str(label.content) for label in app.screen.query(Label)]
             assert any(text.startswith(f"{NAME} already exists") for text in texts), texts
             assert f"Rename saves it as {RENAMED}" in texts
             await pilot.press("n")
-            await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+            await pilot_wait_until(
+                pilot, lambda: app.transfers and only_transfer(app).state == "done"
+            )
             row = app.transfer_list.row(only_transfer(app).id)
             assert row is not None
             cell = row.cell("name")
-            await wait_until(pilot, lambda: str(cell.content) == RENAMED, what="the row's name")
+            await pilot_wait_until(
+                pilot, lambda: str(cell.content) == RENAMED, what="the row's name"
+            )
             await pilot.click(cell)  # a link in the name would quit here
             await pilot.pause()
             assert app.is_running

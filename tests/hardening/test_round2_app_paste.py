@@ -14,7 +14,7 @@ from pathlib import Path
 from textual import events
 
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.tui.conftest import make_app, only_transfer, wait_until
+from tests.support.tui import make_app, only_transfer, pilot_wait_until
 
 SIZE = (100, 24)
 NAME = "a\x1b]2;PWNED\x07.txt"
@@ -40,10 +40,12 @@ async def test_an_escape_pasted_into_the_file_field_is_spelled_out(
             field = app.form.field("file")
             field.focus()
             field.post_message(events.Paste(NAME))
-            await wait_until(pilot, lambda: field.value == SPELLED, what="the pasted name")
+            await pilot_wait_until(pilot, lambda: field.value == SPELLED, what="the pasted name")
             assert "\x1b" not in app.export_screenshot()
             await pilot.press("enter")
-            await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+            await pilot_wait_until(
+                pilot, lambda: app.transfers and only_transfer(app).state == "done"
+            )
             saved = Path(only_transfer(app).saved_path)
     finally:
         await server.stop(grace=1)
@@ -61,11 +63,13 @@ async def test_an_escape_in_a_pasted_url_is_spelled_out(tmp_path: Path, dest: Pa
                 events.Paste(f"getfile://127.0.0.1:{server.port_bound}/a%1b]2;PWNED%07.txt")
             )
             file = app.form.field("file")
-            await wait_until(pilot, lambda: file.value == SPELLED, what="the URL spread out")
+            await pilot_wait_until(pilot, lambda: file.value == SPELLED, what="the URL spread out")
             assert host.value == "127.0.0.1"
             assert "\x1b" not in app.export_screenshot()
             await pilot.press("enter")
-            await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+            await pilot_wait_until(
+                pilot, lambda: app.transfers and only_transfer(app).state == "done"
+            )
             saved = Path(only_transfer(app).saved_path)
     finally:
         await server.stop(grace=1)

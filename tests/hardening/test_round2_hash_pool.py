@@ -25,7 +25,7 @@ from getfile_core import protocol
 from getfile_core.protocol import Request, Response, Status, Verb
 from getfile_core.server import digests as digests_module
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.hardening.support import extended_get, wait_for_async
+from tests.support import extended_get, wait_until
 
 FILES = 8  # more than the default executor's six workers on two cores
 SIZE = 8 * 1024 * 1024  # far above the inline-hash limit: hashed by a worker
@@ -111,7 +111,7 @@ async def test_hashes_held_forever_leave_listings_answered_at_once(
         names = [f"big{index}.bin".encode() for index in range(FILES)]
         firsts = await asyncio.gather(*(get_and_hang_up(server.port_bound, n) for n in names))
         assert all(first.startswith(b"getfile/1 102 processing") for first in firsts), firsts
-        await wait_for_async(lambda: held.running > 0, 10, "a hash to be held")
+        await wait_until(lambda: held.running > 0, "a hash to be held", 10)
         head = await asyncio.wait_for(list_root(server.port_bound), 10)
         assert head.status is Status.OK and head.entries == FILES
         assert held.most_at_once <= 2, f"{held.most_at_once} hashes at once: not a small pool"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import server_context
-from tests.hardening.certs import make_cert_set
+from tests.support.certs import make_cert_set
 
 CAP = 10
 SILENT = 2 * CAP

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from getfile_core.tls import client_context
-from tests.hardening.certs import make_cert_set
-from tests.hardening.support import PROJECT, extended_get, raise_fd_limit, wait_for
+from tests.support import PROJECT, extended_get, raise_fd_limit, wait_until_sync
+from tests.support.certs import make_cert_set
 
 CROWD = 1130
 DESCRIPTORS = 1024  # a common default, as in the attack
@@ -55,7 +55,7 @@ def start_tls_server(root: Path, cert: Path, key: Path, log: Path) -> tuple[subp
             ports.append(int(match[1]))
         return bool(ports)
 
-    wait_for(announced, 20, "the server announces its port")
+    wait_until_sync(announced, "the server announces its port", 20)
     return proc, ports[-1]
 
 
@@ -106,7 +106,9 @@ async def test_silent_tls_crowd_leaves_descriptors_and_log_clean(tmp_path: Path)
             answers.append(fetch_over_tls(port, context, 10.0))
             return answers[-1] != b""
 
-        await asyncio.to_thread(wait_for, served_again, 15, "served again after the crowd left")
+        await asyncio.to_thread(
+            wait_until_sync, served_again, "served again after the crowd left", 15
+        )
         assert answers[-1].startswith(b"getfile/1 200 ok")
         assert answers[-1].endswith(b"hello, crowd\n")
         assert proc.poll() is None
