@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import blake3
 
+from getfile_core.client import strategy
 from getfile_core.client.destination import write_all
 from getfile_core.digest import hash_written
 from getfile_core.errors import (
@@ -177,12 +178,17 @@ def open_receiver(
     fd: int,
     hasher: blake3.blake3 | None,
     check_cancelled: Callable[[], None],
+    size: int | None = None,
 ) -> Receiver:
-    """The fastest receiver this socket and file allow.
+    """The fastest receiver this socket, file and machine allow for ``size`` more bytes.
 
     Splice needs a plain TCP socket (not TLS) in blocking mode: with a
     Python timeout the descriptor is non-blocking and splice would fail at once.
+    With a digest to keep, splice + read-back and ``recv_into`` + hash-while-hot
+    win on different CPUs: ``strategy.choose`` says which, measured on this one.
     """
+    if hasher is not None and strategy.choose(size) == strategy.BUFFER:
+        return BufferReceiver(sock, fd, hasher, check_cancelled)
     if hasattr(os, "splice") and type(sock) is socket.socket and sock.gettimeout() is None:
         try:
             return SpliceReceiver(sock, fd, hasher, check_cancelled)

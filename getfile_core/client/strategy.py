@@ -1,0 +1,202 @@
+"""Which receive path a verified download takes on this machine: measured once, then kept.
+
+Two ways to get a body into the file *and* hashed, each winning on some CPUs
+(``docs/performance.md``):
+
+- ``splice``: socket -> pipe -> file inside the kernel (one copy), then the
+  new pages are read back (``pread``) and hashed. On the project's Xeon
+  (AVX-512, BLAKE3 ~7 GB/s) it cost 0.71 s of client CPU per GiB against
+  0.78 for ``buffer``.
+- ``buffer``: ``recv_into`` a 1 MiB buffer, ``write`` it, hash it while it
+  is still in cache. Where hashing is slower (AVX2: BLAKE3 ~2.8 GB/s, issue
+  15) the read-back of the page cache is the larger cost, and this wins.
+
+Which one is faster depends on the CPU's hash speed against its memory
+bandwidth, so it is not guessed from flags: the first large verified
+download (``CALIBRATE_FROM`` bytes or more) runs both over a loopback TCP
+connection inside this process (``CALIBRATION_BYTES`` each, three times, ~0.3-1 s)
+and compares the CPU time of the receiving thread (not wall time: other
+processes' load moves it less); ``buffer`` must be ``MARGIN`` cheaper. The answer is kept in
+``platformdirs.user_cache_dir("getfile")/receive.json`` for this CPU model,
+kernel and blake3 version; until then, and for small files, ``splice``.
+``GETFILE_RECEIVE=splice|buffer`` overrides it (tests, and anyone measuring).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from getfile_core.errors import GetfileError
+
+SPLICE = "splice"
+BUFFER = "buffer"
+CHOICES = (SPLICE, BUFFER)
+#: Bodies at least this big use (and if needed, first measure) the machine's choice.
+CALIBRATE_FROM = 256 * 1024 * 1024
+#: Bytes each path receives per calibration round (two rounds each, alternating).
+CALIBRATION_BYTES = 48 * 1024 * 1024
+#: How much cheaper (CPU) ``buffer`` must measure to be chosen over ``splice``.
+MARGIN = 0.10
+#: The sender's file, sent over and over (page-cached, like a server's repeat download).
+SOURCE_BYTES = 8 * 1024 * 1024
+CACHE_FILE = "receive.json"
+ENVIRONMENT = "GETFILE_RECEIVE"
+
+_lock = threading.Lock()
+_chosen: str | None = None
+
+
+def choose(body_size: int | None) -> str:
+    """The receive path for a verified body of ``body_size`` bytes (None: unknown)."""
+    forced = os.environ.get(ENVIRONMENT, "")
+    if forced in CHOICES:
+        return forced
+    global _chosen
+    with _lock:
+        if _chosen is None:
+            _chosen = _load()
+        if _chosen is None and body_size is not None and body_size >= CALIBRATE_FROM:
+            _chosen = _calibrate_and_keep()
+        return _chosen or SPLICE
+
+
+def machine_key() -> str:
+    """What the answer depends on: the CPU, the kernel, the hash's implementation."""
+    import blake3
+
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.partition(":")[2].strip()
+                    break
+    except OSError:
+        pass
+    version = getattr(blake3, "__version__", "?")
+    return f"{model} | {platform.release()} | blake3 {version}"
+
+
+def cache_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("getfile")) / CACHE_FILE
+
+
+def _load() -> str | None:
+    try:
+        kept = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or kept.get("machine") != machine_key():
+        return None
+    choice = kept.get("choice")
+    return choice if choice in CHOICES else None
+
+
+def _calibrate_and_keep() -> str:
+    try:
+        costs = calibrate()
+    except (OSError, GetfileError):
+        return SPLICE  # not kept: the next large download measures again
+    choice = prefer(costs)
+    record = {"machine": machine_key(), "choice": choice, "cpu_seconds_per_gib": costs}
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".receive-")
+        with os.fdopen(fd, "w") as out:
+            json.dump(record, out)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only home: measured again next time, still correct
+    return choice
+
+
+def prefer(costs: dict[str, float]) -> str:
+    """``buffer`` only if clearly cheaper: within ``MARGIN`` the two are noise apart."""
+    return BUFFER if costs[BUFFER] < costs[SPLICE] * (1 - MARGIN) else SPLICE
+
+
+def calibrate(nbytes: int = CALIBRATION_BYTES, rounds: int = 3) -> dict[str, float]:
+    """CPU seconds per GiB of the receiving thread, per path (the best of ``rounds``)."""
+    best = dict.fromkeys(CHOICES, float("inf"))
+    where = _scratch_dir()
+    with tempfile.TemporaryFile(dir=where) as source:
+        os.write(source.fileno(), os.urandom(SOURCE_BYTES))
+        for round_ in range(rounds):
+            for choice in CHOICES[round_ % 2 :] + CHOICES[: round_ % 2]:  # neither always first
+                with tempfile.TemporaryFile(dir=where) as scratch:  # fresh, as a download's
+                    seconds = _one_run(choice, source.fileno(), scratch.fileno(), nbytes)
+                best[choice] = min(best[choice], seconds * 2**30 / nbytes)
+    return best
+
+
+def _scratch_dir() -> str | None:
+    """Beside the cache (the user's disk, like downloads), else the system's temp folder."""
+    try:
+        folder = cache_path().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder)
+    except OSError:
+        return None
+
+
+def _one_run(choice: str, source: int, fd: int, nbytes: int) -> float:
+    """Receive ``nbytes`` from a ``sendfile`` thread over loopback with one path; thread CPU s.
+
+    As from a getfile server: the sender's pages come from the page cache,
+    and the receiver writes a new file.
+    """
+    from getfile_core.client.receive import BufferReceiver, SpliceReceiver
+    from getfile_core.digest import new_hasher
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sock = socket.create_connection(listener.getsockname(), timeout=10)
+        listener.settimeout(10)
+        conn, _ = listener.accept()
+    sender = threading.Thread(target=_send, args=(conn, source, nbytes), daemon=True)
+    sender.start()
+    with sock:
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _ten_seconds())
+        kind = SpliceReceiver if choice == SPLICE else BufferReceiver
+        receiver = kind(sock, fd, new_hasher(), lambda: None)
+        began = time.thread_time()
+        try:
+            got = 0
+            while got < nbytes and (count := receiver.receive(nbytes - got)):
+                got += count
+            receiver.finish()
+        finally:
+            receiver.close()
+        spent = time.thread_time() - began
+    sender.join(10)
+    if got < nbytes:
+        raise OSError("calibration: the loopback sender stopped early")
+    return spent
+
+
+def _send(conn: socket.socket, source: int, nbytes: int) -> None:
+    with conn:
+        sent = 0
+        try:
+            while sent < nbytes:
+                offset = sent % SOURCE_BYTES
+                count = min(nbytes - sent, SOURCE_BYTES - offset)
+                sent += os.sendfile(conn.fileno(), source, offset, count)
+        except OSError:
+            return
+
+
+def _ten_seconds() -> bytes:
+    import struct
+
+    return struct.pack("ll", 10, 0)

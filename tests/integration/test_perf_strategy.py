@@ -1,0 +1,120 @@
+"""The measured choice of receive path (``client.strategy``): kept per machine, never wrong bytes.
+
+Correctness only: which path wins is measured by ``bench/`` and the
+calibration, never asserted here. Every test gets its own cache folder
+(``XDG_CACHE_HOME``), so nothing from the user's real cache leaks in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+
+from getfile_core.client import strategy
+from getfile_core.client.receive import BufferReceiver, SpliceReceiver, open_receiver
+from tests.integration.test_receive import BODY, copy_all, never_cancelled, sending
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(strategy.ENVIRONMENT, raising=False)
+    monkeypatch.setattr(strategy, "_chosen", None)
+    return tmp_path / "cache"
+
+
+def keep(choice: str, machine: str | None = None) -> None:
+    path = strategy.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"machine": machine or strategy.machine_key(), "choice": choice}
+    path.write_text(json.dumps(record))
+
+
+def test_small_bodies_never_calibrate_and_splice() -> None:
+    assert strategy.choose(1024 * 1024) == strategy.SPLICE
+    assert strategy.choose(None) == strategy.SPLICE
+    assert not strategy.cache_path().exists()
+
+
+def test_the_kept_choice_for_this_machine_is_used() -> None:
+    keep(strategy.BUFFER)
+    assert strategy.choose(10) == strategy.BUFFER
+
+
+def test_a_choice_kept_for_another_machine_is_ignored() -> None:
+    keep(strategy.BUFFER, machine="another CPU | 1.0 | blake3 0")
+    assert strategy.choose(10) == strategy.SPLICE
+
+
+@pytest.mark.parametrize("garbage", ["", "{", "[1]", '{"choice": "rm -rf"}'])
+def test_a_damaged_cache_is_ignored(garbage: str) -> None:
+    path = strategy.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(garbage)
+    assert strategy.choose(10) == strategy.SPLICE
+
+
+def test_a_large_body_calibrates_once_and_keeps_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(strategy, "CALIBRATE_FROM", 1024)
+    monkeypatch.setattr(strategy, "CALIBRATION_BYTES", 2 * 1024 * 1024 + 777)
+    chosen = strategy.choose(4096)
+    kept = json.loads(strategy.cache_path().read_text())
+    assert kept["choice"] == chosen in strategy.CHOICES
+    assert kept["machine"] == strategy.machine_key()
+    costs = kept["cpu_seconds_per_gib"]
+    assert set(costs) == set(strategy.CHOICES)
+    assert all(0 <= cost < float("inf") for cost in costs.values())
+    assert strategy.prefer(costs) == chosen
+    leftovers = [p.name for p in strategy.cache_path().parent.iterdir()]
+    assert leftovers == [strategy.CACHE_FILE]  # the scratch files are gone
+
+
+def test_buffer_needs_a_clear_margin() -> None:
+    assert strategy.prefer({"splice": 1.0, "buffer": 0.95}) == strategy.SPLICE
+    assert strategy.prefer({"splice": 1.0, "buffer": 0.80}) == strategy.BUFFER
+    assert strategy.prefer({"splice": 0.5, "buffer": 1.0}) == strategy.SPLICE
+
+
+@pytest.mark.parametrize("forced", strategy.CHOICES)
+def test_the_environment_forces_a_path_and_both_copy_and_hash_alike(
+    forced: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(strategy.ENVIRONMENT, forced)
+    keep(strategy.BUFFER if forced == strategy.SPLICE else strategy.SPLICE)  # overridden
+    path = tmp_path / "file.part"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    hasher = blake3.blake3()
+    with sending(BODY) as sock:
+        receiver = open_receiver(sock, fd, hasher, never_cancelled, len(BODY))
+        try:
+            assert copy_all(receiver) == len(BODY)
+            receiver.finish()
+        finally:
+            receiver.close()
+            os.close(fd)
+    expected = SpliceReceiver if forced == strategy.SPLICE else BufferReceiver
+    if hasattr(os, "splice") or forced == strategy.BUFFER:
+        assert type(receiver) is expected
+    assert path.read_bytes() == BODY
+    assert hasher.hexdigest() == blake3.blake3(BODY).hexdigest()
+
+
+def test_an_undigested_body_always_splices_where_it_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to hash: the read-back never happens, so splice is never the costlier."""
+    if not hasattr(os, "splice"):
+        pytest.skip("os.splice is Linux only")
+    keep(strategy.BUFFER)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    with sending(b"x") as sock:
+        receiver = open_receiver(sock, fd, None, never_cancelled, 1)
+        receiver.close()
+    os.close(fd)
+    assert isinstance(receiver, SpliceReceiver)
