@@ -24,11 +24,8 @@ kernel and blake3 version; until then, and for small files, ``splice``.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -58,17 +55,21 @@ def choose(body_size: int | None) -> str:
     forced = os.environ.get(ENVIRONMENT, "")
     if forced in CHOICES:
         return forced
+    if body_size is None or body_size < CALIBRATE_FROM:
+        return SPLICE  # not worth even reading the cache (json, platformdirs: ~4 ms of start-up)
     global _chosen
     with _lock:
         if _chosen is None:
             _chosen = _load()
-        if _chosen is None and body_size is not None and body_size >= CALIBRATE_FROM:
+        if _chosen is None:
             _chosen = _calibrate_and_keep()
         return _chosen or SPLICE
 
 
 def machine_key() -> str:
     """What the answer depends on: the CPU, the kernel, the hash's implementation."""
+    import platform
+
     import blake3
 
     model = "unknown"
@@ -91,6 +92,8 @@ def cache_path() -> Path:
 
 
 def _load() -> str | None:
+    import json
+
     try:
         kept = json.loads(cache_path().read_text())
     except (OSError, ValueError):
@@ -102,6 +105,9 @@ def _load() -> str | None:
 
 
 def _calibrate_and_keep() -> str:
+    import json
+    import tempfile
+
     try:
         costs = calibrate()
     except (OSError, GetfileError):
@@ -125,8 +131,11 @@ def prefer(costs: dict[str, float]) -> str:
     return BUFFER if costs[BUFFER] < costs[SPLICE] * (1 - MARGIN) else SPLICE
 
 
-def calibrate(nbytes: int = CALIBRATION_BYTES, rounds: int = 3) -> dict[str, float]:
+def calibrate(nbytes: int | None = None, rounds: int = 3) -> dict[str, float]:
     """CPU seconds per GiB of the receiving thread, per path (the best of ``rounds``)."""
+    nbytes = nbytes or CALIBRATION_BYTES
+    import tempfile
+
     best = dict.fromkeys(CHOICES, float("inf"))
     where = _scratch_dir()
     with tempfile.TemporaryFile(dir=where) as source:

@@ -34,36 +34,56 @@ def keep(choice: str, machine: str | None = None) -> None:
     path.write_text(json.dumps(record))
 
 
-def test_small_bodies_never_calibrate_and_splice() -> None:
+LARGE = strategy.CALIBRATE_FROM
+
+
+def test_small_bodies_splice_without_reading_or_writing_the_cache() -> None:
+    keep(strategy.BUFFER)
     assert strategy.choose(1024 * 1024) == strategy.SPLICE
     assert strategy.choose(None) == strategy.SPLICE
+    strategy.cache_path().unlink()
+    assert strategy.choose(LARGE - 1) == strategy.SPLICE
     assert not strategy.cache_path().exists()
 
 
 def test_the_kept_choice_for_this_machine_is_used() -> None:
     keep(strategy.BUFFER)
-    assert strategy.choose(10) == strategy.BUFFER
+    assert strategy.choose(LARGE) == strategy.BUFFER
 
 
-def test_a_choice_kept_for_another_machine_is_ignored() -> None:
+def test_a_choice_kept_for_another_machine_is_measured_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     keep(strategy.BUFFER, machine="another CPU | 1.0 | blake3 0")
-    assert strategy.choose(10) == strategy.SPLICE
+    monkeypatch.setattr(strategy, "calibrate", lambda: {"splice": 1.0, "buffer": 2.0})
+    assert strategy.choose(LARGE) == strategy.SPLICE
+    assert json.loads(strategy.cache_path().read_text())["machine"] == strategy.machine_key()
 
 
 @pytest.mark.parametrize("garbage", ["", "{", "[1]", '{"choice": "rm -rf"}'])
-def test_a_damaged_cache_is_ignored(garbage: str) -> None:
+def test_a_damaged_cache_is_measured_again(garbage: str, monkeypatch: pytest.MonkeyPatch) -> None:
     path = strategy.cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(garbage)
-    assert strategy.choose(10) == strategy.SPLICE
+    monkeypatch.setattr(strategy, "calibrate", lambda: {"splice": 2.0, "buffer": 1.0})
+    assert strategy.choose(LARGE) == strategy.BUFFER
+    assert json.loads(path.read_text())["choice"] == strategy.BUFFER
+
+
+def test_a_failed_calibration_splices_and_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail() -> dict[str, float]:
+        raise OSError("no loopback here")
+
+    monkeypatch.setattr(strategy, "calibrate", fail)
+    assert strategy.choose(LARGE) == strategy.SPLICE
+    assert not strategy.cache_path().exists()
 
 
 def test_a_large_body_calibrates_once_and_keeps_the_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(strategy, "CALIBRATE_FROM", 1024)
     monkeypatch.setattr(strategy, "CALIBRATION_BYTES", 2 * 1024 * 1024 + 777)
-    chosen = strategy.choose(4096)
+    chosen = strategy.choose(LARGE)
     kept = json.loads(strategy.cache_path().read_text())
     assert kept["choice"] == chosen in strategy.CHOICES
     assert kept["machine"] == strategy.machine_key()
@@ -73,6 +93,13 @@ def test_a_large_body_calibrates_once_and_keeps_the_answer(
     assert strategy.prefer(costs) == chosen
     leftovers = [p.name for p in strategy.cache_path().parent.iterdir()]
     assert leftovers == [strategy.CACHE_FILE]  # the scratch files are gone
+
+    def measure_again() -> dict[str, float]:
+        raise AssertionError("calibrated twice")
+
+    monkeypatch.setattr(strategy, "calibrate", measure_again)
+    monkeypatch.setattr(strategy, "_chosen", None)  # as a new process: from the cache
+    assert strategy.choose(LARGE) == chosen
 
 
 def test_buffer_needs_a_clear_margin() -> None:
