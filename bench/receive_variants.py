@@ -106,6 +106,44 @@ def splice_pread(window: int):
     return run
 
 
+def splice_thread(window: int):
+    """Splice in this thread; a second thread trails it, reading back and hashing each window."""
+
+    def run(sock: socket.socket, fd: int, size: int) -> str:
+        import fcntl
+        import queue
+
+        from getfile_core.digest import hash_written
+
+        hasher = blake3.blake3()
+        pipe_out, pipe_in = os.pipe2(os.O_CLOEXEC)
+        fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, MiB)
+        ranges: queue.Queue = queue.Queue(maxsize=8)
+
+        def hash_loop() -> None:
+            buf = memoryview(bytearray(window))
+            while (item := ranges.get()) is not None:
+                hash_written(fd, item[0], item[1], hasher, buf)
+
+        worker = threading.Thread(target=hash_loop)
+        worker.start()
+        position = hashed = 0
+        while count := os.splice(sock.fileno(), pipe_in, MiB):
+            moved = 0
+            while moved < count:
+                moved += os.splice(pipe_out, fd, count - moved)
+            position += count
+            if position - hashed >= window:
+                ranges.put((hashed, position))
+                hashed = position
+        ranges.put((hashed, position))
+        ranges.put(None)
+        worker.join()
+        return hasher.hexdigest()
+
+    return run
+
+
 def recv_thread_hash(buffer: int, slots: int = 4):
     """recv_into a ring of buffers; a second thread hashes each one after it is written."""
 
@@ -153,6 +191,7 @@ VARIANTS = {
     "splice-2m": splice_pread(2 * MiB),
     "splice-256k": splice_pread(256 * KiB),
     "thread-256k": recv_thread_hash(256 * KiB),
+    "splice-thread-2m": splice_thread(2 * MiB),
 }
 
 
