@@ -190,6 +190,7 @@ class Outcome:
     rates: list[float] = field(default_factory=list)  # MB/s (10^6 bytes)
     by_round: dict[int, float] = field(default_factory=dict)
     rss: list[float] = field(default_factory=list)  # MiB
+    cpu: list[float] = field(default_factory=list)  # client CPU seconds per GiB
     failures: list[str] = field(default_factory=list)
 
 
@@ -238,6 +239,7 @@ def measure(
                 outcome.rates.append(size / 1e6 / timed.seconds)
                 outcome.by_round[round_] = outcome.rates[-1]
                 outcome.rss.append(timed.peak_rss_mib)
+                outcome.cpu.append(timed.cpu_seconds * 2**30 / size)
             progress(f"throughput: round {round_}/{runs} done")
     return list(outcomes.values())
 
@@ -256,12 +258,14 @@ def report(outcomes: list[Outcome], size: int) -> tuple[str, list[tuple[str, flo
                 outcome.case.label,
                 spread(outcome.rates),
                 f"{rate / ceiling:.2f}" if ceiling == ceiling else "-",
+                f"{median(outcome.cpu):.2f}" if outcome.cpu else "-",
                 f"{len(outcome.rates)}" + (f" ({errors})" if errors else ""),
             ]
         )
     title = f"Throughput: {size / 2**20:.0f} MiB into a fresh file over 127.0.0.1"
     text = f"### {title}\n\n" + table(
-        ["what", "MB/s median (min-max)", "x ceiling", "runs verified"], rows
+        ["what", "MB/s median (min-max)", "x ceiling", "client CPU s/GiB", "runs verified"],
+        rows,
     )
 
     def ratio(a: str, b: str) -> float:
