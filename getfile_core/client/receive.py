@@ -162,8 +162,12 @@ class SpliceReceiver(Receiver):
                 raise LocalFileError(f"cannot write: {error.strerror}") from None
         self.position += count
         if self.hasher is not None and self.position - self.hashed >= HASH_WINDOW:
-            self.finish()
+            self._hand_over()
         return count
+
+    def _hand_over(self) -> None:
+        """Hash the window written since the last one (here, in this thread)."""
+        self.finish()
 
     def finish(self) -> None:
         if self.hasher is not None and self.position > self.hashed:
@@ -175,6 +179,78 @@ class SpliceReceiver(Receiver):
     def close(self) -> None:
         for fd in (self.pipe_in, self.pipe_out):
             os.close(fd)
+
+
+class ThreadedSpliceReceiver(SpliceReceiver):
+    """Splice as above; a second thread trails the writer, reading back and hashing.
+
+    Takes the hash (~0.28 s/GiB here) off the copying thread's path, which
+    only pays where a core is idle: a remote sender, or more cores than the
+    sender and the receiver need. On the project's 2-core VM under other
+    work it measured the same as inline (``docs/performance.md``), so it is
+    used only where ``strategy``'s calibration measured it faster.
+    At most ``AHEAD`` windows wait (they are in the page cache already).
+    """
+
+    AHEAD = 8
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        fd: int,
+        hasher: blake3.blake3 | None,
+        check_cancelled: Callable[[], None],
+    ) -> None:
+        import queue
+        import threading
+
+        super().__init__(sock, fd, hasher, check_cancelled)
+        self.windows: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=self.AHEAD)
+        self.failure: OSError | None = None
+        self.stopped = False  # closed: what is still queued is not worth hashing
+        self.worker = threading.Thread(target=self._hash_loop, name="getfile-hash", daemon=True)
+        self.worker.start()
+
+    def receive(self, want: int) -> int:
+        if self.failure is not None:
+            self._raise_failure()
+        return super().receive(want)
+
+    def finish(self) -> None:
+        """Hand the last window over and wait until the digest covers everything written."""
+        self._hand_over()
+        self.windows.join()
+        if self.failure is not None:
+            self._raise_failure()
+
+    def _hand_over(self) -> None:
+        if self.hasher is not None and self.position > self.hashed:
+            if self.portable is not None:  # splice refused: the portable path hashes inline
+                return
+            self.windows.put((self.hashed, self.position))
+            self.hashed = self.position
+
+    def close(self) -> None:
+        self.stopped = True
+        self.windows.put(None)
+        self.worker.join()
+        super().close()
+
+    def _hash_loop(self) -> None:
+        view = memoryview(bytearray(HASH_PIECE))
+        while (window := self.windows.get()) is not None:
+            try:
+                if self.failure is None and not self.stopped and self.hasher is not None:
+                    hash_written(self.fd, window[0], window[1], self.hasher, view)
+            except OSError as error:
+                self.failure = error
+            finally:
+                self.windows.task_done()
+        self.windows.task_done()
+
+    def _raise_failure(self) -> None:
+        error = self.failure
+        raise LocalFileError(f"cannot read back the file to hash it: {error}") from None
 
 
 def open_receiver(
@@ -191,11 +267,13 @@ def open_receiver(
     With a digest to keep, splice + read-back and ``recv_into`` + hash-while-hot
     win on different CPUs: ``strategy.choose`` says which, measured on this one.
     """
-    if hasher is not None and strategy.choose(size) == strategy.BUFFER:
+    choice = strategy.choose(size) if hasher is not None else strategy.SPLICE
+    if choice == strategy.BUFFER:
         return BufferReceiver(sock, fd, hasher, check_cancelled)
     if hasattr(os, "splice") and type(sock) is socket.socket and sock.gettimeout() is None:
+        kind = ThreadedSpliceReceiver if choice == strategy.THREAD else SpliceReceiver
         try:
-            return SpliceReceiver(sock, fd, hasher, check_cancelled)
+            return kind(sock, fd, hasher, check_cancelled)
         except OSError:
             pass
     return BufferReceiver(sock, fd, hasher, check_cancelled)

@@ -10,13 +10,19 @@ Two ways to get a body into the file *and* hashed, each winning on some CPUs
 - ``buffer``: ``recv_into`` a 1 MiB buffer, ``write`` it, hash it while it
   is still in cache. Where hashing is slower (AVX2: BLAKE3 ~2.8 GB/s, issue
   15) the read-back of the page cache is the larger cost, and this wins.
+- ``splice-thread``: ``splice``, with the read-back and hash in a second
+  thread trailing the copy. More CPU in all, but off the copying thread's
+  path: faster only where a core is idle (on the 2-core VM it is not).
+
+``splice`` and ``buffer`` are compared by the receiving thread's CPU time
+(other processes' load moves it less than wall time); ``splice-thread`` by
+wall time against the winner, since what it buys is time, paid in CPU.
 
 Which one is faster depends on the CPU's hash speed against its memory
 bandwidth, so it is not guessed from flags: the first large verified
 download (``CALIBRATE_FROM`` bytes or more) runs both over a loopback TCP
 connection inside this process (``CALIBRATION_BYTES`` each, three times, ~0.3-1 s)
-and compares the CPU time of the receiving thread (not wall time: other
-processes' load moves it less); ``buffer`` must be ``MARGIN`` cheaper. The answer is kept in
+and compares them as below; a challenger must win by ``MARGIN``. The answer is kept in
 ``platformdirs.user_cache_dir("getfile")/receive.json`` for this CPU model,
 kernel and blake3 version; until then, and for small files, ``splice``.
 ``GETFILE_RECEIVE=splice|buffer`` overrides it (tests, and anyone measuring).
@@ -34,7 +40,8 @@ from getfile_core.errors import GetfileError
 
 SPLICE = "splice"
 BUFFER = "buffer"
-CHOICES = (SPLICE, BUFFER)
+THREAD = "splice-thread"
+CHOICES = (SPLICE, BUFFER, THREAD)
 #: Bodies at least this big use (and if needed, first measure) the machine's choice.
 CALIBRATE_FROM = 256 * 1024 * 1024
 #: Bytes each path receives per calibration round (two rounds each, alternating).
@@ -113,7 +120,7 @@ def _calibrate_and_keep() -> str:
     except (OSError, GetfileError):
         return SPLICE  # not kept: the next large download measures again
     choice = prefer(costs)
-    record = {"machine": machine_key(), "choice": choice, "cpu_seconds_per_gib": costs}
+    record = {"machine": machine_key(), "choice": choice, "seconds_per_gib": costs}
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,26 +133,31 @@ def _calibrate_and_keep() -> str:
     return choice
 
 
-def prefer(costs: dict[str, float]) -> str:
-    """``buffer`` only if clearly cheaper: within ``MARGIN`` the two are noise apart."""
-    return BUFFER if costs[BUFFER] < costs[SPLICE] * (1 - MARGIN) else SPLICE
+def prefer(measured: dict[str, dict[str, float]]) -> str:
+    """From ``calibrate``'s figures: a challenger must win by ``MARGIN`` (less is noise)."""
+    cpu, wall = measured["cpu"], measured["wall"]
+    best = BUFFER if cpu[BUFFER] < cpu[SPLICE] * (1 - MARGIN) else SPLICE
+    return THREAD if wall[THREAD] < wall[best] * (1 - MARGIN) else best
 
 
-def calibrate(nbytes: int | None = None, rounds: int = 3) -> dict[str, float]:
-    """CPU seconds per GiB of the receiving thread, per path (the best of ``rounds``)."""
+def calibrate(nbytes: int | None = None, rounds: int = 3) -> dict[str, dict[str, float]]:
+    """Seconds per GiB per path, the best of ``rounds``: ``cpu`` (receiving thread), ``wall``."""
     nbytes = nbytes or CALIBRATION_BYTES
     import tempfile
 
-    best = dict.fromkeys(CHOICES, float("inf"))
+    cpu = dict.fromkeys(CHOICES, float("inf"))
+    wall = dict.fromkeys(CHOICES, float("inf"))
     where = _scratch_dir()
     with tempfile.TemporaryFile(dir=where) as source:
         os.write(source.fileno(), os.urandom(SOURCE_BYTES))
         for round_ in range(rounds):
-            for choice in CHOICES[round_ % 2 :] + CHOICES[: round_ % 2]:  # neither always first
+            shift = round_ % len(CHOICES)  # none always first
+            for choice in CHOICES[shift:] + CHOICES[:shift]:
                 with tempfile.TemporaryFile(dir=where) as scratch:  # fresh, as a download's
-                    seconds = _one_run(choice, source.fileno(), scratch.fileno(), nbytes)
-                best[choice] = min(best[choice], seconds * 2**30 / nbytes)
-    return best
+                    spent, took = _one_run(choice, source.fileno(), scratch.fileno(), nbytes)
+                cpu[choice] = min(cpu[choice], spent * 2**30 / nbytes)
+                wall[choice] = min(wall[choice], took * 2**30 / nbytes)
+    return {"cpu": cpu, "wall": wall}
 
 
 def _scratch_dir() -> str | None:
@@ -158,13 +170,17 @@ def _scratch_dir() -> str | None:
         return None
 
 
-def _one_run(choice: str, source: int, fd: int, nbytes: int) -> float:
-    """Receive ``nbytes`` from a ``sendfile`` thread over loopback with one path; thread CPU s.
+def _one_run(choice: str, source: int, fd: int, nbytes: int) -> tuple[float, float]:
+    """Receive ``nbytes`` from a ``sendfile`` thread over loopback: (thread CPU s, wall s).
 
     As from a getfile server: the sender's pages come from the page cache,
     and the receiver writes a new file.
     """
-    from getfile_core.client.receive import BufferReceiver, SpliceReceiver
+    from getfile_core.client.receive import (
+        BufferReceiver,
+        SpliceReceiver,
+        ThreadedSpliceReceiver,
+    )
     from getfile_core.digest import new_hasher
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -176,9 +192,9 @@ def _one_run(choice: str, source: int, fd: int, nbytes: int) -> float:
     with sock:
         sock.settimeout(None)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _ten_seconds())
-        kind = SpliceReceiver if choice == SPLICE else BufferReceiver
-        receiver = kind(sock, fd, new_hasher(), lambda: None)
-        began = time.thread_time()
+        kinds = {SPLICE: SpliceReceiver, BUFFER: BufferReceiver, THREAD: ThreadedSpliceReceiver}
+        receiver = kinds[choice](sock, fd, new_hasher(), lambda: None)
+        began, started = time.thread_time(), time.perf_counter()
         try:
             got = 0
             while got < nbytes and (count := receiver.receive(nbytes - got)):
@@ -186,11 +202,11 @@ def _one_run(choice: str, source: int, fd: int, nbytes: int) -> float:
             receiver.finish()
         finally:
             receiver.close()
-        spent = time.thread_time() - began
+        spent, took = time.thread_time() - began, time.perf_counter() - started
     sender.join(10)
     if got < nbytes:
         raise OSError("calibration: the loopback sender stopped early")
-    return spent
+    return spent, took
 
 
 def _send(conn: socket.socket, source: int, nbytes: int) -> None:

@@ -14,8 +14,14 @@ from pathlib import Path
 import blake3
 import pytest
 
-from getfile_core.client import strategy
-from getfile_core.client.receive import BufferReceiver, SpliceReceiver, open_receiver
+from getfile_core.client import receive, strategy
+from getfile_core.client.receive import (
+    BufferReceiver,
+    SpliceReceiver,
+    ThreadedSpliceReceiver,
+    open_receiver,
+)
+from getfile_core.errors import LocalFileError
 from tests.integration.test_receive import BODY, copy_all, never_cancelled, sending
 
 
@@ -25,6 +31,13 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv(strategy.ENVIRONMENT, raising=False)
     monkeypatch.setattr(strategy, "_chosen", None)
     return tmp_path / "cache"
+
+
+def measured(splice: float, buffer: float, thread_wall: float = 9.0) -> dict:
+    """Calibration figures: CPU as given, wall equal to CPU except the thread's."""
+    cpu = {strategy.SPLICE: splice, strategy.BUFFER: buffer, strategy.THREAD: 9.0}
+    wall = {strategy.SPLICE: splice, strategy.BUFFER: buffer, strategy.THREAD: thread_wall}
+    return {"cpu": cpu, "wall": wall}
 
 
 def keep(choice: str, machine: str | None = None) -> None:
@@ -55,7 +68,7 @@ def test_a_choice_kept_for_another_machine_is_measured_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     keep(strategy.BUFFER, machine="another CPU | 1.0 | blake3 0")
-    monkeypatch.setattr(strategy, "calibrate", lambda: {"splice": 1.0, "buffer": 2.0})
+    monkeypatch.setattr(strategy, "calibrate", lambda: measured(splice=1.0, buffer=2.0))
     assert strategy.choose(LARGE) == strategy.SPLICE
     assert json.loads(strategy.cache_path().read_text())["machine"] == strategy.machine_key()
 
@@ -65,7 +78,7 @@ def test_a_damaged_cache_is_measured_again(garbage: str, monkeypatch: pytest.Mon
     path = strategy.cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(garbage)
-    monkeypatch.setattr(strategy, "calibrate", lambda: {"splice": 2.0, "buffer": 1.0})
+    monkeypatch.setattr(strategy, "calibrate", lambda: measured(splice=2.0, buffer=1.0))
     assert strategy.choose(LARGE) == strategy.BUFFER
     assert json.loads(path.read_text())["choice"] == strategy.BUFFER
 
@@ -87,9 +100,10 @@ def test_a_large_body_calibrates_once_and_keeps_the_answer(
     kept = json.loads(strategy.cache_path().read_text())
     assert kept["choice"] == chosen in strategy.CHOICES
     assert kept["machine"] == strategy.machine_key()
-    costs = kept["cpu_seconds_per_gib"]
-    assert set(costs) == set(strategy.CHOICES)
-    assert all(0 <= cost < float("inf") for cost in costs.values())
+    costs = kept["seconds_per_gib"]
+    for figures in (costs["cpu"], costs["wall"]):
+        assert set(figures) == set(strategy.CHOICES)
+        assert all(0 <= cost < float("inf") for cost in figures.values())
     assert strategy.prefer(costs) == chosen
     leftovers = [p.name for p in strategy.cache_path().parent.iterdir()]
     assert leftovers == [strategy.CACHE_FILE]  # the scratch files are gone
@@ -102,10 +116,14 @@ def test_a_large_body_calibrates_once_and_keeps_the_answer(
     assert strategy.choose(LARGE) == chosen
 
 
-def test_buffer_needs_a_clear_margin() -> None:
-    assert strategy.prefer({"splice": 1.0, "buffer": 0.95}) == strategy.SPLICE
-    assert strategy.prefer({"splice": 1.0, "buffer": 0.80}) == strategy.BUFFER
-    assert strategy.prefer({"splice": 0.5, "buffer": 1.0}) == strategy.SPLICE
+def test_a_challenger_needs_a_clear_margin() -> None:
+    assert strategy.prefer(measured(splice=1.0, buffer=0.95)) == strategy.SPLICE
+    assert strategy.prefer(measured(splice=1.0, buffer=0.80)) == strategy.BUFFER
+    assert strategy.prefer(measured(splice=0.5, buffer=1.0)) == strategy.SPLICE
+    # The thread is judged by wall time against the CPU winner.
+    assert strategy.prefer(measured(splice=1.0, buffer=2.0, thread_wall=0.95)) == strategy.SPLICE
+    assert strategy.prefer(measured(splice=1.0, buffer=2.0, thread_wall=0.7)) == strategy.THREAD
+    assert strategy.prefer(measured(splice=2.0, buffer=1.0, thread_wall=0.95)) == strategy.BUFFER
 
 
 @pytest.mark.parametrize("forced", strategy.CHOICES)
@@ -125,7 +143,11 @@ def test_the_environment_forces_a_path_and_both_copy_and_hash_alike(
         finally:
             receiver.close()
             os.close(fd)
-    expected = SpliceReceiver if forced == strategy.SPLICE else BufferReceiver
+    expected = {
+        strategy.SPLICE: SpliceReceiver,
+        strategy.BUFFER: BufferReceiver,
+        strategy.THREAD: ThreadedSpliceReceiver,
+    }[forced]
     if hasattr(os, "splice") or forced == strategy.BUFFER:
         assert type(receiver) is expected
     assert path.read_bytes() == BODY
@@ -145,3 +167,25 @@ def test_an_undigested_body_always_splices_where_it_can(
         receiver.close()
     os.close(fd)
     assert isinstance(receiver, SpliceReceiver)
+
+
+def test_a_failed_read_back_in_the_hash_thread_fails_the_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread's error is not lost: the copying thread raises it, as a local file error."""
+
+    def unreadable(*_args: object) -> None:
+        raise OSError("file shrank while hashing")
+
+    monkeypatch.setattr(receive, "hash_written", unreadable)
+    fd = os.open(tmp_path / "file.part", os.O_RDWR | os.O_CREAT)
+    with sending(BODY) as sock:
+        receiver = ThreadedSpliceReceiver(sock, fd, blake3.blake3(), never_cancelled)
+        try:
+            with pytest.raises(LocalFileError, match="read back"):
+                copy_all(receiver)
+                receiver.finish()
+        finally:
+            receiver.close()
+            os.close(fd)
+    assert not receiver.worker.is_alive()
