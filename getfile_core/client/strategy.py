@@ -16,7 +16,8 @@ Two ways to get a body into the file *and* hashed, each winning on some CPUs
 
 ``splice`` and ``buffer`` are compared by the receiving thread's CPU time
 (other processes' load moves it less than wall time); ``splice-thread`` by
-wall time against the winner, since what it buys is time, paid in CPU.
+wall time against the winner, since what it buys is time, paid in CPU: it
+must be faster in every round, by the same margin.
 
 Which one is faster depends on the CPU's hash speed against its memory
 bandwidth, so it is not guessed from flags: the first large verified
@@ -133,20 +134,25 @@ def _calibrate_and_keep() -> str:
     return choice
 
 
-def prefer(measured: dict[str, dict[str, float]]) -> str:
+def prefer(measured: dict) -> str:
     """From ``calibrate``'s figures: a challenger must win by ``MARGIN`` (less is noise)."""
-    cpu, wall = measured["cpu"], measured["wall"]
+    cpu, rounds = measured["cpu"], measured["rounds"]
     best = BUFFER if cpu[BUFFER] < cpu[SPLICE] * (1 - MARGIN) else SPLICE
-    return THREAD if wall[THREAD] < wall[best] * (1 - MARGIN) else best
+    # Wall time is what other work moves most: the thread must win every round.
+    pairs = list(zip(rounds[THREAD], rounds[best], strict=True))
+    faster = pairs and all(thread < other * (1 - MARGIN) for thread, other in pairs)
+    return THREAD if faster else best
 
 
-def calibrate(nbytes: int | None = None, rounds: int = 3) -> dict[str, dict[str, float]]:
-    """Seconds per GiB per path, the best of ``rounds``: ``cpu`` (receiving thread), ``wall``."""
+def calibrate(nbytes: int | None = None, rounds: int = 3) -> dict:
+    """Seconds per GiB per path: ``cpu`` (receiving thread) and ``wall``, the best of
+    ``rounds``, and ``rounds``: each round's wall time, per path."""
     nbytes = nbytes or CALIBRATION_BYTES
     import tempfile
 
     cpu = dict.fromkeys(CHOICES, float("inf"))
     wall = dict.fromkeys(CHOICES, float("inf"))
+    walls: dict[str, list[float]] = {choice: [] for choice in CHOICES}
     where = _scratch_dir()
     with tempfile.TemporaryFile(dir=where) as source:
         os.write(source.fileno(), os.urandom(SOURCE_BYTES))
@@ -157,7 +163,8 @@ def calibrate(nbytes: int | None = None, rounds: int = 3) -> dict[str, dict[str,
                     spent, took = _one_run(choice, source.fileno(), scratch.fileno(), nbytes)
                 cpu[choice] = min(cpu[choice], spent * 2**30 / nbytes)
                 wall[choice] = min(wall[choice], took * 2**30 / nbytes)
-    return {"cpu": cpu, "wall": wall}
+                walls[choice].append(took * 2**30 / nbytes)
+    return {"cpu": cpu, "wall": wall, "rounds": walls}
 
 
 def _scratch_dir() -> str | None:
