@@ -13,6 +13,10 @@ about what an undigested ``recv`` + ``write`` costs, measured through a
 mapping; now read with ``pread`` into a reused buffer, since a mapping of a
 file others can truncate is a SIGBUS waiting to happen: see ``digest``).
 
+Which path a large verified body takes on a plain TCP socket (splice,
+``recv_into`` + hash while hot, or splice with a trailing hash thread) is
+measured once per machine: ``strategy``.
+
 TLS sockets, other systems, and any socket ``os.splice`` refuses use the
 portable path: ``recv_into`` a reused 1 MiB buffer, ``os.write``, and a
 BLAKE3 update of that buffer. Both paths release the GIL in every call.
