@@ -53,6 +53,7 @@ _EXPORTS = {
     # Errors.
     "GetfileError": ".errors",
     "UsageError": ".errors",
+    "ConnectError": ".errors",
     "UnauthorizedError": ".errors",
     "LegacyServerError": ".errors",
 }
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
         safe_local_name,
     )
     from getfile_core.errors import (
+        ConnectError,
         GetfileError,
         LegacyServerError,
         UnauthorizedError,

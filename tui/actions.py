@@ -48,7 +48,10 @@ ACTIONS: tuple[Action, ...] = (
         "switch-pane", "switch_pane", "ctrl+t", "Log/Server", "show the log or the server pane",
         "Show log / server", "Switch the lower pane",
     ),
-    Action("keys", "toggle_keys", "f1", "Keys", "this list", "", show=False),
+    Action(
+        "keys", "toggle_keys", "f1", "Keys", "this list",
+        "Keys", "List every key in force", show=False,
+    ),
     Action(
         "quit", "quit", "ctrl+q", "Quit", "quit (asks first if downloads run)",
         "", "",
@@ -83,8 +86,13 @@ ACTIONS: tuple[Action, ...] = (
         show=False,
     ),
     Action(
-        "local-server", "use_local_server", "", "", "",
+        "local-server", "use_local_server", "f6", "Local", "point the form at the local server",
         "Point the form at the local server", "Fill Server and Port from the running server",
+        show=False,
+    ),
+    Action(
+        "form", "focus_form", "f7", "Form", "jump to the download form",
+        "Go to the form", "Move the focus to the download form", show=False,
     ),
 )  # fmt: skip
 

@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
+from getfile_core import DEFAULT_PORT
 from tui.actions import ACTIONS, bindings, key_in_force
 from tui.commands import app_commands
 from tui.downloads import DownloadController
@@ -39,6 +40,7 @@ from tui.messages import (
     TransferChanged,
     TransferProgress,
 )
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.folder_picker import FolderPickerScreen
 from tui.screens.keys import KeysScreen
@@ -93,6 +95,8 @@ class GetfileApp(App[None]):
         self.downloads = DownloadController(DialogPrompts(self), self.post_message, self._spawn)
         self._quitting = False
         self._usable_keys = (False, False)
+        #: (host, port) the form was last pointed at for the local server.
+        self._local_address: tuple[str, str] | None = None
         self.log_history: list[str] = []
 
     @property
@@ -113,7 +117,9 @@ class GetfileApp(App[None]):
     def compose(self) -> ComposeResult:
         launch = self.launch
         yield Header(icon="≡")
-        form = DownloadForm(launch.host, launch.port, launch.file, launch.dest, id="form")
+        # The Port field holds the port, not just a placeholder showing it: Enter must work.
+        port = launch.port or str(DEFAULT_PORT)
+        form = DownloadForm(launch.host, port, launch.file, launch.dest, id="form")
         form.border_title = "Download"
         yield form
         transfers = TransferList(id="transfers")
@@ -173,7 +179,12 @@ class GetfileApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from app_commands(self.run_action, self.key_for)
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" opens a side panel that Esc does not close and that squeezes
+        # the log; ours (F1) is the one above.
+        ours = {command.title for command in app_commands(self.run_action, self.key_for)}
+        for command in super().get_system_commands(screen):
+            if command.title not in ours:
+                yield command
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Dim the keys that would do nothing right now; dialogs get the keyboard to themselves."""
@@ -268,18 +279,45 @@ class GetfileApp(App[None]):
 
     def action_toggle_server(self) -> None:
         pane = self.server_pane
-        if not pane.running and not pane.start():
-            self.query_one(TabbedContent).active = "server-tab"
+        if not pane.running:
+            if not pane.start():
+                self.query_one(TabbedContent).active = "server-tab"
             return
-        if pane.running:
+        sending = pane.sending
+        if not sending:
             pane.stop()
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop and pane.running:
+                pane.stop()
+
+        what = "1 file" if sending == 1 else f"{sending} files"
+        question = ConfirmScreen(
+            "Stop the local server?",
+            f"It is sending {what} right now; stopping cuts "
+            f"{'that download' if sending == 1 else 'those downloads'} off.",
+            yes="Stop (y)",
+            no="Keep serving (n)",
+        )
+        self.push_screen(question, answered)
 
     def on_server_started(self, message: ServerStarted) -> None:
         where = ", ".join(format_address(h, p) for h, p in message.addresses)
-        self.sub_title = printable(f"serving {message.root} on {where}")
+        # The address first: at 80 columns the title keeps the port and cuts the folder.
+        self.sub_title = printable(f"serving on {where} · {message.root}")
         self.log_pane.add(f"local server: serving {message.root} on {where}", "ok")
         form = self.form
-        if not form.field("host").value.strip():
+        host = form.field("host").value.strip()
+        pointed_here = (
+            self._local_address is not None
+            and (
+                host,
+                form.field("port").value.strip(),
+            )
+            == self._local_address
+        )
+        if not host or pointed_here:  # a restart on another port takes the form along
             self.action_use_local_server()
 
     def on_server_stopped(self, message: ServerStopped) -> None:
@@ -300,14 +338,27 @@ class GetfileApp(App[None]):
             host = "127.0.0.1" if host == "0.0.0.0" else "::1"
         form = self.form
         form.set_values(host=host, port=str(port))
+        self._local_address = (host, str(port))
         if self.focused in (form.field("host"), form.field("port")):
             form.field("file").focus()
 
     # ------------------------------------------------------------ panes, log, theme, keys
 
     def action_switch_pane(self) -> None:
+        """Show the other pane; the focus goes along (to the server's first field, or back
+        to the form), so the keys typed next act where the eyes are."""
         panes = self.query_one(TabbedContent)
         panes.active = "server-tab" if panes.active == "log-tab" else "log-tab"
+        if panes.active == "server-tab":
+            self.call_after_refresh(self.server_pane.focus_first)
+        else:
+            self.action_focus_form()
+
+    def action_focus_form(self) -> None:
+        """Jump to the form: its first wrong field, else File."""
+        form = self.form
+        first_gap = next((key for key, _ in form.problems()), "file")
+        form.focus_end(first_gap)
 
     def action_clear_log(self) -> None:
         self.log_pane.clear()
@@ -342,7 +393,7 @@ class GetfileApp(App[None]):
     def _file_chosen(self, path: bytes | None) -> None:
         if path:
             self.form.set_file(path)
-            self.form.field("file").focus()
+            self.form.focus_end("file")
 
     def on_download_form_pick_folder(self, _message: DownloadForm.PickFolder) -> None:
         self.action_pick_folder()
@@ -350,7 +401,7 @@ class GetfileApp(App[None]):
     def _folder_chosen(self, folder: str | None) -> None:
         if folder:
             self.form.set_values(dest=folder)
-            self.form.field("dest").focus()
+            self.form.focus_end("dest")
 
     # ------------------------------------------------------------ quit
 

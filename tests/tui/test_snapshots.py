@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from getfile_core import part_name
-from tests.tui.conftest import make_app, wait_until
+from tests.tui.conftest import answering_lister, make_app, wait_until
 from tui.screens.overwrite import OverwriteScreen
 from tui.widgets.server_pane import ServerPane
 
@@ -43,6 +43,7 @@ def test_main_screen_120x40(snap_compare, workdir: Path) -> None:  # type: ignor
 
 def test_failed_download(snap_compare, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     app = make_app(host="127.0.0.1", port=1, file="hello.txt", dest="downloads")
+    app.downloads.lister = answering_lister  # a server that is there (port 1 is not)
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("enter")
@@ -57,6 +58,7 @@ def test_overwrite_dialog(snap_compare, workdir: Path) -> None:  # type: ignore[
     (workdir / "downloads" / "hello.txt").write_bytes(b"old")
     (workdir / "downloads" / part_name("hello.txt")).write_bytes(b"hel")
     app = make_app(host="127.0.0.1", port=1, file="hello.txt", dest="downloads")
+    app.downloads.lister = answering_lister  # a server that is there (port 1 is not)
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("enter")
