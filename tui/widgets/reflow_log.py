@@ -29,7 +29,7 @@ class ReflowLog(RichLog):
     def add_text(self, line: Text) -> None:
         """Append one line (kept, so it can wrap again at another width)."""
         self._texts.append(line)
-        self.write(line, scroll_end=True)
+        self.write(line, width=self._drawn_width or None, scroll_end=True)
 
     def clear(self) -> ReflowLog:
         self._texts.clear()
@@ -37,15 +37,23 @@ class ReflowLog(RichLog):
         return self
 
     def on_resize(self, event: events.Resize) -> None:
-        width = event.size.width
+        if event.size.width > 0:
+            self._size_known = True  # RichLog's own replay of deferred lines is replaced by ours
+            self._deferred_renders.clear()
+            # After the layout settles: the region lines wrap to is only known then.
+            self.call_after_refresh(self._reflow)
+
+    def _reflow(self) -> None:
+        width = self.scrollable_content_region.width
         if width <= 0 or width == self._drawn_width:
             return
         self._drawn_width = width
-        self._size_known = True  # RichLog's own replay of deferred lines is replaced by ours
         super().clear()
         for line in self._texts:
-            self.write(line, scroll_end=False)
-        self.call_after_refresh(self.scroll_end, animate=False)
+            # An explicit width: RichLog measures against the console's width, which can
+            # be the terminal's size at start, so lines wrapped at ~75 on a wide screen.
+            self.write(line, width=width, scroll_end=False)
+        self.scroll_end(animate=False, immediate=False)
 
     def on_show(self) -> None:
         self.call_after_refresh(self.scroll_end, animate=False)

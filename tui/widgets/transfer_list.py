@@ -24,22 +24,26 @@ from tui.text import printable
 from tui.transfers import State, Transfer
 
 BAR_WIDTH = 6
-#: Fixed widths (with their one-column gaps) of state, bytes, rate and ETA.
-FIXED_COLUMNS = (11 + 1) + (17 + 1) + (10 + 1) + 7
+#: Fixed widths (with their one-column gaps) of state, bytes, rate and ETA, plus the gaps
+#: after Name and the bar.
+FIXED_COLUMNS = (11 + 1) + (17 + 1) + (10 + 1) + 7 + 2
 #: Below this inner width, rate and ETA give their room to the name and the bar.
 NARROW = 72
+#: The bar's least useful width (6 cells of bar and a percentage).
+BAR_MIN = 11
 
 
 def name_width(inner: int) -> int:
-    """The Name column for a list ``inner`` columns wide: at least 12, about a third of
-    what the fixed columns leave, at most 60; the bar takes the rest.
+    """The Name column for a list ``inner`` columns wide; the bar takes the rest.
 
-    At 80 columns (76 inside) that is Name 14, bar 11; at 200, Name 41 and a bar of 80
-    (the bar had 6 and the name 136); at 60, rate and ETA go and Name keeps 12.
+    Narrow, the bar keeps its 11 columns and the name the rest (at least 12);
+    wide, the name takes a third (at most 60). At 80 columns (76 inside) that is
+    Name 15, bar 11; at 200, Name 48 and a bar of 98 (the bar had 6 and the name
+    136); at 60, rate and ETA go and Name keeps 14.
     """
-    fixed = FIXED_COLUMNS - (19 if inner < NARROW else 0)
-    free = max(inner - fixed, 0)
-    return max(12, min(60, free // 3 if free >= 36 else free - 12))
+    free = inner - FIXED_COLUMNS + (19 if inner < NARROW else 0)
+    wanted = free - BAR_MIN if free < 3 * BAR_MIN + 12 else free // 3
+    return max(12, min(60, wanted))
 
 
 def short_reason(reason: str) -> str:
