@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import posixpath
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -30,6 +32,7 @@ from getfile_core import DEFAULT_PORT
 from tui.actions import ACTIONS, bindings, key_in_force
 from tui.commands import app_commands
 from tui.downloads import DownloadController
+from tui.history import History, HistoryStore
 from tui.launch import Launch, parse_args
 from tui.limits import describe_limit
 from tui.messages import (
@@ -40,6 +43,8 @@ from tui.messages import (
     TransferChanged,
     TransferProgress,
 )
+from tui.persist import QueueKeeper
+from tui.queue_store import QueueStore
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.folder_picker import FolderPickerScreen
@@ -49,6 +54,7 @@ from tui.screens.overwrite import OverwriteScreen
 from tui.screens.rate_prompt import RateScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
+from tui.settings import LoadedSettings, Settings, load_settings
 from tui.text import printable
 from tui.transfers import Choice, Conflict, State, Transfer
 from tui.widgets.download_form import DownloadForm
@@ -88,9 +94,19 @@ class GetfileApp(App[None]):
         launch: Launch | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        queue: QueueStore | None = None,
+        settings: LoadedSettings | None = None,
+        history: HistoryStore | None = None,
     ) -> None:
         super().__init__()
         self.launch = launch or Launch(dest=os.getcwd())
+        #: The saved queue (None: transfers are not kept, as in most tests).
+        self.keeper = QueueKeeper(queue) if queue is not None else None
+        self.loaded = settings
+        self.settings = settings.settings if settings is not None else Settings()
+        #: Recent servers (None: not kept, as in most tests). The form starts with the last.
+        self.history_store = history
+        self.history = history.load() if history is not None else History()
         self.clock = clock
         self.downloads = DownloadController(DialogPrompts(self), self.post_message, self._spawn)
         self._quitting = False
@@ -118,8 +134,12 @@ class GetfileApp(App[None]):
         launch = self.launch
         yield Header(icon="≡")
         # The Port field holds the port, not just a placeholder showing it: Enter must work.
-        port = launch.port or str(DEFAULT_PORT)
-        form = DownloadForm(launch.host, port, launch.file, launch.dest, id="form")
+        host, port = launch.host, launch.port
+        last = self.history.last
+        if not host and last is not None:  # no URL: the server used last time
+            host, port = last.host, str(last.port)
+        port = port or str(self.settings.port or DEFAULT_PORT)
+        form = DownloadForm(host, port, launch.file, launch.dest, id="form")
         form.border_title = "Download"
         yield form
         transfers = TransferList(id="transfers")
@@ -148,11 +168,67 @@ class GetfileApp(App[None]):
         first_gap = next((key for key, _ in form.problems()), "file")
         form.field(first_gap).focus()
         self.log_pane.add("Ready. Enter in the form downloads; ctrl+p lists all commands.")
+        self._apply_settings()
+        self._restore_queue()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGHUP, signal.SIGTERM):
+            # The SSH session dropped or the terminal closed (SIGHUP), or we were told to
+            # stop: save the queue as it is, leave the .part files, exit cleanly.
+            loop.add_signal_handler(signal_number, self._hang_up)
         if self.launch.serve is not None:
             self.server_pane.start()
 
+    def _apply_settings(self) -> None:
+        if self.loaded is not None:
+            for problem in self.loaded.problems:
+                self.log_pane.add(f"settings: {problem}", "warn")
+        settings = self.settings
+        if settings.keys:
+            self.set_keymap(dict(settings.keys))
+            self.refresh_bindings()
+        if settings.theme:
+            self.theme = settings.theme
+        if settings.rate_limit is not None:
+            self.downloads.set_global_limit(settings.rate_limit)
+            self._show_limit()
+        self.downloads.retries = settings.retries
+
+    def _restore_queue(self) -> None:
+        keeper = self.keeper
+        if keeper is None:
+            return
+        for line in keeper.open():
+            self.log_pane.add(line, "warn")
+        restored = keeper.restore()
+        unfinished = [r.transfer for r in restored if r.unfinished]
+        for entry in restored:
+            self.downloads.adopt(entry.transfer)
+        if unfinished and not self.settings.resume_on_start:
+            self.log_pane.add(
+                f"{len(unfinished)} unfinished download(s) from last time: ctrl+r resumes one"
+            )
+        elif unfinished:
+            self.log_pane.add(f"resuming {len(unfinished)} unfinished download(s) from last time")
+            for transfer in unfinished:
+                self.downloads.retry(transfer)
+
+    def _save_queue(self) -> None:
+        if self.keeper is not None:
+            problem = self.keeper.changed(self.transfers.values())
+            if problem:
+                self.log_pane.add(problem, "error")
+
+    def _hang_up(self) -> None:
+        if self.keeper is not None:
+            self.keeper.freeze(self.transfers.values())
+        self._quitting = True
+        self._quit_now()
+
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGHUP, signal.SIGTERM):
+            loop.remove_signal_handler(signal_number)
 
     @property
     def form(self) -> DownloadForm:
@@ -202,7 +278,11 @@ class GetfileApp(App[None]):
         self.form.submit()
 
     def on_download_form_submitted(self, message: DownloadForm.Submitted) -> None:
-        self.downloads.start(message.request.target, message.request.folder)
+        target = message.request.target
+        self.downloads.start(target, message.request.folder)
+        if self.history_store is not None:
+            self.history = self.history.remember(target.host, target.port)
+            self.history_store.save(self.history)
 
     def _selected(self) -> Transfer | None:
         row = self.transfer_list.selected()
@@ -256,10 +336,12 @@ class GetfileApp(App[None]):
         # The row mounts while the download starts: the bytes need not wait for the screen.
         self.transfer_list.add(message.transfer, focus=self.focused is None)
         self._refresh_keys()
+        self._save_queue()
 
     def on_transfer_changed(self, message: TransferChanged) -> None:
         self.transfer_list.refresh_transfer(message.transfer)
         self._refresh_keys()
+        self._save_queue()
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
         self.transfer_list.refresh_transfer(message.transfer)
@@ -420,6 +502,9 @@ class GetfileApp(App[None]):
     async def _quit_now(self) -> None:
         """Cancel downloads (their .part files stay), stop the server, then exit; bounded."""
         self._quitting = True
+        if self.keeper is not None and not self.keeper.frozen:
+            # Running downloads stay "unfinished" in the queue: the next start resumes them.
+            self.keeper.freeze(self.transfers.values())
         try:
             self.downloads.cancel_all()
             downloads = [w for w in self.workers if w.group == "downloads" and not w.is_finished]
@@ -427,6 +512,8 @@ class GetfileApp(App[None]):
             with contextlib.suppress(TimeoutError):
                 await self.server_pane.stop_and_wait()
         finally:
+            if self.keeper is not None:
+                self.keeper.close()
             self.exit()
 
 
@@ -440,7 +527,13 @@ async def settle(workers: Iterable[Worker[object]], timeout: float) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     launch = parse_args(argv)
-    GetfileApp(launch).run()
+    action_ids = [action.id for action in ACTIONS if action.key]
+    settings = load_settings(action_ids=action_ids)
+    if not launch.dest_given and settings.settings.destination is not None:
+        launch = dataclasses.replace(launch, dest=str(settings.settings.destination))
+    if not launch.port and launch.host:
+        launch = dataclasses.replace(launch, port=str(settings.settings.port))
+    GetfileApp(launch, queue=QueueStore(), settings=settings, history=HistoryStore()).run()
     return 0
 
 

@@ -98,6 +98,8 @@ class DownloadController:
         self.tokens: dict[str, bytes] = {}  # "host:port" -> token typed in this session
         self.legacy_servers: set[str] = set()
         self._tasks: dict[int, asyncio.Task[object]] = {}
+        #: Attempts per download after a dropped link (``Options.retries``; settings).
+        self.retries = Options().retries
 
     # ------------------------------------------------------------ queries
 
@@ -119,6 +121,11 @@ class DownloadController:
         return candidates[-1] if candidates else None
 
     # ------------------------------------------------------------ commands
+
+    def adopt(self, transfer: Transfer) -> None:
+        """Show a transfer from the saved queue (finished, or stopped to be resumed)."""
+        self.transfers[transfer.id] = transfer
+        self.post(TransferAdded(transfer))
 
     def start(self, target: Target, folder: str) -> None:
         self.spawn(self._new_download(target, folder), f"download {target.url()}")
@@ -266,7 +273,7 @@ class DownloadController:
                     transfer.folder,
                     overwrite=plan.overwrite,
                     resume=plan.resume,
-                    options=Options(token=token, rate_limit=limit),  # type: ignore[arg-type]
+                    options=Options(token=token, rate_limit=limit, retries=self.retries),  # type: ignore[arg-type]
                     on_progress=on_progress,
                     interval=PROGRESS_INTERVAL,
                     name=plan.name,

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from getfile_core import DEFAULT_PORT, UsageError, parse_url
+from getfile_core import DEFAULT_PORT, UsageError, __version__, parse_url
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class Launch:
     serve: str | None = None
     serve_host: str = "127.0.0.1"
     serve_port: int = 0
+    #: ``--dest`` was given (else settings' ``destination`` may choose the folder).
+    dest_given: bool = False
 
 
 def port_number(text: str) -> int:
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download files from getfile servers (and the book's), and serve a folder.",
         epilog="Keys: Enter in the form downloads; ctrl+p lists every command; ctrl+q quits.",
     )
+    parser.add_argument("--version", action="version", version=f"getfile-tui {__version__}")
     parser.add_argument("url", nargs="?", help="getfile://HOST[:PORT]/PATH to fill the form with")
     parser.add_argument("--host", help="server to download from")
     parser.add_argument("--port", type=port_number, help=f"its port (default {DEFAULT_PORT})")
@@ -85,4 +88,5 @@ def parse_args(argv: Sequence[str] | None = None) -> Launch:
         serve=args.serve,
         serve_host=args.serve_host,
         serve_port=args.serve_port,
+        dest_given=args.dest is not None,
     )

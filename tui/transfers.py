@@ -221,6 +221,11 @@ class Transfer:
         self._state = State.CANCELLED
         self.retry = None
 
+    def restore(self, state: State, error: str = "") -> None:
+        """A transfer read back from the saved queue: as it ended, or stopped to be resumed."""
+        self._state = state if state in (State.DONE, State.FAILED) else State.CANCELLED
+        self.error = error
+
     def claim(self) -> bool:
         """Take a failed or cancelled transfer for a retry; ``False`` if it is not one
         (so a second ctrl+r cannot start it twice)."""
