@@ -1,0 +1,124 @@
+"""The queue that survives a hang-up, the settings file, keys remapped, --version."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from getfile_core import FileServer, ServerLimits, part_name
+from tests.tui.conftest import make_app, only_transfer, wait_until
+from tests.tui.test_flows import log_text
+from tui.app import GetfileApp
+from tui.history import HistoryStore
+from tui.launch import Launch, parse_args
+from tui.queue_store import QueueStore
+from tui.screens.keys import KeysScreen
+from tui.settings import load_settings
+
+SIZE = (80, 24)
+BIG = 1024 * 1024  # at 256 KiB/s: four seconds, so a hang-up lands mid-download
+
+
+@pytest.fixture
+async def slow_server(root: Path) -> AsyncIterator[FileServer]:
+    (root / "big.bin").write_bytes(os.urandom(BIG))
+    srv = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=1, rate=256 * 1024))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop(grace=1)
+
+
+def saved(folder: Path) -> list[dict[str, object]]:
+    return json.loads((folder / "state.json").read_text())["transfers"]
+
+
+async def test_sighup_saves_and_a_relaunch_resumes(
+    slow_server: FileServer, root: Path, dest: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    launch = Launch(host="127.0.0.1", port=str(slow_server.port_bound), file="big.bin",
+                    dest=str(dest))  # fmt: skip
+    first = GetfileApp(launch, queue=QueueStore(state), history=HistoryStore(state))
+    async with first.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await wait_until(
+            pilot,
+            lambda: (
+                bool(first.transfers)
+                and (only_transfer(first).progress or 0) != 0
+                and only_transfer(first).progress.done > 0
+            ),  # type: ignore[union-attr]
+            what="bytes",
+        )
+        os.kill(os.getpid(), signal.SIGHUP)  # the terminal went away
+        await wait_until(pilot, lambda: not first.is_running, what="exit", timeout=15)
+    [entry] = saved(state)
+    assert entry["state"] == "active" and entry["name"] == "big.bin"
+    assert (dest / part_name("big.bin")).exists() and not (dest / "big.bin").exists()
+
+    # Relaunched with no arguments: the form has the last server; the download resumes.
+    second = GetfileApp(
+        Launch(dest=str(dest)), queue=QueueStore(state), history=HistoryStore(state)
+    )
+    async with second.run_test(size=SIZE) as pilot:
+        assert second.form.field("port").value == str(slow_server.port_bound)
+        await wait_until(pilot, lambda: bool(second.transfers), what="the saved transfer")
+        await wait_until(pilot, lambda: only_transfer(second).state == "done", timeout=30)
+        assert "resumed at" in log_text(second)
+    assert (dest / "big.bin").read_bytes() == (root / "big.bin").read_bytes()
+    assert saved(state)[0]["state"] == "done"
+
+    # Finished ones stay as history.
+    third = GetfileApp(Launch(dest=str(dest)), queue=QueueStore(state))
+    async with third.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(third.transfers), what="history")
+        assert only_transfer(third).state == "done"
+
+
+async def test_a_second_instance_is_read_only(dest: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    holder = QueueStore(state)
+    holder.open()
+    try:
+        app = GetfileApp(Launch(dest=str(dest)), queue=QueueStore(state))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert "another getfile-tui has the queue open" in log_text(app)
+    finally:
+        holder.close()
+
+
+async def test_settings_remap_a_key_and_report_a_bad_value(tmp_path: Path, dest: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('retries = "many"\n[keys]\ndownload = "f9"\n')
+    action_ids = ["download", "cancel", "keys"]
+    loaded = load_settings(config, action_ids=action_ids)
+    app = GetfileApp(Launch(dest=str(dest)), settings=loaded)
+    async with app.run_test(size=SIZE) as pilot:
+        assert "settings: " in log_text(app) and "retries" in log_text(app)
+        assert app.downloads.retries == 10  # the default kept
+        assert app.key_for("download") == "f9"
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, KeysScreen))
+        shown = app.export_screenshot()
+        assert "f9" in shown
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("getfile-tui ")
+
+
+async def test_no_state_without_a_queue(dest: Path) -> None:
+    app = make_app(dest=dest)
+    async with app.run_test(size=SIZE):
+        assert app.keeper is None
