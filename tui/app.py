@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -30,6 +30,7 @@ from textual.worker import Worker
 
 from getfile_core import DEFAULT_PORT
 from tui.actions import ACTIONS, bindings, key_in_force
+from tui.away import AwayNotifier
 from tui.commands import app_commands
 from tui.downloads import DownloadController
 from tui.history import History, HistoryStore
@@ -111,6 +112,11 @@ class GetfileApp(App[None]):
         self.downloads = DownloadController(DialogPrompts(self), self.post_message, self._spawn)
         self._quitting = False
         self._usable_keys = (False, False)
+        #: The terminal has lost focus (Textual's AppBlur; terminals that report focus).
+        self.in_background = False
+        #: Sequences written to tell of ended downloads (kept for tests: bounded).
+        self.notifications_sent: list[str] = []
+        self.away = AwayNotifier()
         #: (host, port) the form was last pointed at for the local server.
         self._local_address: tuple[str, str] | None = None
         self.log_history: list[str] = []
@@ -335,10 +341,25 @@ class GetfileApp(App[None]):
     def on_transfer_added(self, message: TransferAdded) -> None:
         # The row mounts while the download starts: the bytes need not wait for the screen.
         self.transfer_list.add(message.transfer, focus=self.focused is None)
+        self.away.began(message.transfer)
         self._refresh_keys()
         self._save_queue()
 
+    def on_app_blur(self, _event: events.AppBlur) -> None:
+        self.in_background = True
+
+    def on_app_focus(self, _event: events.AppFocus) -> None:
+        self.in_background = False
+
+    def _tell_if_away(self, transfer: Transfer) -> None:
+        sequence = self.away.ended(transfer, self.settings, in_background=self.in_background)
+        if sequence:
+            self.notifications_sent = [*self.notifications_sent[-20:], sequence]
+            if self._driver is not None:
+                self._driver.write(sequence)
+
     def on_transfer_changed(self, message: TransferChanged) -> None:
+        self._tell_if_away(message.transfer)
         self.transfer_list.refresh_transfer(message.transfer)
         self._refresh_keys()
         self._save_queue()
