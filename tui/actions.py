@@ -91,6 +91,11 @@ ACTIONS: tuple[Action, ...] = (
         show=False,
     ),
     Action(
+        "verify", "verify", "f8", "Verify", "verify the selected download against a checksum",
+        "Verify against…", "Check a finished download against sha256:HEX or SHA256SUMS",
+        show=False,
+    ),
+    Action(
         "form", "focus_form", "f7", "Form", "jump to the download form",
         "Go to the form", "Move the focus to the download form", show=False,
     ),

@@ -55,6 +55,7 @@ from tui.screens.overwrite import OverwriteScreen
 from tui.screens.rate_prompt import RateScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
+from tui.screens.verify import VerifyScreen
 from tui.settings import LoadedSettings, Settings, load_settings
 from tui.text import printable
 from tui.transfers import Choice, Conflict, State, Transfer
@@ -325,6 +326,14 @@ class GetfileApp(App[None]):
         rate = self.downloads.rate_limit.rate
         limit = "" if rate is None else f" · limit {describe_limit(rate)}"
         self.transfer_list.border_title = f"Transfers{limit}"
+
+    def action_verify(self) -> None:
+        """Verify a finished download against a published checksum (a dialog)."""
+        transfer = self.downloads.pick(self._selected(), lambda t: t.state is State.DONE)
+        if transfer is None or not transfer.saved_path:
+            self.notify("No finished download to verify.", timeout=2)
+            return
+        self.push_screen(VerifyScreen(transfer.name, transfer.saved_path))
 
     def action_limit_transfer(self) -> None:
         transfer = self.downloads.pick(self._selected(), lambda t: t.active)

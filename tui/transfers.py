@@ -225,6 +225,8 @@ class Transfer:
         """A transfer read back from the saved queue: as it ended, or stopped to be resumed."""
         self._state = state if state in (State.DONE, State.FAILED) else State.CANCELLED
         self.error = error
+        if self._state is State.DONE:
+            self.saved_path = os.path.join(self.folder, self.name)
 
     def claim(self) -> bool:
         """Take a failed or cancelled transfer for a retry; ``False`` if it is not one
