@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Keys: Enter in the form downloads; ctrl+p lists every command; ctrl+q quits.",
     )
     parser.add_argument("--version", action="version", version=f"getfile-tui {__version__}")
+    parser.add_argument(
+        "--completion",
+        choices=SHELLS,
+        metavar="SHELL",
+        help="print a completion script for bash, zsh or fish and exit",
+    )
     parser.add_argument("url", nargs="?", help="getfile://HOST[:PORT]/PATH to fill the form with")
     parser.add_argument("--host", help="server to download from")
     parser.add_argument("--port", type=port_number, help=f"its port (default {DEFAULT_PORT})")
@@ -59,9 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SHELLS = ("bash", "zsh", "fish")
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """The script for ``shell`` from the parser itself (shtab), folders completed as such.
+
+    shtab is imported only here: it costs ~26 ms, which an ordinary start need not pay.
+    """
+    import shtab
+
+    for action in parser._actions:
+        if action.dest in ("dest", "serve"):
+            action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    return shtab.complete(parser, shell=shell)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Launch:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.completion:
+        sys.stdout.write(completion_script(parser, args.completion))
+        raise SystemExit(0)
     host, port, file = "", "", ""
     if args.url:
         try:

@@ -122,3 +122,12 @@ async def test_no_state_without_a_queue(dest: Path) -> None:
     app = make_app(dest=dest)
     async with app.run_test(size=SIZE):
         assert app.keeper is None
+
+
+def test_completion_scripts(capsys: pytest.CaptureFixture[str]) -> None:
+    for shell, marker in (("bash", "complete"), ("zsh", "#compdef"), ("fish", "complete -c")):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(["--completion", shell])
+        assert exit_info.value.code == 0
+        script = capsys.readouterr().out
+        assert marker in script and "--serve" in script and "getfile-tui" in script
