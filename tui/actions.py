@@ -96,6 +96,12 @@ ACTIONS: tuple[Action, ...] = (
         show=False,
     ),
     Action(
+        "deliver", "deliver", "f9", "To browser",
+        "in a browser session: hand the selected finished download to the browser",
+        "Send to browser", "Save a finished download through this browser (--web sessions)",
+        show=False,
+    ),
+    Action(
         "form", "focus_form", "f7", "Form", "jump to the download form",
         "Go to the form", "Move the focus to the download form", show=False,
     ),

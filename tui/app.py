@@ -175,6 +175,12 @@ class GetfileApp(App[None]):
         first_gap = next((key for key, _ in form.problems()), "file")
         form.field(first_gap).focus()
         self.log_pane.add("Ready. Enter in the form downloads; ctrl+p lists all commands.")
+        if self.is_web:
+            self.log_pane.add(
+                "In a browser: downloads are saved on the machine running the app; "
+                f"{self.key_for('deliver') or 'the palette'} hands a finished one to this browser.",
+                "warn",
+            )
         self._apply_settings()
         self._restore_queue()
         loop = asyncio.get_running_loop()
@@ -326,6 +332,23 @@ class GetfileApp(App[None]):
         rate = self.downloads.rate_limit.rate
         limit = "" if rate is None else f" · limit {describe_limit(rate)}"
         self.transfer_list.border_title = f"Transfers{limit}"
+
+    def action_deliver(self) -> None:
+        """In a browser session: hand a finished download to the browser (a save dialog)."""
+        if not self.is_web:
+            self.notify("Only in a browser session (getfile-tui --web).", timeout=3)
+            return
+        transfer = self.downloads.pick(self._selected(), lambda t: t.state is State.DONE)
+        if transfer is None or not transfer.saved_path:
+            self.notify("No finished download to send to the browser.", timeout=2)
+            return
+        try:
+            stream = open(transfer.saved_path, "rb")  # noqa: SIM115 (Textual closes it)
+        except OSError as error:
+            self.log_pane.add(f"{transfer.name}: cannot open it: {error.strerror}", "error")
+            return
+        self.deliver_binary(stream, save_filename=transfer.name)
+        self.log_pane.add(f"{transfer.name}: handed to the browser")
 
     def action_verify(self) -> None:
         """Verify a finished download against a published checksum (a dialog)."""
@@ -555,8 +578,21 @@ async def settle(workers: Iterable[Worker[object]], timeout: float) -> None:
             await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout)
 
 
+def serve_web(launch: Launch) -> int:
+    """``--web``: textual-serve runs one app per browser tab, with the same arguments."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    command = shlex.join([sys.executable, "-m", "tui", *launch.app_argv])
+    Server(command, host=launch.web_host, port=launch.web_port, title="getfile").serve()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     launch = parse_args(argv)
+    if launch.web:
+        return serve_web(launch)
     action_ids = [action.id for action in ACTIONS if action.key]
     settings = load_settings(action_ids=action_ids)
     if not launch.dest_given and settings.settings.destination is not None:

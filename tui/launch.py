@@ -22,6 +22,12 @@ class Launch:
     serve_port: int = 0
     #: ``--dest`` was given (else settings' ``destination`` may choose the folder).
     dest_given: bool = False
+    #: ``--web``: serve the app to a browser on (web_host, web_port) instead of the terminal.
+    web: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    #: The arguments a browser session's app starts with (``--web*`` taken out).
+    app_argv: tuple[str, ...] = ()
 
 
 def port_number(text: str) -> int:
@@ -42,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Keys: Enter in the form downloads; ctrl+p lists every command; ctrl+q quits.",
     )
     parser.add_argument("--version", action="version", version=f"getfile-tui {__version__}")
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the app to a web browser (textual-serve) instead of this terminal",
+    )
+    parser.add_argument(
+        "--web-host", default="127.0.0.1", metavar="H", help="address --web binds (127.0.0.1)"
+    )
+    parser.add_argument(
+        "--web-port", type=port_number, default=8000, metavar="P", help="its port (8000)"
+    )
     parser.add_argument(
         "--completion",
         choices=SHELLS,
@@ -115,4 +132,24 @@ def parse_args(argv: Sequence[str] | None = None) -> Launch:
         serve_host=args.serve_host,
         serve_port=args.serve_port,
         dest_given=args.dest is not None,
+        web=args.web,
+        web_host=args.web_host,
+        web_port=args.web_port,
+        app_argv=tuple(without_web_flags(list(argv if argv is not None else sys.argv[1:]))),
     )
+
+
+def without_web_flags(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--web``, ``--web-host H`` and ``--web-port P`` (either spelling)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--web" or arg.startswith(("--web-host=", "--web-port=")):
+            continue
+        elif arg in ("--web-host", "--web-port"):
+            skip = True
+        else:
+            kept.append(arg)
+    return kept

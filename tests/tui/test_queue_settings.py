@@ -97,18 +97,18 @@ async def test_a_second_instance_is_read_only(dest: Path, tmp_path: Path) -> Non
 
 async def test_settings_remap_a_key_and_report_a_bad_value(tmp_path: Path, dest: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('retries = "many"\n[keys]\ndownload = "f9"\n')
+    config.write_text('retries = "many"\n[keys]\ndownload = "f12"\n')
     action_ids = ["download", "cancel", "keys"]
     loaded = load_settings(config, action_ids=action_ids)
     app = GetfileApp(Launch(dest=str(dest)), settings=loaded)
     async with app.run_test(size=SIZE) as pilot:
         assert "settings: " in log_text(app) and "retries" in log_text(app)
         assert app.downloads.retries == 10  # the default kept
-        assert app.key_for("download") == "f9"
+        assert app.key_for("download") == "f12"
         await pilot.press("f1")
         await wait_until(pilot, lambda: isinstance(app.screen, KeysScreen))
         shown = app.export_screenshot()
-        assert "f9" in shown
+        assert "f12" in shown
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,6 @@ from getfile_core import (
     load_checksum_file,
     parse_checksum,
 )
-from getfile_core.checksums import new_hasher
 from tui.text import printable
 
 CHUNK = 1024 * 1024
@@ -98,7 +97,7 @@ class VerifyScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
     def _hash(self, expected: ExpectedDigest) -> None:
         worker = get_current_worker()
-        hasher = new_hasher(expected.algorithm)
+        hasher = expected.hasher()
         try:
             size = os.path.getsize(self.path) or 1
             done = 0
