@@ -102,6 +102,14 @@ ACTIONS: tuple[Action, ...] = (
         show=False,
     ),
     Action(
+        "recent", "recent", "ctrl+y", "Recent", "recent servers and bookmarks: fill the form",
+        "Recent servers and bookmarks", "Fill Server and Port from one used before", show=False,
+    ),
+    Action(
+        "clear-finished", "clear_finished", "", "", "",
+        "Clear finished downloads", "Remove done, failed and cancelled rows (and history)",
+    ),
+    Action(
         "form", "focus_form", "f7", "Form", "jump to the download form",
         "Go to the form", "Move the focus to the download form", show=False,
     ),

@@ -53,6 +53,7 @@ from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
 from tui.screens.overwrite import OverwriteScreen
 from tui.screens.rate_prompt import RateScreen
+from tui.screens.recent import Place, RecentScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
 from tui.screens.verify import VerifyScreen
@@ -349,6 +350,35 @@ class GetfileApp(App[None]):
             return
         self.deliver_binary(stream, save_filename=transfer.name)
         self.log_pane.add(f"{transfer.name}: handed to the browser")
+
+    def action_recent(self) -> None:
+        """Bookmarks, then recent servers: one pick fills the form."""
+        places = [
+            Place(b.host, b.port, b.folder, f"{b.name}  ({format_address(b.host, b.port)}"
+                  f"{' /' + b.folder if b.folder else ''})")
+            for b in self.history.bookmarks.values()
+        ]  # fmt: skip
+        places += [Place(s.host, s.port, "", format_address(s.host, s.port))
+                   for s in self.history.recent]  # fmt: skip
+
+        def chosen(place: Place | None) -> None:
+            if place is None:
+                return
+            self.form.set_values(host=place.host, port=str(place.port))
+            if place.folder:
+                self.form.set_values(file=place.folder.rstrip("/") + "/")
+            self.form.focus_end("file")
+
+        self.push_screen(RecentScreen(places), chosen)
+
+    async def action_clear_finished(self) -> None:
+        """Drop done, failed and cancelled rows: from the list and from the saved history."""
+        gone = self.downloads.clear_finished()
+        await self.transfer_list.remove_transfers({t.id for t in gone})
+        if self.keeper is not None:
+            self.keeper.save(list(self.transfers.values()))
+        self.log_pane.add(f"cleared {len(gone)} finished download(s)")
+        self._refresh_keys()
 
     def action_verify(self) -> None:
         """Verify a finished download against a published checksum (a dialog)."""

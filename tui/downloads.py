@@ -127,6 +127,13 @@ class DownloadController:
         self.transfers[transfer.id] = transfer
         self.post(TransferAdded(transfer))
 
+    def clear_finished(self) -> list[Transfer]:
+        """Forget every done, failed or cancelled transfer (not running ones); those gone."""
+        gone = [t for t in self.transfers.values() if t.done_or_stopped]
+        for transfer in gone:
+            del self.transfers[transfer.id]
+        return gone
+
     def start(self, target: Target, folder: str) -> None:
         self.spawn(self._new_download(target, folder), f"download {target.url()}")
 

@@ -131,3 +131,27 @@ def test_completion_scripts(capsys: pytest.CaptureFixture[str]) -> None:
         assert exit_info.value.code == 0
         script = capsys.readouterr().out
         assert marker in script and "--serve" in script and "getfile-tui" in script
+
+
+async def test_recent_servers_one_key_away_and_clear_finished(
+    server: FileServer, dest: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    history = HistoryStore(state)
+    history.save(history.load().remember("127.0.0.1", server.port_bound).remember("far", 7))
+    queue = QueueStore(state)
+    app = GetfileApp(Launch(dest=str(dest)), queue=queue, history=HistoryStore(state))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.form.field("host").value == "far"  # the last one used
+        await pilot.press("ctrl+y")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RecentScreen")
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
+        assert app.form.field("port").value == str(server.port_bound)
+        await pilot.press(*"hello.txt", "enter")
+        await wait_until(pilot, lambda: bool(app.transfers) and only_transfer(app).state == "done")
+        assert saved(state)[0]["state"] == "done"
+        await app.run_action("clear_finished")
+        await pilot.pause()
+        assert app.transfers == {} and not app.transfer_list.rows
+        assert saved(state) == []

@@ -242,6 +242,17 @@ class TransferList(VerticalScroll, can_focus=False):
             self.call_after_refresh(self.select, row)
         return row
 
+    async def remove_transfers(self, transfer_ids: set[int]) -> None:
+        """Take rows away; another row (the newest) becomes the list's Tab stop."""
+        gone = [row for row in self.rows if row.transfer.id in transfer_ids]
+        if gone:
+            await self.remove_children(gone)
+        rows = self.rows
+        self.query_one("#no-transfers").display = not rows
+        if rows and not any(row.can_focus for row in rows):
+            rows[-1].can_focus = True
+            self.last_selected = rows[-1]
+
     def select(self, row: TransferRow) -> None:
         """Make ``row`` the current one: the list's only Tab stop, focused."""
         for other in self.rows:
