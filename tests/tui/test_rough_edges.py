@@ -257,3 +257,15 @@ async def test_15_title_keeps_the_port_and_the_form_follows_a_restart(
         app.form.set_values(host="", port="1")
         await pilot.press("f6")
         assert app.form.field("port").value == second
+
+
+def test_14_rate_and_eta_after_a_resume_count_fresh_bytes_only() -> None:
+    transfer = Transfer(Target("h", 1, b"big.iso"), "/tmp", "big.iso")
+    mib = 1024 * 1024
+    # The client's first sample predates the resume offset: its rate counts 100 MiB as new.
+    transfer.observe(Progress("connecting", 0, None, 0.0, 0.1, False))
+    transfer.observe(Progress("downloading", 100 * mib, 200 * mib, 190 * mib, 0.6, False))
+    transfer.observe(Progress("downloading", 101 * mib, 200 * mib, 170 * mib, 1.6, False))
+    transfer.observe(Progress("downloading", 102 * mib, 200 * mib, 150 * mib, 2.6, False))
+    assert transfer.rate == pytest.approx(mib)
+    assert transfer.eta == pytest.approx(98.0)

@@ -185,8 +185,8 @@ class TransferRow(Horizontal, can_focus=False):
             self.cell("rate").set(short_reason(transfer.error))
             self.cell("eta").set("")
             return
-        self.cell("rate").set(fmt.rate(progress.rate) if running or state is State.DONE else "")
-        self.cell("eta").set(fmt.duration(progress.eta) if running else "")
+        self.cell("rate").set(fmt.rate(transfer.rate) if running or state is State.DONE else "")
+        self.cell("eta").set(fmt.duration(transfer.eta) if running else "")
 
 
 class TransferList(VerticalScroll, can_focus=False):
