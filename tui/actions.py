@@ -97,7 +97,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         "deliver", "deliver", "f9", "To browser",
-        "in a browser session: hand the selected finished download to the browser",
+        "hand the selected finished download to the browser (--web)",
         "Send to browser", "Save a finished download through this browser (--web sessions)",
         show=False,
     ),

@@ -63,8 +63,8 @@ class QueueKeeper:
                 self._others.append(saved)
                 continue
             transfer = Transfer(target=target, folder=saved.destination, name=name)
-            transfer.restore(State(saved.state) if saved.state in FINISHED else State.CANCELLED,
-                             saved.error or "")  # fmt: skip
+            state = State(saved.state) if saved.state in FINISHED else State.CANCELLED
+            transfer.restore(state, saved.error or "", size=saved.size, received=saved.received)
             self._ids[transfer.id] = saved.id
             self._added[transfer.id] = saved.added
             self._saved_states[transfer.id] = saved.state

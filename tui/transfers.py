@@ -259,12 +259,18 @@ class Transfer:
         self._state = State.CANCELLED
         self.retry = None
 
-    def restore(self, state: State, error: str = "") -> None:
-        """A transfer read back from the saved queue: as it ended, or stopped to be resumed."""
+    def restore(
+        self, state: State, error: str = "", *, size: int | None = None, received: int = 0
+    ) -> None:
+        """A transfer read back from the saved queue: as it ended, or stopped to be resumed
+        (its bar where it stopped)."""
         self._state = state if state in (State.DONE, State.FAILED) else State.CANCELLED
         self.error = error
         if self._state is State.DONE:
             self.saved_path = os.path.join(self.folder, self.name)
+            received = size if size is not None else received
+        if received or size is not None:
+            self.progress = Progress(self._state, received, size, 0.0, 0.0, False)
 
     def claim(self) -> bool:
         """Take a failed or cancelled transfer for a retry; ``False`` if it is not one
