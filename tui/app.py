@@ -173,7 +173,7 @@ class GetfileApp(App[None]):
         for field in self.query(Input):
             field.cursor_blink = False
         form = self.form
-        first_gap = next((key for key, _ in form.problems()), "file")
+        first_gap = next((key for key, _ in form.problems(mark=False)), "file")
         form.field(first_gap).focus()
         self.log_pane.add("Ready. Enter in the form downloads; ctrl+p lists all commands.")
         if self.is_web:
@@ -522,7 +522,7 @@ class GetfileApp(App[None]):
     def action_focus_form(self) -> None:
         """Jump to the form: its first wrong field, else File."""
         form = self.form
-        first_gap = next((key for key, _ in form.problems()), "file")
+        first_gap = next((key for key, _ in form.problems(mark=False)), "file")
         form.focus_end(first_gap)
 
     def action_clear_log(self) -> None:

@@ -62,6 +62,8 @@ async def test_2_port_field_holds_the_default_port(server: FileServer, dest: Pat
     app = make_app(dest=dest)
     async with app.run_test(size=SIZE):
         assert app.form.field("port").value == "50001"
+        # Empty at start is not wrong yet: nothing painted red before anyone typed.
+        assert not any(field.has_class("-invalid") for field in app.form.query(Input))
         assert [key for key, _reason in app.form.problems()] == ["host", "file"]
 
 

@@ -218,12 +218,21 @@ class DownloadForm(Vertical):
         self.border_subtitle = Content(text)
         self.set_class(error, "-error")
 
-    def problems(self) -> list[tuple[str, str]]:
-        """(field id, reason) for each field that is not valid, in form order."""
+    def problems(self, *, mark: bool = True) -> list[tuple[str, str]]:
+        """(field id, reason) for each field that is not valid, in form order.
+
+        ``mark=False`` only asks: an empty form at start-up is not a form full of
+        mistakes, so it is not painted red before anyone typed.
+        """
         found = []
         for key in FIELD_NAMES:
             widget = self.field(key)
-            result = widget.validate(widget.value)
+            if mark:
+                result = widget.validate(widget.value)
+            else:
+                result = ValidationResult.merge(
+                    [v.validate(widget.value) for v in widget.validators]
+                )
             if result is not None and not result.is_valid:
                 found.append((key, result.failure_descriptions[0]))
         return found
