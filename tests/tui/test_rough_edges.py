@@ -271,3 +271,20 @@ def test_14_rate_and_eta_after_a_resume_count_fresh_bytes_only() -> None:
     transfer.observe(Progress("downloading", 102 * mib, 200 * mib, 150 * mib, 2.6, False))
     assert transfer.rate == pytest.approx(mib)
     assert transfer.eta == pytest.approx(98.0)
+
+
+async def test_17_waiting_for_a_hashing_server_says_so(tmp_path: Path) -> None:
+    app = make_app(dest=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        transfer = Transfer(Target("h", 1, b"big.iso"), str(tmp_path), "big.iso")
+        app.transfer_list.add(transfer)
+        note = "server is hashing big.iso (40%)"
+        transfer.observe(Progress("waiting", 0, None, 0.0, 5.0, False, note=note))
+        await pilot.pause()
+        row = app.transfer_list.row(transfer.id)
+        assert row is not None
+        row.show()
+        await pilot.pause()
+        assert str(row.cell("state").content) == "waiting"
+        assert str(row.cell("reason").content) == note
+        assert row.cell("reason").display and row.has_class("-words")
