@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from textual import events, work
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -35,6 +35,7 @@ from tui.commands import app_commands
 from tui.downloads import DownloadController
 from tui.history import History, HistoryStore
 from tui.launch import Launch, parse_args
+from tui.lifecycle import SessionMixin
 from tui.limits import describe_limit
 from tui.messages import (
     LogLine,
@@ -53,12 +54,11 @@ from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
 from tui.screens.overwrite import OverwriteScreen
 from tui.screens.rate_prompt import RateScreen
-from tui.screens.recent import Place, RecentScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
-from tui.screens.verify import VerifyScreen
 from tui.settings import LoadedSettings, Settings, load_settings
 from tui.text import printable
+from tui.tools import ToolsMixin
 from tui.transfers import Choice, Conflict, State, Transfer
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
@@ -83,7 +83,7 @@ class DialogPrompts:
         return await self.app.push_screen_wait(TokenScreen(where, wrong=wrong))
 
 
-class GetfileApp(App[None]):
+class GetfileApp(SessionMixin, ToolsMixin, App[None]):
     """The terminal descendant of the book's getfile GUI form."""
 
     CSS_PATH = "app.tcss"
@@ -192,52 +192,6 @@ class GetfileApp(App[None]):
         if self.launch.serve is not None:
             self.server_pane.start()
 
-    def _apply_settings(self) -> None:
-        if self.loaded is not None:
-            for problem in self.loaded.problems:
-                self.log_pane.add(f"settings: {problem}", "warn")
-        settings = self.settings
-        if settings.keys:
-            self.set_keymap(dict(settings.keys))
-            self.refresh_bindings()
-        if settings.theme:
-            self.theme = settings.theme
-        if settings.rate_limit is not None:
-            self.downloads.set_global_limit(settings.rate_limit)
-            self._show_limit()
-        self.downloads.retries = settings.retries
-
-    def _restore_queue(self) -> None:
-        keeper = self.keeper
-        if keeper is None:
-            return
-        for line in keeper.open():
-            self.log_pane.add(line, "warn")
-        restored = keeper.restore()
-        unfinished = [r.transfer for r in restored if r.unfinished]
-        for entry in restored:
-            self.downloads.adopt(entry.transfer)
-        if unfinished and not self.settings.resume_on_start:
-            self.log_pane.add(
-                f"{len(unfinished)} unfinished download(s) from last time: ctrl+r resumes one"
-            )
-        elif unfinished:
-            self.log_pane.add(f"resuming {len(unfinished)} unfinished download(s) from last time")
-            for transfer in unfinished:
-                self.downloads.retry(transfer)
-
-    def _save_queue(self) -> None:
-        if self.keeper is not None:
-            problem = self.keeper.changed(self.transfers.values())
-            if problem:
-                self.log_pane.add(problem, "error")
-
-    def _hang_up(self) -> None:
-        if self.keeper is not None:
-            self.keeper.freeze(self.transfers.values())
-        self._quitting = True
-        self._quit_now()
-
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
         loop = asyncio.get_running_loop()
@@ -334,60 +288,6 @@ class GetfileApp(App[None]):
         limit = "" if rate is None else f" · limit {describe_limit(rate)}"
         self.transfer_list.border_title = f"Transfers{limit}"
 
-    def action_deliver(self) -> None:
-        """In a browser session: hand a finished download to the browser (a save dialog)."""
-        if not self.is_web:
-            self.notify("Only in a browser session (getfile-tui --web).", timeout=3)
-            return
-        transfer = self.downloads.pick(self._selected(), lambda t: t.state is State.DONE)
-        if transfer is None or not transfer.saved_path:
-            self.notify("No finished download to send to the browser.", timeout=2)
-            return
-        try:
-            stream = open(transfer.saved_path, "rb")  # noqa: SIM115 (Textual closes it)
-        except OSError as error:
-            self.log_pane.add(f"{transfer.name}: cannot open it: {error.strerror}", "error")
-            return
-        self.deliver_binary(stream, save_filename=transfer.name)
-        self.log_pane.add(f"{transfer.name}: handed to the browser")
-
-    def action_recent(self) -> None:
-        """Bookmarks, then recent servers: one pick fills the form."""
-        places = [
-            Place(b.host, b.port, b.folder, f"{b.name}  ({format_address(b.host, b.port)}"
-                  f"{' /' + b.folder if b.folder else ''})")
-            for b in self.history.bookmarks.values()
-        ]  # fmt: skip
-        places += [Place(s.host, s.port, "", format_address(s.host, s.port))
-                   for s in self.history.recent]  # fmt: skip
-
-        def chosen(place: Place | None) -> None:
-            if place is None:
-                return
-            self.form.set_values(host=place.host, port=str(place.port))
-            if place.folder:
-                self.form.set_values(file=place.folder.rstrip("/") + "/")
-            self.form.focus_end("file")
-
-        self.push_screen(RecentScreen(places), chosen)
-
-    async def action_clear_finished(self) -> None:
-        """Drop done, failed and cancelled rows: from the list and from the saved history."""
-        gone = self.downloads.clear_finished()
-        await self.transfer_list.remove_transfers({t.id for t in gone})
-        if self.keeper is not None:
-            self.keeper.save(list(self.transfers.values()))
-        self.log_pane.add(f"cleared {len(gone)} finished download(s)")
-        self._refresh_keys()
-
-    def action_verify(self) -> None:
-        """Verify a finished download against a published checksum (a dialog)."""
-        transfer = self.downloads.pick(self._selected(), lambda t: t.state is State.DONE)
-        if transfer is None or not transfer.saved_path:
-            self.notify("No finished download to verify.", timeout=2)
-            return
-        self.push_screen(VerifyScreen(transfer.name, transfer.saved_path))
-
     def action_limit_transfer(self) -> None:
         transfer = self.downloads.pick(self._selected(), lambda t: t.active)
         if transfer is None:
@@ -406,19 +306,6 @@ class GetfileApp(App[None]):
         self.away.began(message.transfer)
         self._refresh_keys()
         self._save_queue()
-
-    def on_app_blur(self, _event: events.AppBlur) -> None:
-        self.in_background = True
-
-    def on_app_focus(self, _event: events.AppFocus) -> None:
-        self.in_background = False
-
-    def _tell_if_away(self, transfer: Transfer) -> None:
-        sequence = self.away.ended(transfer, self.settings, in_background=self.in_background)
-        if sequence:
-            self.notifications_sent = [*self.notifications_sent[-20:], sequence]
-            if self._driver is not None:
-                self._driver.write(sequence)
 
     def on_transfer_changed(self, message: TransferChanged) -> None:
         self._tell_if_away(message.transfer)
