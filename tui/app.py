@@ -146,6 +146,8 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
         last = self.history.last
         if not host and last is not None:  # no URL: the server used last time
             host, port = last.host, str(last.port)
+            # Until the user changes it, the local server may take its place (--serve).
+            self._local_address = (host, port)
         port = port or str(self.settings.port or DEFAULT_PORT)
         form = DownloadForm(host, port, launch.file, launch.dest, id="form")
         form.border_title = "Download"
@@ -361,15 +363,10 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
         self.log_pane.add(f"local server: serving {message.root} on {where}", "ok")
         form = self.form
         host = form.field("host").value.strip()
-        pointed_here = (
-            self._local_address is not None
-            and (
-                host,
-                form.field("port").value.strip(),
-            )
-            == self._local_address
-        )
-        if not host or pointed_here:  # a restart on another port takes the form along
+        shown = (host, form.field("port").value.strip())
+        # Empty, still what history filled in, or the local server's old address (a restart
+        # on another port): the form follows the local server.
+        if not host or shown == self._local_address:
             self.action_use_local_server()
 
     def on_server_stopped(self, message: ServerStopped) -> None:

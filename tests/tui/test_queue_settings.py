@@ -155,3 +155,19 @@ async def test_recent_servers_one_key_away_and_clear_finished(
         await pilot.pause()
         assert app.transfers == {} and not app.transfer_list.rows
         assert saved(state) == []
+
+
+async def test_serve_takes_the_place_of_the_remembered_server(
+    root: Path, dest: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    history = HistoryStore(state)
+    history.save(history.load().remember("far.example", 7))
+    launch = Launch(dest=str(dest), serve=str(root))
+    app = GetfileApp(launch, history=HistoryStore(state))
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.server_pane
+        await wait_until(pilot, lambda: pane.running, what="the local server")
+        port = str(pane.server.port_bound)  # type: ignore[union-attr]
+        await wait_until(pilot, lambda: app.form.field("port").value == port, what="the form")
+        assert app.form.field("host").value == "127.0.0.1"
