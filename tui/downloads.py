@@ -367,7 +367,7 @@ class DownloadController:
         self._changed(transfer)
         self._log(
             f"{transfer.name}: retrying in {notice.delay:g} s "
-            f"({notice.attempt}/{notice.attempts}): {notice.reason}",
+            f"({notice.attempt}/{notice.attempts}): {in_app_words(notice.reason)}",
             "warn",
         )
 

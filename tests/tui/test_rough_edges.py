@@ -8,7 +8,7 @@ import pytest
 from textual.command import CommandList
 from textual.widgets import Input
 
-from getfile_core import FileServer, Progress, Target, part_name
+from getfile_core import FileServer, Progress, RetryNotice, Target, part_name
 from tests.tui.conftest import (
     STALL_FIRST_BLOCK,
     StallingLegacyPeer,
@@ -17,7 +17,9 @@ from tests.tui.conftest import (
     wait_until,
 )
 from tests.tui.test_flows import closed_port, log_text
+from tui.downloads import DownloadController
 from tui.launch import parse_args
+from tui.messages import LogLine
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.keys import KeysScreen
 from tui.screens.overwrite import OverwriteScreen
@@ -288,3 +290,13 @@ async def test_17_waiting_for_a_hashing_server_says_so(tmp_path: Path) -> None:
         assert str(row.cell("state").content) == "waiting"
         assert str(row.cell("reason").content) == note
         assert row.cell("reason").display and row.has_class("-words")
+
+
+def test_12_retry_lines_say_it_in_the_app_too() -> None:
+    posted: list[object] = []
+    controller = DownloadController(None, posted.append, lambda *_: None)  # type: ignore[arg-type]
+    transfer = Transfer(Target("h", 1, b"big.iso"), "/tmp", "big.iso")
+    reason = "connection closed after 5 of 40 bytes (kept x.getfile-part; --resume continues it)"
+    controller._retrying(transfer, RetryNotice(1, 10, 1.0, reason))
+    [line] = [m for m in posted if isinstance(m, LogLine)]
+    assert "--resume" not in line.text and "Retry continues it" in line.text

@@ -20,7 +20,7 @@ from textual.content import Content
 from textual.widgets import Button, Label, Static
 
 from tui import format as fmt
-from tui.text import printable
+from tui.text import in_app_words, printable
 from tui.transfers import State, Transfer
 
 BAR_WIDTH = 6
@@ -138,7 +138,8 @@ class TransferRow(Horizontal, can_focus=False):
         notice = transfer.retry
         if transfer.state is State.RETRYING and notice is not None:
             left = math.ceil(transfer.retry_left(time.monotonic()))
-            return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {notice.reason}"
+            reason = in_app_words(notice.reason)
+            return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {reason}"
         if transfer.state in (State.CONNECTING, State.WAITING) and transfer.note:
             return transfer.note
         return ""
