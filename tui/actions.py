@@ -106,6 +106,10 @@ ACTIONS: tuple[Action, ...] = (
         "Recent servers and bookmarks", "Fill Server and Port from one used before", show=False,
     ),
     Action(
+        "bookmark", "bookmark", "", "", "",
+        "Bookmark this server", "Name the form's server, port and folder (ctrl+y lists it)",
+    ),
+    Action(
         "clear-finished", "clear_finished", "", "", "",
         "Clear finished downloads", "Remove done, failed and cancelled rows (and history)",
     ),

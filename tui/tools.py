@@ -7,8 +7,12 @@ lines that pick the transfer and say what happened.
 
 from __future__ import annotations
 
+import os
+import posixpath
 from typing import TYPE_CHECKING
 
+from tui.history import Bookmark
+from tui.screens.name_prompt import NameScreen
 from tui.screens.recent import Place, RecentScreen
 from tui.screens.verify import VerifyScreen
 from tui.transfers import State
@@ -20,6 +24,10 @@ if TYPE_CHECKING:
     _Base = GetfileApp
 else:
     _Base = object
+
+
+#: A token is a short secret; a file bigger than this is not one.
+MAX_TOKEN_BYTES = 4096
 
 
 class ToolsMixin(_Base):
@@ -46,7 +54,7 @@ class ToolsMixin(_Base):
         """Bookmarks, then recent servers: one pick fills the form."""
         places = [
             Place(b.host, b.port, b.folder, f"{b.name}  ({format_address(b.host, b.port)}"
-                  f"{' /' + b.folder if b.folder else ''})")
+                  f"{' /' + b.folder if b.folder else ''})", b.token_file)
             for b in self.history.bookmarks.values()
         ]  # fmt: skip
         places += [Place(s.host, s.port, "", format_address(s.host, s.port))
@@ -58,9 +66,50 @@ class ToolsMixin(_Base):
             self.form.set_values(host=place.host, port=str(place.port))
             if place.folder:
                 self.form.set_values(file=place.folder.rstrip("/") + "/")
+            if place.token_file:
+                self._read_token(place)
             self.form.focus_end("file")
 
         self.push_screen(RecentScreen(places), chosen)
+
+    def _read_token(self, place: Place) -> None:
+        """A bookmark's token lives in a file of the user's (never in our own files)."""
+        path = os.path.expanduser(place.token_file or "")
+        try:
+            with open(path, "rb") as stream:
+                token = stream.read(MAX_TOKEN_BYTES + 1).strip()
+        except OSError as error:
+            self.log_pane.add(f"token file {path}: {error.strerror}", "error")
+            return
+        if not token or len(token) > MAX_TOKEN_BYTES:
+            self.log_pane.add(f"token file {path}: empty or too long", "error")
+            return
+        self.downloads.tokens[f"{place.host}:{place.port}"] = token  # as Transfer.where
+        self.log_pane.add(f"token for {format_address(place.host, place.port)} read from {path}")
+
+    def action_bookmark(self) -> None:
+        """Name the form's server, port and File's folder as a bookmark (ctrl+y lists it)."""
+        address = self.form.server_address()
+        if address is None:
+            return  # the form says what is wrong
+        host, port = address
+        folder = posixpath.dirname(os.fsdecode(self.form.file_path()))
+        where = f"{format_address(host, port)}{' /' + folder if folder else ''}"
+
+        def named(name: str | None) -> None:
+            if name is None:
+                return
+            try:
+                bookmark = Bookmark(name, host, port, folder)
+                self.history = self.history.with_bookmark(bookmark)
+            except ValueError as error:
+                self.log_pane.add(f"bookmark not kept: {error}", "error")
+                return
+            if self.history_store is not None:
+                self.history_store.save(self.history)
+            self.log_pane.add(f"bookmark {name}: {where}", "ok")
+
+        self.push_screen(NameScreen("Bookmark", f"A name for {where}"), named)
 
     async def action_clear_finished(self) -> None:
         """Drop done, failed and cancelled rows: from the list and from the saved history."""

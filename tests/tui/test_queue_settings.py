@@ -14,7 +14,7 @@ from getfile_core import FileServer, ServerLimits, part_name
 from tests.tui.conftest import make_app, only_transfer, wait_until
 from tests.tui.test_flows import log_text
 from tui.app import GetfileApp
-from tui.history import HistoryStore
+from tui.history import Bookmark, HistoryStore
 from tui.launch import Launch, parse_args
 from tui.queue_store import QueueStore
 from tui.screens.keys import KeysScreen
@@ -171,3 +171,32 @@ async def test_serve_takes_the_place_of_the_remembered_server(
         port = str(pane.server.port_bound)  # type: ignore[union-attr]
         await wait_until(pilot, lambda: app.form.field("port").value == port, what="the form")
         assert app.form.field("host").value == "127.0.0.1"
+
+
+async def test_bookmarks_keep_a_name_a_folder_and_a_token_file(dest: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"s3cret\n")
+    history = HistoryStore(state)
+    history.save(
+        history.load().with_bookmark(Bookmark("mirror", "m.example", 6000, "isos", str(token_file)))
+    )
+    app = GetfileApp(
+        Launch(host="h.example", port="7000", file="pub/x.iso", dest=str(dest)),
+        history=HistoryStore(state),
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await app.run_action("bookmark")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "NameScreen")
+        await pilot.press(*"work", "enter")
+        await wait_until(pilot, lambda: "work" in app.history.bookmarks, what="the bookmark")
+        assert app.history.bookmarks["work"].folder == "pub"
+        assert "work" in HistoryStore(state).load().bookmarks  # saved
+        assert "s3cret" not in (state / "history.json").read_text()  # never the token itself
+        await pilot.press("ctrl+y")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RecentScreen")
+        await pilot.press("enter")  # the first: "mirror"
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
+        assert app.form.field("host").value == "m.example"
+        assert app.form.field("file").value == "isos/"
+        assert app.downloads.tokens["m.example:6000"] == b"s3cret"

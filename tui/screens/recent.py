@@ -24,6 +24,8 @@ class Place:
     port: int
     folder: str = ""
     label: str = ""
+    #: A bookmark's token file (a path; the token itself is never stored by us).
+    token_file: str | None = None
 
 
 class RecentScreen(ModalScreen[Place | None]):
