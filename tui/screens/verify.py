@@ -30,6 +30,7 @@ from getfile_core import (
     load_checksum_file,
     parse_checksum,
 )
+from tui.messages import LogLine
 from tui.text import printable
 
 CHUNK = 1024 * 1024
@@ -124,6 +125,12 @@ class VerifyScreen(ModalScreen[None]):
         else:
             self._say(f"✗ MISMATCH: expected {expected.hex} ({expected.source}). c copies ours.")
         self.query_one("#digest", Label).update(Content(self.digest))
+        # The log keeps the verdict and the whole digest after the dialog closes.
+        verdict = "matches" if self.verdict else f"MISMATCH (expected {expected.hex})"
+        self.post_message(
+            LogLine(f"{self.file_name}: {self.digest} {verdict} ({expected.source})",
+                    "ok" if self.verdict else "error")
+        )  # fmt: skip
         self.set_focus(None)  # so c copies rather than types (Tab goes back to the field)
 
     def action_copy(self) -> None:
