@@ -51,6 +51,7 @@ _EXPORTS = {
     # Errors.
     "GetfileError": ".errors",
     "UsageError": ".errors",
+    "ConnectError": ".errors",
     "UnauthorizedError": ".errors",
     "LegacyServerError": ".errors",
 }
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
         safe_local_name,
     )
     from getfile_core.errors import (
+        ConnectError,
         GetfileError,
         LegacyServerError,
         UnauthorizedError,
