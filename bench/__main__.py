@@ -60,6 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"also the resetting link's file (default {links.DEFAULT_MIB})",
     )
     parser.add_argument(
+        "--parallel-mib",
+        type=int,
+        help=f"parallel: the file's size in MiB (default {parallel.DEFAULT_MIB}, "
+        f"--quick {parallel.QUICK_MIB}); a segment threshold above it leaves one connection",
+    )
+    parser.add_argument(
         "--cases",
         nargs="+",
         choices=[c.key for c in throughput.CASES],
@@ -79,7 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         [folders.QUICK_SMALL, folders.QUICK_BIG] if quick else [folders.SMALL, folders.BIG]
     )
     args.folder_rounds = 1 if quick else 3
-    args.parallel_mib = parallel.QUICK_MIB if quick else parallel.DEFAULT_MIB
+    args.parallel_mib = args.parallel_mib or (parallel.QUICK_MIB if quick else parallel.DEFAULT_MIB)
     args.parallel_rounds = 1 if quick else 2
     args.sections = args.only or SECTIONS
     return args
@@ -95,16 +101,6 @@ def main(argv: list[str]) -> int:
     about = machine.describe()
     if float(about["load"].split()[0]) > 0.5:
         progress(f"warning: load average {about['load']}; other work skews the figures")
-    missing = peers.ensure_tools(["socat", "curl"])
-    data, out = RESULTS / "data", RESULTS / "received"
-    progress("preparing source files")
-    wanted = set(args.sections)
-    # Made only for the sections that use them (the folders and parallel sections make their own).
-    none = ("", "")
-    big = source_file(data, args.size) if wanted & {"throughput", "memory", "links"} else none
-    small = source_file(data, args.small) if "memory" in wanted else none
-    one = source_file(data, MiB) if wanted & {"concurrency", "startup"} else none
-
     parts = [
         "## getfile benchmark",
         f"`{' '.join(['python -m bench', *argv])}`, {time.strftime('%Y-%m-%d %H:%M')}",
@@ -112,6 +108,46 @@ def main(argv: list[str]) -> int:
         f"{about['memory']} RAM, kernel {about['kernel']}, Python {about['python']}, "
         f"load at start {about['load']}.",
     ]
+    data, out = RESULTS / "data", RESULTS / "received"
+    texts, targets = file_sections(args, data, out, progress)
+    parts += texts
+    if "folders" in args.sections:
+        text, found = folders_section(args, data, out, progress)
+        parts.append(text)
+        targets += found
+    if "parallel" in args.sections:
+        text, found = parallel_section(args, data, out, progress)
+        parts.append(text)
+        targets += found
+    if "tui" in args.sections and TUI_SCRIPT.exists():
+        parts.append(tui_section(args.quick, progress))
+    parts.append(f"Took {time.monotonic() - began:.0f} s.")
+    report = "\n\n".join(parts) + "\n"
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text(report)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"machine": about, "argv": argv, "targets": targets}, indent=1)
+    )
+    return 0
+
+
+def file_sections(
+    args: argparse.Namespace, data: Path, out: Path, progress: Callable[[str], None]
+) -> tuple[list[str], list[tuple[str, float, float]]]:
+    """The sections that move one source file: throughput, memory, concurrency, start-up, links."""
+    wanted = set(args.sections)
+    if not wanted & {"throughput", "memory", "concurrency", "startup", "links"}:
+        return [], []
+    missing = peers.ensure_tools(["socat", "curl"])
+    progress("preparing source files")
+    # Made only for the sections that use them (the folders and parallel sections make their own).
+    none = ("", "")
+    big = source_file(data, args.size) if wanted & {"throughput", "memory", "links"} else none
+    small = source_file(data, args.small) if "memory" in wanted else none
+    one = source_file(data, MiB) if wanted & {"concurrency", "startup"} else none
+
+    parts: list[str] = []
     targets: list[tuple[str, float, float]] = []
     if "throughput" in args.sections:
         outcomes = throughput.measure(
@@ -161,25 +197,7 @@ def main(argv: list[str]) -> int:
         text, found = links_section(args, data, out, big[0], missing, progress)
         parts.append(text)
         targets += found
-    if "folders" in args.sections:
-        text, found = folders_section(args, data, out, progress)
-        parts.append(text)
-        targets += found
-    if "parallel" in args.sections:
-        text, found = parallel_section(args, data, out, progress)
-        parts.append(text)
-        targets += found
-    if "tui" in args.sections and TUI_SCRIPT.exists():
-        parts.append(tui_section(args.quick, progress))
-    parts.append(f"Took {time.monotonic() - began:.0f} s.")
-    report = "\n\n".join(parts) + "\n"
-    print(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.md").write_text(report)
-    (RESULTS / "latest.json").write_text(
-        json.dumps({"machine": about, "argv": argv, "targets": targets}, indent=1)
-    )
-    return 0
+    return parts, targets
 
 
 def links_section(

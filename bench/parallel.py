@@ -91,6 +91,18 @@ class CaseResult:
     outcomes: list[Outcome]
 
 
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    digest: str
+    size: int
+    getfile_port: int
+    nginx_port: int
+    out: Path
+    #: Why the aria2c rows are not measured ("" = they are).
+    peer_absent: str
+
+
 def measure(
     data: Path,
     out: Path,
@@ -117,18 +129,6 @@ def measure(
             results.append(CaseResult(case, outcomes))
     shutil.rmtree(out, ignore_errors=True)
     return results
-
-
-@dataclass(frozen=True)
-class _Source:
-    name: str
-    digest: str
-    size: int
-    getfile_port: int
-    nginx_port: int
-    out: Path
-    #: Why the aria2c rows are not measured ("" = they are).
-    peer_absent: str
 
 
 def _prime(source: _Source) -> None:
@@ -189,6 +189,12 @@ def _row(
     target = source.nginx_port if http else source.getfile_port
 
     def run() -> Run:
+        try:
+            return shaped_run()
+        except (OSError, RuntimeError, TimeoutError) as error:  # a relay failed: a row says it
+            return Run(0.0, f"the bench could not run it: {error.__class__.__name__}: {error}")
+
+    def shaped_run() -> Run:
         shutil.rmtree(source.out, ignore_errors=True)
         source.out.mkdir(parents=True)
         with contextlib.ExitStack() as stack:

@@ -57,6 +57,12 @@ def make_app(
     return GetfileApp(launch, clock=lambda: FIXED_TIME)
 
 
+async def answering_lister(*_args: object, **_kwargs: object) -> list[object]:
+    """A listing from a server that is there, for tests that need only its presence
+    (the app asks about a file already there only once the server answers)."""
+    return []
+
+
 def only_transfer(app: GetfileApp):  # type: ignore[no-untyped-def]
     assert len(app.transfers) == 1, app.transfers
     return next(iter(app.transfers.values()))

@@ -17,7 +17,7 @@ from getfile_core import protocol
 from getfile_core.protocol import Response, Status
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from tests.support import scripted_server
-from tests.support.tui import make_app, only_transfer, pilot_wait_until
+from tests.support.tui import answering_lister, make_app, only_transfer, pilot_wait_until
 from tui.screens.overwrite import OverwriteScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 
@@ -114,6 +114,7 @@ async def test_overwrite_dialog_with_ten_thousand_taken_names(dest: Path) -> Non
     for number in range(1, 10_001):
         (dest / f"x ({number}).bin").touch()
     app = make_app(host="127.0.0.1", port=1, file="x.bin", dest=dest)
+    app.downloads.lister = answering_lister  # a server that is there (port 1 is not)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
         await pilot_wait_until(
