@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import blake3
 
+from getfile_core import protocol
 from getfile_core.address import Target
 from getfile_core.client import ranges
 from getfile_core.client.body import expect_close, read_trailer
@@ -49,7 +50,7 @@ from getfile_core.client.mirrors import (
 )
 from getfile_core.client.plan import MIN_SPLIT, Piece, Plan
 from getfile_core.client.receive import BUFFER, open_receiver
-from getfile_core.client.retry import run_with_retries
+from getfile_core.client.retry import PROGRESS, backoff_delay, run_with_retries
 from getfile_core.client.session import PaceFloor, Session, printable, raise_for_status
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_range, new_hasher
@@ -256,6 +257,8 @@ class SegmentedDownload:
             self._changed.clear()
             if state.cancelled or self._fatal is not None:
                 self._stop_all()
+            elif self.plan.complete():
+                self._stop_idle()
             if self._reverted:  # a mirror's bytes were taken back: hash again from the start
                 hasher, hashed, self._reverted = new_hasher(), 0, False
             hashed = self._hash_in_order(fd, hasher, hashed, buffer)
@@ -328,6 +331,16 @@ class SegmentedDownload:
         for sub in self._subs:
             sub.cancel()
 
+    def _stop_idle(self) -> None:
+        """Every byte is in: end the backoff waits (and mirror checks) still going on.
+
+        Connections reading a body or a trailer are left to finish: a trailer
+        brings the digest, which saves asking for it.
+        """
+        for sub in self._subs:
+            if sub.phase not in (Phase.DOWNLOADING, Phase.VERIFYING):
+                sub.cancel()
+
     # ------------------------------------------------------------ one connection's thread
 
     def _work(
@@ -337,26 +350,12 @@ class SegmentedDownload:
         on_retry: Callable[[RetryNotice], None] | None,
     ) -> None:
         """Take pieces and fetch them, until none is left, the source is dropped, or a stop."""
-        assert self.plan is not None
         fd = -1
         try:
             if not self._admitted(source, sub):
                 return
             fd = self.destination.another_descriptor()
-            while source.alive and self._fatal is None and not sub.cancelled:
-                piece = self.plan.take(source.index)
-                if piece is None:
-                    return
-                try:
-                    run_with_retries(
-                        lambda piece=piece: self._fetch_range(source, piece, sub, fd),
-                        options=self.options,
-                        state=sub,
-                        retryable=_retryable,
-                        on_retry=on_retry,
-                    )
-                finally:
-                    self.plan.release(piece)
+            self._fetch_pieces(source, sub, fd, on_retry)
         except GetfileError as error:
             self._failed(source, error)
         except OSError as error:
@@ -365,6 +364,49 @@ class SegmentedDownload:
             if fd >= 0:
                 os.close(fd)
             self._changed.set()
+
+    def _fetch_pieces(
+        self,
+        source: Source,
+        sub: TransferState,
+        fd: int,
+        on_retry: Callable[[RetryNotice], None] | None,
+    ) -> None:
+        """``retry.run_with_retries``'s rules, except that the piece is let go before the wait.
+
+        A connection waiting out its backoff holds no bytes hostage: another
+        connection (another mirror's, most usefully) takes the piece at once,
+        and this one takes whatever is free when its wait ends.
+        """
+        assert self.plan is not None
+        failures = 0
+        while source.alive and self._fatal is None and not sub.cancelled:
+            piece = self.plan.take(source.index)
+            if piece is None:
+                return
+            before = sub.done
+            try:
+                self._fetch_range(source, piece, sub, fd)
+                continue
+            except GetfileError as error:
+                if sub.done - before >= PROGRESS:
+                    failures = 0
+                if sub.cancelled or failures >= self.options.retries or not _retryable(error):
+                    raise
+                failures += 1
+                reason = f"{source.label}: {error}" if len(self.sources) > 1 else str(error)
+                notice = RetryNotice(
+                    attempt=failures,
+                    attempts=self.options.retries,
+                    delay=backoff_delay(failures, self.options.retry_cap),
+                    reason=reason,
+                )
+            finally:
+                self.plan.release(piece)
+            sub.begin_retry(notice)
+            if on_retry is not None:
+                on_retry(notice)
+            sub.backoff(notice.delay)
 
     def _admitted(self, source: Source, sub: TransferState) -> bool:
         """A mirror is used only once its size and digest match the first source's."""
@@ -398,33 +440,43 @@ class SegmentedDownload:
 
     def _fetch_range(self, source: Source, piece: Piece, sub: TransferState, fd: int) -> None:
         """One connection: ask for the rest of ``piece``, write it in place, check the digest."""
-        assert self.head is not None
-        start, end = piece.pos, piece.end
-        if start >= end:
+        if piece.pos >= piece.end:
             return
-        size = self.head.size
         sub.phase = Phase.CONNECTING
         session = Session(source.target, self.options, sub)
         try:
-            request = Request(
-                Verb.GET, source.target.path, offset=start, length=end - start, version=LATEST
-            )
-            self.connections_made += 1
-            response = session.open(request)
-            assert response is not None
-            raise_for_status(response)
-            check_range(response, size, start, end - start)
-            self._check_digest(source, response.digest)
-            sub.phase = Phase.DOWNLOADING
-            if not self._copy_range(session, piece, sub, fd):
-                return  # the piece was split: the rest is another connection's
-            if response.trailer:
-                name = printable(source.target.display_path.rsplit("/", 1)[-1])
-                self._check_digest(source, read_trailer(session, name, size))
-            assert session.sock is not None
-            expect_close(session.sock)
+            self._exchange(source, piece, sub, fd, session)
+        except protocol.LegacySilence:
+            raise InterruptedError_("the server closed without answering") from None
+        except protocol.ShortBody:
+            raise InterruptedError_("connection closed before its range's digest came") from None
         finally:
             session.close()
+
+    def _exchange(
+        self, source: Source, piece: Piece, sub: TransferState, fd: int, session: Session
+    ) -> None:
+        """The request, the body, the trailer (an error here leaves the piece where it got to)."""
+        assert self.head is not None
+        start, end, size = piece.pos, piece.end, self.head.size
+        request = Request(
+            Verb.GET, source.target.path, offset=start, length=end - start, version=LATEST
+        )
+        self.connections_made += 1
+        response = session.open(request)
+        assert response is not None
+        raise_for_status(response)
+        check_range(response, size, start, end - start)
+        self._check_digest(source, response.digest)
+        sub.phase = Phase.DOWNLOADING
+        if not self._copy_range(session, piece, sub, fd):
+            return  # the piece was split: the rest is another connection's
+        if response.trailer:
+            sub.phase = Phase.VERIFYING
+            name = printable(source.target.display_path.rsplit("/", 1)[-1])
+            self._check_digest(source, read_trailer(session, name, size))
+        assert session.sock is not None
+        expect_close(session.sock)
 
     def _copy_range(self, session: Session, piece: Piece, sub: TransferState, fd: int) -> bool:
         """The body into ``fd`` at the piece's position; False when the piece shrank under us."""
@@ -487,6 +539,9 @@ class SegmentedDownload:
 
     def _failed(self, source: Source, error: GetfileError) -> None:
         """A connection ended for good: drop its mirror, or stop the download."""
+        assert self.plan is not None
+        if self.plan.complete() and not self.state.cancelled:
+            return  # stopped because every byte is in: nothing failed
         self._last_error = error
         if isinstance(error, _Different):
             assert self.plan is not None
