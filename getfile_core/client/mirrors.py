@@ -19,6 +19,7 @@ from getfile_core.address import Target
 from getfile_core.client.body import read_trailer
 from getfile_core.client.session import Session, printable, raise_for_status
 from getfile_core.client.state import Options, TransferState
+from getfile_core.errors import ProtocolError
 from getfile_core.protocol import LATEST, Request, Response, Verb
 
 
@@ -64,23 +65,35 @@ class Source:
 
 
 def probe(target: Target, options: Options, state: TransferState) -> Head:
-    """Ask for the file's head (and close): size, mtime, digest, and whether ranges work."""
+    """Ask for the file's head (and close): size, mtime, digest, and whether ranges work.
+
+    The request is an empty range (``offset=0 length=0``): a plain ``GET``
+    would start the body, and a window's worth of it (256 KiB on a long
+    path) would cross the link for nothing before the close. A version-1
+    server answers ``505``; the session then asks again in version 1,
+    where a range cannot even be written: that is the sign.
+    """
     session = Session(target, options, state)
     try:
         try:
-            response = session.open(Request(Verb.GET, target.path, version=LATEST))
+            response = session.open(
+                Request(Verb.GET, target.path, offset=0, length=0, version=LATEST)
+            )
         except protocol.LegacySilence:
             raise NoRanges("a legacy server") from None
+        except ProtocolError:
+            asked = session.conn.request if session.conn is not None else None
+            if isinstance(asked, Request) and asked.version < 2:
+                raise NoRanges("a version-1 getfile server") from None
+            raise
         assert response is not None
         raise_for_status(response)
         if response.size is None:
-            raise protocol.ProtocolError("the server announced no size")
+            raise ProtocolError("the server announced no size")
         if response.version < 2:
             raise NoRanges("a version-1 getfile server")
         if response.digest is None and not response.trailer:
-            raise protocol.ProtocolError(
-                "the server announced no digest: refusing an unverifiable file"
-            )
+            raise ProtocolError("the server announced no digest: refusing an unverifiable file")
         return Head(response.size, response.mtime_ns, response.digest, response.version)
     finally:
         session.close()
@@ -110,15 +123,13 @@ def fetch_digest(target: Target, size: int, options: Options, state: TransferSta
 def check_range(response: Response, size: int, offset: int, length: int) -> None:
     """A range's head must describe the same file and exactly the range asked."""
     if response.size != size:
-        raise protocol.ProtocolError(
+        raise ProtocolError(
             f"the file's size changed on the server ({response.size} bytes, not {size})"
         )
     if response.offset != offset or response.length != length:
-        raise protocol.ProtocolError("server sent a different byte range than asked")
+        raise ProtocolError("server sent a different byte range than asked")
     if response.digest is None and not response.trailer:
-        raise protocol.ProtocolError(
-            "the server announced no digest: refusing an unverifiable file"
-        )
+        raise ProtocolError("the server announced no digest: refusing an unverifiable file")
 
 
 def differs(reference: Head, head: Head, reference_digest: str | None) -> str:
