@@ -62,7 +62,7 @@ class Plan:
         share = max(min_split // 2, -(-sum(b - a for a, b in missing) // max(1, pieces)))
         for a, b in missing:
             while a < b:
-                cut = b if b - a < share + share // 2 else _aligned(a + share, b)
+                cut = b if b - a <= share + share // 2 else _aligned(a + share, b)
                 self._pieces.append(Piece(a, cut, a))
                 a = cut
         self._pieces.sort(key=lambda piece: piece.start)
