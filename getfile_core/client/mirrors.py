@@ -132,10 +132,10 @@ def check_range(response: Response, size: int, offset: int, length: int) -> None
         raise ProtocolError("the server announced no digest: refusing an unverifiable file")
 
 
-def differs(reference: Head, head: Head, reference_digest: str | None) -> str:
-    """Why a mirror's file is not the reference's ("" when it is the same)."""
-    if head.size != reference.size:
-        return f"different file (size {head.size}, not {reference.size})"
-    if head.digest is not None and reference_digest is not None and head.digest != reference_digest:
-        return f"different file (digest {printable(head.digest)[:20]}…)"
+def differs(size: int, their_size: int, digest: str | None, their_digest: str | None) -> str:
+    """Why a mirror's file is not the first source's ("" when, as far as known, it is the same)."""
+    if their_size != size:
+        return f"different file (size {their_size}, not {size})"
+    if digest is not None and their_digest is not None and their_digest != digest:
+        return f"different file (digest {printable(their_digest)[:20]}…)"
     return ""

@@ -114,6 +114,7 @@ class SegmentedDownload:
         self._fatal: GetfileError | None = None
         self._last_error: GetfileError | None = None
         self._reverted = False
+        self._saved: ranges.Record | None = None
         self._live = 0
         self.connections_made = 1
 
@@ -222,9 +223,12 @@ class SegmentedDownload:
         self.destination.abandon(keep_part=keep)
 
     def _save_record(self) -> None:
+        """Rewrite the ranges record, if the ranges changed since the last time."""
         assert self.plan is not None and self.head is not None
         record = ranges.Record(self.head.size, self.head.mtime_ns, tuple(self.plan.done_ranges()))
-        ranges.save(self.destination.dir_fd, self.record_name, record)
+        if record != self._saved:
+            ranges.save(self.destination.dir_fd, self.record_name, record)
+            self._saved = record
 
     def _remark(self, line: str) -> None:
         if self.options.on_remark is not None:
@@ -316,16 +320,21 @@ class SegmentedDownload:
             if self.digest is None:
                 assert self.head is not None
                 primary, size = self.sources[0].target, self.head.size
-                digest, _ = run_with_retries(
+                digest, attempts = run_with_retries(
                     lambda: fetch_digest(primary, size, self.options, sub),
                     options=self.options,
                     state=sub,
                     retryable=_retryable,
                     on_retry=on_retry,
                 )
-                self.connections_made += 1
+                with self._lock:
+                    self.connections_made += attempts
                 self.digest = digest
             return self.digest
+
+    def _count_connection(self) -> None:
+        with self._lock:
+            self.connections_made += 1
 
     def _stop_all(self) -> None:
         for sub in self._subs:
@@ -417,15 +426,14 @@ class SegmentedDownload:
             if source.head is not None or not source.alive:
                 return source.alive
             try:
+                self._count_connection()
                 head = probe(source.target, self.options, sub)
-                self.connections_made += 1
-                why = differs(self.head, head, self.digest)
-                if not why:
+                why = differs(self.head.size, head.size, self.digest, head.digest)
+                if not why:  # same size: now the digests, asked for if the heads had none
                     theirs = head.digest or fetch_digest(
                         source.target, head.size, self.options, sub
                     )
-                    ours = self._reference_digest(sub)
-                    why = differs(self.head, Head(head.size, None, theirs, 2), ours)
+                    why = differs(self.head.size, head.size, self._reference_digest(sub), theirs)
             except NoRanges as refusal:
                 why = f"cannot send byte ranges ({refusal.why})"
             except GetfileError as error:
@@ -462,7 +470,7 @@ class SegmentedDownload:
         request = Request(
             Verb.GET, source.target.path, offset=start, length=end - start, version=LATEST
         )
-        self.connections_made += 1
+        self._count_connection()
         response = session.open(request)
         assert response is not None
         raise_for_status(response)
