@@ -1,7 +1,9 @@
 """``python -m bench``: every figure of issue 6 in one run, printed as Markdown tables.
 
 Sections: throughput (1 GiB, every tool), client memory (64 MiB vs 1 GiB),
-concurrency (1000 clients x 1 MiB, with server memory), start-up, and the
+concurrency (1000 clients x 1 MiB, with server memory), start-up, slow and
+resetting links, whole folders (``bench/folders.py``), several connections
+and mirrors on long and capped paths (``bench/parallel.py``), and the
 TUI against the CLI (``bench/tui_vs_cli.py``, when present). The tables also
 go to ``bench/results/latest.md`` and the raw targets to
 ``bench/results/latest.json``.
@@ -17,11 +19,30 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import concurrency, first_byte, footprint, links, machine, peers, throughput
+from bench import (
+    concurrency,
+    first_byte,
+    folders,
+    footprint,
+    links,
+    machine,
+    parallel,
+    peers,
+    throughput,
+)
 from bench.peers import PYTHON, REPO, RESULTS, child_environment
 from bench.runner import MiB, source_file
 
-SECTIONS = ("throughput", "memory", "concurrency", "startup", "links", "tui")
+SECTIONS = (
+    "throughput",
+    "memory",
+    "concurrency",
+    "startup",
+    "links",
+    "folders",
+    "parallel",
+    "tui",
+)
 TUI_SCRIPT = REPO / "bench" / "tui_vs_cli.py"
 
 
@@ -39,6 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"also the resetting link's file (default {links.DEFAULT_MIB})",
     )
     parser.add_argument(
+        "--parallel-mib",
+        type=int,
+        help=f"parallel: the file's size in MiB (default {parallel.DEFAULT_MIB}, "
+        f"--quick {parallel.QUICK_MIB}); a segment threshold above it leaves one connection",
+    )
+    parser.add_argument(
         "--cases",
         nargs="+",
         choices=[c.key for c in throughput.CASES],
@@ -54,6 +81,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.startup_runs = 5 if quick else 20
     args.link_mib = args.link_mib or (links.QUICK_MIB if quick else links.DEFAULT_MIB)
     args.first_byte_runs = 1 if quick else 3
+    args.folder_shapes = (
+        [folders.QUICK_SMALL, folders.QUICK_BIG] if quick else [folders.SMALL, folders.BIG]
+    )
+    args.folder_rounds = 1 if quick else 3
+    args.parallel_mib = args.parallel_mib or (parallel.QUICK_MIB if quick else parallel.DEFAULT_MIB)
+    args.parallel_rounds = 1 if quick else 2
     args.sections = args.only or SECTIONS
     return args
 
@@ -68,13 +101,6 @@ def main(argv: list[str]) -> int:
     about = machine.describe()
     if float(about["load"].split()[0]) > 0.5:
         progress(f"warning: load average {about['load']}; other work skews the figures")
-    missing = peers.ensure_tools(["socat", "curl"])
-    data, out = RESULTS / "data", RESULTS / "received"
-    progress("preparing source files")
-    big = source_file(data, args.size)
-    small = source_file(data, args.small)
-    one = source_file(data, MiB)
-
     parts = [
         "## getfile benchmark",
         f"`{' '.join(['python -m bench', *argv])}`, {time.strftime('%Y-%m-%d %H:%M')}",
@@ -82,6 +108,46 @@ def main(argv: list[str]) -> int:
         f"{about['memory']} RAM, kernel {about['kernel']}, Python {about['python']}, "
         f"load at start {about['load']}.",
     ]
+    data, out = RESULTS / "data", RESULTS / "received"
+    texts, targets = file_sections(args, data, out, progress)
+    parts += texts
+    if "folders" in args.sections:
+        text, found = folders_section(args, data, out, progress)
+        parts.append(text)
+        targets += found
+    if "parallel" in args.sections:
+        text, found = parallel_section(args, data, out, progress)
+        parts.append(text)
+        targets += found
+    if "tui" in args.sections and TUI_SCRIPT.exists():
+        parts.append(tui_section(args.quick, progress))
+    parts.append(f"Took {time.monotonic() - began:.0f} s.")
+    report = "\n\n".join(parts) + "\n"
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text(report)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"machine": about, "argv": argv, "targets": targets}, indent=1)
+    )
+    return 0
+
+
+def file_sections(
+    args: argparse.Namespace, data: Path, out: Path, progress: Callable[[str], None]
+) -> tuple[list[str], list[tuple[str, float, float]]]:
+    """The sections that move one source file: throughput, memory, concurrency, start-up, links."""
+    wanted = set(args.sections)
+    if not wanted & {"throughput", "memory", "concurrency", "startup", "links"}:
+        return [], []
+    missing = peers.ensure_tools(["socat", "curl"])
+    progress("preparing source files")
+    # Made only for the sections that use them (the folders and parallel sections make their own).
+    none = ("", "")
+    big = source_file(data, args.size) if wanted & {"throughput", "memory", "links"} else none
+    small = source_file(data, args.small) if "memory" in wanted else none
+    one = source_file(data, MiB) if wanted & {"concurrency", "startup"} else none
+
+    parts: list[str] = []
     targets: list[tuple[str, float, float]] = []
     if "throughput" in args.sections:
         outcomes = throughput.measure(
@@ -131,17 +197,7 @@ def main(argv: list[str]) -> int:
         text, found = links_section(args, data, out, big[0], missing, progress)
         parts.append(text)
         targets += found
-    if "tui" in args.sections and TUI_SCRIPT.exists():
-        parts.append(tui_section(args.quick, progress))
-    parts.append(f"Took {time.monotonic() - began:.0f} s.")
-    report = "\n\n".join(parts) + "\n"
-    print(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.md").write_text(report)
-    (RESULTS / "latest.json").write_text(
-        json.dumps({"machine": about, "argv": argv, "targets": targets}, indent=1)
-    )
-    return 0
+    return parts, targets
 
 
 def links_section(
@@ -163,6 +219,44 @@ def links_section(
     outcomes, how = first_byte.measure(data, out, big, args.first_byte_runs, missing, progress)
     more, found_more = first_byte.report(outcomes, args.size, how)
     return text + "\n\n" + more, found + found_more
+
+
+def folders_section(
+    args: argparse.Namespace, data: Path, out: Path, progress: Callable[[str], None]
+) -> tuple[str, list[tuple[str, float, float]]]:
+    """rsync, wget and lftp against getfile on whole trees; any failure is a note, not a crash."""
+    missing = peers.ensure_tools(folders.NEEDS)
+    try:
+        results = folders.measure(
+            data / "folders",
+            out.with_name("received-folders"),
+            args.folder_shapes,
+            args.folder_rounds,
+            missing,
+            progress,
+        )
+    except (OSError, RuntimeError) as error:  # e.g. a server did not start: say so, go on
+        return f"### Folders\n\nNot measured: {error.__class__.__name__}: {error}", []
+    return folders.report(results)
+
+
+def parallel_section(
+    args: argparse.Namespace, data: Path, out: Path, progress: Callable[[str], None]
+) -> tuple[str, list[tuple[str, float, float]]]:
+    """Segments and mirrors over emulated long and capped paths, with aria2c and nginx."""
+    missing = peers.ensure_tools(parallel.NEEDS)
+    try:
+        results = parallel.measure(
+            data / "parallel",
+            out.with_name("received-parallel"),
+            args.parallel_mib * MiB,
+            args.parallel_rounds,
+            missing,
+            progress,
+        )
+    except (OSError, RuntimeError) as error:
+        return f"### Parallel\n\nNot measured: {error.__class__.__name__}: {error}", []
+    return parallel.report(results, args.parallel_mib * MiB)
 
 
 def tui_section(quick: bool, progress: Callable[[str], None]) -> str:

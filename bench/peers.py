@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,15 +128,24 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def ensure_tools(names: Sequence[str]) -> list[str]:
-    """Install missing command-line peers with apt-get when we may; return what is still missing."""
+#: Debian packages of the commands whose package has another name.
+PACKAGES = {"aria2c": "aria2"}
+
+
+def ensure_tools(names: Sequence[str], packages: Mapping[str, str] = PACKAGES) -> list[str]:
+    """Install missing command-line peers with apt-get when we may; return what is still missing.
+
+    ``names`` are commands; ``packages`` maps a command to its Debian package
+    when the names differ (``aria2c`` is in ``aria2``).
+    """
     missing = [name for name in names if shutil.which(name) is None]
     if missing and os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"bench: installing {' '.join(missing)} with apt-get...", file=sys.stderr)
+        wanted = sorted({packages.get(name, name) for name in missing})
+        print(f"bench: installing {' '.join(wanted)} with apt-get...", file=sys.stderr)
         for argv in (
-            ["apt-get", "install", "-y", "-q", *missing],
+            ["apt-get", "install", "-y", "-q", *wanted],
             ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", *missing],
+            ["apt-get", "install", "-y", "-q", *wanted],
         ):
             subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             missing = [name for name in missing if shutil.which(name) is None]
@@ -144,7 +153,8 @@ def ensure_tools(names: Sequence[str]) -> list[str]:
                 break
     for name in missing:
         print(
-            f"bench: {name} is missing (install it: apt-get install {name}); its rows are left out",
+            f"bench: {name} is missing (install it: apt-get install {packages.get(name, name)}); "
+            "its rows are left out or say so",
             file=sys.stderr,
         )
     return missing

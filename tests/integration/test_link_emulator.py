@@ -75,11 +75,11 @@ async def target() -> AsyncIterator[Callable[..., Awaitable[int]]]:
         server.close()
 
 
-async def download(port: int) -> tuple[bytes, float]:
+async def download(port: int, host: str = "127.0.0.1") -> tuple[bytes, float]:
     """Everything the relay passes on one connection, and how long it took."""
     began = time.monotonic()
     async with asyncio.timeout(PATIENCE):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
         data = await reader.read(-1)
         writer.close()
     return data, time.monotonic() - began
@@ -127,6 +127,30 @@ async def test_the_rate_cap_holds_towards_the_target(target) -> None:
     assert answer == str(size).encode()
     assert seconds >= 0.98 * size / rate, f"{size} B in {seconds:.3f} s beats {rate} B/s"
     assert relay.stats().bytes_up == size
+
+
+async def test_the_total_rate_is_shared_by_every_connection(target) -> None:
+    # Two connections at once, 256 KiB each, through a 512 KiB/s shared cap:
+    # together they need 1 s; a cap per connection would let both finish in 0.5 s.
+    size, rate = 256 * KiB, 512 * KiB
+    payload = os.urandom(size)
+    async with LinkEmulator(await target(sender(payload)), Link(total_rate=rate)) as relay:
+        began = time.monotonic()
+        both = await asyncio.gather(download(relay.port), download(relay.port))
+        seconds = time.monotonic() - began
+    assert [data for data, _ in both] == [payload, payload]
+    assert seconds >= 0.98 * 2 * size / rate, f"2 x {size} B in {seconds:.3f} s beats {rate} B/s"
+    assert relay.stats().bytes_down == 2 * size
+
+
+async def test_a_relay_can_listen_on_another_loopback_address(target) -> None:
+    # Mirrors in the bench are relays on 127.0.0.2, 127.0.0.3 … (aria2c counts per host);
+    # a relay still bound to 127.0.0.1 would refuse this connection.
+    payload = os.urandom(64 * KiB)
+    async with LinkEmulator(await target(sender(payload)), host="127.0.0.2") as relay:
+        data, _ = await download(relay.port, "127.0.0.2")
+    assert data == payload
+    assert relay.stats().connections == 1
 
 
 async def test_delay_adds_at_least_both_one_way_delays_to_a_round_trip(target) -> None:
@@ -215,7 +239,7 @@ def test_the_context_manager_runs_its_own_loop_for_synchronous_code() -> None:
 
 
 def test_bad_link_settings_are_refused() -> None:
-    for bad in ({"rate": 0}, {"delay": -1}, {"window": 0}, {"reset_every": 0}):
+    for bad in ({"rate": 0}, {"delay": -1}, {"window": 0}, {"reset_every": 0}, {"total_rate": 0}):
         with pytest.raises(ValueError):
             Link(**bad)
 

@@ -17,7 +17,11 @@ connection and per direction, emulates:
   fat path. It also bounds the relay's memory;
 - ``reset_every``: after this many bytes forwarded to the client on one
   connection, both ends get a RST (SO_LINGER 0), as from a NAT or a
-  firewall that drops state.
+  firewall that drops state;
+- ``total_rate``: bytes per second each way shared by every connection
+  through the relay, as a server's uplink or a mirror's cap: more
+  connections to it do not make it faster (``rate`` caps each connection,
+  as many servers and CDNs do, so more connections do).
 
 The upstream socket's kernel buffers play the sender's queue: the relay
 reads from it only as fast as the link drains, so a server sees the
@@ -82,10 +86,15 @@ class Link:
     #: e.g. 1448 as on Ethernet. None: loopback's ~64 KiB, which lets a sender
     #: start with ~640 KiB in flight and a send buffer of over 1 MiB.
     mss: int | None = None
+    #: Bytes per second each way for all connections through the relay
+    #: together (a mirror's uplink); None: no shared cap.
+    total_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
             raise ValueError(f"rate must be > 0 bytes/s, not {self.rate!r}")
+        if self.total_rate is not None and not self.total_rate > 0:
+            raise ValueError(f"total_rate must be > 0 bytes/s, not {self.total_rate!r}")
         if not 0 <= self.delay <= 60:
             raise ValueError(f"delay must be 0-60 s, not {self.delay!r}")
         if self.window < 1:
@@ -118,7 +127,8 @@ class Link:
     @property
     def chunk(self) -> int:
         """Bytes taken from a socket per step: one pacing slice, within the window."""
-        paced = MAX_CHUNK if self.rate is None else max(KiB, int(self.rate * SLICE))
+        rates = [rate for rate in (self.rate, self.total_rate) if rate is not None]
+        paced = max(KiB, int(min(rates) * SLICE)) if rates else MAX_CHUNK
         return max(1, min(paced, MAX_CHUNK, self.window))
 
 
@@ -134,6 +144,19 @@ class LinkStats:
     bytes_up: int = 0
     #: ``time.monotonic()`` when the first connection was accepted (None: none yet).
     first_connected: float | None = None
+
+
+class _Pacer:
+    """One direction's shared rate: connections book its time in turn, first come first served."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.free_at = 0.0
+
+    def book(self, size: int, now: float) -> float:
+        """When ``size`` bytes read now have left through the shared link."""
+        self.free_at = max(self.free_at, now) + size / self.rate
+        return self.free_at
 
 
 class _End:
@@ -161,8 +184,10 @@ class _Direction:
         sink: asyncio.StreamWriter,
         count: Callable[[int], None],
         limit: int | None,
+        shared: _Pacer | None = None,
     ) -> None:
         self.link = link
+        self.shared = shared
         self.source = source
         self.sink = sink
         self.count = count
@@ -192,10 +217,15 @@ class _Direction:
                 return
             self.in_flight += len(data)
             taken += len(data)
+            # The last byte of this chunk leaves when the link (this connection's
+            # rate, and the rate all connections share) has carried it.
+            leaves = now = loop.time()
             if link.rate is not None:
-                # The last byte of this chunk leaves when the link has carried it.
-                free_at = max(free_at, loop.time()) + len(data) / link.rate
-                await asyncio.sleep(free_at - loop.time())
+                free_at = leaves = max(free_at, now) + len(data) / link.rate
+            if self.shared is not None:
+                leaves = max(leaves, self.shared.book(len(data), now))
+            if leaves > now:
+                await asyncio.sleep(leaves - now)
             arrives = loop.time() + link.delay
             self._line.put_nowait((arrives, data))
             if self.limit is not None and taken >= self.limit:
@@ -266,7 +296,11 @@ def _tcp_socket(link: Link) -> socket.socket:
 
 
 class LinkEmulator:
-    """A relay on 127.0.0.1:``port`` in front of ``target_host:target_port``, shaped by ``link``.
+    """A relay on ``host``:``port`` in front of ``target_host:target_port``, shaped by ``link``.
+
+    ``host`` is any loopback address (127.0.0.1 by default): relays on
+    127.0.0.2, 127.0.0.3 … look like different servers to a client that
+    limits its connections per host (aria2c's ``-x``), as mirrors are.
 
     ``async with LinkEmulator(port, link) as relay`` on a running loop, or
     ``with LinkEmulator(port, link) as relay`` from synchronous code (the
@@ -279,14 +313,18 @@ class LinkEmulator:
         link: Link | None = None,
         *,
         target_host: str = "127.0.0.1",
+        host: str = "127.0.0.1",
         idle_timeout: float = 120.0,
         connect_timeout: float = 10.0,
     ) -> None:
         self.target = (target_host, target_port)
+        self.host = host
         self.link = link or Link()
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self._stats = LinkStats()
+        shared = self.link.total_rate
+        self._shared = (_Pacer(shared), _Pacer(shared)) if shared is not None else (None, None)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -306,7 +344,7 @@ class LinkEmulator:
 
     async def start(self) -> Self:
         listener = _tcp_socket(self.link)
-        listener.bind(("127.0.0.1", 0))
+        listener.bind((self.host, 0))
         self._server = await asyncio.start_server(
             self._connection, sock=listener, limit=self.link.stream_limit
         )
@@ -419,10 +457,16 @@ class LinkEmulator:
 
         for writer in (client, upstream):
             writer.transport.set_write_buffer_limits(0)  # drain() = "handed to the kernel"
+        shared_down, shared_up = self._shared
         down = _Direction(
-            self.link, upstream_in, client, counter("bytes_down"), self.link.reset_every
+            self.link,
+            upstream_in,
+            client,
+            counter("bytes_down"),
+            self.link.reset_every,
+            shared_down,
         )
-        up = _Direction(self.link, client_in, upstream, counter("bytes_up"), None)
+        up = _Direction(self.link, client_in, upstream, counter("bytes_up"), None, shared_up)
         jobs = [
             asyncio.ensure_future(job)
             for job in (down.take(), down.deliver(), up.take(), up.deliver())
