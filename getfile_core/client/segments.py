@@ -58,6 +58,7 @@ from getfile_core.client.session import PaceFloor, Session, printable, raise_for
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_range, new_hasher
 from getfile_core.errors import (
+    BusyError,
     GetfileError,
     IntegrityError,
     InterruptedError_,
@@ -125,6 +126,8 @@ class SegmentedDownload:
         self._reverted = False
         self._saved: ranges.Record | None = None
         self._live = 0
+        #: Connection threads not yet ended (a "busy" refusal ends one quietly if others run).
+        self._working = 0
         self.connections_made = 1
 
     # ------------------------------------------------------------ the whole download
@@ -221,6 +224,7 @@ class SegmentedDownload:
 
     def _give_up(self, error: BaseException) -> None:
         """Keep the ``.part`` and its record for ``--resume``, unless it cannot be trusted."""
+        self._stop_all()  # Ctrl-C lands here too: no connection writes on after the close
         broke_trust = isinstance(error, IntegrityError | ProtocolError)
         keep = self.plan is not None and self.plan.done_bytes() > 0 and not broke_trust
         dir_fd = self.destination.dir_fd
@@ -261,6 +265,8 @@ class SegmentedDownload:
                 daemon=True,
             )
             self._threads.append(thread)
+            with self._lock:
+                self._working += 1
             thread.start()
         hasher, hashed = new_hasher(), 0
         buffer = memoryview(bytearray(BUFFER))
@@ -381,6 +387,8 @@ class SegmentedDownload:
         finally:
             if fd >= 0:
                 os.close(fd)
+            with self._lock:
+                self._working -= 1
             self._changed.set()
 
     def _fetch_pieces(
@@ -566,6 +574,8 @@ class SegmentedDownload:
             self._reverted = True
             self._drop(source, f"{error}, not used")
             return
+        if isinstance(error, BusyError) and self._working > 1:
+            return  # the server has no slot for one more: the connections it has go on
         others = [s for s in self.sources if s.alive and s is not source]
         local = isinstance(error, LocalFileError)
         if local or self.state.cancelled or (source.primary and not _retryable(error)):

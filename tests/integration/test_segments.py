@@ -259,3 +259,19 @@ def test_a_mirror_killed_mid_way_has_its_ranges_taken_over(
     lines = err.decode().strip().splitlines()
     # Retries name the mirror; if they ran out before the end, one line drops it.
     assert lines and all(label in line for line in lines), lines
+
+
+def test_a_server_with_fewer_slots_than_segments_still_serves_the_file(
+    tmp_path: Path, dest: Path
+) -> None:
+    """``busy`` for some connections: those step back, the others fetch every range."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    digest = write_random(folder / "big.bin", SIZE)
+    with serve_process(["serve", str(folder), "--port", "0", "--max-transfers", "2"]) as srv:
+        url = f"getfile://127.0.0.1:{srv.port}/big.bin"
+        done = run_cli("get", "--segments", "8", url, "-o", str(dest), timeout=60)
+        log = srv.stderr
+    assert (done.returncode, done.stderr) == (0, "")
+    assert " busy " in log  # some connections were refused, and it did not matter
+    assert digest_of(dest / "big.bin") == digest
