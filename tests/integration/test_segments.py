@@ -275,3 +275,20 @@ def test_a_server_with_fewer_slots_than_segments_still_serves_the_file(
     assert (done.returncode, done.stderr) == (0, "")
     assert " busy " in log  # some connections were refused, and it did not matter
     assert digest_of(dest / "big.bin") == digest
+
+
+async def test_progress_reports_the_live_connections(
+    served: tuple[int, Path, str], dest: Path
+) -> None:
+    port, _, digest = served
+    seen: list[int] = []
+    async with LinkEmulator(port, Link(rate=4 * MIB)) as relay:
+        target = Target("127.0.0.1", relay.port, b"big.bin")
+        result = await fetch(
+            target,
+            str(dest),
+            options=Options(segments=4),
+            on_progress=lambda progress: seen.append(progress.connections),
+        )
+    assert result.digest == digest
+    assert max(seen) == 4 and seen[-1] == 0, seen
