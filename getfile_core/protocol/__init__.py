@@ -18,12 +18,15 @@ Two dialects share a port:
 Version 2 of the extended dialect starts the body at once: when the server
 has not hashed the file yet, the head says ``trailer: digest`` and the
 digest of the whole file follows the body in a trailer block. It also adds
-byte ranges (``length=N``) and a ``PING`` for load balancers' health checks.
+byte ranges (``length=N``), a ``PING`` for load balancers' health checks,
+and persistent connections: a request with ``keep=1`` leaves the connection
+open for more, which a client may send without waiting (pipelining).
 A request's version chooses the answer's: version-1 clients see nothing new.
 """
 
 from __future__ import annotations
 
+from getfile_core.protocol._client import ClientConnection, ClientState
 from getfile_core.protocol._errors import (
     LegacySilence,
     MissingTrailer,
@@ -37,17 +40,20 @@ from getfile_core.protocol._events import (
     MAX_HEAD,
     MAX_HEADER_LINES,
     MAX_INTERIM,
+    MAX_KEEP_REQUESTS,
     MAX_LEGACY_LINE,
     MAX_LIST_BODY,
     MAX_LIST_ENTRIES,
     MAX_NAME,
     MAX_REQUEST_LINE,
+    MAX_SERVER_BUFFER,
     MAX_TRAILER_LINE,
     MAX_TRAILER_LINES,
     NEED_DATA,
     SUPPORTED,
     VERSION,
     AuthProof,
+    ConnectionClosed,
     Data,
     EndOfMessage,
     Entry,
@@ -60,12 +66,7 @@ from getfile_core.protocol._events import (
     Trailer,
     Verb,
 )
-from getfile_core.protocol._state import (
-    ClientConnection,
-    ClientState,
-    ServerConnection,
-    ServerState,
-)
+from getfile_core.protocol._server import ServerConnection, ServerState
 from getfile_core.protocol._wire import (
     decode_listing,
     decode_path,
@@ -81,6 +82,7 @@ from getfile_core.protocol._wire import (
     parse_response_head,
     parse_trailer_line,
     pong,
+    proof_subject,
 )
 
 __all__ = [
@@ -90,11 +92,13 @@ __all__ = [
     "MAX_HEAD",
     "MAX_HEADER_LINES",
     "MAX_INTERIM",
+    "MAX_KEEP_REQUESTS",
     "MAX_LEGACY_LINE",
     "MAX_LIST_BODY",
     "MAX_LIST_ENTRIES",
     "MAX_NAME",
     "MAX_REQUEST_LINE",
+    "MAX_SERVER_BUFFER",
     "MAX_TRAILER_LINE",
     "MAX_TRAILER_LINES",
     "NEED_DATA",
@@ -103,6 +107,7 @@ __all__ = [
     "AuthProof",
     "ClientConnection",
     "ClientState",
+    "ConnectionClosed",
     "Data",
     "EndOfMessage",
     "Entry",
@@ -134,4 +139,5 @@ __all__ = [
     "parse_response_head",
     "parse_trailer_line",
     "pong",
+    "proof_subject",
 ]

@@ -33,6 +33,14 @@ MAX_LIST_BODY = 1024 * 1024
 #: once a second while the server finishes hashing: an hour of them).
 MAX_TRAILER_LINE = 1024
 MAX_TRAILER_LINES = MAX_INTERIM + 64
+#: Version 2 persistent connections: requests one connection may carry
+#: unless the server says fewer (its ``keep: N`` header counts them down).
+MAX_KEEP_REQUESTS = 1000
+#: Most bytes a server's ``ServerConnection`` holds: it reads (at most 64 KiB
+#: at a time) only when no whole request is buffered, so pipelined requests
+#: beyond this wait in TCP's buffers, and a flood of tiny requests costs the
+#: server no memory (TCP flow control is the pipelining depth).
+MAX_SERVER_BUFFER = 64 * 1024 + MAX_REQUEST_LINE
 
 
 class Status(enum.IntEnum):
@@ -94,6 +102,9 @@ class Request:
     #: Version 2 GET only: send just this many bytes from ``offset`` (a byte
     #: range, for segmented downloads). ``None``: to the end of the file.
     length: int | None = None
+    #: Version 2: keep the connection open after the answer for more requests
+    #: (``keep=1`` on the wire). Without it the server closes after answering.
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,10 @@ class Response:
     trailer: bool = False
     #: 102 only: bytes of the file hashed so far (of ``size``).
     hashed: int | None = None
+    #: Version 2, answering a ``keep`` request: the connection goes on after
+    #: this exchange, for at most this many more requests (0: this is the last).
+    #: ``None``: the server closes after this exchange.
+    keep: int | None = None
 
     @property
     def body_length(self) -> int:
@@ -166,6 +181,11 @@ class EndOfMessage:
     """The body is complete (extended: all announced bytes; legacy: the server closed)."""
 
 
+@dataclass(frozen=True)
+class ConnectionClosed:
+    """A persistent connection ended cleanly between two exchanges (a half-close or EOF)."""
+
+
 class _NeedData:
     def __repr__(self) -> str:
         return "NEED_DATA"
@@ -174,7 +194,15 @@ class _NeedData:
 NEED_DATA = _NeedData()
 
 Event = (
-    LegacyRequest | Request | AuthProof | Response | Data | HashProgress | Trailer | EndOfMessage
+    LegacyRequest
+    | Request
+    | AuthProof
+    | Response
+    | Data
+    | HashProgress
+    | Trailer
+    | EndOfMessage
+    | ConnectionClosed
 )
 
 

@@ -54,10 +54,12 @@ def encode_request(request: Request) -> bytes:
     if request.version not in SUPPORTED:
         raise ProtocolError(f"protocol version {request.version} is not supported")
     parts = [MAGIC + str(request.version).encode(), request.verb.value.encode()]
+    if request.keep and request.version < 2:
+        raise ProtocolError("a persistent connection (keep) needs protocol version 2")
     if request.verb is Verb.PING:
         if request.version < 2:
             raise ProtocolError("PING needs protocol version 2")
-        return b" ".join(parts) + b"\n"
+        return b" ".join([*parts, *([b"keep=1"] if request.keep else [])]) + b"\n"
     parts.append(encode_path(request.path))
     if request.verb is Verb.GET and request.offset:
         parts.append(b"offset=%d" % request.offset)
@@ -70,6 +72,8 @@ def encode_request(request: Request) -> bytes:
             parts.append(b"after=" + encode_path(request.after))
         if request.limit != MAX_LIST_ENTRIES:
             parts.append(b"limit=%d" % request.limit)
+    if request.keep:
+        parts.append(b"keep=1")
     line = b" ".join(parts) + b"\n"
     if len(line) > MAX_REQUEST_LINE:
         raise ProtocolError("request is longer than the protocol allows")
@@ -84,6 +88,24 @@ def encode_legacy_request(path: bytes) -> bytes:
 
 def encode_auth(mac: bytes, version: int = VERSION) -> bytes:
     return MAGIC + str(version).encode() + b" AUTH " + mac.hex().encode() + b"\n"
+
+
+def proof_subject(sequence: int, request_line: bytes) -> bytes:
+    """What a token proof covers, with the connection's challenge: the request and its place.
+
+    The first request of a connection (``sequence`` 0) is proved over its
+    line alone, exactly as in version 1. Every later request on a persistent
+    connection is proved over ``sequence NUL line``: a proof cannot be
+    replayed for another request, nor for the same request at another place
+    on the connection, nor on another connection (whose challenge differs).
+    A request line starts with NUL and a sequence with a digit, so the two
+    forms never collide.
+    """
+    if sequence < 0:
+        raise ProtocolError("a request's place on its connection is never negative")
+    if sequence == 0:
+        return request_line
+    return b"%d\x00" % sequence + request_line
 
 
 def _header_value(value: str) -> str:
@@ -119,6 +141,10 @@ def encode_response_head(response: Response) -> bytes:
         lines.append("trailer: digest")
     if response.hashed is not None:
         lines.append(f"hashed: {response.hashed}")
+    if response.keep is not None:
+        if response.version < 2:
+            raise ProtocolError("a persistent connection (keep) needs protocol version 2")
+        lines.append(f"keep: {response.keep}")
     for key, value in response.extra.items():
         lines.append(f"{key}: {_header_value(value)}")
     head = ("\n".join(lines) + "\n\n").encode("utf-8")
@@ -158,8 +184,10 @@ def parse_request_line(line: bytes) -> Request | AuthProof:
             raise ProtocolError("AUTH takes one 64-digit lowercase hex MAC")
         return AuthProof(bytes.fromhex(words[2].decode("ascii")))
     if verb == b"PING" and version >= 2:
+        if len(words) == 3 and words[2] == b"keep=1":
+            return Request(Verb.PING, b"", version=version, keep=True)
         if len(words) != 2:
-            raise ProtocolError("PING takes nothing")
+            raise ProtocolError("PING takes nothing but keep=1")
         return Request(Verb.PING, b"", version=version)
     if verb not in (b"GET", b"LIST"):
         raise ProtocolError(f"unknown verb {verb[:16]!r}")
@@ -172,13 +200,18 @@ def parse_request_line(line: bytes) -> Request | AuthProof:
         if not sep or key in params:
             raise ProtocolError("malformed or repeated request parameter")
         params[key] = value
+    keep = False
+    if b"keep" in params and version >= 2:
+        if params.pop(b"keep") != b"1":
+            raise ProtocolError("keep takes the value 1")
+        keep = True
     if verb == b"GET":
         unknown = set(params) - ({b"offset", b"length"} if version >= 2 else {b"offset"})
         if unknown:
             raise ProtocolError("unknown GET parameter")
         offset = _parse_int(params[b"offset"], "offset") if b"offset" in params else 0
         length = _parse_int(params[b"length"], "length") if b"length" in params else None
-        return Request(Verb.GET, path, offset=offset, version=version, length=length)
+        return Request(Verb.GET, path, offset=offset, version=version, length=length, keep=keep)
     unknown = set(params) - {b"after", b"limit"}
     if unknown:
         raise ProtocolError("unknown LIST parameter")
@@ -188,7 +221,7 @@ def parse_request_line(line: bytes) -> Request | AuthProof:
         limit = _parse_int(params[b"limit"], "limit", MAX_LIST_ENTRIES)
         if limit < 1:
             raise ProtocolError("limit must be at least 1")
-    return Request(Verb.LIST, path, after=after, limit=limit, version=version)
+    return Request(Verb.LIST, path, after=after, limit=limit, version=version, keep=keep)
 
 
 def parse_response_head(head: bytes) -> Response:
@@ -233,11 +266,12 @@ def _parse_mtime(value: str) -> int:
 
 def _response_from_headers(status: Status, headers: dict[str, str]) -> Response:
     known = {"message", "size", "mtime", "digest", "offset", "challenge", "entries", "next"}
-    known |= {"length", "trailer", "hashed"}
+    known |= {"length", "trailer", "hashed", "keep"}
     size = _parse_int(headers["size"], "size") if "size" in headers else None
     offset = _parse_int(headers["offset"], "offset") if "offset" in headers else 0
     length = _parse_int(headers["length"], "length") if "length" in headers else None
     hashed = _parse_int(headers["hashed"], "hashed") if "hashed" in headers else None
+    keep = _parse_int(headers["keep"], "keep") if "keep" in headers else None
     digest = headers.get("digest")
     if digest is not None:
         _check_digest(digest)
@@ -278,6 +312,7 @@ def _response_from_headers(status: Status, headers: dict[str, str]) -> Response:
         length=length,
         trailer=trailer is not None,
         hashed=hashed,
+        keep=keep,
     )
 
 

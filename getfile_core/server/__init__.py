@@ -2,7 +2,7 @@
 
 Imported lazily: see ``getfile_core._lazy``. Modules, one concern each:
 ``fileserver`` (lifecycle, what connections share), ``exchange`` (one
-connection's request and answer), ``sending`` (bytes out, the stall rule,
+connection's requests and answers, one or many), ``sending`` (bytes out, the stall rule,
 the rate), ``digests`` (the hash pool and cache), ``listing`` (LIST pages),
 ``limits``, ``access`` (log records; the library never prints), ``root``
 (confinement).

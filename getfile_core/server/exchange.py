@@ -1,20 +1,29 @@
-"""One connection, from its request to its last byte: parse, authenticate, dispatch.
+"""One connection, from its first request to its last byte: parse, authenticate, dispatch.
 
 The protocol object (``protocol.ServerConnection``) decides every state
 transition; this module only moves bytes and asks the server's shared parts
 (root, digests, slots, listings) for what it needs.
+
+A version-2 request with ``keep`` leaves the connection open: the requests
+that follow (pipelined or not) are answered one after the other, in order,
+each with its own access-log line. Nothing is read ahead beyond what the
+protocol object holds (``MAX_SERVER_BUFFER``), so a flood of pipelined
+requests waits in TCP's buffers, not in ours, and a client that sends
+without reading is cut by the stall rule like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import time
 from typing import TYPE_CHECKING
 
 from getfile_core import auth, protocol
 from getfile_core.errors import ProtocolError
-from getfile_core.protocol import LegacyRequest, Request, Response, Status, Verb
+from getfile_core.protocol import LegacyRequest, Request, Response, ServerState, Status, Verb
 from getfile_core.ratelimit import RateLimit
 from getfile_core.server import listing
 from getfile_core.server.access import AccessEntry, Outcome
@@ -25,9 +34,21 @@ from getfile_core.server.sending import Sender
 if TYPE_CHECKING:
     from getfile_core.server.fileserver import FileServer
 
+#: Bytes read from the socket at a time while waiting for a request line.
+READ_SIZE = 64 * 1024
+#: Seconds a closing kept connection keeps reading (and dropping) what the
+#: client had already pipelined. Closing with unread bytes makes the kernel
+#: send a reset, which can destroy the last answer in the client's buffers
+#: before it read it (HTTP's "lingering close").
+LINGER = 2.0
+
 
 class Exchange:
-    """Serves the one request of one connection; ``entry`` collects what the log will say."""
+    """Serves the requests of one connection; ``entry`` collects what the log will say.
+
+    One entry per request: a finished request's line is handed to the
+    server's log at once, and ``entry`` starts afresh for the next.
+    """
 
     def __init__(
         self,
@@ -42,21 +63,48 @@ class Exchange:
         self.entry = entry
         rate = RateLimit(self.limits.rate) if self.limits.rate is not None else None
         self.sender = Sender(writer, self.limits.stall_timeout, rate)
-        self.conn = protocol.ServerConnection()
+        self.conn = protocol.ServerConnection(self.limits.max_requests)
 
     async def run(self) -> None:
-        try:
-            event = await self._next_event()
-        except protocol.UnsupportedVersion as error:
-            self.entry.kind = "?"
-            self.entry.refuse(Status.UNSUPPORTED_VERSION.token, str(error), Outcome.BAD_REQUEST)
-            await self.sender.write(self.conn.send_failure(Status.UNSUPPORTED_VERSION, str(error)))
-            return
-        except ProtocolError as error:
-            self.entry.refuse("bad-request", str(error), Outcome.BAD_REQUEST)
-            if self.conn.is_extended:
-                await self.sender.write(self.conn.send_failure(Status.BAD_REQUEST, str(error)))
-            return
+        while True:
+            kept = self.conn.sequence >= 0
+            if kept and self.server._stopping:
+                break  # between two answers: the client sends the rest elsewhere
+            try:
+                event = await self._next_event()
+            except TimeoutError:
+                if kept and not self.conn.buffered:
+                    self.entry.quiet = True  # idle between requests: the normal end
+                    return
+                raise
+            except protocol.UnsupportedVersion as error:
+                self.entry.kind = "?"
+                self.entry.refuse(Status.UNSUPPORTED_VERSION.token, str(error), Outcome.BAD_REQUEST)
+                failure = self.conn.send_failure(Status.UNSUPPORTED_VERSION, str(error))
+                await self.sender.write(failure)
+                break
+            except ProtocolError as error:
+                self.entry.refuse("bad-request", str(error), Outcome.BAD_REQUEST)
+                if self.conn.is_extended:
+                    await self.sender.write(self.conn.send_failure(Status.BAD_REQUEST, str(error)))
+                break
+            if isinstance(event, protocol.ConnectionClosed):
+                self.entry.quiet = True
+                return
+            if kept:
+                self.entry.started = time.time()  # not the idle time before it
+            await self._serve(event)
+            if not self.conn.keeps_going:
+                break
+            self._next_entry()
+            # Small answers from the page cache complete without suspending:
+            # without this, a thousand pipelined requests would hold the event
+            # loop (every other connection) for their whole run.
+            await asyncio.sleep(0)
+        if self.conn.sequence > 0 or _asked_to_keep(self.conn.request):
+            await self._linger()
+
+    async def _serve(self, event: Request | LegacyRequest | protocol.AuthProof) -> None:
         if isinstance(event, LegacyRequest):
             self.entry.kind, self.entry.path = "LEGACY", os.fsdecode(event.path)
             await self._serve_legacy(event)
@@ -76,6 +124,24 @@ class Exchange:
         else:
             await self._serve_get(event)
 
+    def _next_entry(self) -> None:
+        """Log the finished request, and start the next one's entry."""
+        if self.entry.worth_logging:
+            self.server._log(self.entry.record())
+        self.entry = AccessEntry(self.entry.peer)
+
+    async def _linger(self) -> None:
+        """Half-close, then drop what the client still sends, for at most ``LINGER`` seconds."""
+        transport = self.sender.transport
+        if transport.is_closing() or not transport.can_write_eof():
+            return  # TLS cannot half-close; its close_notify plays the part
+        with contextlib.suppress(OSError, TimeoutError):
+            await self.sender.drain()
+            transport.write_eof()
+            async with asyncio.timeout(LINGER):
+                while await self.reader.read(READ_SIZE):
+                    pass
+
     async def _next_event(self) -> Request | LegacyRequest | protocol.AuthProof:
         task = asyncio.current_task()
         assert task is not None
@@ -86,19 +152,21 @@ class Exchange:
                     event = self.conn.next_event()
                     if event is not protocol.NEED_DATA:
                         return event  # type: ignore[return-value]
-                    self.conn.receive_data(await self.reader.read(64 * 1024))
+                    self.conn.receive_data(await self.reader.read(READ_SIZE))
         finally:
             self.server._idle.discard(task)
 
     async def _authenticate(self) -> bool:
+        """One challenge per connection; then a proof of each request, bound to its place."""
         token = self.server.token
         assert token is not None
-        challenge = secrets.token_bytes(32)
-        needs = Response(Status.UNAUTHORIZED, "this server needs a token", challenge=challenge)
-        await self.sender.write(self.conn.send(needs))
+        if self.conn.state is not ServerState.AUTH:  # no challenge on this connection yet
+            challenge = secrets.token_bytes(32)
+            needs = Response(Status.UNAUTHORIZED, "this server needs a token", challenge=challenge)
+            await self.sender.write(self.conn.send(needs))
         proof = await self._next_event()
-        assert isinstance(proof, protocol.AuthProof)
-        if auth.verify(token, challenge, self.conn.request_line, proof.mac):
+        assert isinstance(proof, protocol.AuthProof) and self.conn.challenge is not None
+        if auth.verify(token, self.conn.challenge, self.conn.proof_subject(), proof.mac):
             return True
         self.entry.refuse(Status.UNAUTHORIZED.token, "wrong token")
         await self.sender.write(self.conn.send(Response(Status.UNAUTHORIZED, "wrong token")))
@@ -151,16 +219,34 @@ class Exchange:
                 message = f"offset {request.offset} is beyond the file's {info.st_size} bytes"
                 await self.refuse(Status.BAD_OFFSET, message, size=info.st_size)
                 return
-            if not await self.server.take_slot_now():
+            if not await self._take_slot(request):
                 message = f"busy: {self.limits.max_transfers} transfers running, try again soon"
                 await self.refuse(Status.BUSY, message)
                 return
+            self.server.kept_transfers += request.keep
             try:
                 await FileAnswer(self).answer(fd, info, request)
             finally:
+                self.server.kept_transfers -= request.keep
                 self.server.give_slot()
         finally:
             os.close(fd)
+
+    async def _take_slot(self, request: Request) -> bool:
+        """A slot for this one answer: at once, or in turn (up to ``request_timeout``).
+
+        A kept connection holds a slot per answer, never between two, and
+        waits in line for the next rather than being told busy (its requests
+        are already on the wire). The line is fair (FIFO), so a connection
+        with a thousand requests queued goes to the back after each file.
+        Anyone else joins the line too while kept connections hold slots:
+        those slots turn over at every answer, and a request told "busy"
+        would otherwise only ever find them retaken the same instant.
+        """
+        if not request.keep and not self.server.kept_transfers:
+            return await self.server.take_slot_now()
+        waited = await self.server.take_slot_waiting(self.limits.request_timeout)
+        return waited is not None
 
     # ------------------------------------------------------------ LIST
 
@@ -194,5 +280,11 @@ class Exchange:
         )
         self.entry.status = "ok"
         await self.sender.write(self.conn.send(head) + body)
+        if body and self.conn.state is ServerState.BODY:
+            self.conn.body_sent(len(body))
         self.entry.sent = len(body)
         self.entry.end(Outcome.COMPLETE)
+
+
+def _asked_to_keep(request: Request | LegacyRequest | None) -> bool:
+    return isinstance(request, Request) and request.keep

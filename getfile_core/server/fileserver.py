@@ -85,6 +85,8 @@ class FileServer:
         self.digests = DigestCache()
         self.sorted_names = SortedNames()
         self.active_transfers = 0
+        #: Of those, answers on kept connections (their slots turn over at each answer).
+        self.kept_transfers = 0
         self._slots = asyncio.Semaphore(self.limits.max_transfers)
         self._listings = asyncio.Semaphore(self.limits.max_listings)
         self._handlers: set[asyncio.Task[None]] = set()
@@ -210,14 +212,22 @@ class FileServer:
             return
         self._handlers.add(task)
         entry = AccessEntry(_peer(writer))
+        exchange: Exchange | None = None
         try:
             if self.ssl_context is not None and not await self._start_tls(writer, entry):
                 return
-            await Exchange(self, reader, writer, entry).run()
+            exchange = Exchange(self, reader, writer, entry)
+            await exchange.run()
         except (Exception, asyncio.CancelledError) as error:
-            if not self._note_failure(entry, error):
+            if exchange is not None:
+                entry = exchange.entry  # a kept connection's current request
+            if exchange is not None and _between_requests(exchange, error):
+                entry.quiet = True  # a kept connection cut while idle: nothing to say
+            elif not self._note_failure(entry, error):
                 raise  # a bug: asyncio logs it with its traceback
         finally:
+            if exchange is not None:
+                entry = exchange.entry
             self._handlers.discard(task)
             if entry.outcome in _CLOSED_POLITELY:
                 writer.close()
@@ -286,6 +296,12 @@ class FileServer:
 #: Outcomes after which the connection is closed (what was written still goes
 #: out); after any other it is reset, so a stalled peer cannot hold its buffers.
 _CLOSED_POLITELY = (Outcome.COMPLETE, Outcome.REFUSED, Outcome.BUSY, Outcome.BAD_REQUEST, None)
+
+
+def _between_requests(exchange: Exchange, error: BaseException) -> bool:
+    """A kept connection that ended while waiting for its next request (idle, cut at a stop)."""
+    idle = exchange.conn.keeps_going and not exchange.conn.buffered
+    return idle and isinstance(error, asyncio.CancelledError | ConnectionError)
 
 
 def _handshake_cause(error: BaseException) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import os
 from typing import TYPE_CHECKING
 
-from getfile_core.protocol import Request, Response, Status, Trailer
+from getfile_core.protocol import Request, Response, ServerState, Status, Trailer
 from getfile_core.server import digests as digests_module
 from getfile_core.server.access import Outcome
 
@@ -63,9 +63,8 @@ class FileAnswer:
             digest=digest,
             offset=request.offset,
         )
-        self.sender.writer.write(self.conn.send(head))
         self.entry.status = "ok"
-        await self.send_body(fd, request.offset, count)
+        await self.send_body(fd, request.offset, count, head=self.conn.send(head))
         self.entry.end(Outcome.COMPLETE)
 
     async def _answer_v2(self, fd: int, info: os.stat_result, request: Request, count: int) -> None:
@@ -84,14 +83,13 @@ class FileAnswer:
             length=request.length,
             trailer=computation is not None,
         )
-        self.sender.writer.write(self.conn.send(head))
         self.entry.status = "ok"
-        await self.send_body(fd, request.offset, count)
+        await self.send_body(fd, request.offset, count, head=self.conn.send(head))
+        if count and self.conn.state is ServerState.BODY:  # a trailer, or a kept connection
+            self.conn.body_sent(count)
         if computation is None:
             self.entry.end(Outcome.COMPLETE)
             return
-        if count:
-            self.conn.body_sent(count)
         await self._send_trailer(fd, info, computation)
 
     async def _send_trailer(
@@ -148,10 +146,10 @@ class FileAnswer:
         finally:
             hashing.cancel()  # only this wait: the shared computation goes on
 
-    async def send_body(self, fd: int, offset: int, count: int) -> None:
-        """Send the body; ``entry.sent`` ends up as what the client really accepted."""
+    async def send_body(self, fd: int, offset: int, count: int, head: bytes = b"") -> None:
+        """Send the head and the body; ``entry.sent`` ends up as what the client really accepted."""
         try:
-            await self.sender.send_file(fd, offset, count)
+            await self.sender.send_file(fd, offset, count, head)
             await self.sender.finish()
         except BaseException:
             self.entry.sent = self.sender.accepted()

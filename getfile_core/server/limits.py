@@ -36,10 +36,16 @@ class ServerLimits:
     #: print success), so waiting longer than an extended client is the
     #: kinder answer; still bounded, and logged when it runs out.
     legacy_wait: float = 300.0
+    #: Requests one persistent (``keep``) connection may carry; then it is
+    #: closed and the client opens another. Bounds what one connection can
+    #: make the server do, and lets a rolling restart drain kept clients.
+    max_requests: int = 1000
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
             raise ValueError("a rate limit must be positive (None for unlimited)")
+        if self.max_requests < 1:
+            raise ValueError("a connection carries at least one request")
 
 
 #: Descriptors kept for the process itself (listeners, log, event loop, imports).

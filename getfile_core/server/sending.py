@@ -32,6 +32,11 @@ SENDFILE_CHUNK = 8 * 1024 * 1024
 #: Bytes read and written per step on the TLS path, and the transport's
 #: high-water mark: enough to keep a fast link busy, small for memory.
 TLS_CHUNK = 256 * 1024
+#: Bodies up to this size go out with their head in one write (a ``pread``
+#: and one ``send``) instead of a head ``send`` and a ``sendfile`` (with its
+#: descriptor duplicate and pause of reading). Measured on 2000 files of
+#: 4 KiB pipelined on one connection: see docs/protocol.md.
+SMALL_BODY = 64 * 1024
 
 
 class Stalled(TimeoutError):
@@ -73,6 +78,8 @@ class Sender:
         asyncio reports is only the TLS layer's, which may sit still while the
         TCP transport below it drains slowly: acknowledgements see both.
         """
+        if not self.transport.get_write_buffer_size() and not self.transport.is_closing():
+            return  # nothing waits in our buffers: the common case, without timers
         loop = asyncio.get_running_loop()
         poll = min(1.0, self.stall_timeout / 4)
         mark = self._progress_mark()
@@ -124,8 +131,13 @@ class Sender:
 
     # ------------------------------------------------------------ bodies
 
-    async def send_file(self, fd: int, offset: int, count: int) -> None:
-        """Send ``count`` bytes of ``fd`` from ``offset``; ``queued`` counts them as they go."""
+    async def send_file(self, fd: int, offset: int, count: int, head: bytes = b"") -> None:
+        """Send ``head``, then ``count`` bytes of ``fd`` from ``offset``; ``queued`` counts them."""
+        if 0 < count <= SMALL_BODY and self.rate is None:
+            await self._send_small(fd, offset, count, head)
+            return
+        if head:
+            self.writer.write(head)
         await self.drain()
         if count <= 0:
             return
@@ -133,6 +145,16 @@ class Sender:
             await self._send_through_transport(fd, offset, count)
         else:
             await self._sendfile(fd, offset, count)
+
+    async def _send_small(self, fd: int, offset: int, count: int, head: bytes) -> None:
+        """Head and body in one write (the file was just hashed: it is in the page cache)."""
+        await self.drain()
+        data = os.pread(fd, count, offset)
+        if len(data) < count:
+            raise FileShrank(f"file ended after {offset + len(data)} bytes")
+        self.writer.write(head + data)
+        self.queued = count
+        await self.drain()
 
     async def _sendfile(self, fd: int, offset: int, count: int) -> None:
         loop = asyncio.get_running_loop()
