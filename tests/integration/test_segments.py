@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from getfile_core.address import Target
 from getfile_core.client import Options, fetch
 from getfile_core.client.segments import MIN_SEGMENTED
+from tests.hardening.support import wait_for
 from tests.helpers import (
     MIB,
     assert_one_error_line,
@@ -239,11 +239,12 @@ def test_a_mirror_killed_mid_way_has_its_ranges_taken_over(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         try:
-            deadline = time.monotonic() + 30
-            while second.stats().bytes_down < 1 * MIB:
-                assert time.monotonic() < deadline, "the mirror never carried 1 MiB"
-                assert proc.poll() is None, proc.communicate()
-                time.sleep(0.05)
+            wait_for(
+                lambda: second.stats().bytes_down >= MIB or proc.poll() is not None,
+                30,
+                "the mirror carrying 1 MiB",
+            )
+            assert proc.poll() is None, proc.communicate()
             # Mid-way: the mirror and its link vanish (connections reset, new
             # ones refused), its ranges half done.
             mirror.kill()
