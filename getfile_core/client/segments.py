@@ -22,53 +22,35 @@ the end (the total time was within the noise of the load).
 Files under ``MIN_SEGMENTED`` use one connection (see its docstring), and
 so does a server that cannot send ranges (legacy, version 1), with one line
 saying so.
+
+Who does what: this module runs the download (the first head, the plan,
+the ``.part`` and its record, supervision, verification); ``rangefetch``
+is one connection's thread; ``crew`` holds what the connections share and
+decides what a failure means; ``mirrors`` checks the sources; ``plan``
+is the bookkeeping of pieces; ``ranges`` the record on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import struct
-import sys
 import threading
 import time
 from collections.abc import Callable
 
 import blake3
 
-from getfile_core import protocol
 from getfile_core.address import Target
-from getfile_core.client import ranges
-from getfile_core.client.body import expect_close, read_trailer
-from getfile_core.client.destination import Destination, write_all
-from getfile_core.client.mirrors import (
-    Head,
-    NoRanges,
-    Source,
-    check_range,
-    differs,
-    fetch_digest,
-    probe,
-)
-from getfile_core.client.plan import MIN_SPLIT, Piece, Plan
-from getfile_core.client.receive import BUFFER, open_receiver
-from getfile_core.client.retry import PROGRESS, backoff_delay, run_with_retries
-from getfile_core.client.session import PaceFloor, Session, printable, raise_for_status
+from getfile_core.client import rangefetch, ranges
+from getfile_core.client.crew import Crew
+from getfile_core.client.destination import Destination
+from getfile_core.client.mirrors import Head, NoRanges, Source, probe
+from getfile_core.client.plan import MIN_SPLIT, Plan
+from getfile_core.client.receive import BUFFER
+from getfile_core.client.retry import run_with_retries
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_range, new_hasher
-from getfile_core.errors import (
-    BusyError,
-    GetfileError,
-    IntegrityError,
-    InterruptedError_,
-    LocalFileError,
-    ProtocolError,
-    TimeoutError_,
-    TooSlowError,
-    UnreachableError,
-)
-from getfile_core.protocol import LATEST, Request, Verb
+from getfile_core.errors import IntegrityError, InterruptedError_, LocalFileError, ProtocolError
 
 MiB = 1024 * 1024
 #: Files smaller than this take one connection, whatever ``segments`` says.
@@ -86,8 +68,6 @@ MAX_CONNECTIONS = 32
 #: notices a cancel; the ranges record is rewritten every ``SAVE_EVERY``.
 TICK = 0.1
 SAVE_EVERY = 1.0
-
-Remark = Callable[[str], None]
 
 
 def wants_segments(options: Options, destination: Destination) -> bool:
@@ -112,25 +92,9 @@ class SegmentedDownload:
             Source(i, mirror) for i, mirror in enumerate(options.mirrors, start=1)
         ]
         self.record_name = destination.part_name + ranges.SUFFIX
-        self.plan: Plan | None = None
-        self.head: Head | None = None
-        #: The first source's whole-file digest, once known: the file must match it.
-        self.digest: str | None = None
-        self._lock = threading.Lock()
-        self._digest_lock = threading.Lock()
-        self._changed = threading.Event()
-        self._subs: list[TransferState] = []
-        self._threads: list[threading.Thread] = []
-        self._fatal: GetfileError | None = None
-        self._last_error: GetfileError | None = None
-        self._reverted = False
+        self.crew: Crew | None = None
         self._saved: ranges.Record | None = None
-        self._live = 0
-        #: Connection threads not yet ended (a "busy" refusal ends one quietly if others run).
-        self._working = 0
-        self.connections_made = 1
-
-    # ------------------------------------------------------------ the whole download
+        self._threads: list[threading.Thread] = []
 
     def run(self, on_retry: Callable[[RetryNotice], None] | None) -> FetchResult:
         began = time.monotonic()
@@ -165,17 +129,18 @@ class SegmentedDownload:
             raise
         if head.size < MIN_SEGMENTED and record is None:
             return self._one_connection(on_retry)
-        self.head, self.digest = head, head.digest
         self.sources[0].head = head
-        done = self._usable(record, head, offset)
         count = min(MAX_CONNECTIONS, max(self.options.segments, len(self.sources)))
-        self.plan = Plan(head.size, done, count)
-        state.total, state.resumed_from = head.size, self.plan.done_bytes()
+        plan = Plan(head.size, self._usable(record, head, offset), count)
+        crew = self.crew = Crew(
+            self.options, self.destination, state, self.sources, plan, head, head.digest
+        )
+        state.total, state.resumed_from = head.size, plan.done_bytes()
         fd = self._open_part(offset, head.size)
         try:
-            digest = self._download(fd, count, on_retry)
+            digest = self._download(crew, fd, count, on_retry)
         except BaseException as error:
-            self._give_up(error)
+            self._give_up(crew, error)
             raise
         ranges.remove(self.destination.dir_fd, self.record_name)
         path = self.destination.commit(head.mtime_ns)
@@ -187,7 +152,7 @@ class SegmentedDownload:
             legacy=False,
             resumed_from=state.resumed_from,
             seconds=time.monotonic() - began,
-            attempts=self.connections_made,
+            attempts=crew.connections_made,
         )
 
     def _one_connection(self, on_retry: Callable[[RetryNotice], None] | None) -> FetchResult:
@@ -222,23 +187,23 @@ class SegmentedDownload:
             os.ftruncate(fd, size)
         return fd
 
-    def _give_up(self, error: BaseException) -> None:
+    def _give_up(self, crew: Crew, error: BaseException) -> None:
         """Keep the ``.part`` and its record for ``--resume``, unless it cannot be trusted."""
-        self._stop_all()  # Ctrl-C lands here too: no connection writes on after the close
+        crew.stop_all()  # Ctrl-C lands here too: no connection writes on after the close
         broke_trust = isinstance(error, IntegrityError | ProtocolError)
-        keep = self.plan is not None and self.plan.done_bytes() > 0 and not broke_trust
+        keep = crew.plan.done_bytes() > 0 and not broke_trust
         dir_fd = self.destination.dir_fd
-        if keep and self.plan is not None and dir_fd >= 0:
+        if keep and dir_fd >= 0:
             with contextlib.suppress(LocalFileError):
-                self._save_record()
+                self._save_record(crew)
         elif dir_fd >= 0:
             ranges.remove(dir_fd, self.record_name)
         self.destination.abandon(keep_part=keep)
 
-    def _save_record(self) -> None:
+    def _save_record(self, crew: Crew) -> None:
         """Rewrite the ranges record, if the ranges changed since the last time."""
-        assert self.plan is not None and self.head is not None
-        record = ranges.Record(self.head.size, self.head.mtime_ns, tuple(self.plan.done_ranges()))
+        done = tuple(crew.plan.done_ranges())
+        record = ranges.Record(crew.head.size, crew.head.mtime_ns, done)
         if record != self._saved:
             ranges.save(self.destination.dir_fd, self.record_name, record)
             self._saved = record
@@ -249,373 +214,90 @@ class SegmentedDownload:
 
     # ------------------------------------------------------------ supervising the connections
 
-    def _download(self, fd: int, count: int, on_retry: Callable[[RetryNotice], None] | None) -> str:
-        """Run the connections, hash in order meanwhile, and verify the whole file."""
-        assert self.plan is not None
-        state = self.state
-        state.phase = Phase.DOWNLOADING
+    def _start(
+        self, crew: Crew, count: int, on_retry: Callable[[RetryNotice], None] | None
+    ) -> None:
+        """``count`` connection threads, spread over the sources in turn."""
         for index in range(count):
             source = self.sources[index % len(self.sources)]
             sub = TransferState(phase=Phase.CONNECTING)
-            self._subs.append(sub)
+            crew.subs.append(sub)
             thread = threading.Thread(
-                target=self._work,
-                args=(source, sub, on_retry),
+                target=rangefetch.work,
+                args=(crew, source, sub, on_retry),
                 name=f"getfile-segment-{index}",
                 daemon=True,
             )
             self._threads.append(thread)
-            with self._lock:
-                self._working += 1
+            with crew.lock:
+                crew.working += 1
             thread.start()
+
+    def _download(
+        self, crew: Crew, fd: int, count: int, on_retry: Callable[[RetryNotice], None] | None
+    ) -> str:
+        """Run the connections, hash in order meanwhile, and verify the whole file."""
+        state, plan = self.state, crew.plan
+        state.phase = Phase.DOWNLOADING
+        self._start(crew, count, on_retry)
         hasher, hashed = new_hasher(), 0
         buffer = memoryview(bytearray(BUFFER))
         saved = time.monotonic()
         while any(thread.is_alive() for thread in self._threads):
-            self._changed.wait(TICK)
-            self._changed.clear()
-            if state.cancelled or self._fatal is not None:
-                self._stop_all()
-            elif self.plan.complete():
-                self._stop_idle()
-            if self._reverted:  # a mirror's bytes were taken back: hash again from the start
-                hasher, hashed, self._reverted = new_hasher(), 0, False
-            hashed = self._hash_in_order(fd, hasher, hashed, buffer)
-            state.done, state.connections = self.plan.done_bytes(), self._live
+            crew.changed.wait(TICK)
+            crew.changed.clear()
+            if state.cancelled or crew.fatal is not None:
+                crew.stop_all()
+            elif plan.complete():
+                crew.stop_idle()
+            if crew.reverted:  # a mirror's bytes were taken back: hash again from the start
+                hasher, hashed, crew.reverted = new_hasher(), 0, False
+            hashed = _hash_in_order(plan, fd, hasher, hashed, buffer)
+            state.done, state.connections = plan.done_bytes(), crew.live
             if time.monotonic() - saved >= SAVE_EVERY:
-                self._save_record()
+                self._save_record(crew)
                 saved = time.monotonic()
         for thread in self._threads:
             thread.join()
-        state.done, state.connections = self.plan.done_bytes(), 0
+        state.done, state.connections = plan.done_bytes(), 0
         state.check_cancelled()
-        if self._fatal is not None:
-            raise self._fatal
-        if not self.plan.complete():
-            raise self._last_error or InterruptedError_("every connection ended early")
-        if self._reverted:
+        if crew.fatal is not None:
+            raise crew.fatal
+        if not plan.complete():
+            raise crew.last_error or InterruptedError_("every connection ended early")
+        if crew.reverted:
             hasher, hashed = new_hasher(), 0
-        return self._verify(fd, hasher, hashed, buffer, on_retry)
-
-    def _hash_in_order(
-        self, fd: int, hasher: blake3.blake3, hashed: int, buffer: memoryview
-    ) -> int:
-        assert self.plan is not None
-        prefix = self.plan.prefix()
-        if prefix > hashed:
-            hash_range(fd, hashed, prefix, hasher, buffer)
-        return max(prefix, hashed)
+        return self._verify(crew, fd, hasher, hashed, buffer, on_retry)
 
     def _verify(
         self,
+        crew: Crew,
         fd: int,
         hasher: blake3.blake3,
         hashed: int,
         buffer: memoryview,
         on_retry: Callable[[RetryNotice], None] | None,
     ) -> str:
-        assert self.head is not None
         self.state.phase = Phase.VERIFYING
-        hash_range(fd, hashed, self.head.size, hasher, buffer)
+        hash_range(fd, hashed, crew.head.size, hasher, buffer)
         got = format_digest(hasher)
-        if self.digest is None:
-            self._reference_digest(self.state, on_retry)
-        if got != self.digest:
+        wanted = crew.reference_digest(self.state, on_retry)
+        if got != wanted:
             raise IntegrityError(
-                f"digest mismatch: server announced {str(self.digest)[:20]}..., "
+                f"digest mismatch: server announced {wanted[:20]}..., "
                 f"received data hashes to {got[:20]}... (partial file removed)"
             )
         return got
 
-    def _reference_digest(
-        self, sub: TransferState, on_retry: Callable[[RetryNotice], None] | None = None
-    ) -> str:
-        """The first source's digest; asked for (a zero-length range) if nothing brought it."""
-        with self._digest_lock:
-            if self.digest is None:
-                assert self.head is not None
-                primary, size = self.sources[0].target, self.head.size
-                digest, attempts = run_with_retries(
-                    lambda: fetch_digest(primary, size, self.options, sub),
-                    options=self.options,
-                    state=sub,
-                    retryable=_retryable,
-                    on_retry=on_retry,
-                )
-                with self._lock:
-                    self.connections_made += attempts
-                self.digest = digest
-            return self.digest
 
-    def _count_connection(self) -> None:
-        with self._lock:
-            self.connections_made += 1
-
-    def _stop_all(self) -> None:
-        for sub in self._subs:
-            sub.cancel()
-
-    def _stop_idle(self) -> None:
-        """Every byte is in: end the backoff waits (and mirror checks) still going on.
-
-        Connections reading a body or a trailer are left to finish: a trailer
-        brings the digest, which saves asking for it.
-        """
-        for sub in self._subs:
-            if sub.phase not in (Phase.DOWNLOADING, Phase.VERIFYING):
-                sub.cancel()
-
-    # ------------------------------------------------------------ one connection's thread
-
-    def _work(
-        self,
-        source: Source,
-        sub: TransferState,
-        on_retry: Callable[[RetryNotice], None] | None,
-    ) -> None:
-        """Take pieces and fetch them, until none is left, the source is dropped, or a stop."""
-        fd = -1
-        try:
-            if not self._admitted(source, sub):
-                return
-            fd = self.destination.another_descriptor()
-            self._fetch_pieces(source, sub, fd, on_retry)
-        except GetfileError as error:
-            self._failed(source, error)
-        except OSError as error:
-            self._failed(source, LocalFileError(f"{error.strerror or error}"))
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            with self._lock:
-                self._working -= 1
-            self._changed.set()
-
-    def _fetch_pieces(
-        self,
-        source: Source,
-        sub: TransferState,
-        fd: int,
-        on_retry: Callable[[RetryNotice], None] | None,
-    ) -> None:
-        """``retry.run_with_retries``'s rules, except that the piece is let go before the wait.
-
-        A connection waiting out its backoff holds no bytes hostage: another
-        connection (another mirror's, most usefully) takes the piece at once,
-        and this one takes whatever is free when its wait ends.
-        """
-        assert self.plan is not None
-        failures = 0
-        while source.alive and self._fatal is None and not sub.cancelled:
-            piece = self.plan.take(source.index)
-            if piece is None:
-                return
-            before = sub.done
-            try:
-                self._fetch_range(source, piece, sub, fd)
-                continue
-            except GetfileError as error:
-                if sub.done - before >= PROGRESS:
-                    failures = 0
-                if sub.cancelled or failures >= self.options.retries or not _retryable(error):
-                    raise
-                failures += 1
-                reason = f"{source.label}: {error}" if len(self.sources) > 1 else str(error)
-                notice = RetryNotice(
-                    attempt=failures,
-                    attempts=self.options.retries,
-                    delay=backoff_delay(failures, self.options.retry_cap),
-                    reason=reason,
-                )
-            finally:
-                self.plan.release(piece)
-            sub.begin_retry(notice)
-            if on_retry is not None:
-                on_retry(notice)
-            sub.backoff(notice.delay)
-
-    def _admitted(self, source: Source, sub: TransferState) -> bool:
-        """A mirror is used only once its size and digest match the first source's."""
-        if source.primary:
-            return True
-        assert self.head is not None
-        with source.checking:
-            if source.head is not None or not source.alive:
-                return source.alive
-            try:
-                self._count_connection()
-                head = probe(source.target, self.options, sub)
-                why = differs(self.head.size, head.size, self.digest, head.digest)
-                if not why:  # same size: now the digests, asked for if the heads had none
-                    theirs = head.digest or fetch_digest(
-                        source.target, head.size, self.options, sub
-                    )
-                    why = differs(self.head.size, head.size, self._reference_digest(sub), theirs)
-            except NoRanges as refusal:
-                why = f"cannot send byte ranges ({refusal.why})"
-            except GetfileError as error:
-                if sub.cancelled:
-                    return False
-                why = f"{printable(str(error))}"
-            if why:
-                self._drop(source, f"{why}, not used")
-                return False
-            source.head = head
-            return True
-
-    def _fetch_range(self, source: Source, piece: Piece, sub: TransferState, fd: int) -> None:
-        """One connection: ask for the rest of ``piece``, write it in place, check the digest."""
-        if piece.pos >= piece.end:
-            return
-        sub.phase = Phase.CONNECTING
-        session = Session(source.target, self.options, sub)
-        try:
-            self._exchange(source, piece, sub, fd, session)
-        except protocol.LegacySilence:
-            raise InterruptedError_("the server closed without answering") from None
-        except protocol.ShortBody:
-            raise InterruptedError_("connection closed before its range's digest came") from None
-        finally:
-            session.close()
-
-    def _exchange(
-        self, source: Source, piece: Piece, sub: TransferState, fd: int, session: Session
-    ) -> None:
-        """The request, the body, the trailer (an error here leaves the piece where it got to)."""
-        assert self.head is not None
-        start, end, size = piece.pos, piece.end, self.head.size
-        request = Request(
-            Verb.GET, source.target.path, offset=start, length=end - start, version=LATEST
-        )
-        self._count_connection()
-        response = session.open(request)
-        assert response is not None
-        raise_for_status(response)
-        check_range(response, size, start, end - start)
-        self._check_digest(source, response.digest)
-        sub.phase = Phase.DOWNLOADING
-        if not self._copy_range(session, piece, sub, fd):
-            return  # the piece was split: the rest is another connection's
-        if response.trailer:
-            sub.phase = Phase.VERIFYING
-            name = printable(source.target.display_path.rsplit("/", 1)[-1])
-            self._check_digest(source, read_trailer(session, name, size))
-        assert session.sock is not None
-        expect_close(session.sock)
-
-    def _copy_range(self, session: Session, piece: Piece, sub: TransferState, fd: int) -> bool:
-        """The body into ``fd`` at the piece's position; False when the piece shrank under us."""
-        assert self.plan is not None
-        sock, conn, limit = session.sock, session.conn, self.options.rate_limit
-        assert sock is not None and conn is not None
-        os.lseek(fd, piece.pos, os.SEEK_SET)
-        leftover = conn.take_buffered()
-        if leftover:
-            take = min(len(leftover), piece.end - piece.pos)
-            write_all(fd, memoryview(leftover)[:take])
-            self.plan.advance(piece, take)
-            sub.done += take
-        remaining = conn.body_remaining or 0
-        _bound_silence(sock, self.options.timeout)
-        receiver = open_receiver(sock, fd, None, sub.check_cancelled)
-        pace = PaceFloor(self.options.timeout, sub.done)
-        with self._lock:
-            self._live += 1
-        try:
-            while remaining > 0:
-                want = min(BUFFER, remaining, piece.end - piece.pos)
-                if want <= 0:
-                    return False
-                if limit is not None:
-                    want = limit.chunk(want)
-                count = receiver.receive(want)
-                if count == 0:
-                    raise InterruptedError_(
-                        f"connection closed with {remaining} bytes of its range to go"
-                    )
-                remaining -= count
-                conn.consume_body(count)
-                self.plan.advance(piece, count)
-                sub.done += count
-                if count < PaceFloor.MIN_BYTES:
-                    pace.check(sub.done)
-                if limit is not None:
-                    sub.pause(limit.reserve(count))
-            return piece.pos >= piece.end
-        finally:
-            receiver.close()
-            with self._lock:
-                self._live -= 1
-
-    def _check_digest(self, source: Source, digest: str | None) -> None:
-        """Every head and trailer must name the reference digest (the file did not change)."""
-        if digest is None:
-            return
-        with self._lock:
-            if self.digest is None and source.primary:
-                self.digest = digest
-        if digest != self.digest:
-            if source.primary:
-                raise IntegrityError(
-                    "the file changed on the server during the download "
-                    f"(digest now {printable(digest)[:20]}...; partial file removed)"
-                )
-            raise _Different(f"different file (digest {printable(digest)[:20]}…)")
-
-    def _failed(self, source: Source, error: GetfileError) -> None:
-        """A connection ended for good: drop its mirror, or stop the download."""
-        assert self.plan is not None
-        if self.plan.complete() and not self.state.cancelled:
-            return  # stopped because every byte is in: nothing failed
-        self._last_error = error
-        if isinstance(error, _Different):
-            assert self.plan is not None
-            self.plan.revert(source.index)
-            self._reverted = True
-            self._drop(source, f"{error}, not used")
-            return
-        if isinstance(error, BusyError) and self._working > 1:
-            return  # the server has no slot for one more: the connections it has go on
-        others = [s for s in self.sources if s.alive and s is not source]
-        local = isinstance(error, LocalFileError)
-        if local or self.state.cancelled or (source.primary and not _retryable(error)):
-            self._fatal = self._fatal or error
-            return
-        if others:
-            what = "mirror " if not source.primary else ""
-            reason = printable(str(error))
-            self._drop(source, f"failed ({reason}); the others take its ranges", what)
-
-    def _drop(self, source: Source, why: str, what: str = "mirror ") -> None:
-        with self._lock:
-            if not source.alive:
-                return
-            source.alive = False
-        self._remark(f"{what}{source.label}: {why}")
-
-
-class _Different(ProtocolError):
-    """A mirror's digest differs from the first source's."""
-
-
-def _retryable(error: GetfileError) -> bool:
-    """As ``get.Download``: lost, reset, or silent after the server answered."""
-    if isinstance(error, InterruptedError_):
-        return True
-    if isinstance(error, TooSlowError):
-        return False
-    return isinstance(error, TimeoutError_ | UnreachableError)
-
-
-def _bound_silence(sock: socket.socket, timeout: float) -> None:
-    """A blocking socket (splice needs one) whose silence ``SO_RCVTIMEO`` bounds (as ``body``)."""
-    ssl = sys.modules.get("ssl")
-    if ssl is not None and isinstance(sock, ssl.SSLSocket):
-        return
-    sock.settimeout(None)
-    seconds = int(timeout)
-    micros = int((timeout - seconds) * 1e6)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
+def _hash_in_order(
+    plan: Plan, fd: int, hasher: blake3.blake3, hashed: int, buffer: memoryview
+) -> int:
+    """Hash what is written without a gap since ``hashed``; returns how far the hash got."""
+    prefix = plan.prefix()
+    if prefix > hashed:
+        hash_range(fd, hashed, prefix, hasher, buffer)
+    return max(prefix, hashed)
 
 
 __all__ = ["MIN_SEGMENTED", "MIN_SPLIT", "SegmentedDownload", "wants_segments"]
