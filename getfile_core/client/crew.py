@@ -139,14 +139,16 @@ class Crew:
 
     def failed(self, source: Source, error: GetfileError) -> None:
         """A connection ended for good: drop its mirror, or stop the download."""
+        if not source.primary and isinstance(error, IntegrityError | ProtocolError):
+            # A mirror that broke its word: none of its bytes are kept.
+            self.plan.revert(source.index)
+            self.reverted = True
+            why = error if isinstance(error, Different) else f"failed ({printable(str(error))})"
+            self.drop(source, f"{why}, not used")
+            return
         if self.plan.complete() and not self.state.cancelled:
             return  # stopped because every byte is in: nothing failed
         self.last_error = error
-        if isinstance(error, Different):
-            self.plan.revert(source.index)
-            self.reverted = True
-            self.drop(source, f"{error}, not used")
-            return
         if isinstance(error, BusyError) and self.working > 1:
             return  # the server has no slot for one more: the connections it has go on
         others = [s for s in self.sources if s.alive and s is not source]
@@ -169,6 +171,7 @@ class Crew:
     def stop_all(self) -> None:
         for sub in self.subs:
             sub.cancel()
+        self.plan.wake()
 
     def stop_idle(self) -> None:
         """Every byte is in: end the backoff waits (and mirror checks) still going on.
@@ -179,6 +182,7 @@ class Crew:
         for sub in self.subs:
             if sub.phase not in (Phase.DOWNLOADING, Phase.VERIFYING):
                 sub.cancel()
+        self.plan.wake()
 
 
 class Different(ProtocolError):

@@ -56,7 +56,8 @@ class Plan:
     ) -> None:
         self.size = size
         self.min_split = min_split
-        self._lock = threading.Lock()
+        #: Notified whenever a piece is let go (``release``, ``revert``) or ``wake`` is called.
+        self._lock = threading.Condition()
         self._pieces = [Piece(a, b, b) for a, b in merge(done)]
         missing = complement(merge(done), size)
         share = max(min_split // 2, -(-sum(b - a for a, b in missing) // max(1, pieces)))
@@ -106,6 +107,17 @@ class Plan:
         """The owner stops (finished, or gave up): what is left becomes free for others."""
         with self._lock:
             piece.owner = None
+            self._lock.notify_all()
+
+    def wait(self, seconds: float) -> None:
+        """Until a piece is let go (or ``wake``), at most ``seconds``: a connection with
+        nothing to take stays ready, since the owners of the last pieces may still fail."""
+        with self._lock:
+            self._lock.wait(seconds)
+
+    def wake(self) -> None:
+        with self._lock:
+            self._lock.notify_all()
 
     def revert(self, source: int) -> int:
         """Forget every byte ``source`` wrote (a mirror found lying); returns how many."""
@@ -116,6 +128,7 @@ class Plan:
                     lost += piece.pos - piece.start
                     piece.pos = piece.start
                     piece.writer = None
+            self._lock.notify_all()
             return lost
 
     def done_ranges(self) -> list[tuple[int, int]]:
@@ -134,6 +147,12 @@ class Plan:
 
     def complete(self) -> bool:
         return self.done_bytes() == self.size
+
+    def settled(self) -> bool:
+        """Complete, and no connection holds a piece (one still might take its bytes back)."""
+        with self._lock:
+            done = sum(p.pos - p.start for p in self._pieces) == self.size
+            return done and all(p.owner is None for p in self._pieces)
 
 
 def merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

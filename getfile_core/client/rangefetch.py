@@ -30,6 +30,10 @@ from getfile_core.client.state import Phase, RetryNotice, TransferState
 from getfile_core.errors import GetfileError, InterruptedError_, LocalFileError
 from getfile_core.protocol import LATEST, Request, Verb
 
+#: Longest wait of a connection with nothing to take before it looks again
+#: (a piece let go wakes it at once; this bounds a missed wake-up or a cancel).
+IDLE_WAIT = 0.5
+
 
 def work(
     crew: Crew,
@@ -73,7 +77,11 @@ def _fetch_pieces(
     while source.alive and crew.fatal is None and not sub.cancelled:
         piece = crew.plan.take(source.index)
         if piece is None:
-            return
+            if crew.plan.settled():
+                return
+            sub.phase = Phase.WAITING  # the last pieces' owners may fail yet: stay ready
+            crew.plan.wait(IDLE_WAIT)
+            continue
         before = sub.done
         try:
             _fetch_range(crew, source, piece, sub, fd)
@@ -82,7 +90,8 @@ def _fetch_pieces(
             if sub.done - before >= PROGRESS:
                 failures = 0
             if sub.cancelled or failures >= crew.options.retries or not retryable(error):
-                raise
+                crew.failed(source, error)  # while the piece is still ours: a revert comes first
+                return
             failures += 1
             reason = f"{source.label}: {error}" if len(crew.sources) > 1 else str(error)
             notice = RetryNotice(

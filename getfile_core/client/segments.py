@@ -248,7 +248,7 @@ class SegmentedDownload:
             crew.changed.clear()
             if state.cancelled or crew.fatal is not None:
                 crew.stop_all()
-            elif plan.complete():
+            elif plan.settled():
                 crew.stop_idle()
             if crew.reverted:  # a mirror's bytes were taken back: hash again from the start
                 hasher, hashed, crew.reverted = new_hasher(), 0, False
