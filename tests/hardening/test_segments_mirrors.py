@@ -18,9 +18,12 @@ from getfile_core.errors import IntegrityError
 from getfile_core.protocol import Request, Response, Status, encode_response_head
 from getfile_core.protocol import parse_request_line as parse
 from tests.helpers import MIB, digest_bytes, scripted_server
+from tests.support.links import Link, LinkEmulator
 
 SIZE = 12 * MIB + 99
 MTIME = 1_700_000_000_000_000_000
+#: The first server's link: slow enough that the mirror surely gets pieces of its own.
+SLOW = Link(rate=2 * MIB)
 
 
 def ranged_mirror(data: bytes, *, extra: bytes = b"", flip: bool = False):  # type: ignore[no-untyped-def]
@@ -54,8 +57,11 @@ async def test_a_mirror_that_sends_past_its_range_loses_its_bytes_and_is_dropped
     data = os.urandom(SIZE)
     (root / "big.bin").write_bytes(data)
     remarks: list[str] = []
-    async with scripted_server(ranged_mirror(data, extra=b"more"), version_2=True) as port:
-        primary = Target("127.0.0.1", server.port_bound, b"big.bin")
+    async with (
+        scripted_server(ranged_mirror(data, extra=b"more"), version_2=True) as port,
+        LinkEmulator(server.port_bound, SLOW) as slow,
+    ):
+        primary = Target("127.0.0.1", slow.port, b"big.bin")
         options = Options(
             segments=4,
             mirrors=(Target("127.0.0.1", port, b"big.bin"),),
@@ -73,8 +79,11 @@ async def test_a_mirror_that_lies_in_bytes_is_caught_by_the_whole_file_digest(
 ) -> None:  # type: ignore[no-untyped-def]
     data = os.urandom(SIZE)
     (root / "big.bin").write_bytes(data)
-    async with scripted_server(ranged_mirror(data, flip=True), version_2=True) as port:
-        primary = Target("127.0.0.1", server.port_bound, b"big.bin")
+    async with (
+        scripted_server(ranged_mirror(data, flip=True), version_2=True) as port,
+        LinkEmulator(server.port_bound, SLOW) as slow,
+    ):
+        primary = Target("127.0.0.1", slow.port, b"big.bin")
         options = Options(segments=4, mirrors=(Target("127.0.0.1", port, b"big.bin"),))
         try:
             await fetch(primary, str(dest), options=options)

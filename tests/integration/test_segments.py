@@ -34,6 +34,8 @@ from tests.helpers import (
 from tests.support.links import KiB, Link, LinkEmulator
 
 SIZE = 12 * MIB + 4321
+#: A first server slow enough (3 s for SIZE) that a mirror is always checked before the end.
+SLOW_FIRST = Link(rate=4 * MIB)
 
 
 @pytest.fixture
@@ -184,7 +186,7 @@ def test_a_mirror_with_a_different_file_is_dropped_with_one_line(
     write_random(other / "big.bin", SIZE)  # same name, same size, other bytes
     with (
         serve_process(["serve", str(other), "--port", "0", "-q"]) as liar,
-        LinkEmulator(port) as first,
+        LinkEmulator(port, SLOW_FIRST) as first,
         LinkEmulator(liar.port) as second,
     ):
         done = run_cli("get", url(first), "--mirror", url(second), "-o", str(dest), timeout=60)
@@ -204,10 +206,13 @@ def test_a_mirror_of_another_size_is_dropped_with_one_line(
     other = tmp_path / "other"
     other.mkdir()
     write_random(other / "big.bin", SIZE - 1)
-    with serve_process(["serve", str(other), "--port", "0", "-q"]) as liar:
+    with (
+        serve_process(["serve", str(other), "--port", "0", "-q"]) as liar,
+        LinkEmulator(port, SLOW_FIRST) as first,
+    ):
         done = run_cli(
             "get",
-            f"getfile://127.0.0.1:{port}/big.bin",
+            url(first),
             "--mirror",
             f"getfile://127.0.0.1:{liar.port}/big.bin",
             "-o",
