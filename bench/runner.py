@@ -24,6 +24,9 @@ class Timed:
     seconds: float
     peak_rss_mib: float
     error: str = ""
+    #: The client's user + system CPU seconds (``wait4``): on a shared machine the
+    #: steadiest figure, since other work moves wall time far more than CPU time.
+    cpu_seconds: float = 0.0
 
 
 def run_timed(argv: list[str], cwd: Path | None = None, warm: int = 0) -> Timed:
@@ -42,7 +45,7 @@ def run_timed(argv: list[str], cwd: Path | None = None, warm: int = 0) -> Timed:
             stderr=stderr,
         )
         peak = _RssWatch(process.pid)
-        _, status, _ = os.wait4(process.pid, 0)
+        _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - began
         peak.stop()
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -50,7 +53,7 @@ def run_timed(argv: list[str], cwd: Path | None = None, warm: int = 0) -> Timed:
         message = stderr.read().decode(errors="replace").strip()
     errors.unlink(missing_ok=True)
     error = "" if process.returncode == 0 else f"exit {process.returncode}: {message[-300:]}"
-    return Timed(seconds, peak.mib, error)
+    return Timed(seconds, peak.mib, error, usage.ru_utime + usage.ru_stime)
 
 
 class _RssWatch:

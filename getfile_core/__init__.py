@@ -8,8 +8,6 @@ first use (``getfile_core._lazy``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from getfile_core._lazy import lazy_exports
 
 __version__ = "1.0.0"
@@ -53,12 +51,14 @@ _EXPORTS = {
     # Errors.
     "GetfileError": ".errors",
     "UsageError": ".errors",
+    "ConnectError": ".errors",
     "UnauthorizedError": ".errors",
     "LegacyServerError": ".errors",
 }
 __all__ = ["DEFAULT_PORT", "__version__", *sorted(_EXPORTS)]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     from getfile_core.address import Target, parse_url
     from getfile_core.checksums import (
@@ -86,6 +86,7 @@ if TYPE_CHECKING:
         safe_local_name,
     )
     from getfile_core.errors import (
+        ConnectError,
         GetfileError,
         LegacyServerError,
         UnauthorizedError,

@@ -8,8 +8,6 @@ the fresh challenge means it cannot be replayed at all.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 
 TOKEN_ENV = "GETFILE_TOKEN"
@@ -17,10 +15,17 @@ _LABEL = b"getfile-auth/1\x00"
 
 
 def compute_mac(token: bytes, challenge: bytes, request_line: bytes) -> bytes:
+    # Imported here, not at the top: hashlib loads OpenSSL (~2.5 ms), which a
+    # download without a token never needs (``getfile get`` start-up, issue 15).
+    import hashlib
+    import hmac
+
     return hmac.new(token, _LABEL + challenge + b"\x00" + request_line, hashlib.sha256).digest()
 
 
 def verify(token: bytes, challenge: bytes, request_line: bytes, mac: bytes) -> bool:
+    import hmac
+
     return hmac.compare_digest(compute_mac(token, challenge, request_line), mac)
 
 

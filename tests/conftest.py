@@ -1,4 +1,7 @@
-"""Fixtures shared by every test: a served folder and a real server on 127.0.0.1:0."""
+"""Fixtures shared by every test: a served folder and a real server on 127.0.0.1:0.
+
+Fixtures only: the helpers tests import live in ``tests.support``.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from getfile_core.address import Target
-from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-
-LEGACY_PEER = Path(__file__).parent / "peers" / "legacy_getfile.py"
+from getfile_core.server.fileserver import FileServer
+from tests.support import LEGACY_PEER, running_server
 
 
 @pytest.fixture
@@ -38,19 +39,8 @@ def dest(tmp_path: Path) -> Path:
 @pytest.fixture
 async def server(root: Path) -> AsyncIterator[FileServer]:
     """Our server on an ephemeral loopback port, access log kept in ``server.log``."""
-    records: list[AccessRecord] = []
-    srv = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=2), on_access=records.append)
-    srv.log = records  # type: ignore[attr-defined]
-    await srv.start()
-    try:
+    async with running_server(root) as srv:
         yield srv
-    finally:
-        await srv.stop(grace=1)
-
-
-def target_for(server: FileServer, path: str | bytes) -> Target:
-    raw = path.encode() if isinstance(path, str) else path
-    return Target("127.0.0.1", server.port_bound, raw)
 
 
 @pytest.fixture

@@ -48,7 +48,10 @@ ACTIONS: tuple[Action, ...] = (
         "switch-pane", "switch_pane", "ctrl+t", "Log/Server", "show the log or the server pane",
         "Show log / server", "Switch the lower pane",
     ),
-    Action("keys", "toggle_keys", "f1", "Keys", "this list", "", show=False),
+    Action(
+        "keys", "toggle_keys", "f1", "Keys", "this list",
+        "Keys", "List every key in force", show=False,
+    ),
     Action(
         "quit", "quit", "ctrl+q", "Quit", "quit (asks first if downloads run)",
         "", "",
@@ -83,8 +86,36 @@ ACTIONS: tuple[Action, ...] = (
         show=False,
     ),
     Action(
-        "local-server", "use_local_server", "", "", "",
+        "local-server", "use_local_server", "f6", "Local", "point the form at the local server",
         "Point the form at the local server", "Fill Server and Port from the running server",
+        show=False,
+    ),
+    Action(
+        "verify", "verify", "f8", "Verify", "verify the selected download against a checksum",
+        "Verify against…", "Check a finished download against sha256:HEX or SHA256SUMS",
+        show=False,
+    ),
+    Action(
+        "deliver", "deliver", "f9", "To browser",
+        "hand the selected finished download to the browser (--web)",
+        "Send to browser", "Save a finished download through this browser (--web sessions)",
+        show=False,
+    ),
+    Action(
+        "recent", "recent", "ctrl+y", "Recent", "recent servers and bookmarks: fill the form",
+        "Recent servers and bookmarks", "Fill Server and Port from one used before", show=False,
+    ),
+    Action(
+        "bookmark", "bookmark", "", "", "",
+        "Bookmark this server", "Name the form's server, port and folder (ctrl+y lists it)",
+    ),
+    Action(
+        "clear-finished", "clear_finished", "", "", "",
+        "Clear finished downloads", "Remove done, failed and cancelled rows (and history)",
+    ),
+    Action(
+        "form", "focus_form", "f7", "Form", "jump to the download form",
+        "Go to the form", "Move the focus to the download form", show=False,
     ),
 )  # fmt: skip
 

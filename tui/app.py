@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import posixpath
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -26,10 +28,14 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
+from getfile_core import DEFAULT_PORT
 from tui.actions import ACTIONS, bindings, key_in_force
+from tui.away import AwayNotifier
 from tui.commands import app_commands
 from tui.downloads import DownloadController
+from tui.history import History, HistoryStore
 from tui.launch import Launch, parse_args
+from tui.lifecycle import SessionMixin
 from tui.limits import describe_limit
 from tui.messages import (
     LogLine,
@@ -39,6 +45,9 @@ from tui.messages import (
     TransferChanged,
     TransferProgress,
 )
+from tui.persist import QueueKeeper
+from tui.queue_store import QueueStore
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.folder_picker import FolderPickerScreen
 from tui.screens.keys import KeysScreen
@@ -47,7 +56,9 @@ from tui.screens.overwrite import OverwriteScreen
 from tui.screens.rate_prompt import RateScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
+from tui.settings import LoadedSettings, Settings, load_settings
 from tui.text import printable
+from tui.tools import ToolsMixin
 from tui.transfers import Choice, Conflict, State, Transfer
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
@@ -72,7 +83,7 @@ class DialogPrompts:
         return await self.app.push_screen_wait(TokenScreen(where, wrong=wrong))
 
 
-class GetfileApp(App[None]):
+class GetfileApp(SessionMixin, ToolsMixin, App[None]):
     """The terminal descendant of the book's getfile GUI form."""
 
     CSS_PATH = "app.tcss"
@@ -86,13 +97,30 @@ class GetfileApp(App[None]):
         launch: Launch | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        queue: QueueStore | None = None,
+        settings: LoadedSettings | None = None,
+        history: HistoryStore | None = None,
     ) -> None:
         super().__init__()
         self.launch = launch or Launch(dest=os.getcwd())
+        #: The saved queue (None: transfers are not kept, as in most tests).
+        self.keeper = QueueKeeper(queue) if queue is not None else None
+        self.loaded = settings
+        self.settings = settings.settings if settings is not None else Settings()
+        #: Recent servers (None: not kept, as in most tests). The form starts with the last.
+        self.history_store = history
+        self.history = history.load() if history is not None else History()
         self.clock = clock
         self.downloads = DownloadController(DialogPrompts(self), self.post_message, self._spawn)
         self._quitting = False
         self._usable_keys = (False, False)
+        #: The terminal has lost focus (Textual's AppBlur; terminals that report focus).
+        self.in_background = False
+        #: Sequences written to tell of ended downloads (kept for tests: bounded).
+        self.notifications_sent: list[str] = []
+        self.away = AwayNotifier()
+        #: (host, port) the form was last pointed at for the local server.
+        self._local_address: tuple[str, str] | None = None
         self.log_history: list[str] = []
 
     @property
@@ -113,7 +141,15 @@ class GetfileApp(App[None]):
     def compose(self) -> ComposeResult:
         launch = self.launch
         yield Header(icon="≡")
-        form = DownloadForm(launch.host, launch.port, launch.file, launch.dest, id="form")
+        # The Port field holds the port, not just a placeholder showing it: Enter must work.
+        host, port = launch.host, launch.port
+        last = self.history.last
+        if not host and last is not None:  # no URL: the server used last time
+            host, port = last.host, str(last.port)
+            # Until the user changes it, the local server may take its place (--serve).
+            self._local_address = (host, port)
+        port = port or str(self.settings.port or DEFAULT_PORT)
+        form = DownloadForm(host, port, launch.file, launch.dest, id="form")
         form.border_title = "Download"
         yield form
         transfers = TransferList(id="transfers")
@@ -139,14 +175,30 @@ class GetfileApp(App[None]):
         for field in self.query(Input):
             field.cursor_blink = False
         form = self.form
-        first_gap = next((key for key, _ in form.problems()), "file")
+        first_gap = next((key for key, _ in form.problems(mark=False)), "file")
         form.field(first_gap).focus()
         self.log_pane.add("Ready. Enter in the form downloads; ctrl+p lists all commands.")
+        if self.is_web:
+            self.log_pane.add(
+                "In a browser: downloads are saved on the machine running the app; "
+                f"{self.key_for('deliver') or 'the palette'} hands a finished one to this browser.",
+                "warn",
+            )
+        self._apply_settings()
+        self._restore_queue()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGHUP, signal.SIGTERM):
+            # The SSH session dropped or the terminal closed (SIGHUP), or we were told to
+            # stop: save the queue as it is, leave the .part files, exit cleanly.
+            loop.add_signal_handler(signal_number, self._hang_up)
         if self.launch.serve is not None:
             self.server_pane.start()
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGHUP, signal.SIGTERM):
+            loop.remove_signal_handler(signal_number)
 
     @property
     def form(self) -> DownloadForm:
@@ -173,7 +225,12 @@ class GetfileApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from app_commands(self.run_action, self.key_for)
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" opens a side panel that Esc does not close and that squeezes
+        # the log; ours (F1) is the one above.
+        ours = {command.title for command in app_commands(self.run_action, self.key_for)}
+        for command in super().get_system_commands(screen):
+            if command.title not in ours:
+                yield command
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Dim the keys that would do nothing right now; dialogs get the keyboard to themselves."""
@@ -191,7 +248,11 @@ class GetfileApp(App[None]):
         self.form.submit()
 
     def on_download_form_submitted(self, message: DownloadForm.Submitted) -> None:
-        self.downloads.start(message.request.target, message.request.folder)
+        target = message.request.target
+        self.downloads.start(target, message.request.folder)
+        if self.history_store is not None:
+            self.history = self.history.remember(target.host, target.port)
+            self.history_store.save(self.history)
 
     def _selected(self) -> Transfer | None:
         row = self.transfer_list.selected()
@@ -244,11 +305,15 @@ class GetfileApp(App[None]):
     def on_transfer_added(self, message: TransferAdded) -> None:
         # The row mounts while the download starts: the bytes need not wait for the screen.
         self.transfer_list.add(message.transfer, focus=self.focused is None)
+        self.away.began(message.transfer)
         self._refresh_keys()
+        self._save_queue()
 
     def on_transfer_changed(self, message: TransferChanged) -> None:
+        self._tell_if_away(message.transfer)
         self.transfer_list.refresh_transfer(message.transfer)
         self._refresh_keys()
+        self._save_queue()
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
         self.transfer_list.refresh_transfer(message.transfer)
@@ -268,18 +333,40 @@ class GetfileApp(App[None]):
 
     def action_toggle_server(self) -> None:
         pane = self.server_pane
-        if not pane.running and not pane.start():
-            self.query_one(TabbedContent).active = "server-tab"
+        if not pane.running:
+            if not pane.start():
+                self.query_one(TabbedContent).active = "server-tab"
             return
-        if pane.running:
+        sending = pane.sending
+        if not sending:
             pane.stop()
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop and pane.running:
+                pane.stop()
+
+        what = "1 file" if sending == 1 else f"{sending} files"
+        question = ConfirmScreen(
+            "Stop the local server?",
+            f"It is sending {what} right now; stopping cuts "
+            f"{'that download' if sending == 1 else 'those downloads'} off.",
+            yes="Stop (y)",
+            no="Keep serving (n)",
+        )
+        self.push_screen(question, answered)
 
     def on_server_started(self, message: ServerStarted) -> None:
         where = ", ".join(format_address(h, p) for h, p in message.addresses)
-        self.sub_title = printable(f"serving {message.root} on {where}")
+        # The address first: at 80 columns the title keeps the port and cuts the folder.
+        self.sub_title = printable(f"serving on {where} · {message.root}")
         self.log_pane.add(f"local server: serving {message.root} on {where}", "ok")
         form = self.form
-        if not form.field("host").value.strip():
+        host = form.field("host").value.strip()
+        shown = (host, form.field("port").value.strip())
+        # Empty, still what history filled in, or the local server's old address (a restart
+        # on another port): the form follows the local server.
+        if not host or shown == self._local_address:
             self.action_use_local_server()
 
     def on_server_stopped(self, message: ServerStopped) -> None:
@@ -300,14 +387,27 @@ class GetfileApp(App[None]):
             host = "127.0.0.1" if host == "0.0.0.0" else "::1"
         form = self.form
         form.set_values(host=host, port=str(port))
+        self._local_address = (host, str(port))
         if self.focused in (form.field("host"), form.field("port")):
             form.field("file").focus()
 
     # ------------------------------------------------------------ panes, log, theme, keys
 
     def action_switch_pane(self) -> None:
+        """Show the other pane; the focus goes along (to the server's first field, or back
+        to the form), so the keys typed next act where the eyes are."""
         panes = self.query_one(TabbedContent)
         panes.active = "server-tab" if panes.active == "log-tab" else "log-tab"
+        if panes.active == "server-tab":
+            self.call_after_refresh(self.server_pane.focus_first)
+        else:
+            self.action_focus_form()
+
+    def action_focus_form(self) -> None:
+        """Jump to the form: its first wrong field, else File."""
+        form = self.form
+        first_gap = next((key for key, _ in form.problems(mark=False)), "file")
+        form.focus_end(first_gap)
 
     def action_clear_log(self) -> None:
         self.log_pane.clear()
@@ -342,7 +442,7 @@ class GetfileApp(App[None]):
     def _file_chosen(self, path: bytes | None) -> None:
         if path:
             self.form.set_file(path)
-            self.form.field("file").focus()
+            self.form.focus_end("file")
 
     def on_download_form_pick_folder(self, _message: DownloadForm.PickFolder) -> None:
         self.action_pick_folder()
@@ -350,7 +450,7 @@ class GetfileApp(App[None]):
     def _folder_chosen(self, folder: str | None) -> None:
         if folder:
             self.form.set_values(dest=folder)
-            self.form.field("dest").focus()
+            self.form.focus_end("dest")
 
     # ------------------------------------------------------------ quit
 
@@ -369,6 +469,9 @@ class GetfileApp(App[None]):
     async def _quit_now(self) -> None:
         """Cancel downloads (their .part files stay), stop the server, then exit; bounded."""
         self._quitting = True
+        if self.keeper is not None and not self.keeper.frozen:
+            # Running downloads stay "unfinished" in the queue: the next start resumes them.
+            self.keeper.freeze(self.transfers.values())
         try:
             self.downloads.cancel_all()
             downloads = [w for w in self.workers if w.group == "downloads" and not w.is_finished]
@@ -376,6 +479,8 @@ class GetfileApp(App[None]):
             with contextlib.suppress(TimeoutError):
                 await self.server_pane.stop_and_wait()
         finally:
+            if self.keeper is not None:
+                self.keeper.close()
             self.exit()
 
 
@@ -387,9 +492,28 @@ async def settle(workers: Iterable[Worker[object]], timeout: float) -> None:
             await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout)
 
 
+def serve_web(launch: Launch) -> int:
+    """``--web``: textual-serve runs one app per browser tab, with the same arguments."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    command = shlex.join([sys.executable, "-m", "tui", *launch.app_argv])
+    Server(command, host=launch.web_host, port=launch.web_port, title="getfile").serve()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     launch = parse_args(argv)
-    GetfileApp(launch).run()
+    if launch.web:
+        return serve_web(launch)
+    action_ids = [action.id for action in ACTIONS if action.key]
+    settings = load_settings(action_ids=action_ids)
+    if not launch.dest_given and settings.settings.destination is not None:
+        launch = dataclasses.replace(launch, dest=str(settings.settings.destination))
+    if not launch.port and launch.host:
+        launch = dataclasses.replace(launch, port=str(settings.settings.port))
+    GetfileApp(launch, queue=QueueStore(), settings=settings, history=HistoryStore()).run()
     return 0
 
 

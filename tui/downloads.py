@@ -14,6 +14,7 @@ A download reads one way: form → ``start`` → conflict check (and a prompt)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import time
@@ -24,6 +25,7 @@ from textual.message import Message
 
 from getfile_core import (
     PART_SUFFIX,
+    ConnectError,
     FetchResult,
     GetfileError,
     LegacyServerError,
@@ -40,6 +42,7 @@ from getfile_core import (
 from tui import format as fmt
 from tui.limits import BothLimits, RateLimit, describe_limit
 from tui.messages import LogLine, TransferAdded, TransferChanged, TransferProgress
+from tui.text import in_app_words
 from tui.transfers import (
     Choice,
     Conflict,
@@ -95,6 +98,8 @@ class DownloadController:
         self.tokens: dict[str, bytes] = {}  # "host:port" -> token typed in this session
         self.legacy_servers: set[str] = set()
         self._tasks: dict[int, asyncio.Task[object]] = {}
+        #: Attempts per download after a dropped link (``Options.retries``; settings).
+        self.retries = Options().retries
 
     # ------------------------------------------------------------ queries
 
@@ -116,6 +121,18 @@ class DownloadController:
         return candidates[-1] if candidates else None
 
     # ------------------------------------------------------------ commands
+
+    def adopt(self, transfer: Transfer) -> None:
+        """Show a transfer from the saved queue (finished, or stopped to be resumed)."""
+        self.transfers[transfer.id] = transfer
+        self.post(TransferAdded(transfer))
+
+    def clear_finished(self) -> list[Transfer]:
+        """Forget every done, failed or cancelled transfer (not running ones); those gone."""
+        gone = [t for t in self.transfers.values() if t.done_or_stopped]
+        for transfer in gone:
+            del self.transfers[transfer.id]
+        return gone
 
     def start(self, target: Target, folder: str) -> None:
         self.spawn(self._new_download(target, folder), f"download {target.url()}")
@@ -160,6 +177,13 @@ class DownloadController:
         try:
             name = safe_local_name(target.path)
             conflict = find_conflict(folder, name)
+            if conflict is not None:
+                # Ask about the file only once the server is known to be there: a dialog
+                # about a host that does not exist is a question for nothing.
+                reachable = await self._reachable(target)
+                if reachable is not None:
+                    self._log(f"{name}: {in_app_words(reachable)}", "error")
+                    return
             plan = Plan() if conflict is None else await self._ask_about(conflict, target)
         except (UnsafeName, OSError) as error:
             self._log(f"{target.display_path}: {describe(error)}", "error")
@@ -186,9 +210,30 @@ class DownloadController:
             self._changed(transfer)
             self._log(f"{transfer.name}: retry skipped")
             return
-        transfer.reset(plan.name or transfer.name)
+        # The name the transfer has now (a Rename's ``x (1).txt``), not the server's.
+        plan = dataclasses.replace(plan, name=plan.name or transfer.name)
+        transfer.reset(plan.name)
         self._log(f"{transfer.name}: retrying" + (" from where it stopped" if plan.resume else ""))
         await self._run(transfer, plan)
+
+    async def _reachable(self, target: Target) -> str | None:
+        """``None`` if the server answers (or cannot be told apart from one that does);
+        else why not, in one line ("connection refused", "host not found")."""
+        where = f"{target.host}:{target.port}"
+        probe = Target(target.host, target.port, b"", target.tls)
+        options = Options(
+            connect_timeout=3, timeout=3, legacy=False, token=self.tokens.get(where), retries=0
+        )
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self.lister(probe, options=options, max_entries=1)
+        except LegacyServerError:
+            self.legacy_servers.add(where)
+        except ConnectError as error:
+            return f"{where}: {error.message}"
+        except (GetfileError, TimeoutError):
+            pass  # it answered, or was too slow to tell: the download will say
+        return None
 
     async def _ask_about(self, conflict: Conflict, target: Target) -> Plan | None:
         can_resume = conflict.part_exists and await self._server_is_ours(target)
@@ -235,7 +280,7 @@ class DownloadController:
                     transfer.folder,
                     overwrite=plan.overwrite,
                     resume=plan.resume,
-                    options=Options(token=token, rate_limit=limit),  # type: ignore[arg-type]
+                    options=Options(token=token, rate_limit=limit, retries=self.retries),  # type: ignore[arg-type]
                     on_progress=on_progress,
                     interval=PROGRESS_INTERVAL,
                     name=plan.name,
@@ -322,7 +367,7 @@ class DownloadController:
         self._changed(transfer)
         self._log(
             f"{transfer.name}: retrying in {notice.delay:g} s "
-            f"({notice.attempt}/{notice.attempts}): {notice.reason}",
+            f"({notice.attempt}/{notice.attempts}): {in_app_words(notice.reason)}",
             "warn",
         )
 
@@ -350,6 +395,7 @@ class DownloadController:
             self._log(text, level)
 
     def _failed(self, transfer: Transfer, reason: str) -> None:
+        reason = in_app_words(reason)
         transfer.fail(reason)
         self._changed(transfer)
         where = "" if transfer.where in reason else f" (from {transfer.where})"

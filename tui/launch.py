@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from getfile_core import DEFAULT_PORT, UsageError, parse_url
+from getfile_core import DEFAULT_PORT, UsageError, __version__, parse_url
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,14 @@ class Launch:
     serve: str | None = None
     serve_host: str = "127.0.0.1"
     serve_port: int = 0
+    #: ``--dest`` was given (else settings' ``destination`` may choose the folder).
+    dest_given: bool = False
+    #: ``--web``: serve the app to a browser on (web_host, web_port) instead of the terminal.
+    web: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    #: The arguments a browser session's app starts with (``--web*`` taken out).
+    app_argv: tuple[str, ...] = ()
 
 
 def port_number(text: str) -> int:
@@ -38,6 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download files from getfile servers (and the book's), and serve a folder.",
         epilog="Keys: Enter in the form downloads; ctrl+p lists every command; ctrl+q quits.",
     )
+    parser.add_argument("--version", action="version", version=f"getfile-tui {__version__}")
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the app to a web browser (textual-serve) instead of this terminal",
+    )
+    parser.add_argument(
+        "--web-host", default="127.0.0.1", metavar="H", help="address --web binds (127.0.0.1)"
+    )
+    parser.add_argument(
+        "--web-port", type=port_number, default=8000, metavar="P", help="its port (8000)"
+    )
+    parser.add_argument(
+        "--completion",
+        choices=SHELLS,
+        metavar="SHELL",
+        help="print a completion script for bash, zsh or fish and exit",
+    )
     parser.add_argument("url", nargs="?", help="getfile://HOST[:PORT]/PATH to fill the form with")
     parser.add_argument("--host", help="server to download from")
     parser.add_argument("--port", type=port_number, help=f"its port (default {DEFAULT_PORT})")
@@ -56,9 +83,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SHELLS = ("bash", "zsh", "fish")
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """The script for ``shell`` from the parser itself (shtab), folders completed as such.
+
+    shtab is imported only here: it costs ~26 ms, which an ordinary start need not pay.
+    """
+    import shtab
+
+    for action in parser._actions:
+        if action.dest in ("dest", "serve"):
+            action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    return shtab.complete(parser, shell=shell)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Launch:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.completion:
+        sys.stdout.write(completion_script(parser, args.completion))
+        raise SystemExit(0)
     host, port, file = "", "", ""
     if args.url:
         try:
@@ -85,4 +131,25 @@ def parse_args(argv: Sequence[str] | None = None) -> Launch:
         serve=args.serve,
         serve_host=args.serve_host,
         serve_port=args.serve_port,
+        dest_given=args.dest is not None,
+        web=args.web,
+        web_host=args.web_host,
+        web_port=args.web_port,
+        app_argv=tuple(without_web_flags(list(argv if argv is not None else sys.argv[1:]))),
     )
+
+
+def without_web_flags(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--web``, ``--web-host H`` and ``--web-port P`` (either spelling)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--web" or arg.startswith(("--web-host=", "--web-port=")):
+            continue
+        elif arg in ("--web-host", "--web-port"):
+            skip = True
+        else:
+            kept.append(arg)
+    return kept

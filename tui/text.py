@@ -42,3 +42,24 @@ def _escape(ch: str) -> str:
 def plain(text: str | bytes, limit: int = MAX_SHOWN) -> Content:
     """Outside text as a widget's content: printable, and never read as markup."""
     return Content(printable(text, limit))
+
+
+#: The library's advice is for its command line; in the app the same step is a key or a
+#: button. (Longest first: one phrase may contain another.)
+APP_WORDS = (
+    (
+        "(use --resume to continue it, or --overwrite to start again)",
+        "(Retry offers Resume, Overwrite or Rename)",
+    ),
+    ("; use --overwrite to download it again", "; Retry downloads it again from the start"),
+    (" (use --overwrite to replace it)", " (Retry offers Overwrite or Rename)"),
+    ("; --resume continues it)", "; Retry continues it)"),
+    ("is a folder (use ls)", "is a folder (List… or ctrl+l picks a file in it)"),
+)
+
+
+def in_app_words(message: str) -> str:
+    """``message`` with command-line advice (``use --overwrite``) said as the app's steps."""
+    for cli, app in APP_WORDS:
+        message = message.replace(cli, app)
+    return message

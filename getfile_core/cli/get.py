@@ -13,7 +13,6 @@ import dataclasses
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from getfile_core.address import Target, check_host, parse_url
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
@@ -24,6 +23,7 @@ from getfile_core.errors import GetfileError, LocalFileError, UsageError
 from getfile_core.printable import printable
 from getfile_core.units import human_size
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     from getfile_core.cli.progress import ProgressDisplay
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from getfile_core.printable import printable
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     from getfile_core.client import RetryNotice
     from getfile_core.server import AccessRecord

@@ -7,8 +7,6 @@ imported lazily: see ``getfile_core._lazy``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from getfile_core._lazy import lazy_exports
 
 _EXPORTS = {
@@ -30,6 +28,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     from getfile_core.client.api import Progress, fetch, list_folder
     from getfile_core.client.destination import Destination

@@ -38,7 +38,7 @@ def copy_body(session: Session, fd: int, hasher: blake3.blake3 | None) -> None:
             state.pause(limit.reserve(len(leftover)))
     _bound_silence(sock, options.timeout)
     remaining = conn.body_remaining  # None for legacy: until the server closes
-    receiver = open_receiver(sock, fd, hasher, state.check_cancelled)
+    receiver = open_receiver(sock, fd, hasher, state.check_cancelled, remaining)
     pace = PaceFloor(options.timeout, state.done)
     try:
         while remaining is None or remaining > 0:

@@ -13,6 +13,10 @@ about what an undigested ``recv`` + ``write`` costs, measured through a
 mapping; now read with ``pread`` into a reused buffer, since a mapping of a
 file others can truncate is a SIGBUS waiting to happen: see ``digest``).
 
+Which path a large verified body takes on a plain TCP socket (splice,
+``recv_into`` + hash while hot, or splice with a trailing hash thread) is
+measured once per machine: ``strategy``.
+
 TLS sockets, other systems, and any socket ``os.splice`` refuses use the
 portable path: ``recv_into`` a reused 1 MiB buffer, ``os.write``, and a
 BLAKE3 update of that buffer. Both paths release the GIL in every call.
@@ -32,6 +36,7 @@ from collections.abc import Callable
 
 import blake3
 
+from getfile_core.client import strategy
 from getfile_core.client.destination import write_all
 from getfile_core.digest import hash_written
 from getfile_core.errors import (
@@ -47,6 +52,10 @@ BUFFER = 1024 * 1024
 #: Spliced bytes are hashed every this many bytes, soon after they were
 #: written (in cache); 512 KiB to 4 MiB measured the same.
 HASH_WINDOW = 2 * 1024 * 1024
+#: ...read back in pieces this big, each hashed while it is in L2: pread + BLAKE3 of
+#: page-cached data measured 0.275 s/GiB CPU with 512 KiB pieces, 0.299 with 2 MiB
+#: (the project's Xeon, 2 MiB L2; 128 KiB-1 MiB all within 0.01 of 512 KiB).
+HASH_PIECE = 512 * 1024
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 #: What a kernel or sandbox that will not splice this socket answers.
@@ -157,13 +166,17 @@ class SpliceReceiver(Receiver):
                 raise LocalFileError(f"cannot write: {error.strerror}") from None
         self.position += count
         if self.hasher is not None and self.position - self.hashed >= HASH_WINDOW:
-            self.finish()
+            self._hand_over()
         return count
+
+    def _hand_over(self) -> None:
+        """Hash the window written since the last one (here, in this thread)."""
+        self.finish()
 
     def finish(self) -> None:
         if self.hasher is not None and self.position > self.hashed:
             if self.hash_buffer is None:
-                self.hash_buffer = memoryview(bytearray(HASH_WINDOW))
+                self.hash_buffer = memoryview(bytearray(HASH_PIECE))
             hash_written(self.fd, self.hashed, self.position, self.hasher, self.hash_buffer)
             self.hashed = self.position
 
@@ -172,20 +185,99 @@ class SpliceReceiver(Receiver):
             os.close(fd)
 
 
+class ThreadedSpliceReceiver(SpliceReceiver):
+    """Splice as above; a second thread trails the writer, reading back and hashing.
+
+    Takes the hash (~0.28 s/GiB here) off the copying thread's path, which
+    only pays where a core is idle: a remote sender, or more cores than the
+    sender and the receiver need. On the project's 2-core VM under other
+    work it measured the same as inline (``docs/performance.md``), so it is
+    used only where ``strategy``'s calibration measured it faster.
+    At most ``AHEAD`` windows wait (they are in the page cache already).
+    """
+
+    AHEAD = 8
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        fd: int,
+        hasher: blake3.blake3 | None,
+        check_cancelled: Callable[[], None],
+    ) -> None:
+        import queue
+        import threading
+
+        super().__init__(sock, fd, hasher, check_cancelled)
+        self.windows: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=self.AHEAD)
+        self.failure: OSError | None = None
+        self.stopped = False  # closed: what is still queued is not worth hashing
+        self.worker = threading.Thread(target=self._hash_loop, name="getfile-hash", daemon=True)
+        self.worker.start()
+
+    def receive(self, want: int) -> int:
+        if self.failure is not None:
+            self._raise_failure()
+        return super().receive(want)
+
+    def finish(self) -> None:
+        """Hand the last window over and wait until the digest covers everything written."""
+        self._hand_over()
+        self.windows.join()
+        if self.failure is not None:
+            self._raise_failure()
+
+    def _hand_over(self) -> None:
+        if self.hasher is not None and self.position > self.hashed:
+            if self.portable is not None:  # splice refused: the portable path hashes inline
+                return
+            self.windows.put((self.hashed, self.position))
+            self.hashed = self.position
+
+    def close(self) -> None:
+        self.stopped = True
+        self.windows.put(None)
+        self.worker.join()
+        super().close()
+
+    def _hash_loop(self) -> None:
+        view = memoryview(bytearray(HASH_PIECE))
+        while (window := self.windows.get()) is not None:
+            try:
+                if self.failure is None and not self.stopped and self.hasher is not None:
+                    hash_written(self.fd, window[0], window[1], self.hasher, view)
+            except OSError as error:
+                self.failure = error
+            finally:
+                self.windows.task_done()
+        self.windows.task_done()
+
+    def _raise_failure(self) -> None:
+        error = self.failure
+        raise LocalFileError(f"cannot read back the file to hash it: {error}") from None
+
+
 def open_receiver(
     sock: socket.socket,
     fd: int,
     hasher: blake3.blake3 | None,
     check_cancelled: Callable[[], None],
+    size: int | None = None,
 ) -> Receiver:
-    """The fastest receiver this socket and file allow.
+    """The fastest receiver this socket, file and machine allow for ``size`` more bytes.
 
     Splice needs a plain TCP socket (not TLS) in blocking mode: with a
     Python timeout the descriptor is non-blocking and splice would fail at once.
+    With a digest to keep, splice + read-back and ``recv_into`` + hash-while-hot
+    win on different CPUs: ``strategy.choose`` says which, measured on this one.
     """
+    choice = strategy.choose(size) if hasher is not None else strategy.SPLICE
+    if choice == strategy.BUFFER:
+        return BufferReceiver(sock, fd, hasher, check_cancelled)
     if hasattr(os, "splice") and type(sock) is socket.socket and sock.gettimeout() is None:
+        kind = ThreadedSpliceReceiver if choice == strategy.THREAD else SpliceReceiver
         try:
-            return SpliceReceiver(sock, fd, hasher, check_cancelled)
+            return kind(sock, fd, hasher, check_cancelled)
         except OSError:
             pass
     return BufferReceiver(sock, fd, hasher, check_cancelled)

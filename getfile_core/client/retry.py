@@ -16,12 +16,15 @@ server that sends a few bytes per connection cannot keep us retrying forever.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from getfile_core.client.state import Options, RetryNotice, TransferState
 from getfile_core.errors import GetfileError
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing is not imported at run time (~1.7 ms of start-up)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 #: New bytes an attempt must bring to count as progress (and reset the count).
 PROGRESS = 64 * 1024

@@ -15,10 +15,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from getfile_core.errors import InterruptedError_
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable

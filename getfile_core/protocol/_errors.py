@@ -1,4 +1,4 @@
-"""The protocol's own errors, all ``ProtocolError``s (exit code and message included)."""
+"""The protocol's own errors, all ``ProtocolError``s, each with a one-line message."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Where bytes may come from on the server, and where they may go on the client.
+"""Where bytes may come from on the server: the served folder and nothing else.
 
-Both directions treat names from the network as hostile. The server turns a
-requested path into an open file descriptor that provably lies under its
-root (checked on the descriptor itself, after opening, so a symlink swapped
-in between cannot win a race). The client turns whatever name it was given
-into one plain file name that can only land inside the destination folder.
+A requested path is hostile. It becomes an open file descriptor that
+provably lies under the root, checked on the descriptor itself after opening
+(through ``/proc/self/fd``), so a symlink swapped in between cannot win a
+race. The client's half (one plain local name from whatever a server said)
+is ``getfile_core.client.names``.
 """
 
 from __future__ import annotations

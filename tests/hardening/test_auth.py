@@ -23,8 +23,8 @@ from getfile_core.client.api import fetch, list_folder
 from getfile_core.client.state import Options
 from getfile_core.errors import GetfileError, NotFoundError, UnauthorizedError
 from getfile_core.protocol import Request, Status, Verb
-from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.hardening.liars import CliServer, LyingServer, Peer, Tap, run_cli
+from getfile_core.server.fileserver import FileServer
+from tests.support import LyingServer, Peer, Tap, run_cli, running_server, serve_process
 
 TOKEN = secrets.token_hex(24).encode()
 BOUND = 20.0
@@ -41,16 +41,8 @@ def token_file(tmp_path: Path) -> Path:
 @pytest.fixture
 async def guarded(root: Path) -> AsyncIterator[FileServer]:
     """Our server on 127.0.0.1:0 requiring TOKEN; access log in ``.log``."""
-    records: list[AccessRecord] = []
-    server = FileServer(
-        root, "127.0.0.1", 0, limits=ServerLimits(grace=1), token=TOKEN, on_access=records.append
-    )
-    server.log = records  # type: ignore[attr-defined]
-    await server.start()
-    try:
+    async with running_server(root, grace=1, token=TOKEN) as server:
         yield server
-    finally:
-        await server.stop(grace=1)
 
 
 def at(server: FileServer | LyingServer | Tap, path: str) -> Target:
@@ -205,7 +197,9 @@ def test_a_lying_server_learns_only_a_one_time_proof(tmp_path: Path) -> None:
 def test_cli_token_file_works_and_stays_out_of_argv(
     root: Path, dest: Path, token_file: Path
 ) -> None:
-    with CliServer([str(root), "--token-file", str(token_file)]) as server:
+    with serve_process(
+        ["serve", "--port", "0", "-q", str(root), "--token-file", str(token_file)]
+    ) as server:
         argv = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()
         assert TOKEN not in argv and str(token_file).encode() in argv
         url = f"getfile://127.0.0.1:{server.port}/hello.txt"
@@ -228,7 +222,7 @@ def test_cli_token_file_works_and_stays_out_of_argv(
 
 def test_cli_server_token_from_the_environment(root: Path, dest: Path) -> None:
     env = {**os.environ, auth.TOKEN_ENV: TOKEN.decode()}
-    with CliServer([str(root)], env=env) as server:
+    with serve_process(["serve", "--port", "0", "-q", str(root)], env=env) as server:
         argv = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()
         assert TOKEN not in argv
         url = f"getfile://127.0.0.1:{server.port}/hello.txt"
@@ -244,7 +238,9 @@ def test_cli_wrong_and_missing_token_fail_in_one_line(
     wrong = tmp_path / "wrong"
     wrong.write_text("guess\n")
     clean = {k: v for k, v in os.environ.items() if k != auth.TOKEN_ENV}
-    with CliServer([str(root), "--token-file", str(token_file)]) as server:
+    with serve_process(
+        ["serve", "--port", "0", "-q", str(root), "--token-file", str(token_file)]
+    ) as server:
         url = f"getfile://127.0.0.1:{server.port}/hello.txt"
         bad = run_cli("get", "--token-file", str(wrong), "-o", str(dest), url, env=clean)
         none = run_cli("get", "-o", str(dest), url, env=clean)

@@ -26,7 +26,7 @@ from getfile_core.client.names import PART_SUFFIX
 from getfile_core.client.state import Options, Phase
 from getfile_core.errors import ProtocolError, TimeoutError_
 from getfile_core.protocol import Response, Status
-from tests.helpers import scripted_server
+from tests.support import scripted_server
 
 BOUND = 30
 PROCESSING = b"getfile/1 102 processing\nmessage: hashing big.iso (40%)\n\n"

@@ -25,9 +25,15 @@ from getfile_core.client.names import PART_SUFFIX, UnsafeName, safe_local_name
 from getfile_core.client.state import Options
 from getfile_core.errors import IntegrityError, LocalFileError
 from getfile_core.server.fileserver import FileServer
-from tests.conftest import target_for
-from tests.hardening.support import PROJECT, UNPRIVILEGED_UID
-from tests.helpers import digest_bytes, ok_head, scripted_server, wait_until
+from tests.support import (
+    PROJECT,
+    UNPRIVILEGED_UID,
+    digest_bytes,
+    ok_head,
+    scripted_server,
+    target_for,
+    wait_until,
+)
 
 PLANTED = b"the attacker's bytes\n"
 BODY = os.urandom(300_000)

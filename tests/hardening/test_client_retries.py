@@ -35,10 +35,16 @@ from getfile_core.errors import (
 )
 from getfile_core.ratelimit import RateLimit
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.hardening.support import reset_on_close
-from tests.helpers import digest_bytes, ok_head, scripted_server, wait_until
+from tests.support import (
+    MIB,
+    CuttingProxy,
+    Plan,
+    digest_bytes,
+    ok_head,
+    scripted_server,
+    wait_until,
+)
 
-MIB = 1024 * 1024
 SIZE = 12 * MIB + 12345
 EVERY = 2 * MIB
 #: Short backoff so a test with several cuts takes well under a second of waiting.
@@ -47,96 +53,13 @@ QUICK = Options(connect_timeout=5, timeout=10, retry_cap=0.05)
 BOUND = 60
 
 
-class ResettingRelay:
-    """A TCP relay that cuts connection ``i`` after ``cut_at(i)`` server bytes (None: never).
+def cutting(cut_at: Callable[[int], int | None], reset: bool) -> Callable[[int], Plan]:
+    """Connection ``i`` is cut after ``cut_at(i)`` server bytes (None: never), by RST or FIN.
 
-    By RST (``reset``, what a dropped NAT entry or a crashed middlebox sends:
-    the bytes still in the client's receive buffer are lost) or by FIN.
+    RST is what a dropped NAT entry or a crashed middlebox sends: the bytes
+    still in the client's receive buffer are lost.
     """
-
-    def __init__(
-        self, upstream_port: int, cut_at: Callable[[int], int | None], *, reset: bool = True
-    ) -> None:
-        self.upstream_port = upstream_port
-        self.cut_at = cut_at
-        self.reset = reset
-        self.connections = 0
-        #: Server-to-client bytes relayed, over every connection.
-        self.relayed = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> ResettingRelay:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        cut = self.cut_at(self.connections)
-        self.connections += 1
-        writer.transport.set_write_buffer_limits(0)
-        upstream: asyncio.StreamWriter | None = None
-        try:
-            async with asyncio.timeout(BOUND):
-                up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-                forward = asyncio.ensure_future(_pump(reader, upstream))
-                try:
-                    await self._back(up_reader, writer, cut)
-                finally:
-                    forward.cancel()
-                    with contextlib.suppress(BaseException):
-                        await forward
-        except (OSError, asyncio.CancelledError, TimeoutError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            for end in (writer, upstream):
-                if end is not None:
-                    end.transport.abort()
-
-    async def _back(
-        self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cut: int | None
-    ) -> None:
-        sent = 0
-        while True:
-            want = 256 * 1024 if cut is None else min(256 * 1024, cut - sent)
-            data = await up_reader.read(want)
-            if not data:
-                writer.write_eof()
-                await writer.drain()
-                await writer.wait_closed()
-                return
-            writer.write(data)
-            await writer.drain()
-            sent += len(data)
-            self.relayed += len(data)
-            if cut is not None and sent >= cut:
-                if self.reset:
-                    reset_on_close(writer.get_extra_info("socket"))
-                else:
-                    writer.write_eof()
-                    await writer.drain()
-                return
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError):
-        while data := await reader.read(256 * 1024):
-            writer.write(data)
-            await writer.drain()
-        writer.write_eof()
+    return lambda number: Plan(cut_at=cut_at(number), reset=reset)
 
 
 @pytest.fixture
@@ -149,10 +72,10 @@ def big(root: Path) -> bytes:
 @contextlib.asynccontextmanager
 async def serving(
     root: Path, cut_at: Callable[[int], int | None], *, reset: bool = True
-) -> AsyncIterator[ResettingRelay]:
+) -> AsyncIterator[CuttingProxy]:
     server = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=1), on_access=None)
     await server.start()
-    relay = await ResettingRelay(server.port_bound, cut_at, reset=reset).start()
+    relay = await CuttingProxy(server.port_bound, cutting(cut_at, reset)).start()
     try:
         yield relay
     finally:
@@ -307,7 +230,8 @@ async def test_a_legacy_server_is_asked_again_from_the_start(
     data = (root / "sub" / "data.bin").read_bytes()
     # Connection 0 is the extended probe the book's server answers with silence;
     # connection 1 is the legacy download, reset after 100 000 bytes.
-    relay = await ResettingRelay(legacy_server, lambda i: 100_000 if i == 1 else None).start()
+    cut = cutting(lambda i: 100_000 if i == 1 else None, reset=True)
+    relay = await CuttingProxy(legacy_server, cut).start()
     try:
         target = Target("127.0.0.1", relay.port, b"sub/data.bin")
         async with asyncio.timeout(BOUND):

@@ -32,7 +32,7 @@ from getfile_core.client.names import PART_SUFFIX
 from getfile_core.client.state import Options
 from getfile_core.errors import GetfileError
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.hardening.support import CuttingProxy, LoopThread, Plan, wait_for
+from tests.support import CuttingProxy, LoopThread, Plan, wait_until_sync
 
 SIZE = 3 * 1024 * 1024 + 12345
 OPTIONS = Options(connect_timeout=5, timeout=10, retries=0)
@@ -130,6 +130,6 @@ def test_any_number_of_cuts_then_resume_yields_the_source(
 
 def test_the_server_is_left_clean_after_all_the_cuts(rig: Rig) -> None:
     """Runs after the property (same module rig): every cut connection was let go."""
-    wait_for(lambda: rig.loop.call(lambda: rig.server.connections) == 0, 15, "server idle")
+    wait_until_sync(lambda: rig.loop.call(lambda: rig.server.connections) == 0, "server idle", 15)
     assert rig.loop.call(lambda: rig.server.active_transfers) == 0
     assert rig.loop.failures.errors == []

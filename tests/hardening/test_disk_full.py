@@ -22,9 +22,8 @@ from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client.names import PART_SUFFIX
 from getfile_core.errors import DiskFullError
 from getfile_core.server.fileserver import FileServer
-from tests.hardening.support import PROJECT
+from tests.support import MIB, PROJECT
 
-MIB = 1024 * 1024
 SOURCE_SIZE = 4 * MIB
 #: Not a multiple of any buffer, so the limit lands in the middle of a write.
 LIMIT = 1_500_017

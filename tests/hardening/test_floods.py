@@ -17,8 +17,8 @@ from getfile_core.client.api import fetch
 from getfile_core.client.state import Options
 from getfile_core.protocol import Status
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.conftest import target_for
-from tests.hardening.support import (
+from tests.support import (
+    MIB,
     ServerProcess,
     exchange,
     extended_get,
@@ -27,14 +27,14 @@ from tests.hardening.support import (
     reset_on_close,
     rss_of,
     split_response,
-    wait_for,
-    wait_for_async,
+    target_for,
+    wait_until,
+    wait_until_sync,
 )
 
 LORIS = 500
 FLOOD = 1000
 MAX_TRANSFERS = 4
-MIB = 1024 * 1024
 #: Patience of the "real client": fails if the server leaves it without a byte this long.
 PATIENT_CLIENT = Options(connect_timeout=5, timeout=5)
 
@@ -66,7 +66,7 @@ async def test_500_unfinished_requests_do_not_stop_a_download(root: Path, dest: 
     try:
         assert server.connection_cap > LORIS
         idle = await asyncio.to_thread(open_idle, server.port_bound, LORIS, halves)
-        await wait_for_async(lambda: server.connections >= LORIS, 30, "all idle sockets accepted")
+        await wait_until(lambda: server.connections >= LORIS, "all idle sockets accepted", 30)
         result = await asyncio.wait_for(
             fetch(target_for(server, "sub/data.bin"), str(dest), options=PATIENT_CLIENT), 60
         )
@@ -75,7 +75,7 @@ async def test_500_unfinished_requests_do_not_stop_a_download(root: Path, dest: 
         assert server.connections >= LORIS, "the idle sockets were dropped, not withstood"
     finally:
         await asyncio.to_thread(close_all, idle)
-        await wait_for_async(lambda: server.connections == 0, 20, "idle sockets closed")
+        await wait_until(lambda: server.connections == 0, "idle sockets closed", 20)
         await server.stop(grace=1)
 
 
@@ -121,7 +121,7 @@ async def test_a_trickled_request_is_cut_at_the_request_deadline(root: Path) -> 
     try:
         dropped = await asyncio.to_thread(trickle_until_dropped, server.port_bound, 20, 400)
         assert all(dropped), f"{dropped.count(False)} trickling sockets were never cut"
-        await wait_for_async(lambda: server.connections == 0, 10, "trickling sockets closed")
+        await wait_until(lambda: server.connections == 0, "trickling sockets closed", 10)
     finally:
         await server.stop(grace=1)
     assert len(records) == 20
@@ -258,7 +258,7 @@ async def test_flood_leaves_no_crashed_task_in_process(root: Path) -> None:
                 ),
                 60,
             )
-            await wait_for_async(lambda: server.connections == 0, 20, "all connections closed")
+            await wait_until(lambda: server.connections == 0, "all connections closed", 20)
         finally:
             await server.stop(grace=1)
     data = (root / "sub" / "data.bin").read_bytes()
@@ -306,7 +306,9 @@ async def test_more_connections_than_descriptors_are_refused_not_hung(tmp_path: 
             answers.append(exchange(server.port, hello, "half-close", 10.0))
             return answers[-1] != b""
 
-        await asyncio.to_thread(wait_for, served_again, 15, "served again after the crowd left")
+        await asyncio.to_thread(
+            wait_until_sync, served_again, "served again after the crowd left", 15
+        )
         response, body = split_response(answers[-1])
         assert response.status is Status.OK and body == b"hello, crowd\n"
         assert server.alive()

@@ -15,16 +15,16 @@ import sys
 from pathlib import Path
 
 from getfile_core.client.names import PART_SUFFIX
-from tests.hardening.support import (
+from tests.support import (
+    MIB,
     PROJECT,
     CuttingProxy,
     LoopThread,
     Plan,
     ServerProcess,
-    wait_for,
+    wait_until_sync,
 )
 
-MIB = 1024 * 1024
 SIZE = 100 * MIB
 HOLD_AT = 40 * MIB
 
@@ -70,14 +70,14 @@ def test_sigkill_mid_transfer_then_resume_matches_the_source(tmp_path: Path) -> 
         url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
         # --retries 0: this is the by-hand path; test_client_retries covers retrying.
         client = getfile("get", "--retries", "0", url, "-o", str(dest), "-q")
-        wait_for(
+        wait_until_sync(
             lambda: (
                 loop.call(proxy.holding.is_set)
                 and part.exists()
                 and part.stat().st_size >= HOLD_AT - 2 * MIB
             ),
-            60,
             "the proxy holds at 40 MiB and the .part has most of them",
+            60,
         )
         assert client.poll() is None
 

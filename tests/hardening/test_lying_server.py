@@ -35,7 +35,7 @@ from getfile_core.errors import (
     TimeoutError_,
 )
 from getfile_core.protocol import MAX_HEAD
-from tests.hardening.liars import (
+from tests.support import (
     LyingServer,
     Peer,
     answer,

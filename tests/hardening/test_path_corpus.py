@@ -24,7 +24,7 @@ import pytest
 from getfile_core.errors import ProtocolError
 from getfile_core.protocol import MAGIC, Status, decode_listing, encode_path
 from getfile_core.server.fileserver import AccessRecord, FileServer
-from tests.hardening.support import (
+from tests.support import (
     UNPRIVILEGED_UID,
     HostileTree,
     ServerProcess,
@@ -35,7 +35,7 @@ from tests.hardening.support import (
     load_corpus,
     recording_task_failures,
     split_response,
-    wait_for_async,
+    wait_until,
 )
 
 CORPUS = load_corpus()
@@ -145,7 +145,7 @@ async def test_in_process_server_refuses_the_whole_corpus(tree: HostileTree) -> 
         await server.start()
         try:
             sent = await run_corpus(tree, server.port_bound)
-            await wait_for_async(lambda: server.connections == 0, 10, "all connections closed")
+            await wait_until(lambda: server.connections == 0, "all connections closed", 10)
             # Still serving: a plain request after a thousand hostile ones.
             answer = await asyncio.to_thread(
                 exchange, server.port_bound, [extended_get(b"hello.txt")]

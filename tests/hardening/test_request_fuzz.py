@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from getfile_core import protocol
 from getfile_core.protocol import MAGIC, Status
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.hardening.support import (
+from tests.support import (
     HostileTree,
     LoopThread,
     build_hostile_tree,
@@ -30,7 +30,7 @@ from tests.hardening.support import (
     extended_get,
     open_fd_count,
     split_response,
-    wait_for,
+    wait_until_sync,
 )
 
 PATH_PIECES = [
@@ -160,7 +160,7 @@ def harness() -> Iterator[Harness]:
         # Warm up (default executor, digests) before taking the baseline.
         for path in (b"hello.txt", b"sub/data.bin"):
             exchange(server.port_bound, [extended_get(path)])
-        wait_for(lambda: loop.call(lambda: server.connections) == 0, 10, "warm-up done")
+        wait_until_sync(lambda: loop.call(lambda: server.connections) == 0, "warm-up done", 10)
         inside = [tree.root / "hello.txt", tree.root / "sub" / "data.bin"]
         if os.access(tree.root / "unreadable.bin", os.R_OK):  # root may: it is inside the root
             inside.append(tree.root / "unreadable.bin")
@@ -198,12 +198,14 @@ def check_answer(h: Harness, payload: bytes, ending: str, answer: bytes) -> None
 
 def settle(h: Harness) -> None:
     """Wait until the server holds nothing more than it did before the example."""
-    wait_for(lambda: h.loop.call(lambda: h.server.connections) == 0, 10, "connections closed")
-    wait_for(lambda: h.loop.task_count() == 0, 10, "no task left on the server's loop")
-    wait_for(
+    wait_until_sync(
+        lambda: h.loop.call(lambda: h.server.connections) == 0, "connections closed", 10
+    )
+    wait_until_sync(lambda: h.loop.task_count() == 0, "no task left on the server's loop", 10)
+    wait_until_sync(
         lambda: open_fd_count() <= h.fd_baseline,
-        10,
         f"descriptors back to {h.fd_baseline} (now {open_fd_count()})",
+        10,
     )
     assert h.loop.failures.errors == [], "a server task died of an exception"
 

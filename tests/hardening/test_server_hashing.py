@@ -14,7 +14,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.hardening.support import ServerProcess, extended_get
+from tests.support import ServerProcess, extended_get
 
 TIB = 1024**4
 

@@ -22,10 +22,15 @@ from getfile_core.protocol import Request, Status, Verb
 from getfile_core.server.access import AccessRecord, Outcome
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from tests.hardening.certs import CertSet, make_cert_set
-from tests.hardening.support import fds_under, recording_task_failures, wait_for_async
-from tests.helpers import PATIENCE, raw_exchange
 from tests.integration.test_server_keep import KeptClient, get
+from tests.support import (
+    PATIENCE,
+    fds_under,
+    raw_exchange,
+    recording_task_failures,
+    wait_until,
+)
+from tests.support.certs import CertSet, make_cert_set
 
 PIECES = [
     protocol.encode_request(Request(Verb.GET, b"hello.txt", version=2, keep=True)),
@@ -93,7 +98,7 @@ async def test_hostile_tails_on_kept_connections_never_crash_or_leak(
     with recording_task_failures() as failures:
         for _batch in range(6):
             await asyncio.gather(*(hostile_connection(server.port_bound, rng) for _ in range(8)))
-        await wait_for_async(lambda: server.connections == 0, PATIENCE, "every handler ended")
+        await wait_until(lambda: server.connections == 0, "every handler ended", PATIENCE)
     assert failures.errors == []
     assert fds_under(root) == []
     assert server.active_transfers == 0
@@ -127,7 +132,7 @@ async def test_a_kept_connection_over_tls_with_a_token(root: Path, certs: CertSe
         assert answers[1].body == (root / "sub" / "data.bin").read_bytes()
         assert await client.eof()
         client.close()
-        await wait_for_async(lambda: len(records) == 4, PATIENCE, "four lines")
+        await wait_until(lambda: len(records) == 4, "four lines", PATIENCE)
         assert [r.outcome for r in records] == ["complete", "complete", "refused", "complete"]
     finally:
         await server.stop(grace=1)

@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
+from getfile_core.client import Options
 from getfile_core.client.api import fetch
-from getfile_core.client.transfer import Options
 from getfile_core.server.access import AccessRecord, RepeatFilter
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from tests.hardening.certs import CertSet, make_cert_set
-from tests.hardening.support import wait_for_async
+from tests.support import CertSet, make_cert_set, wait_until
 
 SILENT = 40
 
@@ -48,7 +47,7 @@ async def test_silent_tls_connections_are_counted_cut_and_logged_once(
         for _ in range(SILENT):
             silent.append(socket.create_connection(("127.0.0.1", server.port_bound), timeout=10))
         # Counted as connections while their handshake is pending.
-        await wait_for_async(lambda: server.connections == SILENT, 10, "silent ones counted")
+        await wait_until(lambda: server.connections == SILENT, "silent ones counted", 10)
         # A real client still gets through meanwhile.
         target = Target("127.0.0.1", server.port_bound, b"hello.txt", tls=True)
         options = Options(ssl_context=client_context(str(certs.trusted_ca)), timeout=5)
@@ -56,7 +55,7 @@ async def test_silent_tls_connections_are_counted_cut_and_logged_once(
         assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
         # And the silent ones are cut after request_timeout, not asyncio's 60 s.
         began = time.monotonic()
-        await wait_for_async(lambda: server.connections == 0, 15, "silent ones cut")
+        await wait_until(lambda: server.connections == 0, "silent ones cut", 15)
         assert time.monotonic() - began < 15
     finally:
         for sock in silent:
@@ -83,8 +82,9 @@ async def test_a_flood_of_broken_handshakes_is_one_line_per_cause(
     caplog.set_level(logging.DEBUG, logger="asyncio")
     records: list[AccessRecord] = []
     context = server_context(str(certs.good.cert), str(certs.good.key))
-    server = FileServer(root, limits=ServerLimits(grace=1), ssl_context=context)
-    server.on_access = records.append
+    server = FileServer(
+        root, limits=ServerLimits(grace=1), ssl_context=context, on_access=records.append
+    )
     await server.start()
     try:
         for _ in range(SILENT):  # plain-text requests to a TLS port: not a ClientHello
@@ -92,7 +92,7 @@ async def test_a_flood_of_broken_handshakes_is_one_line_per_cause(
             writer.write(b"\x00getfile/1 GET hello.txt\n")
             await asyncio.wait_for(reader.read(), 10)  # the server closes on us
             writer.close()
-        await wait_for_async(lambda: server.connections == 0, 10, "all closed")
+        await wait_until(lambda: server.connections == 0, "all closed", 10)
     finally:
         await server.stop(grace=1)
     causes = [r.note for r in records]

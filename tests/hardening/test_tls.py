@@ -29,8 +29,16 @@ from getfile_core.errors import (
 )
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from tests.hardening.certs import CertSet, ServerCert, make_cert_set
-from tests.hardening.liars import CliServer, LyingServer, Peer, head, run_cli
+from tests.support import (
+    CertSet,
+    LyingServer,
+    Peer,
+    ServerCert,
+    head,
+    make_cert_set,
+    run_cli,
+    serve_process,
+)
 
 BOUND = 20.0
 BIG = 8 * 1024 * 1024
@@ -239,7 +247,19 @@ def test_drip_over_tls_is_cut_off(certs: CertSet, tmp_path: Path) -> None:
 
 def test_cli_tls_verify_pin_insecure(certs: CertSet, big_root: Path, tmp_path: Path) -> None:
     good = certs.good
-    with CliServer([str(big_root), "--tls-cert", str(good.cert), "--tls-key", str(good.key)]) as s:
+    with serve_process(
+        [
+            "serve",
+            "--port",
+            "0",
+            "-q",
+            str(big_root),
+            "--tls-cert",
+            str(good.cert),
+            "--tls-key",
+            str(good.key),
+        ]
+    ) as s:
         url = f"getfiles://127.0.0.1:{s.port}/big.bin"
         runs = {
             "cafile": ["--cafile", str(certs.trusted_ca)],

@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 
 from getfile_core.server.fileserver import AccessRecord, FileServer, ServerLimits
-from tests.hardening.support import (
+from tests.support import (
+    MIB,
     extended_get,
     fds_under,
     open_fd_count,
     recording_task_failures,
     reset_on_close,
-    wait_for_async,
+    wait_until,
 )
 
-MIB = 1024 * 1024
 SIZE = 64 * MIB  # far more than socket buffers hold, so the server is mid-send when we go
 
 
@@ -57,11 +57,11 @@ def vanish(port: int, request: bytes, how: str, after_bytes: int) -> int:
 
 
 async def settle_and_check(server: FileServer, root: Path, tasks: int, fds: int) -> None:
-    await wait_for_async(lambda: server.active_transfers == 0, 15, "transfer slot given back")
-    await wait_for_async(lambda: server.connections == 0, 15, "connection forgotten")
-    await wait_for_async(lambda: not server.digests._pending, 15, "digest thread finished")
-    await wait_for_async(lambda: len(asyncio.all_tasks()) <= tasks, 15, "no task left")
-    await wait_for_async(lambda: open_fd_count() <= fds, 15, "descriptors back to baseline")
+    await wait_until(lambda: server.active_transfers == 0, "transfer slot given back", 15)
+    await wait_until(lambda: server.connections == 0, "connection forgotten", 15)
+    await wait_until(lambda: not server.digests._pending, "digest thread finished", 15)
+    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks, "no task left", 15)
+    await wait_until(lambda: open_fd_count() <= fds, "descriptors back to baseline", 15)
     assert fds_under(root) == [], "a served file is still open"
     assert not server._slots.locked()
 
@@ -109,9 +109,9 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_stall_timeout(
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
                 sock.sendall(REQUESTS[dialect])
-                await wait_for_async(lambda: server.active_transfers == 1, 10, "transfer began")
-                await wait_for_async(lambda: server.active_transfers == 0, 20, "stalled dropped")
-                await wait_for_async(lambda: server.connections == 0, 10, "connection forgotten")
+                await wait_until(lambda: server.active_transfers == 1, "transfer began", 10)
+                await wait_until(lambda: server.active_transfers == 0, "stalled dropped", 20)
+                await wait_until(lambda: server.connections == 0, "connection forgotten", 10)
             finally:
                 sock.close()
             await settle_and_check(server, big_root, tasks, fds)

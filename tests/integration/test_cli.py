@@ -17,7 +17,7 @@ import pytest
 from getfile_core import __version__, protocol
 from getfile_core.client import part_name
 from getfile_core.protocol import Request, Verb
-from tests.helpers import (
+from tests.support import (
     MIB,
     PATIENCE,
     ServeProcess,

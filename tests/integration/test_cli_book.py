@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
+from tests.support import (
     ServeProcess,
     assert_one_error_line,
     digest_of,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.helpers import run_cli, run_program
+from tests.support import run_cli, run_program
 
 SUBCOMMANDS = ("serve", "get", "ls")
 FLAGS = ("--resume", "--overwrite", "--jobs", "--retries", "--limit-rate", "--max-transfers")

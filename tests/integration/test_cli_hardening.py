@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
+from tests.support import (
     PATIENCE,
     ServeProcess,
     assert_one_error_line,

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from getfile_core.server import FileServer, ServerLimits
-from tests.hardening.support import CuttingProxy, LoopThread, Plan
-from tests.helpers import (
+from tests.support import (
     MIB,
+    CuttingProxy,
+    LoopThread,
+    Plan,
     assert_one_error_line,
     run_cli,
     run_cli_on_terminal,
@@ -47,29 +49,13 @@ EVERY = 768 * 1024
 CUTS = 2
 
 
-class CountingProxy(CuttingProxy):
-    """The tests' cutting relay, counting every byte it hands to the client."""
-
-    relayed = 0
-
-    async def _meter(self, up_reader, client, upstream, plan):  # type: ignore[no-untyped-def]
-        write = client.write
-
-        def counted(data: bytes) -> None:
-            self.relayed += len(data)
-            write(data)
-
-        client.write = counted  # type: ignore[method-assign]
-        return await super()._meter(up_reader, client, upstream, plan)
-
-
-def make_relay(root: Path, *, reset: bool) -> Iterator[tuple[CountingProxy, bytes]]:
+def make_relay(root: Path, *, reset: bool) -> Iterator[tuple[CuttingProxy, bytes]]:
     source = os.urandom(SIZE)
     (root / "big.bin").write_bytes(source)
     loop = LoopThread()
     server = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=1), on_access=None)
     loop.run(server.start())
-    proxy = loop.run(CountingProxy(server.port_bound).start())
+    proxy = loop.run(CuttingProxy(server.port_bound).start())
     proxy.plans.extend(Plan(cut_at=EVERY, reset=reset) for _ in range(CUTS))
     try:
         yield proxy, source
@@ -80,13 +66,13 @@ def make_relay(root: Path, *, reset: bool) -> Iterator[tuple[CountingProxy, byte
 
 
 @pytest.fixture
-def relay(root: Path) -> Iterator[tuple[CountingProxy, bytes]]:
+def relay(root: Path) -> Iterator[tuple[CuttingProxy, bytes]]:
     """Resets (RST) every EVERY bytes: what the client had not read yet is lost each time."""
     yield from make_relay(root, reset=True)
 
 
 @pytest.fixture
-def closing_relay(root: Path) -> Iterator[tuple[CountingProxy, bytes]]:
+def closing_relay(root: Path) -> Iterator[tuple[CuttingProxy, bytes]]:
     """Closes (FIN) every EVERY bytes: nothing relayed is lost, so the bytes can be counted."""
     yield from make_relay(root, reset=False)
 
@@ -99,7 +85,7 @@ def assert_only_retry_lines(stderr: str, count: int) -> None:
     assert all(retry.fullmatch(line) for line in lines), stderr
 
 
-def test_quiet_get_prints_no_retry_lines(relay: tuple[CountingProxy, bytes], dest: Path) -> None:
+def test_quiet_get_prints_no_retry_lines(relay: tuple[CuttingProxy, bytes], dest: Path) -> None:
     proxy, source = relay
     url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
     done = run_cli("get", "-q", url, "-o", str(dest), timeout=60)
@@ -108,7 +94,7 @@ def test_quiet_get_prints_no_retry_lines(relay: tuple[CountingProxy, bytes], des
 
 
 def test_plain_get_through_a_cutting_relay_resumes_instead_of_restarting(
-    closing_relay: tuple[CountingProxy, bytes], dest: Path
+    closing_relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = closing_relay
     url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
@@ -122,7 +108,7 @@ def test_plain_get_through_a_cutting_relay_resumes_instead_of_restarting(
 
 
 def test_plain_get_through_a_resetting_relay_completes_resuming(
-    relay: tuple[CountingProxy, bytes], dest: Path
+    relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = relay
     url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
@@ -136,7 +122,7 @@ def test_plain_get_through_a_resetting_relay_completes_resuming(
 
 
 def test_each_retry_is_one_line_on_a_terminal(
-    relay: tuple[CountingProxy, bytes], dest: Path
+    relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = relay
     url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
@@ -150,7 +136,7 @@ def test_each_retry_is_one_line_on_a_terminal(
 
 
 def test_retries_0_fails_with_12_and_keeps_the_part(
-    relay: tuple[CountingProxy, bytes], dest: Path
+    relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = relay
     url = f"getfile://127.0.0.1:{proxy.port}/big.bin"

@@ -13,8 +13,7 @@ import getfile_core.client
 from getfile_core.client.api import Progress, fetch
 from getfile_core.client.state import Phase, RetryNotice
 from getfile_core.server.fileserver import FileServer
-from tests.conftest import target_for
-from tests.helpers import join_transfer_threads
+from tests.support import join_transfer_threads, target_for
 
 
 async def test_a_bug_in_the_progress_callback_is_raised_not_swallowed(

@@ -20,10 +20,8 @@ from getfile_core.client.names import PART_SUFFIX
 from getfile_core.client.state import Options, Phase, TransferState
 from getfile_core.ratelimit import BURST_SECONDS, RateLimit
 from getfile_core.server.fileserver import FileServer
-from tests.conftest import target_for
-from tests.helpers import wait_until
+from tests.support import KIB, target_for, wait_until
 
-KIB = 1024
 RATE = 512 * KIB
 #: Lower bounds allow 15% (the issue's tolerance) and the initial burst.
 SLACK = 0.85

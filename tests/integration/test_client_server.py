@@ -1,7 +1,7 @@
 """Our client against our server over real loopback sockets.
 
 Servers that misbehave on purpose (lying digests, stalls, extra bytes) are
-small scripted peers from ``tests.helpers``; everything else is the real
+small scripted peers from ``tests.support``; everything else is the real
 ``FileServer`` from the ``server`` fixture.
 """
 
@@ -32,8 +32,7 @@ from getfile_core.errors import (
 )
 from getfile_core.protocol import Request, Status, Verb
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.conftest import target_for
-from tests.helpers import (
+from tests.support import (
     MIB,
     PATIENCE,
     digest_bytes,
@@ -42,6 +41,7 @@ from tests.helpers import (
     ok_head,
     raw_exchange,
     scripted_server,
+    target_for,
     wait_until,
     write_random,
 )

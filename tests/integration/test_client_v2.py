@@ -26,8 +26,7 @@ from getfile_core.client.state import Options
 from getfile_core.errors import IntegrityError
 from getfile_core.protocol import Response, Status, Trailer
 from getfile_core.server.fileserver import FileServer
-from tests.conftest import target_for
-from tests.helpers import digest_bytes, ok_head, scripted_server
+from tests.support import digest_bytes, ok_head, scripted_server, target_for
 
 BODY = os.urandom(200_000)
 BOUND = 30

@@ -15,17 +15,24 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import GETFILE, PATIENCE, digest_of, serve_process, unused_port, write_random
+from tests.support import (
+    GETFILE,
+    MIB,
+    PATIENCE,
+    digest_of,
+    serve_process,
+    unused_port,
+    wait_until_sync,
+    write_random,
+)
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SCALING_DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
-MIB = 1024 * 1024
 
 
 def haproxy_config(front: int, backends: list[int], stats: Path) -> str:
@@ -58,14 +65,6 @@ def established_on(port: int) -> int:
     return count
 
 
-def wait_for(predicate, what: str, timeout: float = PATIENCE) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def haproxy(tmp_path: Path) -> Iterator[tuple[int, list]]:  # type: ignore[type-arg]
     """Two servers over identical folders, rate-capped so a transfer lasts seconds; HAProxy."""
@@ -94,8 +93,8 @@ def haproxy(tmp_path: Path) -> Iterator[tuple[int, list]]:  # type: ignore[type-
             stderr=subprocess.PIPE,
         )
         try:
-            wait_for(lambda: _listening(front), "haproxy to listen")
-            wait_for(lambda: server_states(stats) == ["UP", "UP"], "both backends UP")
+            wait_until_sync(lambda: _listening(front), "haproxy to listen")
+            wait_until_sync(lambda: server_states(stats) == ["UP", "UP"], "both backends UP")
             yield front, [first, second], stats
         finally:
             proc.terminate()
@@ -151,7 +150,7 @@ def test_health_checks_pass_without_touching_files(haproxy, tmp_path: Path) -> N
     assert digest_of(out / "big.bin") == digest_of(tmp_path / "source.bin")
     assert sum(s.stderr.count(" GET ") for s in servers) == 1
     servers[0].proc.send_signal(signal.SIGKILL)
-    wait_for(lambda: server_states(stats) == ["DOWN", "UP"], "the killed backend to go DOWN")
+    wait_until_sync(lambda: server_states(stats) == ["DOWN", "UP"], "the killed backend to go DOWN")
 
 
 def test_backend_killed_mid_transfer_resumes_through_the_other(haproxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -167,7 +166,9 @@ def test_backend_killed_mid_transfer_resumes_through_the_other(haproxy, tmp_path
     )
     try:
         part_files = lambda: [p for p in out.iterdir() if p.name != "big.bin"]  # noqa: E731
-        wait_for(lambda: any(p.stat().st_size > MIB for p in part_files()), "1 MiB to arrive")
+        wait_until_sync(
+            lambda: any(p.stat().st_size > MIB for p in part_files()), "1 MiB to arrive"
+        )
         # The backend carrying the download: the one holding an established connection
         # in ten samples in a row (a health check lasts about a millisecond; the
         # transfer, seconds).
@@ -178,7 +179,7 @@ def test_backend_killed_mid_transfer_resumes_through_the_other(haproxy, tmp_path
             recent = carriers[-10:]
             return len(recent) == 10 and all(r == recent[0] for r in recent) and sum(recent[0]) == 1
 
-        wait_for(one_carrier_steady, "one backend to carry the transfer")
+        wait_until_sync(one_carrier_steady, "one backend to carry the transfer")
         carrier = servers[carriers[-1].index(True)]
         carrier.proc.send_signal(signal.SIGKILL)
         _, stderr = client.communicate(timeout=120)

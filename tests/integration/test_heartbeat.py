@@ -22,7 +22,7 @@ from getfile_core.errors import ProtocolError
 from getfile_core.protocol import Request, Response, Status, Verb
 from getfile_core.server import get as server_module
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.helpers import ok_head, scripted_server
+from tests.support import ok_head, scripted_server
 
 PROCESSING_HEAD = b"getfile/1 102 processing\nmessage: hashing the file\n\n"
 

@@ -17,8 +17,7 @@ from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client import Options, fetch, list_folder, part_name
 from getfile_core.errors import LegacyServerError, NotFoundError
 from getfile_core.server.fileserver import FileServer
-from tests.conftest import target_for
-from tests.helpers import (
+from tests.support import (
     LEGACY_PEER,
     digest_of,
     run_async,
@@ -26,6 +25,7 @@ from tests.helpers import (
     run_cli_on_terminal,
     run_program,
     serve_process,
+    target_for,
     unused_port,
 )
 

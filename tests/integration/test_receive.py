@@ -19,13 +19,20 @@ import blake3
 import pytest
 
 from getfile_core.client import receive
-from getfile_core.client.receive import BufferReceiver, SpliceReceiver, open_receiver
+from getfile_core.client.receive import (
+    BufferReceiver,
+    SpliceReceiver,
+    ThreadedSpliceReceiver,
+    open_receiver,
+)
 from getfile_core.digest import hash_written
 from getfile_core.errors import InterruptedError_
 
 #: Not a multiple of a page, a pipe or a hash window.
 BODY = os.urandom(5 * 1024 * 1024 + 12_345)
 PATIENCE = 10.0
+KINDS = [SpliceReceiver, BufferReceiver, ThreadedSpliceReceiver]
+KIND_IDS = ["splice", "portable", "splice-thread"]
 
 
 @contextlib.contextmanager
@@ -70,10 +77,10 @@ def never_cancelled() -> None:
     return None
 
 
-@pytest.mark.parametrize("kind", [SpliceReceiver, BufferReceiver], ids=["splice", "portable"])
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 @pytest.mark.parametrize("start", [0, 4097], ids=["fresh", "resumed"])
 def test_both_paths_copy_and_hash_the_same(kind: type, start: int, tmp_path: Path) -> None:
-    if kind is SpliceReceiver and not hasattr(os, "splice"):
+    if issubclass(kind, SpliceReceiver) and not hasattr(os, "splice"):
         pytest.skip("os.splice is Linux only")
     prefix = os.urandom(start)
     path = tmp_path / "file.part"
@@ -126,10 +133,10 @@ def test_a_kernel_that_refuses_splice_falls_back(
     assert hasher.hexdigest() == blake3.blake3(BODY).hexdigest()
 
 
-@pytest.mark.parametrize("kind", [SpliceReceiver, BufferReceiver], ids=["splice", "portable"])
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_shutdown_ends_a_blocked_receive(kind: type, tmp_path: Path) -> None:
     """A cancel shuts the socket down; the blocked call returns and the cancel is raised."""
-    if kind is SpliceReceiver and not hasattr(os, "splice"):
+    if issubclass(kind, SpliceReceiver) and not hasattr(os, "splice"):
         pytest.skip("os.splice is Linux only")
     cancelled = threading.Event()
 

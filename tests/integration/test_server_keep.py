@@ -30,8 +30,7 @@ from getfile_core.protocol import (
 )
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.hardening.support import wait_for_async
-from tests.helpers import PATIENCE
+from tests.support import PATIENCE, wait_until
 
 TOKEN = b"pipelined-secret"
 HUGE = 64 * 1024 * 1024
@@ -192,7 +191,7 @@ async def test_pipelined_requests_are_answered_in_order(make_server, tree: Path)
     assert [a.head.keep for a in answers[:35]] == list(range(999, 964, -1))
     assert await client.eof()
     client.close()
-    await wait_for_async(lambda: len(server.log) == 35, PATIENCE, "a log line per request")
+    await wait_until(lambda: len(server.log) == 35, "a log line per request", PATIENCE)
     outcomes = [(r.kind, r.status, r.outcome) for r in server.log]
     assert outcomes.count(("GET", "ok", "complete")) == 32
     assert ("GET", "not-found", "refused") in outcomes and ("LIST", "ok", "complete") in outcomes
@@ -236,7 +235,7 @@ async def test_an_idle_kept_connection_is_closed_quietly(make_server) -> None:
     assert await client.answer() is not None
     assert await client.eof()  # nothing asked for request_timeout: the server ends it
     client.close()
-    await wait_for_async(lambda: server.connections == 0, PATIENCE, "the handler to end")
+    await wait_until(lambda: server.connections == 0, "the handler to end", PATIENCE)
     assert [(r.status, r.outcome) for r in server.log] == [("ok", "complete")]
 
 
@@ -249,7 +248,7 @@ async def test_a_half_close_ends_the_connection_after_the_last_answer(make_serve
     assert all(a is not None and a.head.status is Status.OK for a in answers)
     assert await client.answer() is None and client.conn.unanswered == []
     client.close()
-    await wait_for_async(lambda: len(server.log) == 3, PATIENCE, "three GET lines")
+    await wait_until(lambda: len(server.log) == 3, "three GET lines", PATIENCE)
     assert all(r.outcome == "complete" for r in server.log)
 
 
@@ -271,7 +270,7 @@ async def test_stop_ends_idle_kept_connections_at_once(make_server) -> None:
     server = await make_server(request_timeout=60)
     client = await KeptClient.open(server.port_bound, get(b"d/f01.bin"))
     assert await client.answer() is not None
-    await wait_for_async(lambda: len(server.log) == 1, PATIENCE, "the first line")
+    await wait_until(lambda: len(server.log) == 1, "the first line", PATIENCE)
     # Idle kept connections are cut at once, not after the 60 s grace.
     await asyncio.wait_for(server.stop(grace=60), PATIENCE)
     assert await client.eof()
@@ -288,7 +287,7 @@ async def test_a_slot_is_held_per_answer_not_per_connection(make_server) -> None
     a = await KeptClient.open(server.port_bound, get(b"slow.bin"))
     a.send(*(get(b"slow.bin") for _ in range(19)))
     reading_a = asyncio.ensure_future(_read_answers(a, 20))
-    await wait_for_async(lambda: server.active_transfers == 1, PATIENCE, "A sending")
+    await wait_until(lambda: server.active_transfers == 1, "A sending", PATIENCE)
     b = await KeptClient.open(server.port_bound, get(b"slow.bin", keep=False))
     answer_b = await b.answer()
     assert answer_b is not None and answer_b.head.status is Status.OK
@@ -324,10 +323,10 @@ async def test_a_client_that_pipelines_without_reading_is_cut(make_server) -> No
     server = await make_server(stall_timeout=1.0)
     client = await KeptClient.open(server.port_bound, get(b"big.bin"))
     client.send(*(get(b"big.bin") for _ in range(200)))  # 200 MiB asked, never read
-    await wait_for_async(
-        lambda: any(r.outcome == "stalled" for r in server.log), PATIENCE, "a stalled line"
+    await wait_until(
+        lambda: any(r.outcome == "stalled" for r in server.log), "a stalled line", PATIENCE
     )
-    await wait_for_async(lambda: server.connections == 0, PATIENCE, "the connection cut")
+    await wait_until(lambda: server.connections == 0, "the connection cut", PATIENCE)
     assert server.active_transfers == 0
     client.writer.transport.abort()
 
@@ -355,7 +354,7 @@ async def test_a_flood_of_tiny_pipelined_requests_is_bounded_in_memory(
     client = await KeptClient.open(server.port_bound, PING)
     flood = protocol.encode_request(PING) * (count - 1)
     client.writer.write(flood)  # the client never reads: its pongs pile up, then it is cut
-    await wait_for_async(lambda: server.connections == 0, PATIENCE * 2, "the flooder cut")
+    await wait_until(lambda: server.connections == 0, "the flooder cut", PATIENCE * 2)
     assert 0 < peak <= protocol.MAX_SERVER_BUFFER and not refused
     client.writer.transport.abort()
 
@@ -389,7 +388,7 @@ async def test_a_proof_replayed_at_another_place_is_refused(make_server) -> None
     assert [a.head.status for a in answers if a] == [200, 200, 401]
     assert await client.eof()
     client.close()
-    await wait_for_async(lambda: len(server.log) == 3, PATIENCE, "three lines")
+    await wait_until(lambda: len(server.log) == 3, "three lines", PATIENCE)
     assert server.log[-1].status == "unauthorized" and "wrong token" in server.log[-1].note
 
 
@@ -400,5 +399,5 @@ async def test_a_request_whose_proof_never_comes_is_logged_not_taken_for_idle(ma
     client.writer.write(protocol.encode_request(get(b"d/f02.bin")))  # and no AUTH line
     assert await client.eof()
     client.close()
-    await wait_for_async(lambda: len(server.log) == 2, PATIENCE, "a line for the second")
+    await wait_until(lambda: len(server.log) == 2, "a line for the second", PATIENCE)
     assert server.log[1].path == "d/f02.bin" and server.log[1].note == "timed out"

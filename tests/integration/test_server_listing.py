@@ -13,32 +13,17 @@ from getfile_core import protocol
 from getfile_core.protocol import Request, Response, Status, Verb
 from getfile_core.server import listing
 from getfile_core.server.fileserver import FileServer, ServerLimits
+from tests.support import raw_exchange
 
 NAMES = 3000
 
 
 async def list_page(port: int, after: bytes | None, limit: int = 100) -> Response | tuple:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    conn = protocol.ClientConnection(Request(Verb.LIST, b"many", after=after, limit=limit))
-    writer.write(conn.request_bytes())
-    body = bytearray()
-    head: Response | None = None
-    async with asyncio.timeout(20):
-        while True:
-            event = conn.next_event()
-            if event is protocol.NEED_DATA:
-                conn.receive_data(await reader.read(256 * 1024))
-            elif isinstance(event, Response):
-                head = event
-            elif isinstance(event, protocol.Data):
-                body += event.data
-            else:
-                break
-    writer.close()
-    assert head is not None
+    request = Request(Verb.LIST, b"many", after=after, limit=limit)
+    head, body = await raw_exchange(port, request)
     if head.status is not Status.OK:
         return head
-    return head, protocol.decode_listing(bytes(body), head.entries or 0)
+    return head, protocol.decode_listing(body, head.entries or 0)
 
 
 @pytest.fixture

@@ -19,11 +19,8 @@ import pytest
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from tests.hardening.certs import make_cert_set
-from tests.hardening.support import extended_get, split_response, wait_for_async
-from tests.helpers import write_random
+from tests.support import KIB, extended_get, make_cert_set, split_response, wait_until, write_random
 
-KIB = 1024
 READER_RATE = 64 * KIB
 #: About 8 s at the reader's pace: four times the stall timeout.
 SIZE = 8 * READER_RATE
@@ -100,7 +97,7 @@ async def test_a_slow_reader_is_served_to_the_end_on_one_connection(
         began = time.monotonic()
         data = await asyncio.to_thread(read_paced, server.port_bound, request, READER_RATE)
         elapsed = time.monotonic() - began
-        await wait_for_async(lambda: len(records) == 1, 10, "the access-log line")
+        await wait_until(lambda: len(records) == 1, "the access-log line", 10)
     finally:
         await server.stop(grace=1)
     body = split_response(data)[1] if dialect == "extended" else data
@@ -122,7 +119,7 @@ async def test_a_reader_that_stops_is_cut_and_logged_with_the_bytes_it_took(
         while read < 100 * KIB:
             read += len(await asyncio.to_thread(sock.recv, 16 * KIB))
         began = time.monotonic()
-        await wait_for_async(lambda: len(records) == 1, 20, "the stalled reader to be cut")
+        await wait_until(lambda: len(records) == 1, "the stalled reader to be cut", 20)
         waited = time.monotonic() - began
         sock.close()
     finally:
@@ -168,7 +165,7 @@ async def test_a_legacy_client_waits_for_a_slot_beyond_the_request_timeout(
     try:
         holder = await asyncio.to_thread(connect, server.port_bound)
         holder.sendall(extended_get(b"slow.bin"))  # takes the only slot, reads nothing
-        await wait_for_async(lambda: server.active_transfers == 1, 10, "the slot taken")
+        await wait_until(lambda: server.active_transfers == 1, "the slot taken", 10)
         legacy = asyncio.ensure_future(
             asyncio.to_thread(read_paced, server.port_bound, b"slow.bin\n", 1e12)
         )
@@ -178,7 +175,7 @@ async def test_a_legacy_client_waits_for_a_slot_beyond_the_request_timeout(
         assert not legacy.done()
         holder.close()
         data = await asyncio.wait_for(legacy, 30)
-        await wait_for_async(lambda: len(records) == 2, 10, "both log lines")
+        await wait_until(lambda: len(records) == 2, "both log lines", 10)
     finally:
         await server.stop(grace=1)
     assert data == (served / "slow.bin").read_bytes()
@@ -200,7 +197,7 @@ async def test_a_slow_reader_over_tls_is_served_to_the_end(served: Path, tmp_pat
             read_paced, server.port_bound, extended_get(b"slow.bin"), READER_RATE, None, client
         )
         elapsed = time.monotonic() - began
-        await wait_for_async(lambda: len(records) == 1, 10, "the access-log line")
+        await wait_until(lambda: len(records) == 1, "the access-log line", 10)
     finally:
         await server.stop(grace=1)
     assert split_response(data)[1] == (served / "slow.bin").read_bytes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import blake3
@@ -21,11 +21,9 @@ from getfile_core.protocol import Request, Response, Status, Trailer, Verb
 from getfile_core.server import digests as digests_module
 from getfile_core.server import get as get_module
 from getfile_core.server.access import AccessRecord
-from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.hardening.support import wait_for_async
-from tests.helpers import digest_bytes, write_random
+from getfile_core.server.fileserver import FileServer
+from tests.support import MIB, digest_bytes, running_server, wait_until, write_random
 
-MIB = 1024 * 1024
 SIZE = 8 * MIB  # far above the inline-hash limit
 
 
@@ -66,17 +64,13 @@ def hashers(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedHashers]:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> FileServer:
+async def server(tmp_path: Path) -> AsyncIterator[FileServer]:
     root = tmp_path / "served"
     root.mkdir()
     write_random(root / "big.bin", SIZE)
     (root / "small.txt").write_bytes(b"small and quick\n")
-    records: list[AccessRecord] = []
-    srv = FileServer(root, limits=ServerLimits(grace=1), on_access=records.append)
-    srv.log = records  # type: ignore[attr-defined]
-    await srv.start()
-    yield srv  # type: ignore[misc]
-    await srv.stop(grace=1)
+    async with running_server(root, grace=1) as srv:
+        yield srv
 
 
 class Exchange:
@@ -131,7 +125,7 @@ async def test_first_byte_and_whole_body_arrive_before_the_file_is_hashed(
     assert event == Trailer(digest=digest_bytes(body))
     assert await exchange.next() == protocol.EndOfMessage()
     exchange.close()
-    await wait_for_async(lambda: len(server.log) == 1, 10, "the log line")  # type: ignore[attr-defined]
+    await wait_until(lambda: len(server.log) == 1, "the log line", 10)  # type: ignore[attr-defined]
     assert server.log[0].outcome == "complete" and server.log[0].sent == SIZE  # type: ignore[attr-defined]
 
 
@@ -164,7 +158,7 @@ async def test_a_file_changed_while_sent_gets_an_error_trailer(
     exchange.close()
     assert isinstance(event, Trailer) and event.digest is None
     assert "changed" in event.error
-    await wait_for_async(lambda: len(server.log) == 1, 10, "the log line")  # type: ignore[attr-defined]
+    await wait_until(lambda: len(server.log) == 1, "the log line", 10)  # type: ignore[attr-defined]
     assert server.log[0].outcome == "file-changed"  # type: ignore[attr-defined]
 
 
@@ -246,10 +240,10 @@ async def test_one_hash_per_file_kept_after_its_client_left(
     await second.next()
     first.close()
     second.close()
-    await wait_for_async(lambda: len(server.log) == 2, 10, "both clients gone")  # type: ignore[attr-defined]
+    await wait_until(lambda: len(server.log) == 2, "both clients gone", 10)  # type: ignore[attr-defined]
     assert {r.outcome for r in server.log} == {"client-gone"}  # type: ignore[attr-defined]
     hashers.gate.set()
-    await wait_for_async(lambda: not server.digests._pending, 10, "the hash to finish")
+    await wait_until(lambda: not server.digests._pending, "the hash to finish", 10)
     third = await Exchange(v2_get(b"big.bin")).open(server.port_bound)
     head = await third.next()
     third.close()
@@ -264,7 +258,7 @@ async def test_stop_ends_a_running_hash_within_the_grace(
     assert isinstance(await exchange.next(), Response)
     await asyncio.wait_for(server.stop(grace=0.2), 10)
     hashers.gate.set()  # the worker wakes, sees the stop, and ends at once
-    await wait_for_async(lambda: not _hash_threads(), 10, "the hash thread to end")
+    await wait_until(lambda: not _hash_threads(), "the hash thread to end", 10)
     exchange.close()
     assert hashers.made == 1
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from getfile_core.client.api import fetch
-from tests.conftest import target_for
+from tests.support import target_for
 
 
 async def test_fetch_small_file(server, root: Path, dest: Path) -> None:

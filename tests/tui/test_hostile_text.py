@@ -16,8 +16,8 @@ from textual.widgets import Label, OptionList
 from getfile_core import protocol
 from getfile_core.protocol import Response, Status
 from getfile_core.server.fileserver import FileServer, ServerLimits
-from tests.helpers import scripted_server
-from tests.tui.conftest import make_app, only_transfer, wait_until
+from tests.support import scripted_server
+from tests.support.tui import answering_lister, make_app, only_transfer, pilot_wait_until
 from tui.screens.overwrite import OverwriteScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
 
@@ -53,10 +53,12 @@ async def test_server_message_with_markup_shows_on_the_failed_row(dest: Path) ->
         app = make_app(host="127.0.0.1", port=port, file="a.txt", dest=dest)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("enter")
-            await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "failed")
+            await pilot_wait_until(
+                pilot, lambda: app.transfers and only_transfer(app).state == "failed"
+            )
             row = app.transfer_list.row(only_transfer(app).id)
             assert row is not None
-            await wait_until(pilot, lambda: str(row.cell("state").content) == "failed")
+            await pilot_wait_until(pilot, lambda: str(row.cell("state").content) == "failed")
             assert "[/] gone [b]bold" in str(row.cell("reason").content)
             assert app.is_running
     assert "[/] gone [b]bold" in log_text(app)
@@ -74,9 +76,9 @@ async def test_hostile_listing_names_show_as_written_and_click_does_nothing_else
         app = make_app(host="127.0.0.1", port=server.port_bound, dest=dest)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("ctrl+l")
-            await wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
             listing = app.screen.query_one(OptionList)
-            await wait_until(pilot, lambda: listing.option_count == 3, what="the listing")
+            await pilot_wait_until(pilot, lambda: listing.option_count == 3, what="the listing")
             assert options_of(listing) == [f"{name}  (1 B)" for name in sorted(HOSTILE_NAMES)]
             await pilot.pause()
             screen_text = app.export_screenshot()
@@ -85,7 +87,7 @@ async def test_hostile_listing_names_show_as_written_and_click_does_nothing_else
             x = listing.content_region.x - listing.region.x + 3
             y = listing.content_region.y - listing.region.y
             await pilot.click(OptionList, offset=(x, y))
-            await wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
+            await pilot_wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
             assert app.is_running
             assert app.form.field("file").value == "[@click=app.quit]innocent.txt"
     finally:
@@ -97,14 +99,14 @@ async def test_listing_refused_with_a_markup_message_says_so(dest: Path) -> None
         app = make_app(host="127.0.0.1", port=port, dest=dest)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("ctrl+l")
-            await wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
             note = app.screen.query_one("#browser-note", Label)
-            await wait_until(pilot, lambda: "[/]" in str(note.content), what="the refusal")
+            await pilot_wait_until(pilot, lambda: "[/]" in str(note.content), what="the refusal")
             await pilot.pause()
             shown = app.export_screenshot()
             assert "[/]" in shown and "listing…" not in shown  # drawn, not stuck on "listing…"
             await pilot.press("escape")
-            await wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
+            await pilot_wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
 
 
 async def test_overwrite_dialog_with_ten_thousand_taken_names(dest: Path) -> None:
@@ -112,13 +114,16 @@ async def test_overwrite_dialog_with_ten_thousand_taken_names(dest: Path) -> Non
     for number in range(1, 10_001):
         (dest / f"x ({number}).bin").touch()
     app = make_app(host="127.0.0.1", port=1, file="x.bin", dest=dest)
+    app.downloads.lister = answering_lister  # a server that is there (port 1 is not)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog")
+        await pilot_wait_until(
+            pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog"
+        )
         notes = [str(label.content) for label in app.screen.query(Label)]
         assert "Rename saves it as x (10001).bin" in notes
         await pilot.press("s")
-        await wait_until(pilot, lambda: not isinstance(app.screen, OverwriteScreen))
+        await pilot_wait_until(pilot, lambda: not isinstance(app.screen, OverwriteScreen))
         assert app.is_running
 
 
@@ -134,15 +139,17 @@ async def test_non_utf8_name_is_readable_and_fetched_exactly(tmp_path: Path, des
         app = make_app(host="127.0.0.1", port=server.port_bound, dest=dest)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("ctrl+l")
-            await wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
             listing = app.screen.query_one(OptionList)
-            await wait_until(pilot, lambda: listing.option_count == 2, what="the listing")
+            await pilot_wait_until(pilot, lambda: listing.option_count == 2, what="the listing")
             assert options_of(listing) == ["ff.bin  (36 B)", "\\xff.bin  (4.88 KiB)"]
             await pilot.press("down", "enter")
-            await wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
+            await pilot_wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
             assert app.form.field("file").value == "\\xff.bin"
             await pilot.press("enter")
-            await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+            await pilot_wait_until(
+                pilot, lambda: app.transfers and only_transfer(app).state == "done"
+            )
             saved = Path(only_transfer(app).saved_path)
     finally:
         await server.stop(grace=1)
@@ -162,7 +169,9 @@ async def test_escape_sequence_in_a_launch_path_is_shown_spelled_out(
         async with app.run_test(size=SIZE) as pilot:
             assert app.form.field("file").value == "a\\x1b]2;PWNED\\x07.txt"
             await pilot.press("enter")
-            await wait_until(pilot, lambda: app.transfers and only_transfer(app).state == "done")
+            await pilot_wait_until(
+                pilot, lambda: app.transfers and only_transfer(app).state == "done"
+            )
             saved = Path(only_transfer(app).saved_path)
             assert "\x1b" not in app.export_screenshot()
     finally:

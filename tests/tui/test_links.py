@@ -11,8 +11,8 @@ from typing import Any
 from textual.widgets import Input, Static, TabbedContent
 
 from getfile_core import FetchResult, FileServer, RetryNotice, TransferState
-from tests.hardening.support import CuttingProxy, Plan
-from tests.tui.conftest import make_app, only_transfer, wait_until
+from tests.support import CuttingProxy, Plan
+from tests.support.tui import make_app, only_transfer, pilot_wait_until, transfer_reaches
 from tui.screens.rate_prompt import RateScreen
 from tui.transfers import State
 from tui.widgets.server_pane import ServerPane
@@ -30,14 +30,14 @@ async def test_server_pane_limits_reach_the_server(root: Path, tmp_path: Path) -
         pane.query_one("#serve-max", Input).value = "3"
         pane.query_one("#serve-rate", Input).value = "500K"
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: pane.running, what="the local server")
+        await pilot_wait_until(pilot, lambda: pane.running, what="the local server")
         limits = pane.server.limits  # type: ignore[union-attr]
         assert (limits.rate, limits.stall_timeout, limits.max_transfers) == (500 * 1024, 2.5, 3)
         status = pane.query_one("#server-status", Static)
-        await wait_until(pilot, lambda: "500 KiB/s each" in str(status.content))
+        await pilot_wait_until(pilot, lambda: "500 KiB/s each" in str(status.content))
         assert pane.query_one("#serve-stall", Input).disabled  # fixed while it runs
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: not pane.running, what="the server to stop")
+        await pilot_wait_until(pilot, lambda: not pane.running, what="the server to stop")
 
 
 async def test_server_pane_refuses_a_bad_limit(root: Path, tmp_path: Path) -> None:
@@ -78,13 +78,13 @@ async def test_a_reset_link_shows_a_retry_countdown_then_completes(
         app = make_app(host="127.0.0.1", port=proxy.port, file="big.bin", dest=dest)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("enter")
-            await wait_until(
+            await pilot_wait_until(
                 pilot,
                 lambda: app.transfers and row_words(app).startswith("retrying in 1 s (1/10): "),
                 what="the countdown on the row",
             )
             assert "big.bin: retrying in 1 s (1/10): " in log_text(app)  # and the log says why
-            await wait_until(pilot, lambda: only_transfer(app).state == "done", timeout=20)
+            await transfer_reaches(pilot, app, "done", timeout=20)
     finally:
         await proxy.close()
     assert (dest / "big.bin").read_bytes() == body
@@ -116,25 +116,25 @@ async def test_retry_now_ends_the_wait_and_cancel_stops_it(dest: Path) -> None:
         started = asyncio.Event()
         app.downloads.fetcher = waiting_fetch(60.0, started, dest)
         await pilot.press("enter")
-        await wait_until(pilot, started.is_set)
-        await wait_until(pilot, lambda: row_words(app).startswith("retrying in 60 s (2/10)"))
-        await wait_until(pilot, lambda: row_words(app).startswith("retrying in 59 s (2/10)"))
+        await pilot_wait_until(pilot, started.is_set)
+        await pilot_wait_until(pilot, lambda: row_words(app).startswith("retrying in 60 s (2/10)"))
+        await pilot_wait_until(pilot, lambda: row_words(app).startswith("retrying in 59 s (2/10)"))
         assert str(app.transfer_list.row(only_transfer(app).id).cell("state").content) == (
             "retrying"
         )
         await pilot.press("ctrl+r")  # now, not in a minute
-        await wait_until(pilot, lambda: only_transfer(app).state == "done")
+        await transfer_reaches(pilot, app, "done")
         assert "f.bin: retrying now" in log_text(app)
 
         started.clear()
         await pilot.press("ctrl+r")  # a done row: nothing to retry; start another instead
         app.form.set_values(file="g.bin")
         await pilot.press("ctrl+g")
-        await wait_until(pilot, started.is_set)
+        await pilot_wait_until(pilot, started.is_set)
         newest = list(app.transfers.values())[-1]
-        await wait_until(pilot, lambda: newest.state is State.RETRYING)
+        await pilot_wait_until(pilot, lambda: newest.state is State.RETRYING)
         await pilot.press("ctrl+x")
-        await wait_until(pilot, lambda: newest.state is State.CANCELLED)
+        await pilot_wait_until(pilot, lambda: newest.state is State.CANCELLED)
 
 
 async def test_global_rate_limit_set_with_a_key_slows_downloads(
@@ -144,20 +144,20 @@ async def test_global_rate_limit_set_with_a_key_slows_downloads(
     app = make_app(host="127.0.0.1", port=server.port_bound, file="slow.bin", dest=dest)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f4")
-        await wait_until(pilot, lambda: isinstance(app.screen, RateScreen))
+        await pilot_wait_until(pilot, lambda: isinstance(app.screen, RateScreen))
         await pilot.press(*"fast", "enter")  # refused, the dialog stays and says why
         assert isinstance(app.screen, RateScreen)
         await pilot.press(*["backspace"] * 4, *"256K", "enter")
-        await wait_until(pilot, lambda: not isinstance(app.screen, RateScreen))
+        await pilot_wait_until(pilot, lambda: not isinstance(app.screen, RateScreen))
         assert app.downloads.rate_limit.rate == 256 * 1024
         assert "limit 256 KiB/s" in str(app.transfer_list.border_title)
         began = time.monotonic()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.transfers and only_transfer(app).active)
+        await pilot_wait_until(pilot, lambda: app.transfers and only_transfer(app).active)
         await pilot.press("f5")  # this one alone: at most 1 MiB/s (the global limit still applies)
-        await wait_until(pilot, lambda: isinstance(app.screen, RateScreen))
+        await pilot_wait_until(pilot, lambda: isinstance(app.screen, RateScreen))
         await pilot.press(*"1M", "enter")
-        await wait_until(pilot, lambda: only_transfer(app).state == "done", timeout=30)
+        await transfer_reaches(pilot, app, "done", timeout=30)
         took = time.monotonic() - began
         assert only_transfer(app).limit.rate == 1024 * 1024
     assert took >= 2.0  # 768 KiB at 256 KiB/s: 3 s, less a burst and the first chunk

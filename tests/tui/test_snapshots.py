@@ -16,8 +16,12 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from getfile_core import part_name
-from tests.tui.conftest import make_app, wait_until
+from tests.support.tui import FIXED_TIME, answering_lister, make_app, pilot_wait_until
+from tui.app import GetfileApp
+from tui.launch import Launch
+from tui.screens.keys import KeysScreen
 from tui.screens.overwrite import OverwriteScreen
+from tui.settings import LoadedSettings, Settings
 from tui.widgets.server_pane import ServerPane
 
 
@@ -43,10 +47,11 @@ def test_main_screen_120x40(snap_compare, workdir: Path) -> None:  # type: ignor
 
 def test_failed_download(snap_compare, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     app = make_app(host="127.0.0.1", port=1, file="hello.txt", dest="downloads")
+    app.downloads.lister = answering_lister  # a server that is there (port 1 is not)
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("enter")
-        await wait_until(
+        await pilot_wait_until(
             pilot, lambda: [t.state for t in app.transfers.values()] == ["failed"], what="failure"
         )
 
@@ -57,10 +62,13 @@ def test_overwrite_dialog(snap_compare, workdir: Path) -> None:  # type: ignore[
     (workdir / "downloads" / "hello.txt").write_bytes(b"old")
     (workdir / "downloads" / part_name("hello.txt")).write_bytes(b"hel")
     app = make_app(host="127.0.0.1", port=1, file="hello.txt", dest="downloads")
+    app.downloads.lister = answering_lister  # a server that is there (port 1 is not)
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog")
+        await pilot_wait_until(
+            pilot, lambda: isinstance(app.screen, OverwriteScreen), what="dialog"
+        )
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
@@ -70,7 +78,7 @@ def test_server_pane_running(snap_compare, workdir: Path) -> None:  # type: igno
 
     async def run_before(pilot: Pilot) -> None:
         pane = app.query_one(ServerPane)
-        await wait_until(pilot, lambda: pane.running, what="the local server")
+        await pilot_wait_until(pilot, lambda: pane.running, what="the local server")
         await pilot.press("ctrl+t")
         port = str(pane.server.port_bound)  # type: ignore[union-attr]
         mask = {str(workdir): "/home/me", f":{port}": ":50001"}
@@ -87,4 +95,19 @@ def test_server_pane_running(snap_compare, workdir: Path) -> None:  # type: igno
         await pilot.pause()
 
     assert os.path.isdir("served")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_keys_screen_with_a_remapped_key(snap_compare, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    """F1 at 80x24 after ``[keys] download = "f12"`` and ``cancel = "ctrl+k"``: the keys
+    in force, and a list that fits (it scrolls) instead of running off the screen."""
+    loaded = LoadedSettings(
+        Settings(keys={"download": "f12", "cancel": "ctrl+k"}), (), Path("config.toml")
+    )
+    app = GetfileApp(Launch(dest="downloads"), clock=lambda: FIXED_TIME, settings=loaded)
+
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("f1")
+        await pilot_wait_until(pilot, lambda: isinstance(app.screen, KeysScreen), what="keys")
+
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

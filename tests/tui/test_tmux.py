@@ -73,7 +73,13 @@ TERMINALS = {
 
 @pytest.mark.parametrize("terminal", TERMINALS)
 def test_download_in_a_real_terminal(tmux: Tmux, root: Path, dest: Path, terminal: str) -> None:
-    env = {**TERMINALS[terminal], "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = {
+        **TERMINALS[terminal],
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # The app keeps its queue and history there: a test's own, never the user's.
+        "XDG_STATE_HOME": str(dest.parent / "xdg-state"),
+        "XDG_CONFIG_HOME": str(dest.parent / "xdg-config"),
+    }
     # The shell reports how the app ended, on the screen, then keeps the pane open (tmux
     # may drop a dead pane's last output) until the fixture's kill-server.
     command = f"{APP} --serve {root} --dest {dest}; echo app exited with status $?; read -r _"

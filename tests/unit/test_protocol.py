@@ -40,6 +40,7 @@ from getfile_core.protocol import (
     UnsupportedVersion,
     Verb,
 )
+from tests.support.pair import ConnectionPair, drain
 
 DIGEST = "blake3:" + "ab" * 32
 
@@ -50,19 +51,6 @@ def server_receives(data: bytes) -> Request | LegacyRequest | AuthProof:
     event = conn.next_event()
     assert event is not NEED_DATA
     return event  # type: ignore[return-value]
-
-
-def drain(conn: ClientConnection) -> list[object]:
-    """Every event the client has ready, up to and including the end of the message."""
-    events: list[object] = []
-    for _ in range(100):
-        event = conn.next_event()
-        if event is NEED_DATA:
-            return events
-        events.append(event)
-        if isinstance(event, EndOfMessage):
-            return events
-    raise AssertionError("client produced events without end")
 
 
 # ---------------------------------------------------------------- requests
@@ -236,33 +224,26 @@ def test_body_length_depends_on_status_and_kind() -> None:
 
 def test_get_conversation_in_memory() -> None:
     body = b"0123456789" * 100
-    client = ClientConnection(Request(Verb.GET, b"dir/file.bin"))
-    server = ServerConnection()
-    server.receive_data(client.request_bytes())
-    request = server.next_event()
-    assert request == Request(Verb.GET, b"dir/file.bin")
-    assert server.is_extended
+    pair = ConnectionPair.asking(Request(Verb.GET, b"dir/file.bin"))
+    assert pair.send_request() == Request(Verb.GET, b"dir/file.bin")
+    assert pair.server.is_extended
+    client, server = pair.client, pair.server
     head = server.send(Response(Status.OK, size=len(body), digest=DIGEST))
     assert server.state == "done"
     client.receive_data(head + body[:10])
     assert isinstance(client.next_event(), Response)
     assert client.state == "body" and client.body_remaining == len(body)
     assert client.next_event() == Data(body[:10])
-    client.receive_data(body[10:])
-    assert drain(client) == [Data(body[10:]), EndOfMessage()]
-    client.receive_data(b"")
-    assert client.next_event() == EndOfMessage()
+    assert pair.to_client(body[10:]) == [Data(body[10:]), EndOfMessage()]
+    assert pair.close_server_side() == [EndOfMessage()]
 
 
 def test_resumed_get_conversation_in_memory() -> None:
     body = bytes(range(256))
-    client = ClientConnection(Request(Verb.GET, b"f", offset=200))
-    server = ServerConnection()
-    server.receive_data(client.request_bytes())
-    request = server.next_event()
+    pair = ConnectionPair.asking(Request(Verb.GET, b"f", offset=200))
+    request = pair.send_request()
     assert isinstance(request, Request) and request.offset == 200
-    client.receive_data(server.send(Response(Status.OK, size=256, offset=200)) + body[200:])
-    events = drain(client)
+    events = pair.respond(Response(Status.OK, size=256, offset=200), body[200:])
     assert isinstance(events[0], Response) and events[0].offset == 200
     assert events[1:] == [Data(body[200:]), EndOfMessage()]
 
@@ -274,47 +255,38 @@ def test_list_conversation_in_memory() -> None:
         Entry(b"\xffodd", "other", 0, 3),
     ]
     body = protocol.encode_listing(entries)
-    client = ClientConnection(Request(Verb.LIST, b"docs", after=b"0", limit=3))
-    server = ServerConnection()
-    server.receive_data(client.request_bytes())
-    assert server.next_event() == Request(Verb.LIST, b"docs", after=b"0", limit=3)
-    head = server.send(
-        Response(Status.OK, size=len(body), entries=len(entries), next_after=b"\xffodd")
+    pair = ConnectionPair.asking(Request(Verb.LIST, b"docs", after=b"0", limit=3))
+    assert pair.send_request() == Request(Verb.LIST, b"docs", after=b"0", limit=3)
+    response, data, end = pair.respond(
+        Response(Status.OK, size=len(body), entries=len(entries), next_after=b"\xffodd"), body
     )
-    client.receive_data(head + body)
-    response, data, end = drain(client)
     assert isinstance(response, Response) and response.next_after == b"\xffodd"
     assert isinstance(data, Data) and isinstance(end, EndOfMessage)
     assert protocol.decode_listing(data.data, response.entries or 0) == entries
 
 
 def test_refusal_conversation_has_no_body() -> None:
-    client = ClientConnection(Request(Verb.GET, b"missing"))
-    server = ServerConnection()
-    server.receive_data(client.request_bytes())
-    server.next_event()
-    client.receive_data(server.send(Response(Status.NOT_FOUND, "no such file")))
-    response, end = drain(client)
+    pair = ConnectionPair.asking(Request(Verb.GET, b"missing"))
+    pair.send_request()
+    response, end = pair.respond(Response(Status.NOT_FOUND, "no such file"))
     assert isinstance(response, Response) and response.status is Status.NOT_FOUND
-    assert isinstance(end, EndOfMessage) and client.state == "done"
+    assert isinstance(end, EndOfMessage) and pair.client.state == "done"
 
 
 def test_auth_conversation_in_memory() -> None:
-    client = ClientConnection(Request(Verb.GET, b"secret.txt"))
-    server = ServerConnection()
-    server.receive_data(client.request_bytes())
-    server.next_event()
+    pair = ConnectionPair.asking(Request(Verb.GET, b"secret.txt"))
+    pair.send_request()
     challenge = b"\x01" * 32
-    client.receive_data(server.send(Response(Status.UNAUTHORIZED, "token", challenge=challenge)))
-    assert server.state == "auth"
-    [response] = drain(client)
+    [response] = pair.respond(Response(Status.UNAUTHORIZED, "token", challenge=challenge))
+    assert pair.server.state == "auth"
     assert isinstance(response, Response) and response.challenge == challenge
-    assert client.state == "challenged"
-    server.receive_data(client.auth_bytes(b"\x02" * 32))
-    assert server.next_event() == AuthProof(b"\x02" * 32)
-    assert server.request_line == b"\x00getfile/1 GET secret.txt"
-    client.receive_data(server.send(Response(Status.OK, size=0)))
-    assert [type(e) for e in drain(client)] == [Response, EndOfMessage]
+    assert pair.client.state == "challenged"
+    assert pair.to_server(pair.client.auth_bytes(b"\x02" * 32)) == AuthProof(b"\x02" * 32)
+    assert pair.server.request_line == b"\x00getfile/1 GET secret.txt"
+    assert [type(e) for e in pair.respond(Response(Status.OK, size=0))] == [
+        Response,
+        EndOfMessage,
+    ]
 
 
 def test_auth_out_of_turn_is_refused() -> None:

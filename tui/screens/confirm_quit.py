@@ -28,8 +28,8 @@ class ConfirmQuitScreen(ModalScreen[bool]):
             yield Label("Quit getfile?", classes="dialog-title")
             yield Label(
                 f"{what} still running. Quitting stops {'it' if one else 'them'}: what "
-                "arrived so far stays in a partial file, never under the final name; "
-                "downloading the same file again offers Resume.",
+                "arrived so far stays in a partial file, never under the final name, "
+                f"and the next start of getfile-tui resumes {'it' if one else 'them'}.",
                 classes="dialog-text",
             )
             with Horizontal(classes="dialog-buttons"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label
@@ -31,6 +31,13 @@ class KeysScreen(ModalScreen[None]):
         width = max(len(key) for key, _ in rows)
         with Vertical(id="dialog"):
             yield Label("Keys", classes="dialog-title")
-            # Keys come from a keymap the user wrote: plain text ("[" is a key, not markup).
-            yield Label(Content("\n".join(f"{key:<{width}}  {what}" for key, what in rows)))
+            # Scrolls when the list is taller than the terminal (80x24 holds 16 lines of it).
+            with VerticalScroll(id="keys-list"):
+                # Keys come from a keymap the user wrote: plain text ("[" is a key, not markup).
+                yield Label(Content("\n".join(f"{key:<{width}}  {what}" for key, what in rows)))
             yield Label("ctrl+p finds every command by name. Esc closes.", classes="dialog-note")
+
+    def on_mount(self) -> None:
+        # As tall as its lines (title, gap, note, borders: 5 more), at most the screen.
+        lines = len(self.bindings) + len(WIDGET_KEYS)
+        self.query_one("#dialog").styles.height = lines + 5

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.validation import Function, Integer, ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Static
+from textual.widgets.input import Selection
 
 from getfile_core import Target, UnsafeName, UsageError, parse_url, safe_local_name
 from tui.text import printable
@@ -76,6 +78,7 @@ class DownloadForm(Vertical):
         #: terminal; ``\\xff`` stands for a byte that is not UTF-8). While it shows exactly
         #: ``_raw_file[0]``, the request asks for the bytes ``_raw_file[1]``.
         self._raw_file: tuple[str, bytes] | None = None
+        self.url_problem = ""
         if file and printable(file) != file:
             self._raw_file = (printable(file), os.fsencode(file))
 
@@ -136,6 +139,18 @@ class DownloadForm(Vertical):
         for key, value in values.items():
             self.field(key).value = value
 
+    def focus_end(self, key: str) -> None:
+        """Focus a field with the cursor after its text and nothing selected (focus alone
+        selects everything, so the next key would replace the file just picked)."""
+        field = self.field(key)
+        field.focus()
+
+        def to_end() -> None:
+            field.action_end()
+            field.selection = Selection.cursor(len(field.value))
+
+        self.call_after_refresh(to_end)
+
     def set_file(self, path: bytes) -> None:
         """Show a remote path readably, and remember the exact bytes to request."""
         shown = printable(path)
@@ -161,10 +176,12 @@ class DownloadForm(Vertical):
         return os.fsencode(value)
 
     def fill_from_url(self, url: str) -> bool:
-        """Spread a pasted ``getfile://HOST[:PORT]/PATH`` over the fields."""
+        """Spread a pasted ``getfile://HOST[:PORT]/PATH`` over the fields; ``False`` (and
+        the reason kept in ``url_problem``) for a URL that is not one (port 0, no path)."""
         try:
             target = parse_url(url.strip())
-        except UsageError:
+        except UsageError as error:
+            self.url_problem = error.message
             return False
         self.set_values(host=printable(target.host), port=str(target.port))
         self.set_file(target.path)
@@ -180,8 +197,12 @@ class DownloadForm(Vertical):
                 event.input.value = printable(event.value)
             return
         pasted_url = event.value.strip().startswith(("getfile://", "getfiles://"))
-        if event.input.id == "host" and pasted_url and self.fill_from_url(event.value):
-            self.field("file").focus()
+        if event.input.id in ("host", "file") and pasted_url:
+            # A URL pasted into Server or File fills all three fields (a bad one says why).
+            if self.fill_from_url(event.value):
+                self.focus_end("file")
+                return
+            self._show_text(f"URL: {printable(self.url_problem)}", error=True)
             return
         self._show_hint(event.validation_result)
 
@@ -191,15 +212,27 @@ class DownloadForm(Vertical):
         Errors are bold as well as red, so they stand out without colour too.
         """
         invalid = result is not None and not result.is_valid
-        self.border_subtitle = result.failure_descriptions[0] if invalid else HINT  # type: ignore[union-attr]
-        self.set_class(invalid, "-error")
+        self._show_text(result.failure_descriptions[0] if invalid else HINT, error=invalid)  # type: ignore[union-attr]
 
-    def problems(self) -> list[tuple[str, str]]:
-        """(field id, reason) for each field that is not valid, in form order."""
+    def _show_text(self, text: str, *, error: bool) -> None:
+        self.border_subtitle = Content(text)
+        self.set_class(error, "-error")
+
+    def problems(self, *, mark: bool = True) -> list[tuple[str, str]]:
+        """(field id, reason) for each field that is not valid, in form order.
+
+        ``mark=False`` only asks: an empty form at start-up is not a form full of
+        mistakes, so it is not painted red before anyone typed.
+        """
         found = []
         for key in FIELD_NAMES:
             widget = self.field(key)
-            result = widget.validate(widget.value)
+            if mark:
+                result = widget.validate(widget.value)
+            else:
+                result = ValidationResult.merge(
+                    [v.validate(widget.value) for v in widget.validators]
+                )
             if result is not None and not result.is_valid:
                 found.append((key, result.failure_descriptions[0]))
         return found

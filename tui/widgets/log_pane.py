@@ -6,15 +6,15 @@ import time
 from collections.abc import Callable
 
 from rich.text import Text
-from textual.widgets import RichLog
 
 from tui.text import printable
+from tui.widgets.reflow_log import ReflowLog
 
 STYLES = {"info": "", "ok": "green", "warn": "yellow", "error": "bold red"}
 
 
-class LogPane(RichLog):
-    """A ``RichLog`` whose lines start with the local time; styles only where they add meaning."""
+class LogPane(ReflowLog):
+    """A log whose lines start with the local time; styles only where they add meaning."""
 
     def __init__(
         self,
@@ -22,7 +22,7 @@ class LogPane(RichLog):
         history: list[str] | None = None,
         **kwargs: object,
     ) -> None:
-        super().__init__(max_lines=2000, min_width=20, wrap=True, markup=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(max_lines=2000, **kwargs)
         self.clock = clock
         #: Plain copies of the lines, kept by the app (tests read them after it exits).
         self.lines_text: list[str] = [] if history is None else history
@@ -39,7 +39,7 @@ class LogPane(RichLog):
         line.append(message, style=STYLES[level] if level != "error" else "")
         self.lines_text.append(f"{stamp} {'error: ' if level == 'error' else ''}{message}")
         del self.lines_text[:-2000]
-        self.write(line)
+        self.add_text(line)
 
     def clear(self) -> LogPane:
         self.lines_text.clear()

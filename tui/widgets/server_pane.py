@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.validation import Function, Integer
-from textual.widgets import Button, Input, Label, RichLog, Static
+from textual.widgets import Button, Input, Label, Static
 
 from getfile_core import (
     AccessRecord,
@@ -33,6 +33,7 @@ from getfile_core import (
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
 from tui.text import printable
+from tui.widgets.reflow_log import ReflowLog
 
 STOP_GRACE = 2.0  # seconds running transfers get when the server is stopped
 #: Fields checked before starting: the folder, the port, then the limits (in this order).
@@ -160,7 +161,7 @@ class ServerPane(Vertical):
                 validators=[Integer(1, 10000, "Max: files sent at once, 1 to 10000")],
             )
         yield Static("○ stopped", id="server-status", markup=False)
-        yield RichLog(id="access-log", max_lines=1000, min_width=20, wrap=True, markup=False)
+        yield ReflowLog(id="access-log", max_lines=1000)
 
     # ------------------------------------------------------------ state
 
@@ -168,11 +169,25 @@ class ServerPane(Vertical):
     def running(self) -> bool:
         return self.server is not None
 
+    @property
+    def sending(self) -> int:
+        """Files the local server is sending right now (0 when stopped)."""
+        return self.server.active_transfers if self.server is not None else 0
+
+    def focus_first(self) -> None:
+        """The first field that takes keys now (Start/Stop while the fields are locked)."""
+        for widget in self.query("Input, Button"):
+            if widget.focusable:
+                widget.focus()
+                return
+
     def on_mount(self) -> None:
         self.set_interval(0.5, self._show_status)
 
     def _show_status(self) -> None:
         server = self.server
+        if server is None and self._status.startswith("○ stopped"):
+            return  # keep the reason it stopped (or would not start) until it starts
         if server is None:
             text = "○ stopped"
         else:
@@ -276,7 +291,7 @@ class ServerPane(Vertical):
     def on_server_access(self, message: ServerAccess) -> None:
         message.stop()
         self.records.append(message.record)
-        self.query_one("#access-log", RichLog).write(Text(access_line(message.record)))
+        self.query_one("#access-log", ReflowLog).add_text(Text(access_line(message.record)))
         self._show_status()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

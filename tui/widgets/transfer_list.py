@@ -20,10 +20,49 @@ from textual.content import Content
 from textual.widgets import Button, Label, Static
 
 from tui import format as fmt
-from tui.text import printable
+from tui.text import in_app_words, printable
 from tui.transfers import State, Transfer
 
 BAR_WIDTH = 6
+#: Fixed widths (with their one-column gaps) of state, bytes, rate and ETA, plus the gaps
+#: after Name and the bar.
+FIXED_COLUMNS = (11 + 1) + (17 + 1) + (10 + 1) + 7 + 2
+#: Below this inner width, rate and ETA give their room to the name and the bar.
+NARROW = 72
+#: The bar's least useful width (6 cells of bar and a percentage).
+BAR_MIN = 11
+
+
+def name_width(inner: int) -> int:
+    """The Name column for a list ``inner`` columns wide; the bar takes the rest.
+
+    Narrow, the bar keeps its 11 columns and the name the rest (at least 12);
+    wide, the name takes a third (at most 60). At 80 columns (76 inside) that is
+    Name 15, bar 11; at 200, Name 48 and a bar of 98 (the bar had 6 and the name
+    136); at 60, rate and ETA go and Name keeps 14.
+    """
+    free = inner - FIXED_COLUMNS + (19 if inner < NARROW else 0)
+    wanted = free - BAR_MIN if free < 3 * BAR_MIN + 12 else free // 3
+    return max(12, min(60, wanted))
+
+
+def short_reason(reason: str) -> str:
+    """A word or two for a failed row; the log has the whole reason."""
+    text = reason.lower()
+    for needles, word in (
+        (("closed", "reset", "lost", "broken pipe", "eof"), "link lost"),
+        (("timed out", "timeout", "stall", "silent"), "timed out"),
+        (("digest", "checksum", "mismatch"), "bad digest"),
+        (("no space", "disk full", "quota"), "disk full"),
+        (("permission", "forbidden", "denied"), "forbidden"),
+        (("no such file", "not found", "404"), "not found"),
+        (("refused",), "refused"),
+    ):
+        if any(needle in text for needle in needles):
+            return word
+    return "error"
+
+
 COLUMNS = (  # (class, heading)
     ("name", "Name"),
     ("state", "State"),
@@ -52,11 +91,13 @@ class Cell(Static):
             self.update(Content(text), layout=False)
 
 
-class TransferRow(Horizontal, can_focus=True):
+class TransferRow(Horizontal, can_focus=False):
     """One download: name, state, bar, bytes, rate, ETA (or the reason it failed)."""
 
     def __init__(self, transfer: Transfer) -> None:
         super().__init__(id=f"transfer-{transfer.id}", classes="transfer-row")
+        # Rows are one Tab stop together: the list makes only the current row focusable.
+        self.can_focus = False
         self.transfer = transfer
         self._tick = 0
         self._ready = False  # the cells exist from on_mount on
@@ -68,7 +109,22 @@ class TransferRow(Horizontal, can_focus=True):
 
     def on_mount(self) -> None:
         self._ready = True
+        parent = self.parent
+        if isinstance(parent, TransferList):
+            parent.fit(self)
         self.show()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.show()
+
+    def on_click(self, _event: events.Click) -> None:
+        parent = self.parent
+        if isinstance(parent, TransferList):
+            parent.select(self)
+
+    def _bar_width(self) -> int:
+        width = self.cell("bar").size.width
+        return max(4, width - 5) if width else BAR_WIDTH
 
     def cell(self, name: str) -> Cell:
         return self.query_one(f".{name}", Cell)
@@ -77,15 +133,20 @@ class TransferRow(Horizontal, can_focus=True):
         """What the row says instead of its numbers: why it failed, when it retries (and
         why), what it waits for; "" when the numbers say it all."""
         transfer = self.transfer
-        if transfer.state is State.FAILED:
+        if transfer.state is State.FAILED and not self._got_bytes():
             return transfer.error
         notice = transfer.retry
         if transfer.state is State.RETRYING and notice is not None:
             left = math.ceil(transfer.retry_left(time.monotonic()))
-            return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {notice.reason}"
+            reason = in_app_words(notice.reason)
+            return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {reason}"
         if transfer.state in (State.CONNECTING, State.WAITING) and transfer.note:
             return transfer.note
         return ""
+
+    def _got_bytes(self) -> bool:
+        progress = self.transfer.progress
+        return progress is not None and progress.done > 0
 
     def show(self) -> None:
         """Bring every cell up to date with the transfer (once mounted; then it catches up)."""
@@ -99,9 +160,7 @@ class TransferRow(Horizontal, can_focus=True):
         self.set_class(state is State.DONE, "-done")
         self.set_class(state is State.CANCELLED, "-cancelled")
         words = self.words()
-        for name in ("bar", "bytes", "rate", "eta"):
-            self.cell(name).display = not words
-        self.cell("reason").display = bool(words)
+        self.set_class(bool(words), "-words")  # the stylesheet swaps the numbers for the words
         if words:  # a reason, a countdown or what the client waits for, in place of the numbers
             self.cell("reason").set(words)
             return
@@ -112,18 +171,23 @@ class TransferRow(Horizontal, can_focus=True):
             return
         fraction = 1.0 if state is State.DONE else progress.fraction
         moving = state in (State.DOWNLOADING, State.VERIFYING)
+        width = self._bar_width()
         if moving and fraction is None:  # size unknown (legacy server): a block that moves
             self._tick += 1
-            self.cell("bar").set(fmt.bar(None, BAR_WIDTH, self._tick) + "  ?? ")
+            self.cell("bar").set(fmt.bar(None, width, self._tick) + "  ?? ")
         elif fraction is not None and (moving or transfer.done_or_stopped):
-            self.cell("bar").set(fmt.bar(fraction, BAR_WIDTH) + " " + fmt.percent(fraction))
+            self.cell("bar").set(fmt.bar(fraction, width) + " " + fmt.percent(fraction))
         else:
             self.cell("bar").set("")
         started = progress.done > 0 or moving or state is State.DONE
         self.cell("bytes").set(fmt.bytes_done(progress.done, progress.total) if started else "")
         running = state in (State.CONNECTING, State.DOWNLOADING, State.VERIFYING)
-        self.cell("rate").set(fmt.rate(progress.rate) if running or state is State.DONE else "")
-        self.cell("eta").set(fmt.duration(progress.eta) if running else "")
+        if state is State.FAILED:  # the bar stays where it stopped; the log says why in full
+            self.cell("rate").set(short_reason(transfer.error))
+            self.cell("eta").set("")
+            return
+        self.cell("rate").set(fmt.rate(transfer.rate) if running or state is State.DONE else "")
+        self.cell("eta").set(fmt.duration(transfer.eta) if running else "")
 
 
 class TransferList(VerticalScroll, can_focus=False):
@@ -170,11 +234,53 @@ class TransferList(VerticalScroll, can_focus=False):
         """Add a row; it shows the transfer as it is by then once mounted."""
         self.query_one("#no-transfers").display = False
         row = TransferRow(transfer)
+        if self.selected() is None:
+            row.can_focus = True  # the list's one Tab stop
+            self.last_selected = row
         self.mount(row)
         self.call_after_refresh(row.scroll_visible)
         if focus:
-            self.call_after_refresh(row.focus)
+            self.call_after_refresh(self.select, row)
         return row
+
+    async def remove_transfers(self, transfer_ids: set[int]) -> None:
+        """Take rows away; another row (the newest) becomes the list's Tab stop."""
+        gone = [row for row in self.rows if row.transfer.id in transfer_ids]
+        if gone:
+            await self.remove_children(gone)
+        rows = self.rows
+        self.query_one("#no-transfers").display = not rows
+        if rows and not any(row.can_focus for row in rows):
+            rows[-1].can_focus = True
+            self.last_selected = rows[-1]
+
+    def select(self, row: TransferRow) -> None:
+        """Make ``row`` the current one: the list's only Tab stop, focused."""
+        for other in self.rows:
+            other.can_focus = other is row
+        self.last_selected = row
+        row.focus()
+        row.scroll_visible()
+
+    # ------------------------------------------------------------ layout for the width
+
+    def on_resize(self, _event: events.Resize) -> None:
+        inner = self.scrollable_content_region.width
+        if inner <= 0:
+            return
+        self.set_class(inner < NARROW, "-narrow")
+        self._name_width = name_width(inner)
+        for cell in self.query(".cell.name"):
+            cell.styles.width = self._name_width
+        current = self.selected()
+        if current is not None:  # a resize must not scroll the running download away
+            self.call_after_refresh(current.scroll_visible, animate=False)
+
+    def fit(self, row: TransferRow) -> None:
+        """Give a new row the Name width the others have."""
+        width = getattr(self, "_name_width", None)
+        if width is not None:
+            row.cell("name").styles.width = width
 
     def selected(self) -> TransferRow | None:
         """The focused row, or the one focused last (a click on a button takes the focus)."""
@@ -211,4 +317,4 @@ class TransferList(VerticalScroll, can_focus=False):
         current = focused if isinstance(focused, TransferRow) else None
         index = rows.index(current) + step if current in rows else (0 if step > 0 else -1)
         if 0 <= index < len(rows) or current is None:
-            rows[index].focus()
+            self.select(rows[index])

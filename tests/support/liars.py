@@ -1,8 +1,7 @@
 """Servers that lie on purpose, so the client's distrust can be proven on real sockets.
 
-Also here, because the access-control tests share them: a ``Tap`` that
-relays and records a real session, and ``CliServer``/``run_cli`` to run the
-``getfile`` command as a user would.
+Also here, because the access-control tests share it: a ``Tap`` that
+relays and records a real session.
 
 A ``LyingServer`` listens on 127.0.0.1:0 and runs a *script* for every
 connection it accepts, in its own thread. A script gets a ``Peer``: it reads
@@ -19,20 +18,14 @@ with a timeout (a thread still alive after it fails the test).
 from __future__ import annotations
 
 import contextlib
-import re
-import selectors
 import socket
 import ssl
-import struct
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 from getfile_core import protocol
 from getfile_core.protocol import Entry, Response, Status
+from tests.support.wire import reset_on_close
 
 #: How long a liar waits for the client's request before giving up on it.
 REQUEST_WAIT = 5.0
@@ -102,7 +95,7 @@ class Peer:
     def reset(self) -> None:
         """Close with a TCP RST instead of a FIN, as a crashed or hostile peer does."""
         with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(self.sock)
         self.sock.close()
 
 
@@ -294,65 +287,3 @@ class Tap:
 
     def __exit__(self, *_exc: object) -> None:
         self.server.stop()
-
-
-# ---------------------------------------------------------------- the real server, as run by users
-
-PROJECT = Path(__file__).resolve().parents[2]
-GETFILE = [sys.executable, "-m", "getfile_core"]
-
-
-class CliServer:
-    """``getfile serve ...`` in a subprocess on port 0; the port is read from its banner."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [*GETFILE, "serve", "--port", "0", "-q", *args],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.port = self._read_port(timeout=15.0)
-
-    def _read_port(self, timeout: float) -> int:
-        assert self.proc.stderr is not None
-        seen = b""
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stderr, selectors.EVENT_READ)
-            while time.monotonic() < deadline and b"\n" not in seen:
-                if selector.select(deadline - time.monotonic()):
-                    chunk = self.proc.stderr.read1(4096)  # type: ignore[attr-defined]
-                    if not chunk:
-                        break
-                    seen += chunk
-        match = re.search(rb"://[^ ]*:(\d+)/", seen)
-        if match is None:
-            self.stop()
-            raise AssertionError(f"getfile serve did not start: {seen!r}")
-        return int(match[1])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-
-    def __enter__(self) -> CliServer:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``getfile ARGS`` to completion (bounded), text output captured."""
-    return subprocess.run(
-        [*GETFILE, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
-    )

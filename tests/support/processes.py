@@ -1,7 +1,8 @@
-"""Helpers shared by the unit and integration tests: peers, processes, files, waits.
+"""The ``getfile`` command as users run it: one-shot runs, servers in child processes.
 
-Every wait here is bounded in time and says what it was waiting for, so a
-hang turns into a clear failure instead of a stuck CI job.
+Every run is bounded in time; a server's port comes from its start-up line
+(never a guessed port); its output is drained by threads so a chatty log
+can never fill a pipe and stall it.
 """
 
 from __future__ import annotations
@@ -11,88 +12,19 @@ import contextlib
 import os
 import queue
 import re
+import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import blake3
-
-from getfile_core import protocol
-from getfile_core.protocol import Request, Response
+from tests.support.waits import PATIENCE, wait_until_sync
 
 GETFILE = (sys.executable, "-m", "getfile_core")
-LEGACY_PEER = Path(__file__).parent / "peers" / "legacy_getfile.py"
-MIB = 1024 * 1024
-#: Generous bound for anything that should take well under a second.
-PATIENCE = 20.0
-
-
-# ---------------------------------------------------------------- files and digests
-
-
-def write_random(path: Path, size: int, chunk: int = MIB) -> str:
-    """Write ``size`` random bytes in chunks; return their ``blake3:<hex>`` digest."""
-    hasher = blake3.blake3()
-    with open(path, "wb") as handle:
-        left = size
-        while left:
-            block = os.urandom(min(chunk, left))
-            handle.write(block)
-            hasher.update(block)
-            left -= len(block)
-    return "blake3:" + hasher.hexdigest()
-
-
-def digest_of(path: Path) -> str:
-    """The wire digest of a file on disk, read in chunks (never loaded whole)."""
-    hasher = blake3.blake3()
-    with open(path, "rb") as handle:
-        while block := handle.read(MIB):
-            hasher.update(block)
-    return "blake3:" + hasher.hexdigest()
-
-
-def digest_bytes(data: bytes) -> str:
-    return "blake3:" + blake3.blake3(data).hexdigest()
-
-
-# ---------------------------------------------------------------- ports and waits
-
-
-def unused_port() -> int:
-    """A loopback port that was just bound and closed, so nothing listens on it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = PATIENCE) -> None:
-    """Poll a condition until it holds; fail with ``what`` if it does not within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-def transfer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "getfile-transfer" and t.is_alive()]
-
-
-def join_transfer_threads(timeout: float = PATIENCE) -> list[threading.Thread]:
-    """Join every transfer thread; return the ones still alive afterwards (should be none)."""
-    deadline = time.monotonic() + timeout
-    for thread in transfer_threads():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return transfer_threads()
-
-
-# ---------------------------------------------------------------- the CLI
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(
@@ -215,10 +147,16 @@ class ServeProcess:
     fill the pipe and stall the server) and kept in ``lines``.
     """
 
-    def __init__(self, argv: Sequence[str], cwd: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path | str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(
             [*GETFILE, *argv],
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -310,100 +248,107 @@ class ServeProcess:
 
 
 @contextlib.contextmanager
-def serve_process(argv: Sequence[str], cwd: Path | str | None = None) -> Iterator[ServeProcess]:
-    server = ServeProcess(argv, cwd)
+def serve_process(
+    argv: Sequence[str], cwd: Path | str | None = None, env: dict[str, str] | None = None
+) -> Iterator[ServeProcess]:
+    """``getfile ARGV`` as a server for the ``with`` block; killed (always) at its end."""
+    server = ServeProcess(argv, cwd, env)
     try:
         yield server
     finally:
         server.kill()
 
 
-# ---------------------------------------------------------------- scripted peers
+class ServerProcess:
+    """``python -m getfile_core serve`` in a subprocess; optionally as an unprivileged user.
 
-VERSION_2_MAGIC = b"\x00getfile/2 "
-UNSUPPORTED_VERSION = b"getfile/1 505 unsupported-version\nmessage: this server speaks 1\n\n"
-
-Script = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def scripted_server(script: Script, *, version_2: bool = False) -> AsyncIterator[int]:
-    """A one-purpose peer on 127.0.0.1:0: read the request line, run ``script``, close.
-
-    Used to play servers that lie, stall or break the format, which our own
-    server never does. Yields the port. A version-1 server unless
-    ``version_2``: a version-2 request is answered ``505`` (as a real one
-    would) and the client asks again in version 1, which ``script`` then sees.
+    Dropping privileges happens inside the child after its imports, because
+    the interpreter itself may live where the unprivileged user cannot read.
     """
-    handlers: set[asyncio.Task[None]] = set()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        try:
-            line = await asyncio.wait_for(reader.readline(), PATIENCE)
-            if line.startswith(VERSION_2_MAGIC) and not version_2:
-                writer.write(UNSUPPORTED_VERSION)  # what a version-1 server answers
-                return
-            await script(line.rstrip(b"\n"), writer)
-            await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-            handlers.discard(task)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for task in list(handlers):
-            task.cancel()
-        if handlers:
-            await asyncio.wait(handlers, timeout=5)
-        await asyncio.wait_for(server.wait_closed(), 5)
-
-
-def ok_head(body: bytes, *, digest: str | None = None, size: int | None = None) -> bytes:
-    """An honest-looking response head for ``body`` (the digest and size may be overridden)."""
-    return protocol.encode_response_head(
-        Response(
-            protocol.Status.OK,
-            size=len(body) if size is None else size,
-            mtime_ns=1_700_000_000_000_000_000,
-            digest=digest_bytes(body) if digest is None else digest,
-        )
+    _DROP_AND_RUN = (
+        "import os, sys, asyncio, heapq, secrets, signal, time, shutil, gettext, textwrap\n"
+        "import concurrent.futures.thread\n"
+        "import getfile_core.cli as cli, getfile_core.cli.serve, getfile_core.server.fileserver\n"
+        "uid = int(sys.argv[1])\n"
+        "os.setgroups([]); os.setgid(uid); os.setuid(uid)\n"
+        "sys.exit(cli.main(sys.argv[2:]))\n"
     )
 
+    def __init__(
+        self,
+        root: Path,
+        *args: str,
+        port: int = 0,
+        as_uid: int | None = None,
+        nofile: int | None = None,
+        log: Path,
+    ) -> None:
+        self.root = root
+        #: RLIMIT_NOFILE (soft and hard) for the child: a server short of descriptors.
+        self.nofile = nofile
+        self.args = list(args)
+        self.port = port
+        self.as_uid = as_uid
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
 
-# ---------------------------------------------------------------- raw protocol exchanges
+    def start(self, timeout: float = 20) -> ServerProcess:
+        serve = ["serve", str(self.root), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.as_uid is None:
+            command = [sys.executable, "-m", "getfile_core", *serve, *self.args]
+        else:
+            command = [sys.executable, "-c", self._DROP_AND_RUN, str(self.as_uid), *serve]
+            command += self.args
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                command,
+                cwd=PROJECT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=None if self.nofile is None else self._limit_descriptors,
+            )
+        found: list[int] = []
 
+        def announced() -> bool:
+            assert self.proc is not None
+            assert self.proc.poll() is None, f"server exited: {self.log.read_text()}"
+            match = re.search(r"getfile://127\.0\.0\.1:(\d+)/", self.log.read_text())
+            if match and (self.port == 0 or int(match[1]) == self.port):
+                found.append(int(match[1]))
+            return bool(found)
 
-async def raw_exchange(
-    port: int, request: Request, *, max_body: int = 64 * MIB
-) -> tuple[Response, bytes]:
-    """One extended request over asyncio streams, framed by ``ClientConnection``."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    conn = protocol.ClientConnection(request)
-    response: Response | None = None
-    body = bytearray()
-    try:
-        writer.write(conn.request_bytes())
-        async with asyncio.timeout(PATIENCE):
-            while True:
-                event = conn.next_event()
-                if event is protocol.NEED_DATA:
-                    conn.receive_data(await reader.read(256 * 1024))
-                elif isinstance(event, Response):
-                    response = event
-                elif isinstance(event, protocol.Data):
-                    body += event.data
-                    assert len(body) <= max_body
-                else:
-                    break
-    finally:
-        writer.close()
-    assert response is not None
-    return response, bytes(body)
+        wait_until_sync(announced, "the server announces its port", timeout)
+        self.port = found[-1]
+        return self
+
+    def _limit_descriptors(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill()

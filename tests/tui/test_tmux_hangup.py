@@ -1,0 +1,112 @@
+"""Close the terminal mid-download (tmux kill-session sends SIGHUP) and come back.
+
+What a person over SSH lives through: the app downloads through a slow link
+(``tests/support/links.py``), the session dies, the app is started again
+with no arguments, and the download resumes from its partial file and
+finishes verified. The app runs this worktree's code (``python -m tui``
+with ``PYTHONPATH``) and keeps its queue in a private ``XDG_STATE_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from getfile_core import part_name
+from tests.support.links import Link, LinkEmulator
+from tests.tui.test_tmux import TMUX, Tmux
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIG = 2 * 1024 * 1024
+RATE = 256 * 1024  # 8 s for the file: the hang-up lands in the middle
+
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    session = Tmux()
+    try:
+        yield session
+    finally:
+        subprocess.run([*session.base, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def served_port(root: Path) -> Iterator[int]:
+    (root / "big.bin").write_bytes(os.urandom(BIG))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "getfile_core", "serve", str(root), "--host", "127.0.0.1",
+         "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for _ in range(50):
+            line = proc.stdout.readline()
+            if "127.0.0.1:" in line:
+                yield int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+                break
+        else:
+            raise AssertionError("the server did not say its port")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def start_app(tmux: Tmux, state: Path, *args: str) -> None:
+    env = {
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(PROJECT),
+        "XDG_STATE_HOME": str(state),
+        "XDG_CONFIG_HOME": str(state / "config"),
+    }
+    command = " ".join([sys.executable, "-m", "tui", *args])
+    tmux(
+        "new-session", "-d", "-s", "app", "-x", "80", "-y", "24",
+        *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
+        command + "; read -r _",
+    )  # fmt: skip
+
+
+def test_kill_the_session_and_come_back(
+    tmux: Tmux, served_port: int, root: Path, dest: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "xdg-state"
+    with LinkEmulator(served_port, Link(rate=RATE)) as relay:
+        start_app(tmux, state, f"getfile://127.0.0.1:{relay.port}/big.bin", "--dest", str(dest))
+        tmux.wait_for(lambda s: "Ready." in s, 20, "the app")
+        tmux("send-keys", "-t", "app", "Enter")
+        tmux.wait_for(lambda s: "downloading" in s, 20, "the download to start")
+        part = dest / part_name("big.bin")
+        tmux.wait_for(lambda s: part.exists() and part.stat().st_size > 0, 20, "bytes")
+        tmux("kill-session", "-t", "app")  # the terminal closes: SIGHUP
+        queue = state / "getfile" / "state.json"
+        tmux_wait_file(queue, '"active"')
+        assert not (dest / "big.bin").exists()
+
+        start_app(tmux, state, "--dest", str(dest))
+        screen = tmux.wait_for(lambda s: "digest verified" in s, 40, "the resumed download")
+        assert "resuming 1 unfinished" in screen or "resumed at" in screen
+    assert (dest / "big.bin").read_bytes() == (root / "big.bin").read_bytes()
+    assert not part.exists()
+
+
+def tmux_wait_file(path: Path, text: str, timeout: float = 15.0) -> None:
+    """Wait (bounded) until the app, exiting on SIGHUP, has saved ``text`` into ``path``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.1)  # polling a file another process writes; the content is the condition
+    raise AssertionError(f"{path} never said {text}")

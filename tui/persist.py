@@ -1,0 +1,112 @@
+"""The app's transfers kept across runs: from ``Transfer`` to ``QueuedTransfer`` and back.
+
+``QueueKeeper`` is the only link between the live transfers and
+``tui.queue_store``: the app calls ``changed`` when a transfer's *state*
+moves (never per progress tick: a save is an fsync'ed rename), ``freeze``
+when it goes away (a hang-up, SIGTERM, a quit), so the cancellations that
+quitting causes are not saved over "it was running", and ``restore`` at
+start to get the saved transfers back as rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from getfile_core import UnsafeName, UsageError, parse_url, safe_local_name
+from tui.queue_store import FINISHED, QueuedTransfer, QueueStore, SavedState
+from tui.transfers import ACTIVE_STATES, State, Transfer
+
+SAVED_STATE = {State.DONE: SavedState.DONE, State.FAILED: SavedState.FAILED}
+
+
+def saved_state(transfer: Transfer) -> SavedState:
+    if transfer.state in ACTIVE_STATES:
+        return SavedState.ACTIVE
+    return SAVED_STATE.get(transfer.state, SavedState.CANCELLED)
+
+
+@dataclass
+class Restored:
+    transfer: Transfer
+    #: It was running (or queued) when the app stopped: resume it.
+    unfinished: bool
+
+
+class QueueKeeper:
+    """Saves the transfers on state changes; hands them back on the next start."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self.store = store
+        self.frozen = False
+        self._ids: dict[int, str] = {}  # Transfer.id -> QueuedTransfer.id
+        self._added: dict[int, float] = {}
+        self._saved_states: dict[int, SavedState] = {}
+        self._others: list[QueuedTransfer] = []  # saved entries we could not show
+
+    def open(self) -> list[str]:
+        """Lines for the log: read-only notice and dropped entries."""
+        self.store.open()
+        lines = list(self.store.problems)
+        if self.store.notice:
+            lines.append(self.store.notice)
+        return lines
+
+    def restore(self) -> list[Restored]:
+        restored = []
+        for saved in self.store.transfers:
+            try:
+                target = parse_url(saved.url)
+                name = saved.name or safe_local_name(target.path)
+            except (UsageError, UnsafeName):
+                self._others.append(saved)
+                continue
+            transfer = Transfer(target=target, folder=saved.destination, name=name)
+            state = State(saved.state) if saved.state in FINISHED else State.CANCELLED
+            transfer.restore(state, saved.error or "", size=saved.size, received=saved.received)
+            self._ids[transfer.id] = saved.id
+            self._added[transfer.id] = saved.added
+            self._saved_states[transfer.id] = saved.state
+            restored.append(Restored(transfer, saved.state not in FINISHED))
+        return restored
+
+    def changed(self, transfers: Iterable[Transfer]) -> str | None:
+        """Save if any transfer's saved state moved; a line for the log if saving failed."""
+        if self.frozen:
+            return None
+        transfers = list(transfers)
+        states = {t.id: saved_state(t) for t in transfers}
+        if states == self._saved_states:
+            return None
+        return self.save(transfers)
+
+    def freeze(self, transfers: Iterable[Transfer]) -> str | None:
+        """Save once more as things are (running ones as running), then never again."""
+        line = self.save(list(transfers))
+        self.frozen = True
+        return line
+
+    def save(self, transfers: list[Transfer]) -> str | None:
+        self._saved_states = {t.id: saved_state(t) for t in transfers}
+        self.store.save([*self._others, *(self._entry(t) for t in transfers)])
+        return self.store.save_error
+
+    def _entry(self, transfer: Transfer) -> QueuedTransfer:
+        progress = transfer.progress
+        entry = QueuedTransfer(
+            url=transfer.target.url(),
+            destination=os.path.abspath(transfer.folder),
+            name=transfer.name,
+            state=saved_state(transfer),
+            rate_limit=transfer.limit.rate,
+            size=progress.total if progress is not None else None,
+            received=progress.done if progress is not None else 0,
+            error=transfer.error[:300] or None,
+        )
+        saved_id = self._ids.setdefault(transfer.id, entry.id)
+        added = self._added.setdefault(transfer.id, entry.added)
+        return QueuedTransfer(**{**entry.__dict__, "id": saved_id, "added": added})
+
+    def close(self) -> None:
+        self.store.close()
