@@ -17,7 +17,7 @@ from getfile_core.client import Options, fetch
 from getfile_core.errors import IntegrityError
 from getfile_core.protocol import Request, Response, Status, encode_response_head
 from getfile_core.protocol import parse_request_line as parse
-from tests.helpers import MIB, digest_bytes, scripted_server
+from tests.support import MIB, digest_bytes, scripted_server
 from tests.support.links import Link, LinkEmulator
 
 SIZE = 12 * MIB + 99

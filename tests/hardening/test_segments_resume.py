@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from getfile_core.client import ranges
-from tests.hardening.support import wait_for
-from tests.helpers import (
+from tests.support import (
     MIB,
     assert_one_error_line,
     digest_of,
     run_cli,
     serve_process,
+    wait_until_sync,
     write_random,
 )
 from tests.support.links import KiB, Link, LinkEmulator
@@ -70,7 +70,9 @@ def test_sigkill_then_resume_continues_every_range(
             stderr=subprocess.PIPE,
         )
         try:
-            wait_for(lambda: done_bytes(recorded(dest)) >= 3 * MIB, 30, "3 MiB recorded as done")
+            wait_until_sync(
+                lambda: done_bytes(recorded(dest)) >= 3 * MIB, "3 MiB recorded as done", 30
+            )
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
         finally:
