@@ -160,6 +160,7 @@ def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="RATE",
         help="cap all downloads together at RATE bytes/s (500K, 2M, 1.5G: powers of 1024)",
     )
+    _add_segment_flags(get)
     _add_client_flags(get)
     get.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     _add_get_tree(get)
@@ -229,6 +230,34 @@ class _Rule(argparse.Action):
         rules = list(getattr(namespace, self.dest, None) or [])
         rules.append((self.include, values))
         setattr(namespace, self.dest, rules)
+
+
+def _add_segment_flags(get: argparse.ArgumentParser) -> None:
+    """``--segments`` and ``--mirror`` (issue 13): one file over several connections."""
+    more = get.add_argument_group("several connections per file")
+    more.add_argument(
+        "--segments",
+        type=_segment_count,
+        default=1,
+        metavar="N",
+        help="fetch each file as N byte ranges over N connections, verified as one file "
+        "(1-32; files under 4 MiB use one; default: 1)",
+    )
+    more.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another server with the same file (repeatable; one URL only): ranges are "
+        "spread over all of them, a mirror with a different file is not used",
+    )
+
+
+def _segment_count(text: str) -> int:
+    count = _positive_int(text)
+    if count > 32:
+        raise argparse.ArgumentTypeError(f"at most 32 segments, not {count}")
+    return count
 
 
 def _add_ls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

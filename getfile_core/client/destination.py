@@ -123,6 +123,31 @@ class Destination:
         os.lseek(fd, offset, os.SEEK_SET)
         return fd
 
+    @property
+    def dir_fd(self) -> int:
+        """The destination folder's descriptor (open between ``check`` and ``close``)."""
+        return self._dir_fd
+
+    def another_descriptor(self) -> int:
+        """A second descriptor of the open ``.part``, with its own file offset.
+
+        A segmented download writes at several offsets at once, one
+        connection per descriptor. Reopened through ``/proc/self/fd`` (no
+        name is looked up, so nothing swapped in under the name is opened);
+        without ``/proc``, by name with ``O_NOFOLLOW``, then checked to be
+        the same file (device and inode).
+        """
+        flags = os.O_RDWR | os.O_CLOEXEC
+        try:
+            fd = os.open(f"/proc/self/fd/{self.fd}", flags)
+        except OSError:
+            fd = os.open(self.part_name, flags | os.O_NOFOLLOW, dir_fd=self._dir_fd)
+        held, got = os.fstat(self.fd), os.fstat(fd)
+        if (held.st_dev, held.st_ino) != (got.st_dev, got.st_ino):
+            os.close(fd)
+            raise LocalFileError(f"{self.part_path} was replaced during the download")
+        return fd
+
     def written(self) -> int:
         """Bytes in the open ``.part``: where a retry resumes."""
         return os.fstat(self.fd).st_size if self.fd >= 0 else 0
