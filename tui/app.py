@@ -28,7 +28,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
-from getfile_core import DEFAULT_PORT
+from getfile_core import DEFAULT_PORT, format_address
 from tui.actions import ACTIONS, bindings, key_in_force
 from tui.away import AwayNotifier
 from tui.commands import app_commands
@@ -63,7 +63,7 @@ from tui.transfers import Choice, Conflict, State, Transfer
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
 from tui.widgets.log_pane import LogPane
-from tui.widgets.server_pane import ServerPane, format_address
+from tui.widgets.server_pane import ServerPane
 from tui.widgets.transfer_list import TransferList
 
 #: Bound on waiting for downloads and the server to wind down at quit.

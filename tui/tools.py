@@ -11,12 +11,12 @@ import os
 import posixpath
 from typing import TYPE_CHECKING
 
+from getfile_core import format_address
 from tui.history import Bookmark
 from tui.screens.name_prompt import NameScreen
 from tui.screens.recent import Place, RecentScreen
 from tui.screens.verify import VerifyScreen
 from tui.transfers import State
-from tui.widgets.server_pane import format_address
 
 if TYPE_CHECKING:
     from tui.app import GetfileApp
@@ -84,7 +84,7 @@ class ToolsMixin(_Base):
         if not token or len(token) > MAX_TOKEN_BYTES:
             self.log_pane.add(f"token file {path}: empty or too long", "error")
             return
-        self.downloads.tokens[f"{place.host}:{place.port}"] = token  # as Transfer.where
+        self.downloads.tokens[format_address(place.host, place.port)] = token  # as Transfer.where
         self.log_pane.add(f"token for {format_address(place.host, place.port)} read from {path}")
 
     def action_bookmark(self) -> None:

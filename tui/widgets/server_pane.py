@@ -27,6 +27,7 @@ from getfile_core import (
     FileServer,
     GetfileError,
     ServerLimits,
+    format_address,
     human_rate,
     parse_rate,
 )
@@ -71,10 +72,6 @@ def limits_from(rate: str, stall: str, max_transfers: str) -> ServerLimits:
         # Per connection, as ``getfile serve --limit-rate``: a slow server on demand.
         limits = dataclasses.replace(limits, rate=parse_rate(rate))
     return limits
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def access_line(record: AccessRecord) -> str:
@@ -262,7 +259,9 @@ class ServerPane(Vertical):
         except (OSError, ValueError, GetfileError) as error:  # one line, never a crash
             reason = getattr(error, "strerror", None) or str(error) or error.__class__.__name__
             self._set_status_text(f"○ stopped: {reason}")
-            self.post_message(ServerStopped(f"cannot serve {root} on {host}:{port}: {reason}"))
+            self.post_message(
+                ServerStopped(f"cannot serve {root} on {format_address(host, port)}: {reason}")
+            )
             return
         self.server = server
         self._set_toggle(running=True)
