@@ -19,6 +19,7 @@ from textual.widgets import Button, Input, Label, Static
 from textual.widgets.input import Selection
 
 from getfile_core import Target, UnsafeName, UsageError, parse_url, safe_local_name
+from tui.screens.folder_picker import FolderPickerScreen
 from tui.text import printable
 
 HINT = "Enter downloads · Tab moves · ctrl+p commands"
@@ -62,9 +63,6 @@ class DownloadForm(Vertical):
         def __init__(self, request: DownloadRequest) -> None:
             super().__init__()
             self.request = request
-
-    class PickFolder(Message):
-        """The user wants to choose the destination folder from a tree."""
 
     class Browse(Message):
         """The user wants to pick the file from the server's listing."""
@@ -150,6 +148,26 @@ class DownloadForm(Vertical):
             field.selection = Selection.cursor(len(field.value))
 
         self.call_after_refresh(to_end)
+
+    def focus_first_gap(self) -> None:
+        """Jump into the form: its first wrong field, else File."""
+        self.focus_end(next((key for key, _ in self.problems(mark=False)), "file"))
+
+    def pick_folder(self) -> None:
+        """The Folder field from a folder picker (a dialog)."""
+        picker = FolderPickerScreen(self.field("dest").value)
+        self.app.push_screen(picker, self.folder_chosen)
+
+    def folder_chosen(self, folder: str | None) -> None:
+        if folder:
+            self.set_values(dest=folder)
+            self.focus_end("dest")
+
+    def file_chosen(self, path: bytes | None) -> None:
+        """A file picked in the server's listing (``None``: nothing picked)."""
+        if path:
+            self.set_file(path)
+            self.focus_end("file")
 
     def set_file(self, path: bytes) -> None:
         """Show a remote path readably, and remember the exact bytes to request."""
@@ -248,7 +266,7 @@ class DownloadForm(Vertical):
         if event.button.id == "download":
             self.submit()
         elif event.button.id == "pick-folder":
-            self.post_message(self.PickFolder())
+            self.pick_folder()
         elif event.button.id == "browse":
             self.post_message(self.Browse())
 

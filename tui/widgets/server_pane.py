@@ -33,6 +33,7 @@ from getfile_core import (
 )
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
+from tui.screens.confirm import ConfirmScreen
 from tui.text import printable
 from tui.widgets.reflow_log import ReflowLog
 
@@ -205,6 +206,31 @@ class ServerPane(Vertical):
             self.stop()
         else:
             self.start()
+
+    def toggle_asking_first(self) -> bool:
+        """The ctrl+s key: start, or stop (asking first while it sends files); ``False``
+        if it would not start (the status line says why)."""
+        if not self.running:
+            return self.start()
+        sending = self.sending
+        if not sending:
+            self.stop()
+            return True
+
+        def answered(stop: bool | None) -> None:
+            if stop and self.running:
+                self.stop()
+
+        what = "1 file" if sending == 1 else f"{sending} files"
+        question = ConfirmScreen(
+            "Stop the local server?",
+            f"It is sending {what} right now; stopping cuts "
+            f"{'that download' if sending == 1 else 'those downloads'} off.",
+            yes="Stop (y)",
+            no="Keep serving (n)",
+        )
+        self.app.push_screen(question, answered)
+        return True
 
     def start(self) -> bool:
         """Start serving what the fields say; ``False`` (and a reason shown) if they are wrong."""
