@@ -148,6 +148,13 @@ def key_in_force(app: App[object], binding_id: str) -> str:
     return ""
 
 
+#: The app's keys (a dialog open, only ``DIALOG_ACTIONS`` of them stay usable; the
+#: palette-only actions are run from the palette, itself a screen, so they are not here).
+OWN_ACTIONS = frozenset(a.action for a in ACTIONS if a.key)
+#: Actions still allowed while a dialog (or the command palette) is open.
+DIALOG_ACTIONS = frozenset({"quit", "toggle_keys", "next_theme"})
+
+
 def delegate(collaborator: str, method: str) -> Callable[[Any], object]:
     """An ``action_<method>`` for the app that is one of its collaborators' methods.
 

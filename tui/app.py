@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import posixpath
-import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -23,13 +21,12 @@ from typing import Any
 
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
 from getfile_core import DEFAULT_PORT, format_address
-from tui.actions import ACTIONS, bindings, delegate, key_in_force
+from tui.actions import ACTIONS, DIALOG_ACTIONS, OWN_ACTIONS, bindings, delegate, key_in_force
 from tui.away import AwayNotifier
 from tui.commands import app_commands, palette
 from tui.downloads import DownloadController
@@ -46,12 +43,12 @@ from tui.messages import (
 )
 from tui.persist import QueueKeeper, SavedQueue
 from tui.places import Places
+from tui.process import ProcessHooks
 from tui.queue_store import QueueStore
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
 from tui.screens.overwrite import OverwriteScreen
-from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
 from tui.settings import LoadedSettings, Settings, load_settings
 from tui.text import printable
@@ -86,8 +83,6 @@ class GetfileApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "getfile"
     BINDINGS = bindings()  # in footer order; from tui.actions, the one table of actions
-    #: Actions still allowed while a dialog (or the command palette) is open.
-    DIALOG_ACTIONS = frozenset({"quit", "toggle_keys", "next_theme"})
 
     def __init__(
         self,
@@ -117,9 +112,10 @@ class GetfileApp(App[None]):
             self.push_screen,
             self.notify,
             self._log,
-            deliver=self.deliver_binary if self.is_web else None,
+            browser=lambda: self.deliver_binary if self.is_web else None,
         )
         self.away = AwayNotifier(self.settings, write=self._write_to_terminal)
+        self.process = ProcessHooks()
         self._quitting = False
         self._usable_keys = (False, False)
         self.local_server = LocalServerLink(
@@ -160,12 +156,8 @@ class GetfileApp(App[None]):
             # Until the user changes it, the local server may take its place (--serve).
             self.local_server.filled = (host, port)
         port = port or str(self.settings.port or DEFAULT_PORT)
-        form = DownloadForm(host, port, launch.file, launch.dest, id="form")
-        form.border_title = "Download"
-        yield form
-        transfers = TransferList(id="transfers")
-        transfers.border_title = "Transfers"
-        yield transfers
+        yield DownloadForm(host, port, launch.file, launch.dest, id="form")
+        yield TransferList(id="transfers")
         with TabbedContent(id="panes", initial="log-tab"):
             with TabPane("Log", id="log-tab"):
                 yield LogPane(clock=self.clock, history=self.log_history, id="log")
@@ -176,11 +168,7 @@ class GetfileApp(App[None]):
         yield QuietFooter()
 
     def on_mount(self) -> None:
-        # Transfers run in threads that need the GIL for a moment per MiB. While the UI
-        # draws, a waiting thread gets it only every "switch interval" (5 ms by default),
-        # which caps a download at a few hundred MiB/s; 1 ms keeps drawing cheap for it.
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, 0.001))
+        self.process.install(on_hang_up=self._hang_up)  # the GIL's switch interval, signals
         # A blinking cursor repaints its field twice a second, forever: over SSH, idle
         # should mean silent.
         for field in self.query(Input):
@@ -197,11 +185,6 @@ class GetfileApp(App[None]):
             )
         self._apply_settings()
         self.saved_queue.restore(resume=self.settings.resume_on_start)
-        loop = asyncio.get_running_loop()
-        for signal_number in (signal.SIGHUP, signal.SIGTERM):
-            # The SSH session dropped or the terminal closed (SIGHUP), or we were told to
-            # stop: save the queue as it is, leave the .part files, exit cleanly.
-            loop.add_signal_handler(signal_number, self._hang_up)
         if self.launch.serve is not None:
             self.server_pane.start()
 
@@ -220,10 +203,7 @@ class GetfileApp(App[None]):
         self.downloads.retries = settings.retries
 
     def on_unmount(self) -> None:
-        sys.setswitchinterval(self._switch_interval)
-        loop = asyncio.get_running_loop()
-        for signal_number in (signal.SIGHUP, signal.SIGTERM):
-            loop.remove_signal_handler(signal_number)
+        self.process.remove()
 
     @property
     def form(self) -> DownloadForm:
@@ -241,10 +221,6 @@ class GetfileApp(App[None]):
     def server_pane(self) -> ServerPane:
         return self.query_one(ServerPane)
 
-    @classmethod
-    def _own_actions(cls) -> frozenset[str]:
-        return frozenset(b.action for b in cls.BINDINGS if isinstance(b, Binding))
-
     def key_for(self, binding_id: str) -> str:
         return key_in_force(self, binding_id)
 
@@ -254,8 +230,8 @@ class GetfileApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Dim the keys that would do nothing right now; dialogs get the keyboard to themselves."""
-        if self.screen is not self.screen_stack[0] and action in self._own_actions():
-            return action in self.DIALOG_ACTIONS
+        if self.screen is not self.screen_stack[0] and action in OWN_ACTIONS:
+            return action in DIALOG_ACTIONS
         if action in ("cancel", "cancel_all"):
             return True if self.downloads.any_active else None
         if action == "retry":
@@ -323,13 +299,7 @@ class GetfileApp(App[None]):
     # ------------------------------------------------------------ the server's listing
 
     def action_browse(self) -> None:
-        """Pick the File from the server's listing (getfile servers only)."""
-        address = self.form.server_address()
-        if address is None:
-            return  # the form shows why
-        folder = posixpath.dirname(self.form.file_path())
-        browser = RemoteBrowserScreen(*address, folder, self.downloads.tokens)
-        self.push_screen(browser, self.form.file_chosen)
+        self.form.browse(self.downloads.tokens)  # a token typed there serves the downloads
 
     def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:
         self.action_browse()
@@ -390,12 +360,8 @@ class GetfileApp(App[None]):
     async def action_quit(self) -> None:
         running = sum(1 for t in self.downloads.transfers.values() if t.active)
         if running and not self._quitting:
-            self.push_screen(ConfirmQuitScreen(running), self._quit_answered)
+            self.push_screen(ConfirmQuitScreen(running), lambda yes: yes and self._quit_now())
         else:
-            self._quit_now()
-
-    def _quit_answered(self, quit_: bool | None) -> None:
-        if quit_:
             self._quit_now()
 
     def _hang_up(self) -> None:

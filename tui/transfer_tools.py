@@ -35,14 +35,16 @@ class TransferTools:
         ask: Ask,
         notify: Callable[..., object],
         log: Callable[[str, str], None],
-        deliver: Deliver | None = None,
+        browser: Callable[[], Deliver | None] = lambda: None,
     ) -> None:
         self.downloads = downloads
         self.rows = rows
         self.ask = ask
         self.notify = notify
         self.log = log
-        self.deliver_file = deliver
+        #: In a browser session, how to hand it a file (``App.is_web`` is known only once
+        #: the app runs, so asked each time).
+        self.browser = browser
 
     def _pick(self, wanted: Callable[[Transfer], bool]) -> Transfer | None:
         return self.downloads.pick(self.rows().selected_transfer(), wanted)
@@ -94,7 +96,8 @@ class TransferTools:
 
     def deliver(self) -> None:
         """In a browser session: hand a finished download to the browser (a save dialog)."""
-        if self.deliver_file is None:
+        deliver = self.browser()
+        if deliver is None:
             self.notify("Only in a browser session (getfile-tui --web).", timeout=3)
             return
         transfer = self._pick(lambda t: t.state is State.DONE)
@@ -106,5 +109,5 @@ class TransferTools:
         except OSError as error:
             self.log(f"{transfer.name}: cannot open it: {error.strerror}", "error")
             return
-        self.deliver_file(stream, save_filename=transfer.name)
+        deliver(stream, save_filename=transfer.name)
         self.log(f"{transfer.name}: handed to the browser", "info")

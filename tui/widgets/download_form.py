@@ -8,6 +8,7 @@ asks for a download, and only a form whose fields are all valid does so.
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -20,6 +21,7 @@ from textual.widgets.input import Selection
 
 from getfile_core import Target, UnsafeName, UsageError, parse_url, safe_local_name
 from tui.screens.folder_picker import FolderPickerScreen
+from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.text import printable
 
 HINT = "Enter downloads · Tab moves · ctrl+p commands"
@@ -58,6 +60,8 @@ class DownloadRequest:
 
 class DownloadForm(Vertical):
     """Four fields and a button; posts ``DownloadForm.Submitted`` with a valid request."""
+
+    BORDER_TITLE = "Download"
 
     class Submitted(Message):
         def __init__(self, request: DownloadRequest) -> None:
@@ -152,6 +156,15 @@ class DownloadForm(Vertical):
     def focus_first_gap(self) -> None:
         """Jump into the form: its first wrong field, else File."""
         self.focus_end(next((key for key, _ in self.problems(mark=False)), "file"))
+
+    def browse(self, tokens: dict[str, bytes]) -> None:
+        """Pick the File from the server's listing (getfile servers only); ``tokens`` are
+        the download controller's, so a token typed in the listing serves the downloads."""
+        address = self.server_address()
+        if address is None:
+            return  # the form shows why
+        folder = posixpath.dirname(self.file_path())
+        self.app.push_screen(RemoteBrowserScreen(*address, folder, tokens), self.file_chosen)
 
     def pick_folder(self) -> None:
         """The Folder field from a folder picker (a dialog)."""

@@ -194,6 +194,8 @@ class TransferRow(Horizontal, can_focus=False):
 class TransferList(VerticalScroll, can_focus=False):
     """Rows of transfers under a heading, buttons below; up/down move between rows."""
 
+    BORDER_TITLE = "Transfers"
+
     last_selected: TransferRow | None = None
 
     BINDINGS = [
