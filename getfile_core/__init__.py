@@ -55,13 +55,10 @@ _EXPORTS = {
     "ConnectError": ".errors",
     "UnauthorizedError": ".errors",
     "LegacyServerError": ".errors",
+    # Text from outside made safe to show: escapes instead of terminal controls.
+    "printable": ".safe_text",
 }
-# Text from outside made safe to show (escapes instead of terminal controls). Imported
-# now, not lazily: the submodule has the same name, and once anything imported it the
-# package attribute would be the module, never reaching ``__getattr__``. It imports nothing.
-from getfile_core.printable import printable  # noqa: E402
-
-__all__ = ["DEFAULT_PORT", "__version__", "printable", *sorted(_EXPORTS)]
+__all__ = ["DEFAULT_PORT", "__version__", *sorted(_EXPORTS)]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
@@ -99,5 +96,6 @@ if TYPE_CHECKING:
         UsageError,
     )
     from getfile_core.ratelimit import RateLimit
+    from getfile_core.safe_text import printable
     from getfile_core.server import AccessRecord, FileServer, ServerLimits
     from getfile_core.units import human_rate, human_size, parse_rate

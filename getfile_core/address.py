@@ -7,7 +7,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from getfile_core import DEFAULT_PORT
 from getfile_core.errors import UsageError
-from getfile_core.printable import printable
+from getfile_core.safe_text import printable
 
 SCHEMES = {"getfile": False, "getfiles": True}
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from textual.content import Content
 
-# ``import getfile_core``, not ``from getfile_core import printable``: the public name shares
-# its submodule's name, and import-linter reads the latter as importing that submodule.
-import getfile_core
+from getfile_core import printable as _printable
 
 #: Longer than any name or message worth reading; bounds what a hostile peer can make us draw.
 MAX_SHOWN = 1024
@@ -25,7 +23,7 @@ def printable(text: str | bytes, limit: int = MAX_SHOWN) -> str:
     """``text`` with every unprintable character spelled out (``\\x1b``, ``\\n``, ``\\xff``),
     at most ``limit`` characters: ``getfile_core.printable`` (the one rule, shared with the
     command line) with the app's bound, since nothing the app draws is unbounded."""
-    return getfile_core.printable(text, limit=limit)
+    return _printable(text, limit=limit)
 
 
 def plain(text: str | bytes, limit: int = MAX_SHOWN) -> Content:

@@ -20,7 +20,7 @@ from getfile_core.cli.options import client_options
 from getfile_core.cli.output import error_line, retry_text
 from getfile_core.client import FetchResult, Options
 from getfile_core.errors import GetfileError, LocalFileError, UsageError
-from getfile_core.printable import printable
+from getfile_core.safe_text import printable
 from getfile_core.units import human_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)

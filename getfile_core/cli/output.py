@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from getfile_core.printable import printable
+from getfile_core.safe_text import printable
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from rich.progress import (
 
 from getfile_core.address import Target
 from getfile_core.client import FetchResult, Progress
-from getfile_core.printable import printable
+from getfile_core.safe_text import printable
 
 #: Columns a file name may take in its bar's line.
 NAME_WIDTH = 40

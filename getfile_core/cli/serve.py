@@ -12,7 +12,7 @@ from getfile_core.cli.exit_codes import SUCCESS
 from getfile_core.cli.options import load_token
 from getfile_core.cli.output import error_line, print_access, print_book_access
 from getfile_core.errors import UsageError
-from getfile_core.printable import printable
+from getfile_core.safe_text import printable
 from getfile_core.server import FileServer, ServerLimits
 from getfile_core.server.limits import raise_fd_limit
 

@@ -31,7 +31,7 @@ from getfile_core.client.tree import (
     walk_tree,
 )
 from getfile_core.errors import UsageError
-from getfile_core.printable import printable
+from getfile_core.safe_text import printable
 from getfile_core.units import human_size
 
 #: Columns the files-in-flight line may take.

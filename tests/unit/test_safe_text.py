@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from getfile_core.printable import printable
+from getfile_core.safe_text import printable
 
 
 @pytest.mark.parametrize(
