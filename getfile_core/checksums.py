@@ -143,6 +143,27 @@ class DigestCheck:
         )
 
 
+class HashTogether:
+    """Feeds one pass of bytes to several hashers; reads as the first one.
+
+    How a published checksum rides along with the BLAKE3 digest: the body
+    loop, the splice read-back and a resume's prefix hash call ``update``
+    once, and every hasher sees each byte, so the file is never read twice.
+    ``hexdigest`` is the first hasher's (the one the wire format checks).
+    """
+
+    def __init__(self, first: Hasher, *others: Hasher | DigestCheck) -> None:
+        self.first = first
+        self.all = (first, *others)
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        for hasher in self.all:
+            hasher.update(data)
+
+    def hexdigest(self) -> str:
+        return self.first.hexdigest()
+
+
 def new_hasher(algorithm: str) -> Hasher:
     """hashlib (which releases the GIL for updates over 2 KiB) or blake3."""
     algorithm = normalise_algorithm(algorithm)

@@ -22,6 +22,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     import ssl
 
+    from getfile_core.checksums import ExpectedDigest
     from getfile_core.ratelimit import RateLimit
 
 
@@ -76,6 +77,10 @@ class Options:
     retry_cap: float = 30.0
     #: Shared by every download given the same object; its ``rate`` may change at any time.
     rate_limit: RateLimit | None = None
+    #: A published checksum the file must match (``--checksum``), checked in the
+    #: same pass as the BLAKE3 digest. One file's: give each download its own
+    #: (``dataclasses.replace(options, expected=...)``).
+    expected: ExpectedDigest | None = None
 
 
 @dataclass
@@ -172,3 +177,6 @@ class FetchResult:
     seconds: float
     #: Connections it took (1 when no retry was needed).
     attempts: int = 1
+    #: ``Options.expected`` when the file matched it (``sha256:…``): verified even
+    #: from a legacy server. None when no checksum was asked for.
+    checksum: str | None = None
