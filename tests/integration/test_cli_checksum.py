@@ -1,0 +1,216 @@
+"""``getfile get --checksum`` / ``--checksum-file``: checksums people publish (issue 14).
+
+Real processes on loopback: our server (``getfile serve``) and the book's
+(``tests/peers``). Checksum files are written by the real coreutils tools
+(``sha256sum`` and friends), except ``b3sum``'s, which is not in Debian's
+base system and is written here in its exact layout (GNU's, 64 digits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import blake3
+import pytest
+
+from getfile_core.client import part_name
+from tests.support import (
+    ServeProcess,
+    assert_one_error_line,
+    digest_of,
+    run_cli,
+    serve_process,
+)
+
+DATA = "sub/data.bin"
+
+
+@pytest.fixture
+def served(root: Path) -> Iterator[ServeProcess]:
+    with serve_process(["serve", str(root), "--port", "0"]) as process:
+        yield process
+
+
+def get(*args: str) -> tuple[int, str, str]:
+    done = run_cli("get", *args)
+    return done.returncode, done.stdout, done.stderr
+
+
+def published(path: Path, algorithm: str) -> str:
+    if algorithm == "blake3":
+        return blake3.blake3(path.read_bytes()).hexdigest()
+    return hashlib.new(algorithm, path.read_bytes()).hexdigest()
+
+
+def coreutils_sums(*argv: str, folder: Path) -> str:
+    """What ``TOOL NAME...`` prints in ``folder``: the file a release page publishes."""
+    done = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    ("tool", "sums_name", "extra"),
+    [
+        ("sha256sum", "SHA256SUMS", ()),
+        ("sha512sum", "SHA512SUMS", ()),
+        ("sha1sum", "SHA1SUMS", ()),
+        ("md5sum", "MD5SUMS", ()),
+        ("sha256sum --tag", "CHECKSUM", ()),  # BSD lines, as Fedora publishes
+        ("b3sum", "B3SUMS", ()),  # 64 digits: BLAKE3 because the file's name says so
+        ("b3sum", "sums.txt", ("--checksum-algo", "blake3")),  # ...or because we said so
+    ],
+)
+def test_a_published_checksum_file_verifies_the_download(
+    served: ServeProcess,
+    root: Path,
+    dest: Path,
+    tmp_path: Path,
+    tool: str,
+    sums_name: str,
+    extra: tuple[str, ...],
+) -> None:
+    if tool == "b3sum":
+        text = f"{published(root / DATA, 'blake3')}  data.bin\n"
+    else:
+        text = coreutils_sums(*tool.split(), "hello.txt", DATA, folder=root)
+    sums = tmp_path / sums_name
+    sums.write_text(text)
+    code, out, err = get(served.url(DATA), "-o", str(dest), "--checksum-file", str(sums), *extra)
+    assert (code, out, err) == (0, "", "")
+    assert digest_of(dest / "data.bin") == digest_of(root / DATA)
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512", "sha1", "md5", "blake3"])
+def test_checksum_algo_hex_verifies_the_download(
+    served: ServeProcess, root: Path, dest: Path, algorithm: str
+) -> None:
+    checksum = f"{algorithm}:{published(root / DATA, algorithm).upper()}"  # case is no matter
+    code, out, err = get(served.url(DATA), "-o", str(dest), "--checksum", checksum)
+    assert (code, out, err) == (0, "", "")
+    assert digest_of(dest / "data.bin") == digest_of(root / DATA)
+
+
+def test_a_bare_hex_is_sha256_unless_told_otherwise(
+    served: ServeProcess, root: Path, dest: Path
+) -> None:
+    bare = published(root / DATA, "blake3")
+    code, _, err = get(served.url(DATA), "-o", str(dest), "--checksum", bare)
+    assert code == 7, err  # taken as sha256, which it is not
+    assert "sha256 mismatch" in assert_one_error_line(err)
+    code, out, err = get(
+        served.url(DATA), "-o", str(dest), "--checksum", bare, "--checksum-algo", "blake3",
+        "--overwrite",
+    )  # fmt: skip
+    assert (code, out, err) == (0, "", "")
+
+
+def test_a_mismatch_is_exit_7_and_leaves_no_final_file(
+    served: ServeProcess, root: Path, dest: Path
+) -> None:
+    wrong = "sha256:" + hashlib.sha256(b"another release").hexdigest()
+    code, out, err = get(served.url(DATA), "-o", str(dest), "--checksum", wrong)
+    line = assert_one_error_line(err)
+    assert (code, out) == (7, "")
+    assert "sha256 mismatch" in line and hashlib.sha256(b"another release").hexdigest() in line
+    assert published(root / DATA, "sha256") in line  # both digests in full, to compare by eye
+    assert "kept" in line and "--overwrite" in line  # says what to do
+    assert not (dest / "data.bin").exists()
+    # The .part is whole and intact (the server vouched for it): kept for a person to judge.
+    assert digest_of(dest / part_name("data.bin")) == digest_of(root / DATA)
+    code, _, err = get(
+        served.url(DATA), "-o", str(dest), "--overwrite", "--checksum",
+        "sha256:" + published(root / DATA, "sha256"),
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert sorted(p.name for p in dest.iterdir()) == ["data.bin"]
+
+
+def test_resume_with_a_checksum_verifies_the_whole_file(
+    served: ServeProcess, root: Path, dest: Path
+) -> None:
+    body = (root / DATA).read_bytes()
+    (dest / part_name("data.bin")).write_bytes(body[:123_457])
+    whole = "sha512:" + published(root / DATA, "sha512")
+    code, out, err = get(served.url(DATA), "-o", str(dest), "--resume", "--checksum", whole)
+    assert (code, out, err) == (0, "", "")  # the prefix was fed to sha512 too, or no match
+    assert (dest / "data.bin").read_bytes() == body
+    served.wait_for_line(" GET 'sub/data.bin' ok ")
+
+
+def test_legacy_server_with_a_checksum_is_verified(
+    legacy_server: int, root: Path, dest: Path, tmp_path: Path
+) -> None:
+    url = f"getfile://127.0.0.1:{legacy_server}/{DATA}"
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(coreutils_sums("sha256sum", "data.bin", folder=root / "sub"))
+    code, out, err = get(url, "-o", str(dest), "--checksum-file", str(sums))
+    assert (code, out, err) == (0, "", "")
+    assert digest_of(dest / "data.bin") == digest_of(root / DATA)
+    # With the published checksum as the only check, a wrong one still fails the file.
+    wrong = "md5:" + hashlib.md5(b"not it").hexdigest()
+    code, _, err = get(url, "-o", str(tmp_path), "--checksum", wrong)
+    assert code == 7
+    assert "md5 mismatch" in assert_one_error_line(err)
+    assert not (tmp_path / "data.bin").exists()
+
+
+def test_several_urls_are_each_matched_by_name(
+    served: ServeProcess, root: Path, dest: Path, tmp_path: Path
+) -> None:
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(
+        coreutils_sums("sha256sum", "hello.txt", folder=root)
+        + coreutils_sums("sha256sum", "sub/data.bin", folder=root)
+    )
+    code, out, err = get(
+        served.url("hello.txt"), served.url(DATA), "-o", str(dest), "--checksum-file", str(sums)
+    )
+    assert (code, out, err) == (0, "", "")
+    assert sorted(p.name for p in dest.iterdir()) == ["data.bin", "hello.txt"]
+
+
+def test_a_checksum_file_without_the_name_is_one_line_and_exit_2(
+    served: ServeProcess, root: Path, dest: Path, tmp_path: Path
+) -> None:
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(coreutils_sums("sha256sum", "hello.txt", folder=root))
+    code, out, err = get(
+        served.url("hello.txt"), served.url(DATA), "-o", str(dest), "--checksum-file", str(sums)
+    )
+    assert (code, out) == (2, "")
+    assert "SHA256SUMS has no line for 'sub/data.bin'" in assert_one_error_line(err)
+    assert list(dest.iterdir()) == []  # checked before any download started
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (("--checksum", "sha256:abc"), "a sha256 digest is 64 hex digits"),
+        (("--checksum", "rot13:abcd"), "unknown checksum algorithm"),
+        (("--checksum", "not hex"), "--checksum takes ALGO:HEX"),
+        (("--checksum-algo", "md5"), "--checksum-algo needs --checksum"),
+        (("--checksum", "md5:" + "0" * 32, "--checksum-algo", "sha1"), "but --checksum-algo"),
+        (("--checksum-file", "/nonexistent/SUMS"), "cannot read /nonexistent/SUMS"),
+    ],
+)
+def test_bad_checksum_input_is_one_line_and_exit_2(
+    served: ServeProcess, dest: Path, flags: tuple[str, ...], says: str
+) -> None:
+    code, out, err = get(served.url("hello.txt"), "-o", str(dest), *flags)
+    assert (code, out) == (2, "")
+    assert says in assert_one_error_line(err)
+    assert list(dest.iterdir()) == []
+
+
+def test_one_checksum_for_several_urls_is_refused(
+    served: ServeProcess, root: Path, dest: Path
+) -> None:
+    checksum = "sha256:" + published(root / "hello.txt", "sha256")
+    code, _, err = get(
+        served.url("hello.txt"), served.url(DATA), "-o", str(dest), "--checksum", checksum
+    )
+    assert code == 2
+    assert "use --checksum-file" in assert_one_error_line(err)
