@@ -214,3 +214,54 @@ def test_one_checksum_for_several_urls_is_refused(
     )
     assert code == 2
     assert "use --checksum-file" in assert_one_error_line(err)
+
+
+# ---------------------------------------------------------------- one pass, no second read
+
+#: Runs ``getfile ARGV`` in this child and prints its exit code and the bytes it read
+#: (``rchar`` of /proc/self/io: every read, pread and file-object read, whatever the
+#: path; socket receives and splice are not counted, so a download reads ~nothing).
+_COUNT_READS = (
+    "import sys\n"
+    "from getfile_core.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "io = dict(line.split(': ') for line in open('/proc/self/io').read().splitlines())\n"
+    "print(code, io['rchar'])\n"
+)
+BIG = 24 * 1024 * 1024
+
+
+def bytes_read_by_get(*argv: str, receive: str) -> int:
+    import os
+    import sys
+
+    from tests.support import run_program
+
+    env = {**os.environ, "GETFILE_RECEIVE": receive}
+    done = run_program([sys.executable, "-c", _COUNT_READS, "get", *argv], env=env)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    code, rchar = done.stdout.split()
+    assert code == "0"
+    return int(rchar)
+
+
+@pytest.mark.parametrize("receive", ["splice", "buffer", "splice-thread"])
+def test_the_checksum_adds_no_read_of_the_file(
+    served: ServeProcess, root: Path, tmp_path: Path, receive: str
+) -> None:
+    from tests.support import write_random
+
+    write_random(root / "big.bin", BIG)
+    checksum = "sha256:" + published(root / "big.bin", "sha256")
+    plain, checked = tmp_path / "plain", tmp_path / "checked"
+    plain.mkdir(), checked.mkdir()
+    without = bytes_read_by_get(served.url("big.bin"), "-o", str(plain), receive=receive)
+    with_sum = bytes_read_by_get(
+        served.url("big.bin"), "-o", str(checked), "--checksum", checksum, receive=receive
+    )
+    assert digest_of(checked / "big.bin") == digest_of(root / "big.bin")
+    # A second read of the file would add BIG; what the checksum may add is importing
+    # hashlib (a few hundred KiB of modules at most).
+    assert with_sum - without < BIG // 8, (without, with_sum)
+    if receive == "buffer":  # hashed while hot: the file is never read back at all
+        assert with_sum < BIG // 2, with_sum
