@@ -265,3 +265,16 @@ def test_the_checksum_adds_no_read_of_the_file(
     assert with_sum - without < BIG // 8, (without, with_sum)
     if receive == "buffer":  # hashed while hot: the file is never read back at all
         assert with_sum < BIG // 2, with_sum
+
+
+def test_a_legacy_download_matching_its_checksum_is_not_called_unverified(
+    legacy_server: int, root: Path, dest: Path
+) -> None:
+    from tests.support import run_cli_on_terminal
+
+    url = f"getfile://127.0.0.1:{legacy_server}/hello.txt"
+    checksum = "md5:" + published(root / "hello.txt", "md5")
+    code, out, terminal = run_cli_on_terminal("get", url, "-o", str(dest), "--checksum", checksum)
+    assert (code, out) == (0, ""), terminal
+    assert "not verified" not in terminal and "Traceback" not in terminal
+    assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
