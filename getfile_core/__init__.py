@@ -17,6 +17,7 @@ _EXPORTS = {
     # The address of a file on a server, and its parser.
     "Target": ".address",
     "parse_url": ".address",
+    "format_address": ".address",
     # Downloading and listing.
     "fetch": ".client",
     "list_folder": ".client",
@@ -56,12 +57,17 @@ _EXPORTS = {
     "UnauthorizedError": ".errors",
     "LegacyServerError": ".errors",
 }
-__all__ = ["DEFAULT_PORT", "__version__", *sorted(_EXPORTS)]
+# Text from outside made safe to show (escapes instead of terminal controls). Imported
+# now, not lazily: the submodule has the same name, and once anything imported it the
+# package attribute would be the module, never reaching ``__getattr__``. It imports nothing.
+from getfile_core.printable import printable  # noqa: E402
+
+__all__ = ["DEFAULT_PORT", "__version__", "printable", *sorted(_EXPORTS)]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
-    from getfile_core.address import Target, parse_url
+    from getfile_core.address import Target, format_address, parse_url
     from getfile_core.checksums import (
         ChecksumError,
         ExpectedDigest,

@@ -8,7 +8,9 @@ all three.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -144,3 +146,26 @@ def key_in_force(app: App[object], binding_id: str) -> str:
         if isinstance(binding, Binding) and binding.id == binding_id:
             return app.get_key_display(binding)
     return ""
+
+
+#: The app's keys (a dialog open, only ``DIALOG_ACTIONS`` of them stay usable; the
+#: palette-only actions are run from the palette, itself a screen, so they are not here).
+OWN_ACTIONS = frozenset(a.action for a in ACTIONS if a.key)
+#: Actions still allowed while a dialog (or the command palette) is open.
+DIALOG_ACTIONS = frozenset({"quit", "toggle_keys", "next_theme"})
+
+
+def delegate(collaborator: str, method: str) -> Callable[[Any], object]:
+    """An ``action_<method>`` for the app that is one of its collaborators' methods.
+
+    ``action_cancel = delegate("tools", "cancel")`` reads as a table: the key
+    (``ACTIONS``) runs ``app.tools.cancel()``; the collaborator holds the
+    logic, the app only routes the key to it.
+    """
+
+    def action(app: Any) -> object:
+        return getattr(getattr(app, collaborator), method)()
+
+    action.__name__ = f"action_{method}"
+    action.__doc__ = f"``{collaborator}.{method}()``"
+    return action

@@ -14,29 +14,25 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import posixpath
-import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
-from getfile_core import DEFAULT_PORT
-from tui.actions import ACTIONS, bindings, key_in_force
+from getfile_core import DEFAULT_PORT, format_address
+from tui.actions import ACTIONS, DIALOG_ACTIONS, OWN_ACTIONS, bindings, delegate, key_in_force
 from tui.away import AwayNotifier
-from tui.commands import app_commands
+from tui.commands import app_commands, palette
 from tui.downloads import DownloadController
-from tui.history import History, HistoryStore
+from tui.history import HistoryStore
 from tui.launch import Launch, parse_args
-from tui.lifecycle import SessionMixin
-from tui.limits import describe_limit
+from tui.local_server import LocalServerLink
 from tui.messages import (
     LogLine,
     ServerStarted,
@@ -45,25 +41,23 @@ from tui.messages import (
     TransferChanged,
     TransferProgress,
 )
-from tui.persist import QueueKeeper
+from tui.persist import QueueKeeper, SavedQueue
+from tui.places import Places
+from tui.process import ProcessHooks
 from tui.queue_store import QueueStore
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.confirm_quit import ConfirmQuitScreen
-from tui.screens.folder_picker import FolderPickerScreen
 from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
 from tui.screens.overwrite import OverwriteScreen
-from tui.screens.rate_prompt import RateScreen
-from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.screens.token_prompt import TokenScreen
 from tui.settings import LoadedSettings, Settings, load_settings
 from tui.text import printable
-from tui.tools import ToolsMixin
-from tui.transfers import Choice, Conflict, State, Transfer
+from tui.transfer_tools import TransferTools
+from tui.transfers import Choice, Conflict, Transfer
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
 from tui.widgets.log_pane import LogPane
-from tui.widgets.server_pane import ServerPane, format_address
+from tui.widgets.server_pane import ServerPane
 from tui.widgets.transfer_list import TransferList
 
 #: Bound on waiting for downloads and the server to wind down at quit.
@@ -83,14 +77,12 @@ class DialogPrompts:
         return await self.app.push_screen_wait(TokenScreen(where, wrong=wrong))
 
 
-class GetfileApp(SessionMixin, ToolsMixin, App[None]):
+class GetfileApp(App[None]):
     """The terminal descendant of the book's getfile GUI form."""
 
     CSS_PATH = "app.tcss"
     TITLE = "getfile"
     BINDINGS = bindings()  # in footer order; from tui.actions, the one table of actions
-    #: Actions still allowed while a dialog (or the command palette) is open.
-    DIALOG_ACTIONS = frozenset({"quit", "toggle_keys", "next_theme"})
 
     def __init__(
         self,
@@ -103,24 +95,32 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
     ) -> None:
         super().__init__()
         self.launch = launch or Launch(dest=os.getcwd())
-        #: The saved queue (None: transfers are not kept, as in most tests).
-        self.keeper = QueueKeeper(queue) if queue is not None else None
         self.loaded = settings
         self.settings = settings.settings if settings is not None else Settings()
-        #: Recent servers (None: not kept, as in most tests). The form starts with the last.
-        self.history_store = history
-        self.history = history.load() if history is not None else History()
         self.clock = clock
+        # The app's collaborators: each given what it needs (never the app itself).
         self.downloads = DownloadController(DialogPrompts(self), self.post_message, self._spawn)
+        keeper = QueueKeeper(queue) if queue is not None else None  # None: not kept (tests)
+        self.saved_queue = SavedQueue(keeper, self.downloads, self._log)
+        #: Recent servers and bookmarks (not kept without a store). The form starts with the last.
+        self.places = Places(
+            history, lambda: self.form, self.downloads.tokens, self.push_screen, self._log
+        )
+        self.tools = TransferTools(
+            self.downloads,
+            lambda: self.transfer_list,
+            self.push_screen,
+            self.notify,
+            self._log,
+            browser=lambda: self.deliver_binary if self.is_web else None,
+        )
+        self.away = AwayNotifier(self.settings, write=self._write_to_terminal)
+        self.process = ProcessHooks()
         self._quitting = False
         self._usable_keys = (False, False)
-        #: The terminal has lost focus (Textual's AppBlur; terminals that report focus).
-        self.in_background = False
-        #: Sequences written to tell of ended downloads (kept for tests: bounded).
-        self.notifications_sent: list[str] = []
-        self.away = AwayNotifier()
-        #: (host, port) the form was last pointed at for the local server.
-        self._local_address: tuple[str, str] | None = None
+        self.local_server = LocalServerLink(
+            lambda: self.form, lambda: self.server_pane, self.notify
+        )
         self.log_history: list[str] = []
 
     @property
@@ -133,6 +133,13 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
             work, group="downloads", description=description, exit_on_error=False
         )
 
+    def _log(self, text: str, level: str = "info") -> None:
+        self.log_pane.add(text, level)
+
+    def _write_to_terminal(self, sequence: str) -> None:
+        if self._driver is not None:
+            self._driver.write(sequence)
+
     # ------------------------------------------------------------ layout
 
     def get_default_screen(self) -> Screen:
@@ -143,18 +150,14 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
         yield Header(icon="≡")
         # The Port field holds the port, not just a placeholder showing it: Enter must work.
         host, port = launch.host, launch.port
-        last = self.history.last
+        last = self.places.history.last
         if not host and last is not None:  # no URL: the server used last time
             host, port = last.host, str(last.port)
             # Until the user changes it, the local server may take its place (--serve).
-            self._local_address = (host, port)
+            self.local_server.filled = (host, port)
         port = port or str(self.settings.port or DEFAULT_PORT)
-        form = DownloadForm(host, port, launch.file, launch.dest, id="form")
-        form.border_title = "Download"
-        yield form
-        transfers = TransferList(id="transfers")
-        transfers.border_title = "Transfers"
-        yield transfers
+        yield DownloadForm(host, port, launch.file, launch.dest, id="form")
+        yield TransferList(id="transfers")
         with TabbedContent(id="panes", initial="log-tab"):
             with TabPane("Log", id="log-tab"):
                 yield LogPane(clock=self.clock, history=self.log_history, id="log")
@@ -165,11 +168,7 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
         yield QuietFooter()
 
     def on_mount(self) -> None:
-        # Transfers run in threads that need the GIL for a moment per MiB. While the UI
-        # draws, a waiting thread gets it only every "switch interval" (5 ms by default),
-        # which caps a download at a few hundred MiB/s; 1 ms keeps drawing cheap for it.
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, 0.001))
+        self.process.install(on_hang_up=self._hang_up)  # the GIL's switch interval, signals
         # A blinking cursor repaints its field twice a second, forever: over SSH, idle
         # should mean silent.
         for field in self.query(Input):
@@ -185,20 +184,26 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
                 "warn",
             )
         self._apply_settings()
-        self._restore_queue()
-        loop = asyncio.get_running_loop()
-        for signal_number in (signal.SIGHUP, signal.SIGTERM):
-            # The SSH session dropped or the terminal closed (SIGHUP), or we were told to
-            # stop: save the queue as it is, leave the .part files, exit cleanly.
-            loop.add_signal_handler(signal_number, self._hang_up)
+        self.saved_queue.restore(resume=self.settings.resume_on_start)
         if self.launch.serve is not None:
             self.server_pane.start()
 
+    def _apply_settings(self) -> None:
+        if self.loaded is not None:
+            for problem in self.loaded.problems:
+                self.log_pane.add(f"settings: {problem}", "warn")
+        settings = self.settings
+        if settings.keys:
+            self.set_keymap(dict(settings.keys))
+            self.refresh_bindings()
+        if settings.theme:
+            self.theme = settings.theme
+        if settings.rate_limit is not None:
+            self.tools.set_global_limit(settings.rate_limit)
+        self.downloads.retries = settings.retries
+
     def on_unmount(self) -> None:
-        sys.setswitchinterval(self._switch_interval)
-        loop = asyncio.get_running_loop()
-        for signal_number in (signal.SIGHUP, signal.SIGTERM):
-            loop.remove_signal_handler(signal_number)
+        self.process.remove()
 
     @property
     def form(self) -> DownloadForm:
@@ -216,26 +221,17 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
     def server_pane(self) -> ServerPane:
         return self.query_one(ServerPane)
 
-    @classmethod
-    def _own_actions(cls) -> frozenset[str]:
-        return frozenset(b.action for b in cls.BINDINGS if isinstance(b, Binding))
-
     def key_for(self, binding_id: str) -> str:
         return key_in_force(self, binding_id)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from app_commands(self.run_action, self.key_for)
-        # Textual's own "Keys" opens a side panel that Esc does not close and that squeezes
-        # the log; ours (F1) is the one above.
-        ours = {command.title for command in app_commands(self.run_action, self.key_for)}
-        for command in super().get_system_commands(screen):
-            if command.title not in ours:
-                yield command
+        ours = app_commands(self.run_action, self.key_for)
+        return palette(ours, super().get_system_commands(screen))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Dim the keys that would do nothing right now; dialogs get the keyboard to themselves."""
-        if self.screen is not self.screen_stack[0] and action in self._own_actions():
-            return action in self.DIALOG_ACTIONS
+        if self.screen is not self.screen_stack[0] and action in OWN_ACTIONS:
+            return action in DIALOG_ACTIONS
         if action in ("cancel", "cancel_all"):
             return True if self.downloads.any_active else None
         if action == "retry":
@@ -244,76 +240,47 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
 
     # ------------------------------------------------------------ downloads
 
-    def action_download(self) -> None:
-        self.form.submit()
+    # The keys of ``tui.actions`` carried out by a collaborator: a table, not code.
+    action_download = delegate("form", "submit")
+    action_cancel = delegate("tools", "cancel")
+    action_cancel_all = delegate("downloads", "cancel_all")
+    action_retry = delegate("tools", "retry")
+    action_limit_rate = delegate("tools", "limit_rate")
+    action_limit_transfer = delegate("tools", "limit_transfer")
+    action_verify = delegate("tools", "verify")
+    action_deliver = delegate("tools", "deliver")
+    action_recent = delegate("places", "recent")
+    action_bookmark = delegate("places", "bookmark")
+    action_pick_folder = delegate("form", "pick_folder")
+    action_focus_form = delegate("form", "focus_first_gap")
+    action_clear_log = delegate("log_pane", "clear")
+    action_use_local_server = delegate("local_server", "use")
 
     def on_download_form_submitted(self, message: DownloadForm.Submitted) -> None:
         target = message.request.target
         self.downloads.start(target, message.request.folder)
-        if self.history_store is not None:
-            self.history = self.history.remember(target.host, target.port)
-            self.history_store.save(self.history)
+        self.places.remember(target.host, target.port)
 
-    def _selected(self) -> Transfer | None:
-        row = self.transfer_list.selected()
-        return row.transfer if row is not None else None
-
-    def action_cancel(self) -> None:
-        transfer = self.downloads.pick(self._selected(), lambda t: t.active)
-        if transfer is None:
-            self.notify("Nothing to cancel.", timeout=2)
-            return
-        self.downloads.cancel(transfer)
-
-    def action_cancel_all(self) -> None:
-        self.downloads.cancel_all()
-
-    def action_retry(self) -> None:
-        """Retry a failed or cancelled download, or end a retrying one's wait now."""
-        transfer = self.downloads.pick(
-            self._selected(), lambda t: t.can_retry or t.state is State.RETRYING
-        )
-        if transfer is None or not self.downloads.retry(transfer):
-            self.notify("Nothing to retry.", timeout=2)
-
-    def action_limit_rate(self) -> None:
-        current = self.downloads.rate_limit.rate
-        self.push_screen(RateScreen("every download, together", current), self._global_limit)
-
-    def _global_limit(self, rate: float | bool | None) -> None:
-        if rate is not False:
-            self.downloads.set_global_limit(rate)  # type: ignore[arg-type]
-            self._show_limit()
-
-    def _show_limit(self) -> None:
-        rate = self.downloads.rate_limit.rate
-        limit = "" if rate is None else f" · limit {describe_limit(rate)}"
-        self.transfer_list.border_title = f"Transfers{limit}"
-
-    def action_limit_transfer(self) -> None:
-        transfer = self.downloads.pick(self._selected(), lambda t: t.active)
-        if transfer is None:
-            self.notify("No running download to limit.", timeout=2)
-            return
-
-        def chosen(rate: float | bool | None) -> None:
-            if rate is not False:
-                self.downloads.set_limit(transfer, rate)  # type: ignore[arg-type]
-
-        self.push_screen(RateScreen(transfer.name, transfer.limit.rate), chosen)
+    async def action_clear_finished(self) -> None:
+        """Drop done, failed and cancelled rows: from the list and from the saved history."""
+        gone = self.downloads.clear_finished()
+        await self.transfer_list.remove_transfers({t.id for t in gone})
+        self.saved_queue.save()
+        self.log_pane.add(f"cleared {len(gone)} finished download(s)")
+        self._refresh_keys()
 
     def on_transfer_added(self, message: TransferAdded) -> None:
         # The row mounts while the download starts: the bytes need not wait for the screen.
         self.transfer_list.add(message.transfer, focus=self.focused is None)
         self.away.began(message.transfer)
         self._refresh_keys()
-        self._save_queue()
+        self.saved_queue.changed()
 
     def on_transfer_changed(self, message: TransferChanged) -> None:
-        self._tell_if_away(message.transfer)
+        self.away.changed(message.transfer)
         self.transfer_list.refresh_transfer(message.transfer)
         self._refresh_keys()
-        self._save_queue()
+        self.saved_queue.changed()
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
         self.transfer_list.refresh_transfer(message.transfer)
@@ -329,45 +296,26 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
             self.refresh_bindings()
             self.transfer_list.enable_actions(cancel=usable[0], retry=usable[1])
 
+    # ------------------------------------------------------------ the server's listing
+
+    def action_browse(self) -> None:
+        self.form.browse(self.downloads.tokens)  # a token typed there serves the downloads
+
+    def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:
+        self.action_browse()
+
     # ------------------------------------------------------------ server
 
     def action_toggle_server(self) -> None:
-        pane = self.server_pane
-        if not pane.running:
-            if not pane.start():
-                self.query_one(TabbedContent).active = "server-tab"
-            return
-        sending = pane.sending
-        if not sending:
-            pane.stop()
-            return
-
-        def answered(stop: bool | None) -> None:
-            if stop and pane.running:
-                pane.stop()
-
-        what = "1 file" if sending == 1 else f"{sending} files"
-        question = ConfirmScreen(
-            "Stop the local server?",
-            f"It is sending {what} right now; stopping cuts "
-            f"{'that download' if sending == 1 else 'those downloads'} off.",
-            yes="Stop (y)",
-            no="Keep serving (n)",
-        )
-        self.push_screen(question, answered)
+        if not self.server_pane.toggle_asking_first():
+            self.query_one(TabbedContent).active = "server-tab"
 
     def on_server_started(self, message: ServerStarted) -> None:
         where = ", ".join(format_address(h, p) for h, p in message.addresses)
         # The address first: at 80 columns the title keeps the port and cuts the folder.
         self.sub_title = printable(f"serving on {where} · {message.root}")
         self.log_pane.add(f"local server: serving {message.root} on {where}", "ok")
-        form = self.form
-        host = form.field("host").value.strip()
-        shown = (host, form.field("port").value.strip())
-        # Empty, still what history filled in, or the local server's old address (a restart
-        # on another port): the form follows the local server.
-        if not host or shown == self._local_address:
-            self.action_use_local_server()
+        self.local_server.started()
 
     def on_server_stopped(self, message: ServerStopped) -> None:
         self.sub_title = ""
@@ -377,21 +325,7 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
         else:
             self.log_pane.add("local server stopped")
 
-    def action_use_local_server(self) -> None:
-        server = self.server_pane.server
-        if server is None:
-            self.notify("The local server is not running (ctrl+s starts it).", timeout=3)
-            return
-        host, port = server.addresses[0]
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-        form = self.form
-        form.set_values(host=host, port=str(port))
-        self._local_address = (host, str(port))
-        if self.focused in (form.field("host"), form.field("port")):
-            form.field("file").focus()
-
-    # ------------------------------------------------------------ panes, log, theme, keys
+    # ------------------------------------------------------------ panes, terminal, theme, keys
 
     def action_switch_pane(self) -> None:
         """Show the other pane; the focus goes along (to the server's first field, or back
@@ -401,16 +335,13 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
         if panes.active == "server-tab":
             self.call_after_refresh(self.server_pane.focus_first)
         else:
-            self.action_focus_form()
+            self.form.focus_first_gap()
 
-    def action_focus_form(self) -> None:
-        """Jump to the form: its first wrong field, else File."""
-        form = self.form
-        first_gap = next((key for key, _ in form.problems(mark=False)), "file")
-        form.focus_end(first_gap)
+    def on_app_blur(self, _event: events.AppBlur) -> None:
+        self.away.in_background = True
 
-    def action_clear_log(self) -> None:
-        self.log_pane.clear()
+    def on_app_focus(self, _event: events.AppFocus) -> None:
+        self.away.in_background = False
 
     def action_next_theme(self) -> None:
         names = sorted(self.available_themes)
@@ -424,54 +355,25 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
         keys = [(self.key_for(a.id), a.help) for a in ACTIONS if a.key]
         self.push_screen(KeysScreen(keys))
 
-    def action_pick_folder(self) -> None:
-        self.push_screen(FolderPickerScreen(self.form.field("dest").value), self._folder_chosen)
-
-    def action_browse(self) -> None:
-        """Pick the File from the server's listing (getfile servers only)."""
-        address = self.form.server_address()
-        if address is None:
-            return  # the form shows why
-        folder = posixpath.dirname(self.form.file_path())
-        browser = RemoteBrowserScreen(*address, folder, self.downloads.tokens)
-        self.push_screen(browser, self._file_chosen)
-
-    def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:
-        self.action_browse()
-
-    def _file_chosen(self, path: bytes | None) -> None:
-        if path:
-            self.form.set_file(path)
-            self.form.focus_end("file")
-
-    def on_download_form_pick_folder(self, _message: DownloadForm.PickFolder) -> None:
-        self.action_pick_folder()
-
-    def _folder_chosen(self, folder: str | None) -> None:
-        if folder:
-            self.form.set_values(dest=folder)
-            self.form.focus_end("dest")
-
     # ------------------------------------------------------------ quit
 
     async def action_quit(self) -> None:
         running = sum(1 for t in self.downloads.transfers.values() if t.active)
         if running and not self._quitting:
-            self.push_screen(ConfirmQuitScreen(running), self._quit_answered)
+            self.push_screen(ConfirmQuitScreen(running), lambda yes: yes and self._quit_now())
         else:
             self._quit_now()
 
-    def _quit_answered(self, quit_: bool | None) -> None:
-        if quit_:
-            self._quit_now()
+    def _hang_up(self) -> None:
+        self.saved_queue.freeze()
+        self._quitting = True
+        self._quit_now()
 
     @work(group="quit", exclusive=True, exit_on_error=False)
     async def _quit_now(self) -> None:
         """Cancel downloads (their .part files stay), stop the server, then exit; bounded."""
         self._quitting = True
-        if self.keeper is not None and not self.keeper.frozen:
-            # Running downloads stay "unfinished" in the queue: the next start resumes them.
-            self.keeper.freeze(self.transfers.values())
+        self.saved_queue.freeze()  # running ones stay "unfinished": the next start resumes them
         try:
             self.downloads.cancel_all()
             downloads = [w for w in self.workers if w.group == "downloads" and not w.is_finished]
@@ -479,8 +381,7 @@ class GetfileApp(SessionMixin, ToolsMixin, App[None]):
             with contextlib.suppress(TimeoutError):
                 await self.server_pane.stop_and_wait()
         finally:
-            if self.keeper is not None:
-                self.keeper.close()
+            self.saved_queue.close()
             self.exit()
 
 

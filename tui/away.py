@@ -1,6 +1,7 @@
 """When a long download ends while the app is in the background: what to write to tell.
 
-A plain class the app feeds with every state change; it keeps when each
+A plain class the app feeds with every state change (and the terminal's
+focus); it keeps when each
 transfer began (a retry or resume counts from its restart) and, when one
 ends, asks ``tui.notify``'s rule whether to interrupt the user and with
 which sequences (the bell, OSC 9, OSC 777; each a setting).
@@ -16,11 +17,33 @@ from tui.notify import describe, notification, should_notify
 from tui.settings import Settings
 from tui.transfers import State, Transfer
 
+#: Sequences kept for tests to read (the newest; a long session must not grow it).
+KEEP_SENT = 20
+
 
 class AwayNotifier:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        write: Callable[[str], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.write = write  # the terminal (the app's driver); None: only kept in ``sent``
         self.clock = clock
+        #: The terminal has lost focus (Textual's AppBlur; terminals that report focus).
+        self.in_background = False
+        #: Sequences written to tell of ended downloads (bounded: the newest ``KEEP_SENT``).
+        self.sent: list[str] = []
         self._began: dict[int, float] = {}
+
+    def changed(self, transfer: Transfer) -> None:
+        """``transfer``'s state moved: write the sequences that tell of its end, if due."""
+        sequence = self.ended(transfer, self.settings, in_background=self.in_background)
+        if sequence:
+            self.sent = [*self.sent[-KEEP_SENT:], sequence]
+            if self.write is not None:
+                self.write(sequence)
 
     def began(self, transfer: Transfer) -> None:
         if transfer.active:

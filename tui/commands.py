@@ -25,3 +25,17 @@ def app_commands(
         key = key_for(action.id)
         help_text = f"{action.palette_help} ({key})" if key else action.palette_help
         yield SystemCommand(action.palette, help_text, partial(run_action, action.action))
+
+
+def palette(
+    ours: Iterable[SystemCommand], textual: Iterable[SystemCommand]
+) -> Iterable[SystemCommand]:
+    """Ours, then Textual's own entries but those ours replace.
+
+    Textual's own "Keys" opens a side panel that Esc does not close and that
+    squeezes the log; ours (F1) is the one kept.
+    """
+    ours = list(ours)
+    yield from ours
+    titles = {command.title for command in ours}
+    yield from (command for command in textual if command.title not in titles)

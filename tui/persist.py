@@ -5,16 +5,18 @@
 moves (never per progress tick: a save is an fsync'ed rename), ``freeze``
 when it goes away (a hang-up, SIGTERM, a quit), so the cancellations that
 quitting causes are not saved over "it was running", and ``restore`` at
-start to get the saved transfers back as rows.
+start to get the saved transfers back as rows. ``SavedQueue`` is what the app
+holds: the keeper tied to the download controller and the log.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from getfile_core import UnsafeName, UsageError, parse_url, safe_local_name
+from tui.downloads import DownloadController
 from tui.queue_store import FINISHED, QueuedTransfer, QueueStore, SavedState
 from tui.transfers import ACTIVE_STATES, State, Transfer
 
@@ -110,3 +112,65 @@ class QueueKeeper:
 
     def close(self) -> None:
         self.store.close()
+
+
+class SavedQueue:
+    """The saved queue as the app uses it: restored at start, saved when a transfer's state
+    moves, frozen at a quit or hang-up. Reports problems through ``log``.
+
+    ``keeper`` None: transfers are not kept (most tests); every call is then a no-op.
+    """
+
+    def __init__(
+        self,
+        keeper: QueueKeeper | None,
+        downloads: DownloadController,
+        log: Callable[[str, str], None],
+    ) -> None:
+        self.keeper = keeper
+        self.downloads = downloads
+        self.log = log
+
+    def restore(self, *, resume: bool) -> None:
+        """Show the saved transfers; resume the unfinished ones if ``resume`` (a setting)."""
+        if self.keeper is None:
+            return
+        for line in self.keeper.open():
+            self.log(line, "warn")
+        restored = self.keeper.restore()
+        for entry in restored:
+            self.downloads.adopt(entry.transfer)
+        unfinished = [r.transfer for r in restored if r.unfinished]
+        if unfinished and not resume:
+            self.log(
+                f"{len(unfinished)} unfinished download(s) from last time: ctrl+r resumes one",
+                "info",
+            )
+        elif unfinished:
+            self.log(f"resuming {len(unfinished)} unfinished download(s) from last time", "info")
+            for transfer in unfinished:
+                self.downloads.retry(transfer)
+
+    def changed(self) -> None:
+        """A transfer's state moved: save if its saved state did."""
+        if self.keeper is not None:
+            self._tell(self.keeper.changed(self.downloads.transfers.values()))
+
+    def save(self) -> None:
+        """Save now (rows were removed: no state moved, yet the file must lose them)."""
+        if self.keeper is not None:
+            self._tell(self.keeper.save(list(self.downloads.transfers.values())))
+
+    def freeze(self) -> None:
+        """Save once more as things are (running ones stay "unfinished": the next start
+        resumes them), then never again: the cancellations quitting causes are not saved."""
+        if self.keeper is not None and not self.keeper.frozen:
+            self._tell(self.keeper.freeze(self.downloads.transfers.values()))
+
+    def close(self) -> None:
+        if self.keeper is not None:
+            self.keeper.close()
+
+    def _tell(self, problem: str | None) -> None:
+        if problem:
+            self.log(problem, "error")

@@ -13,30 +13,19 @@ from __future__ import annotations
 
 from textual.content import Content
 
+# ``import getfile_core``, not ``from getfile_core import printable``: the public name shares
+# its submodule's name, and import-linter reads the latter as importing that submodule.
+import getfile_core
+
 #: Longer than any name or message worth reading; bounds what a hostile peer can make us draw.
 MAX_SHOWN = 1024
 
 
 def printable(text: str | bytes, limit: int = MAX_SHOWN) -> str:
-    """``text`` with every unprintable character spelled out (``\\x1b``, ``\\n``, ``\\udcff``).
-
-    Bytes are decoded as UTF-8 and undecodable bytes shown as ``\\xff``, so two
-    different names never look the same; the result is at most ``limit`` characters.
-    """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "backslashreplace")
-    if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _escape(ch: str) -> str:
-    code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
-        return f"\\x{code - 0xDC00:02x}"
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    """``text`` with every unprintable character spelled out (``\\x1b``, ``\\n``, ``\\xff``),
+    at most ``limit`` characters: ``getfile_core.printable`` (the one rule, shared with the
+    command line) with the app's bound, since nothing the app draws is unbounded."""
+    return getfile_core.printable(text, limit=limit)
 
 
 def plain(text: str | bytes, limit: int = MAX_SHOWN) -> Content:

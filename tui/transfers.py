@@ -176,7 +176,7 @@ class Transfer:
 
     @property
     def where(self) -> str:
-        return f"{self.target.host}:{self.target.port}"
+        return self.target.address  # format_address: [v6]:port
 
     # ------------------------------------------------------------ the only writers of state
 

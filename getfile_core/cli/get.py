@@ -9,6 +9,7 @@ that importing asyncio costs (a third of a small fetch; docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -35,12 +36,32 @@ def run_get(args: argparse.Namespace) -> int:
         raise UsageError(f"destination folder does not exist: {printable(args.output)}")
     legacy = True if args.legacy else False if args.no_legacy else None
     options = client_options(args, legacy=legacy, retries=args.retries, rate=args.rate)
+    options = _segment_options(args, targets, options)
     show = not args.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
     if len(targets) == 1 and not show:
         return _get_one_directly(targets[0], args, options)
     import asyncio
 
     return asyncio.run(_get_all(targets, args, options, show))
+
+
+def _segment_options(args: argparse.Namespace, targets: list[Target], options: Options) -> Options:
+    """``--segments`` and ``--mirror`` into the options (a mirror is for one URL only)."""
+    if args.mirror and len(targets) != 1:
+        raise UsageError("--mirror needs exactly one URL (the same file from other servers)")
+    if args.mirror and args.legacy:
+        raise UsageError("--mirror needs getfile servers (not --legacy)")
+    mirrors = tuple(parse_url(url) for url in args.mirror)
+    return dataclasses.replace(options, segments=args.segments, mirrors=mirrors)
+
+
+def _remarks(options: Options, target: Target, quiet: bool) -> Options:
+    """The options for one URL: a mirror dropped, or ranges refused, is one line about it."""
+    if quiet:
+        return options
+    return dataclasses.replace(
+        options, on_remark=lambda line: error_line(line, subject=target.path)
+    )
 
 
 def _get_one_directly(target: Target, args: argparse.Namespace, options: Options) -> int:
@@ -65,7 +86,7 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
         download(
             target,
             destination,
-            options,
+            _remarks(options, target, args.quiet),
             TransferState(),
             on_retry=None if args.quiet else on_retry,
         )
@@ -92,7 +113,7 @@ async def _get_one(
             args.output,
             overwrite=args.overwrite,
             resume=args.resume,
-            options=options,
+            options=_remarks(options, target, args.quiet),
             on_progress=display.add(target) if display else None,
             on_retry=None if args.quiet else on_retry,
         )

@@ -162,19 +162,117 @@ def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="cap all downloads together at RATE bytes/s (500K, 2M, 1.5G: powers of 1024)",
     )
     add_checksum_flags(get)
+    _add_segment_flags(get)
     _add_client_flags(get)
     get.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    _add_get_tree(get)
+
+
+def _add_get_tree(get: argparse.ArgumentParser) -> None:
+    """``get -r``: a whole folder (issue 12)."""
+    tree = get.add_argument_group("folders (-r)")
+    tree.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="download the folder URL as OUT/<its name>/... (re-running continues it)",
+    )
+    tree.add_argument(
+        "--include",
+        dest="rules",
+        action=_Rule,
+        include=True,
+        metavar="GLOB",
+        help="fetch paths matching GLOB (rsync-style *, **, ?; first matching rule wins)",
+    )
+    tree.add_argument(
+        "--exclude",
+        dest="rules",
+        action=_Rule,
+        include=False,
+        metavar="GLOB",
+        help="skip paths matching GLOB (a trailing / matches folders only)",
+    )
+    _add_tree_bounds(tree, "--max-entries")
+    tree.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def _add_tree_bounds(group: argparse._ArgumentGroup, entries_flag: str) -> None:
+    if entries_flag == "--max-entries":
+        group.add_argument(
+            "--max-entries",
+            type=_positive_int,
+            default=1_000_000,
+            metavar="N",
+            help="refuse a tree of more than N entries (default: 1000000)",
+        )
+    group.add_argument(
+        "--max-depth",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="refuse folders more than N levels deep (default: 64)",
+    )
+
+
+class _Rule(argparse.Action):
+    """--include and --exclude into one list, in command-line order (the order decides)."""
+
+    def __init__(self, *args: object, include: bool, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.include = include
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        rules = list(getattr(namespace, self.dest, None) or [])
+        rules.append((self.include, values))
+        setattr(namespace, self.dest, rules)
+
+
+def _add_segment_flags(get: argparse.ArgumentParser) -> None:
+    """``--segments`` and ``--mirror`` (issue 13): one file over several connections."""
+    more = get.add_argument_group("several connections per file")
+    more.add_argument(
+        "--segments",
+        type=_segment_count,
+        default=1,
+        metavar="N",
+        help="fetch each file as N byte ranges over N connections, verified as one file "
+        "(1-32; files under 4 MiB use one; default: 1)",
+    )
+    more.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another server with the same file (repeatable; one URL only): ranges are "
+        "spread over all of them, a mirror with a different file is not used",
+    )
+
+
+def _segment_count(text: str) -> int:
+    count = _positive_int(text)
+    if count > 32:
+        raise argparse.ArgumentTypeError(f"at most 32 segments, not {count}")
+    return count
 
 
 def _add_ls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = commands.add_parser(
         "ls",
         allow_abbrev=False,
+        add_help=False,
         help="list a remote folder: getfile ls getfile://HOST[:PORT]/DIR",
         description="List a folder under a getfile server's root (name, kind, size, mtime).",
         epilog=_exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    ls.add_argument("--help", action="help", help="show this help message and exit")
     ls.add_argument("url", metavar="URL", help="getfile://HOST[:PORT]/DIR")
     ls.add_argument(
         "--max",
@@ -182,6 +280,13 @@ def _add_ls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default=10_000,
         metavar="N",
         help="stop after N entries (default: 10000)",
+    )
+    ls.add_argument("-r", "--recursive", action="store_true", help="list every folder below")
+    ls.add_argument("-l", "--long", action="store_true", help="times to the second")
+    ls.add_argument("-h", "--human", action="store_true", help="sizes as 4.00 KiB, 1.21 MiB")
+    ls.add_argument("--json", action="store_true", help="one JSON object per entry")
+    ls.add_argument(
+        "--max-depth", type=_positive_int, default=64, metavar="N", help=argparse.SUPPRESS
     )
     _add_client_flags(ls)
 
@@ -287,6 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from getfile_core.cli.serve import run_serve
 
             return run_serve(args)
+        if args.command == "get" and args.recursive:
+            from getfile_core.cli.tree import run_get_tree
+
+            return run_get_tree(args, args.rate)
+        if args.command == "ls" and (args.recursive or args.long or args.human or args.json):
+            from getfile_core.cli.tree import run_ls_tree
+
+            return run_ls_tree(args)
         from getfile_core.cli.get import run_get, run_ls
 
         return run_get(args) if args.command == "get" else run_ls(args)

@@ -10,6 +10,7 @@ output, the book's "Client got" line).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from getfile_core.printable import printable
@@ -20,12 +21,16 @@ if TYPE_CHECKING:
     from getfile_core.server import AccessRecord
 
 PROG = "getfile"
+_ONE_LINE_AT_A_TIME = threading.Lock()
 
 
 def error_line(message: object, *, subject: str | bytes | None = None) -> None:
     """``getfile: SUBJECT: MESSAGE`` on stderr (``getfile: MESSAGE`` without a subject)."""
     where = f"{printable(subject)}: " if subject is not None else ""
-    print(f"{PROG}: {where}{printable(str(message))}", file=sys.stderr, flush=True)
+    line = f"{PROG}: {where}{printable(str(message))}\n"
+    with _ONE_LINE_AT_A_TIME:  # a segmented download's connections retry from their threads
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 #: A warning reads as an error line does; the word says it is not one.

@@ -24,6 +24,15 @@ _EXPORTS = {
     "part_name": ".names",
     "UnsafeName": ".names",
     "safe_local_name": ".names",
+    # Folders (``get -r``): the walk, the plan, the download on kept connections.
+    "download_tree": ".tree",
+    "walk_tree": ".tree",
+    "Tree": ".tree",
+    "TreeEntry": ".tree",
+    "TreeOptions": ".tree",
+    "TreeResult": ".tree",
+    "TreeLimitError": ".tree",
+    "Filter": ".globs",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -33,6 +42,7 @@ if TYPE_CHECKING:
     from getfile_core.client.api import Progress, fetch, list_folder
     from getfile_core.client.destination import Destination
     from getfile_core.client.get import download
+    from getfile_core.client.globs import Filter
     from getfile_core.client.names import PART_SUFFIX, UnsafeName, part_name, safe_local_name
     from getfile_core.client.state import (
         FetchResult,
@@ -40,4 +50,13 @@ if TYPE_CHECKING:
         Phase,
         RetryNotice,
         TransferState,
+    )
+    from getfile_core.client.tree import (
+        Tree,
+        TreeEntry,
+        TreeLimitError,
+        TreeOptions,
+        TreeResult,
+        download_tree,
+        walk_tree,
     )

@@ -47,6 +47,8 @@ class Progress:
     retry: RetryNotice | None = None
     #: What the client waits for, for a person ("" when nothing).
     note: str = ""
+    #: Connections moving bytes now (``Options.segments``, mirrors); 0 outside a segmented body.
+    connections: int = 0
 
     @property
     def eta(self) -> float | None:
@@ -124,6 +126,7 @@ class _Observer:
                 legacy=state.legacy,
                 retry=state.retry,
                 note=state.note,
+                connections=state.connections,
             )
         )
 

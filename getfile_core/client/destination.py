@@ -45,6 +45,19 @@ class Destination:
             raise LocalFileError(str(error)) from None
         return cls(folder=folder, name=name, overwrite=overwrite, resume=resume)
 
+    @classmethod
+    def in_folder_fd(
+        cls, dir_fd: int, folder: str, name: str, *, overwrite: bool = False, resume: bool = False
+    ) -> Destination:
+        """A destination in a folder already open (a tree's: reached by descriptors only).
+
+        ``name`` must already be safe; ``folder`` is only for messages. The
+        descriptor is duplicated: the caller keeps its own.
+        """
+        destination = cls(folder=folder, name=name, overwrite=overwrite, resume=resume)
+        destination._dir_fd = os.dup(dir_fd)
+        return destination
+
     @property
     def part_name(self) -> str:
         return part_name(self.name)
@@ -60,7 +73,8 @@ class Destination:
     def check(self) -> int:
         """Refuse early what would be refused later; return the offset to resume from."""
         try:
-            self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if self._dir_fd < 0:
+                self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise LocalFileError(f"destination folder does not exist: {self.folder}") from None
         except NotADirectoryError:
@@ -107,6 +121,31 @@ class Destination:
             # closed (auto_da_alloc), which cost 0.35 s per GiB downloaded.
             os.ftruncate(fd, offset)
         os.lseek(fd, offset, os.SEEK_SET)
+        return fd
+
+    @property
+    def dir_fd(self) -> int:
+        """The destination folder's descriptor (open between ``check`` and ``close``)."""
+        return self._dir_fd
+
+    def another_descriptor(self) -> int:
+        """A second descriptor of the open ``.part``, with its own file offset.
+
+        A segmented download writes at several offsets at once, one
+        connection per descriptor. Reopened through ``/proc/self/fd`` (no
+        name is looked up, so nothing swapped in under the name is opened);
+        without ``/proc``, by name with ``O_NOFOLLOW``, then checked to be
+        the same file (device and inode).
+        """
+        flags = os.O_RDWR | os.O_CLOEXEC
+        try:
+            fd = os.open(f"/proc/self/fd/{self.fd}", flags)
+        except OSError:
+            fd = os.open(self.part_name, flags | os.O_NOFOLLOW, dir_fd=self._dir_fd)
+        held, got = os.fstat(self.fd), os.fstat(fd)
+        if (held.st_dev, held.st_ino) != (got.st_dev, got.st_ino):
+            os.close(fd)
+            raise LocalFileError(f"{self.part_path} was replaced during the download")
         return fd
 
     def written(self) -> int:

@@ -58,10 +58,17 @@ def download(
 
     ``client.fetch`` runs this in a thread; the one-file CLI calls it directly
     (no event loop to start). ``on_retry`` is called in this thread before each
-    backoff wait. Raises only ``GetfileError`` subclasses (an unexpected
-    OSError is wrapped), and leaves ``state.phase`` at done, failed or cancelled.
+    backoff wait (several connections: in theirs). ``Options.segments`` and
+    ``Options.mirrors`` make it a ``segments.SegmentedDownload``.
+    Raises only ``GetfileError`` subclasses (an unexpected OSError is
+    wrapped), and leaves ``state.phase`` at done, failed or cancelled.
     """
     try:
+        if options.segments > 1 or options.mirrors or destination.resume:
+            from getfile_core.client.segments import SegmentedDownload, wants_segments
+
+            if wants_segments(options, destination):
+                return SegmentedDownload(target, destination, options, state).run(on_retry)
         return Download(target, destination, options, state).run(on_retry)
     except GetfileError:
         state.note = ""

@@ -21,7 +21,9 @@ from getfile_core.errors import InterruptedError_
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
+    from getfile_core.address import Target
     from getfile_core.checksums import ExpectedDigest
     from getfile_core.ratelimit import RateLimit
 
@@ -81,6 +83,14 @@ class Options:
     #: same pass as the BLAKE3 digest. One file's: give each download its own
     #: (``dataclasses.replace(options, expected=...)``).
     expected: ExpectedDigest | None = None
+    #: Connections for one file, each fetching byte ranges (``segments``); 1: one
+    #: connection. Files under ``segments.MIN_SEGMENTED`` always use one.
+    segments: int = 1
+    #: Other servers with the same file; ranges are spread over all of them.
+    mirrors: tuple[Target, ...] = ()
+    #: Called in the transfer's thread with one line for a person: a mirror
+    #: dropped, a server that cannot send ranges. None: nobody is told.
+    on_remark: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -103,6 +113,8 @@ class TransferState:
     cancelled: bool = False
     retry: RetryNotice | None = None
     note: str = ""
+    #: Connections moving bytes now (a segmented download has several).
+    connections: int = 0
     _socket: socket.socket | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _wake: threading.Condition = field(init=False, repr=False)

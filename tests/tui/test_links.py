@@ -85,6 +85,9 @@ async def test_a_reset_link_shows_a_retry_countdown_then_completes(
             )
             assert "big.bin: retrying in 1 s (1/10): " in log_text(app)  # and the log says why
             await transfer_reaches(pilot, app, "done", timeout=20)
+            # The row is done before its log lines are drawn (messages): leaving now would
+            # tear the log down under them.
+            await pilot_wait_until(pilot, lambda: "digest verified" in log_text(app), "the log")
     finally:
         await proxy.close()
     assert (dest / "big.bin").read_bytes() == body

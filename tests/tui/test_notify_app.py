@@ -25,13 +25,13 @@ async def test_background_end_notifies(server: FileServer, dest: Path) -> None:
     app = app_with(server, dest, Settings(notify_after=0))
     async with app.run_test(size=SIZE) as pilot:
         app.post_message(events.AppBlur())
-        await pilot_wait_until(pilot, lambda: app.in_background, what="blur")
+        await pilot_wait_until(pilot, lambda: app.away.in_background, what="blur")
         await pilot.press("enter")
         await pilot_wait_until(
             pilot, lambda: bool(app.transfers) and only_transfer(app).state == "done"
         )
-        await pilot_wait_until(pilot, lambda: bool(app.notifications_sent), what="a notification")
-    [sent] = app.notifications_sent
+        await pilot_wait_until(pilot, lambda: bool(app.away.sent), what="a notification")
+    [sent] = app.away.sent
     assert sent.startswith("\a")
     assert "\x1b]9;getfile: hello.txt downloaded\a" in sent
     assert "\x1b]777;notify;getfile;hello.txt downloaded\a" in sent
@@ -45,11 +45,11 @@ async def test_foreground_or_turned_off_is_silent(server: FileServer, dest: Path
             pilot, lambda: bool(app.transfers) and only_transfer(app).state == "done"
         )
         await pilot.pause()
-    assert app.notifications_sent == []
+    assert app.away.sent == []
     quiet = app_with(server, dest / "..", Settings(notify_after=0, notify_osc=False))
     async with quiet.run_test(size=SIZE) as pilot:
         quiet.post_message(events.AppBlur())
-        await pilot_wait_until(pilot, lambda: quiet.in_background, what="blur")
+        await pilot_wait_until(pilot, lambda: quiet.away.in_background, what="blur")
         await pilot.press("enter")
-        await pilot_wait_until(pilot, lambda: bool(quiet.notifications_sent), what="the bell")
-    assert quiet.notifications_sent == ["\a"]
+        await pilot_wait_until(pilot, lambda: bool(quiet.away.sent), what="the bell")
+    assert quiet.away.sent == ["\a"]

@@ -121,7 +121,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_no_state_without_a_queue(dest: Path) -> None:
     app = make_app(dest=dest)
     async with app.run_test(size=SIZE):
-        assert app.keeper is None
+        assert app.saved_queue.keeper is None
 
 
 def test_completion_scripts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,8 +191,9 @@ async def test_bookmarks_keep_a_name_a_folder_and_a_token_file(dest: Path, tmp_p
         await app.run_action("bookmark")
         await pilot_wait_until(pilot, lambda: type(app.screen).__name__ == "NameScreen")
         await pilot.press(*"work", "enter")
-        await pilot_wait_until(pilot, lambda: "work" in app.history.bookmarks, what="the bookmark")
-        assert app.history.bookmarks["work"].folder == "pub"
+        bookmarks = lambda: app.places.history.bookmarks  # noqa: E731
+        await pilot_wait_until(pilot, lambda: "work" in bookmarks(), what="the bookmark")
+        assert app.places.history.bookmarks["work"].folder == "pub"
         assert "work" in HistoryStore(state).load().bookmarks  # saved
         assert "s3cret" not in (state / "history.json").read_text()  # never the token itself
         await pilot.press("ctrl+y")

@@ -88,7 +88,7 @@ async def test_4_picked_file_leaves_no_selection(server: FileServer, dest: Path)
         host="127.0.0.1", port=server.port_bound, file="a-much-longer-old-name", dest=dest
     )
     async with app.run_test(size=SIZE) as pilot:
-        app._file_chosen(b"hello.txt")
+        app.form.file_chosen(b"hello.txt")
         await pilot.pause()
         await pilot.pause()
         field = app.form.field("file")

@@ -76,6 +76,8 @@ def test_download_in_a_real_terminal(tmux: Tmux, root: Path, dest: Path, termina
     env = {
         **TERMINALS[terminal],
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # This checkout's code, whichever worktree's venv runs it (as test_tmux_hangup).
+        "PYTHONPATH": str(PROJECT),
         # The app keeps its queue and history there: a test's own, never the user's.
         "XDG_STATE_HOME": str(dest.parent / "xdg-state"),
         "XDG_CONFIG_HOME": str(dest.parent / "xdg-config"),

@@ -21,7 +21,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from getfile_core import GetfileError, Options, Target, UnauthorizedError, list_folder
+from getfile_core import (
+    GetfileError,
+    Options,
+    Target,
+    UnauthorizedError,
+    format_address,
+    list_folder,
+)
 from tui import format as fmt
 from tui.screens.token_prompt import TokenScreen
 from tui.text import plain, printable
@@ -41,7 +48,7 @@ class RemoteBrowserScreen(ModalScreen[bytes | None]):
     def __init__(self, host: str, port: int, folder: bytes, tokens: dict[str, bytes]) -> None:
         super().__init__()
         self.host, self.port = host, port
-        self.where = f"{host}:{port}"
+        self.where = format_address(host, port)  # as Transfer.where: the tokens' key
         self.tokens = tokens  # the app's: a token typed here serves the downloads too
         self.folder = folder.strip(b"/")
         self.entries: dict[str, tuple[str, bytes]] = {}  # option id -> (kind, raw name)

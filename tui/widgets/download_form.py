@@ -8,6 +8,7 @@ asks for a download, and only a form whose fields are all valid does so.
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -19,6 +20,8 @@ from textual.widgets import Button, Input, Label, Static
 from textual.widgets.input import Selection
 
 from getfile_core import Target, UnsafeName, UsageError, parse_url, safe_local_name
+from tui.screens.folder_picker import FolderPickerScreen
+from tui.screens.remote_browser import RemoteBrowserScreen
 from tui.text import printable
 
 HINT = "Enter downloads · Tab moves · ctrl+p commands"
@@ -58,13 +61,12 @@ class DownloadRequest:
 class DownloadForm(Vertical):
     """Four fields and a button; posts ``DownloadForm.Submitted`` with a valid request."""
 
+    BORDER_TITLE = "Download"
+
     class Submitted(Message):
         def __init__(self, request: DownloadRequest) -> None:
             super().__init__()
             self.request = request
-
-    class PickFolder(Message):
-        """The user wants to choose the destination folder from a tree."""
 
     class Browse(Message):
         """The user wants to pick the file from the server's listing."""
@@ -150,6 +152,35 @@ class DownloadForm(Vertical):
             field.selection = Selection.cursor(len(field.value))
 
         self.call_after_refresh(to_end)
+
+    def focus_first_gap(self) -> None:
+        """Jump into the form: its first wrong field, else File."""
+        self.focus_end(next((key for key, _ in self.problems(mark=False)), "file"))
+
+    def browse(self, tokens: dict[str, bytes]) -> None:
+        """Pick the File from the server's listing (getfile servers only); ``tokens`` are
+        the download controller's, so a token typed in the listing serves the downloads."""
+        address = self.server_address()
+        if address is None:
+            return  # the form shows why
+        folder = posixpath.dirname(self.file_path())
+        self.app.push_screen(RemoteBrowserScreen(*address, folder, tokens), self.file_chosen)
+
+    def pick_folder(self) -> None:
+        """The Folder field from a folder picker (a dialog)."""
+        picker = FolderPickerScreen(self.field("dest").value)
+        self.app.push_screen(picker, self.folder_chosen)
+
+    def folder_chosen(self, folder: str | None) -> None:
+        if folder:
+            self.set_values(dest=folder)
+            self.focus_end("dest")
+
+    def file_chosen(self, path: bytes | None) -> None:
+        """A file picked in the server's listing (``None``: nothing picked)."""
+        if path:
+            self.set_file(path)
+            self.focus_end("file")
 
     def set_file(self, path: bytes) -> None:
         """Show a remote path readably, and remember the exact bytes to request."""
@@ -248,7 +279,7 @@ class DownloadForm(Vertical):
         if event.button.id == "download":
             self.submit()
         elif event.button.id == "pick-folder":
-            self.post_message(self.PickFolder())
+            self.pick_folder()
         elif event.button.id == "browse":
             self.post_message(self.Browse())
 

@@ -27,11 +27,13 @@ from getfile_core import (
     FileServer,
     GetfileError,
     ServerLimits,
+    format_address,
     human_rate,
     parse_rate,
 )
 from tui import format as fmt
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
+from tui.screens.confirm import ConfirmScreen
 from tui.text import printable
 from tui.widgets.reflow_log import ReflowLog
 
@@ -71,10 +73,6 @@ def limits_from(rate: str, stall: str, max_transfers: str) -> ServerLimits:
         # Per connection, as ``getfile serve --limit-rate``: a slow server on demand.
         limits = dataclasses.replace(limits, rate=parse_rate(rate))
     return limits
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def access_line(record: AccessRecord) -> str:
@@ -209,6 +207,31 @@ class ServerPane(Vertical):
         else:
             self.start()
 
+    def toggle_asking_first(self) -> bool:
+        """The ctrl+s key: start, or stop (asking first while it sends files); ``False``
+        if it would not start (the status line says why)."""
+        if not self.running:
+            return self.start()
+        sending = self.sending
+        if not sending:
+            self.stop()
+            return True
+
+        def answered(stop: bool | None) -> None:
+            if stop and self.running:
+                self.stop()
+
+        what = "1 file" if sending == 1 else f"{sending} files"
+        question = ConfirmScreen(
+            "Stop the local server?",
+            f"It is sending {what} right now; stopping cuts "
+            f"{'that download' if sending == 1 else 'those downloads'} off.",
+            yes="Stop (y)",
+            no="Keep serving (n)",
+        )
+        self.app.push_screen(question, answered)
+        return True
+
     def start(self) -> bool:
         """Start serving what the fields say; ``False`` (and a reason shown) if they are wrong."""
         if self.running:
@@ -262,7 +285,9 @@ class ServerPane(Vertical):
         except (OSError, ValueError, GetfileError) as error:  # one line, never a crash
             reason = getattr(error, "strerror", None) or str(error) or error.__class__.__name__
             self._set_status_text(f"○ stopped: {reason}")
-            self.post_message(ServerStopped(f"cannot serve {root} on {host}:{port}: {reason}"))
+            self.post_message(
+                ServerStopped(f"cannot serve {root} on {format_address(host, port)}: {reason}")
+            )
             return
         self.server = server
         self._set_toggle(running=True)

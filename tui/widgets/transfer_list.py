@@ -20,6 +20,7 @@ from textual.content import Content
 from textual.widgets import Button, Label, Static
 
 from tui import format as fmt
+from tui.limits import describe_limit
 from tui.text import in_app_words, printable
 from tui.transfers import State, Transfer
 
@@ -193,6 +194,8 @@ class TransferRow(Horizontal, can_focus=False):
 class TransferList(VerticalScroll, can_focus=False):
     """Rows of transfers under a heading, buttons below; up/down move between rows."""
 
+    BORDER_TITLE = "Transfers"
+
     last_selected: TransferRow | None = None
 
     BINDINGS = [
@@ -209,6 +212,16 @@ class TransferList(VerticalScroll, can_focus=False):
             yield Button("Retry ^r", id="retry", compact=True, disabled=True)
             yield Button("Cancel all ^n", id="cancel-all", compact=True, disabled=True)
         yield Label("No downloads yet: fill in the form and press Enter.", id="no-transfers")
+
+    def show_limit(self, rate: float | None) -> None:
+        """The global rate limit in the title (``None``: no limit, no word)."""
+        self.border_title = "Transfers" + (
+            "" if rate is None else f" · limit {describe_limit(rate)}"
+        )
+
+    def selected_transfer(self) -> Transfer | None:
+        row = self.selected()
+        return row.transfer if row is not None else None
 
     def enable_actions(self, *, cancel: bool, retry: bool) -> None:
         self.query_one("#cancel", Button).disabled = not cancel

@@ -1,0 +1,141 @@
+"""The servers one segmented download takes its bytes from: the first URL and its mirrors.
+
+The first source is the reference: its size and whole-file digest are what
+the finished file must match. A mirror is used only once it has shown the
+same size and the same digest (from its head, or, when it has not hashed
+the file yet, from a zero-length range's trailer), so no byte of a
+different file is ever written; one that differs, cannot send ranges or
+cannot be reached is dropped with one line and the download goes on from
+the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from getfile_core import protocol
+from getfile_core.address import Target
+from getfile_core.client.body import read_trailer
+from getfile_core.client.session import Session, printable, raise_for_status
+from getfile_core.client.state import Options, TransferState
+from getfile_core.errors import ProtocolError
+from getfile_core.protocol import LATEST, Request, Response, Verb
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a source said about the file: enough to plan ranges and compare sources."""
+
+    size: int
+    mtime_ns: int | None
+    #: None: not hashed yet (a version-2 head with a trailer).
+    digest: str | None
+    version: int
+
+
+class NoRanges(Exception):
+    """The server cannot send byte ranges (legacy, or a version-1 getfile server)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass
+class Source:
+    """One server: its place in the list, its URL, and whether it is still used."""
+
+    index: int
+    target: Target
+    head: Head | None = None
+    alive: bool = True
+    #: Held while the first of its connections checks it; the others wait.
+    checking: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def label(self) -> str:
+        host = self.target.host
+        where = f"[{host}]" if ":" in host else host
+        return printable(f"{where}:{self.target.port}")
+
+    @property
+    def primary(self) -> bool:
+        return self.index == 0
+
+
+def probe(target: Target, options: Options, state: TransferState) -> Head:
+    """Ask for the file's head (and close): size, mtime, digest, and whether ranges work.
+
+    The request is an empty range (``offset=0 length=0``): a plain ``GET``
+    would start the body, and a window's worth of it (256 KiB on a long
+    path) would cross the link for nothing before the close. A version-1
+    server answers ``505``; the session then asks again in version 1,
+    where a range cannot even be written: that is the sign.
+    """
+    session = Session(target, options, state)
+    try:
+        try:
+            response = session.open(
+                Request(Verb.GET, target.path, offset=0, length=0, version=LATEST)
+            )
+        except protocol.LegacySilence:
+            raise NoRanges("a legacy server") from None
+        except ProtocolError:
+            asked = session.conn.request if session.conn is not None else None
+            if isinstance(asked, Request) and asked.version < 2:
+                raise NoRanges("a version-1 getfile server") from None
+            raise
+        assert response is not None
+        raise_for_status(response)
+        if response.size is None:
+            raise ProtocolError("the server announced no size")
+        if response.version < 2:
+            raise NoRanges("a version-1 getfile server")
+        if response.digest is None and not response.trailer:
+            raise ProtocolError("the server announced no digest: refusing an unverifiable file")
+        return Head(response.size, response.mtime_ns, response.digest, response.version)
+    finally:
+        session.close()
+
+
+def fetch_digest(target: Target, size: int, options: Options, state: TransferState) -> str:
+    """The whole file's digest and no body: a zero-length range at the end of the file.
+
+    The server answers at once if it has the digest, else after hashing the
+    file (``hashed`` lines keep the connection alive meanwhile).
+    """
+    session = Session(target, options, state)
+    try:
+        request = Request(Verb.GET, target.path, offset=size, length=0, version=LATEST)
+        response = session.open(request)
+        assert response is not None
+        raise_for_status(response)
+        check_range(response, size, size, 0)
+        if response.digest is not None:
+            return response.digest
+        name = printable(target.display_path.rsplit("/", 1)[-1])
+        return read_trailer(session, name, size)
+    finally:
+        session.close()
+
+
+def check_range(response: Response, size: int, offset: int, length: int) -> None:
+    """A range's head must describe the same file and exactly the range asked."""
+    if response.size != size:
+        raise ProtocolError(
+            f"the file's size changed on the server ({response.size} bytes, not {size})"
+        )
+    if response.offset != offset or response.length != length:
+        raise ProtocolError("server sent a different byte range than asked")
+    if response.digest is None and not response.trailer:
+        raise ProtocolError("the server announced no digest: refusing an unverifiable file")
+
+
+def differs(size: int, their_size: int, digest: str | None, their_digest: str | None) -> str:
+    """Why a mirror's file is not the first source's ("" when, as far as known, it is the same)."""
+    if their_size != size:
+        return f"different file (size {their_size}, not {size})"
+    if digest is not None and their_digest is not None and their_digest != digest:
+        return f"different file (digest {printable(their_digest)[:20]}…)"
+    return ""

@@ -1,0 +1,514 @@
+"""A whole remote folder: walk it (listings page by page), plan each file, download, keep going.
+
+``download_tree`` mirrors ``getfile://HOST/DIR`` into ``OUT/<DIR's name>``
+(the served root: into ``OUT``) on ``jobs`` kept, pipelined connections
+(``pipeline``). Listings and downloads share them: a listing page's files
+are queued as soon as it arrives, so downloads start while the rest of
+the tree is still being listed.
+
+Re-running continues: a local file with the server's size and
+modification time (to the nanosecond, which ``commit`` gave it) is taken
+as identical and not touched, rsync's "quick check". The server's digest
+was weighed and not used for this: a listing carries no digest, so
+asking for it costs a request per file and the server reading every file
+it has not hashed, and the local file would have to be read whole too, to
+confirm what size and time already say for files getfile wrote itself.
+A ``.getfile-part`` resumes (verified whole by the digest at the end); a
+local file that differs is kept, with one line, unless ``overwrite``.
+
+``walk_tree`` is the listing half alone (``getfile ls -r``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from getfile_core import protocol
+from getfile_core.address import Target
+from getfile_core.client.destination import Destination
+from getfile_core.client.globs import Filter
+from getfile_core.client.names import UnsafeName
+from getfile_core.client.pipeline import BIG_FILE, JobQueue, KeptConnection, Worker
+from getfile_core.client.session import printable, raise_for_status
+from getfile_core.client.state import Options
+from getfile_core.client.tree_local import LocalTree, Parts, check_name, local_file
+from getfile_core.digest import format_digest, hash_descriptor, new_hasher
+from getfile_core.errors import (
+    GetfileError,
+    IntegrityError,
+    LocalFileError,
+    ProtocolError,
+    RemoteError,
+    UsageError,
+)
+from getfile_core.protocol import LATEST, Entry, Request, Response, Status, Verb
+
+#: Default bounds of one tree (``--max-entries``, ``--max-depth``).
+MAX_ENTRIES = 1_000_000
+MAX_DEPTH = 64
+#: Longest relative path (bytes) a tree may hold: Linux's PATH_MAX.
+MAX_PATH = 4096
+#: Seconds between two progress samples while a tree runs.
+TICK = 0.2
+
+
+class TreeLimitError(UsageError):
+    """The tree is bigger or deeper than the command allowed (a flag raises the bound)."""
+
+
+@dataclass
+class TreeOptions:
+    jobs: int = 4
+    overwrite: bool = False
+    filter: Filter = field(default_factory=Filter)
+    max_entries: int = MAX_ENTRIES
+    max_depth: int = MAX_DEPTH
+    #: False: this folder's entries only (``ls -l`` without ``-r``).
+    recursive: bool = True
+    #: The flag that raises ``max_entries``, named in the message when it is hit.
+    entries_flag: str = "--max-entries"
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of a walked tree: its path under the top folder and what the listing said."""
+
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class TreeResult:
+    files: int = 0  # fetched (completed now)
+    skipped: int = 0  # already identical
+    kept: int = 0  # differing local files kept
+    failed: int = 0
+    folders: int = 0
+    bytes: int = 0  # moved over the network
+    seconds: float = 0.0
+    #: The first error of each kind, for the exit code (first one wins).
+    errors: list[GetfileError] = field(default_factory=list)
+    #: ``Tree.cancel`` stopped it: what is missing was not tried (parts are kept).
+    cancelled: bool = False
+
+
+class Tree:
+    """Counters and plans of one tree, shared by the workers (one lock, short holds)."""
+
+    def __init__(
+        self,
+        target: Target,
+        options: Options,
+        tree_options: TreeOptions,
+        local: LocalTree | None,
+        on_line: Callable[[str, str], None],
+    ) -> None:
+        self.target = target
+        self.options = options
+        self.tree_options = tree_options
+        self.local = local
+        self.on_line = on_line
+        self.queue = JobQueue()
+        self.lock = threading.Lock()
+        self.result = TreeResult()
+        self.entries = 0
+        self.files_total = 0
+        self.bytes_total = 0
+        self.bytes_resumed = 0
+        self.listed: list[tuple[Parts, int]] = []  # folders and their mtimes
+        self.found: list[TreeEntry] = []  # walk_tree only
+        self.workers: list[Worker] = []
+        self.limit_hit = False
+
+    def path_of(self, parts: Parts) -> bytes:
+        top = self.target.path.rstrip(b"/")
+        rest = b"/".join(os.fsencode(p) for p in parts)
+        return b"/".join(x for x in (top, rest) if x) or b"."
+
+    def fail(self, error: GetfileError, subject: str, *, quiet: bool = False) -> None:
+        with self.lock:
+            self.result.failed += 1
+            if not quiet:
+                self.result.errors.append(error)
+        if not quiet:
+            self.on_line(subject, str(error))
+
+    @property
+    def bytes_done(self) -> int:
+        return self.bytes_resumed + sum(w.state.done for w in self.workers)
+
+    def cancel(self) -> None:
+        """Stop the whole tree (any thread): partial files are kept for the next run."""
+        self.result.cancelled = True
+        self.queue.stop()
+        for worker in self.workers:
+            worker.state.cancel()
+
+    def in_flight(self) -> list[str]:
+        names = []
+        for worker in self.workers:
+            job = worker.current
+            if isinstance(job, FileJob):
+                names.append(job.shown)
+        return names
+
+
+class ListJob:
+    """One page of one folder's listing; its answer queues the files and folders it names."""
+
+    alone = False
+
+    def __init__(self, tree: Tree, parts: Parts, after: bytes | None = None) -> None:
+        self.tree = tree
+        self.parts = parts
+        self.after = after
+        self.interrupted = 0
+        self.seen: dict[str, str] = {}  # name -> kind, across this folder's pages
+
+    @property
+    def shown(self) -> str:
+        if not self.parts:
+            return os.fsdecode(self.tree.target.path) or "/"
+        return "/".join(self.parts) + "/"
+
+    def request(self) -> Request:
+        path = self.tree.path_of(self.parts)
+        return Request(Verb.LIST, path, after=self.after, version=LATEST, keep=True)
+
+    def answer(self, link: KeptConnection, head: Response) -> None:
+        if head.status is not Status.OK:
+            self._refused(head)
+            return
+        assert head.entries is not None
+        if head.body_length > protocol.MAX_LIST_BODY or head.entries > protocol.MAX_LIST_ENTRIES:
+            raise ProtocolError("listing page larger than the protocol allows")
+        body = link.read_body(head.body_length)
+        if head.next_after is not None:
+            if not head.entries:
+                raise ProtocolError("listing page with a next cursor but no entries")
+            if self.after is not None and head.next_after <= self.after:
+                raise ProtocolError("listing cursor went backwards")
+        entries = protocol.decode_listing(body, head.entries)
+        for entry in entries:
+            self._one(entry)
+        if head.next_after is not None and not self.tree.limit_hit:
+            more = ListJob(self.tree, self.parts, head.next_after)
+            more.seen = self.seen
+            self.tree.queue.add(more, listing=True)
+
+    def _refused(self, head: Response) -> None:
+        special = "listed as a folder but is a file now; refused"
+        if not self.parts:
+            special = "is a file, not a folder (use get without -r)"
+        self.give_up(_refusal(head, Status.NOT_A_DIRECTORY, special))
+
+    def _one(self, entry: Entry) -> None:
+        tree = self.tree
+        try:
+            name = check_name(entry.name)
+        except UnsafeName as error:
+            tree.fail(ProtocolError(str(error)), self.shown)
+            return
+        earlier = self.seen.get(name)
+        if earlier is not None:
+            what = "twice" if earlier == entry.kind else f"as a {earlier} and as a {entry.kind}"
+            tree.fail(ProtocolError(f"the listing names {name!r} {what}; refused"), self.shown)
+            return
+        self.seen[name] = entry.kind
+        parts = (*self.parts, name)
+        relative = "/".join(parts)
+        if not self._count(relative):
+            return
+        if entry.kind == "other":
+            tree.on_line(relative, "not a file or folder on the server; skipped")
+            return
+        is_dir = entry.kind == "dir"
+        if not tree.tree_options.filter.wants(relative, is_dir):
+            return
+        if tree.local is None:
+            with tree.lock:
+                tree.found.append(TreeEntry(relative, entry.kind, entry.size, entry.mtime_ns))
+        if is_dir:
+            self._folder(parts, entry)
+        elif tree.local is not None:
+            with tree.lock:
+                tree.files_total += 1
+                tree.bytes_total += entry.size
+            tree.queue.add(FileJob(tree, parts, entry))
+
+    def _count(self, relative: str) -> bool:
+        """Bound the tree: entries, depth, path length; one line when a bound is hit."""
+        tree = self.tree
+        with tree.lock:
+            tree.entries += 1
+            over = tree.entries > tree.tree_options.max_entries
+            first = over and not tree.limit_hit
+            tree.limit_hit = tree.limit_hit or over
+        if over:
+            if first:
+                bound = tree.tree_options.max_entries
+                tree.fail(
+                    TreeLimitError(
+                        f"more than {bound} entries in the tree; stopped listing "
+                        f"({tree.tree_options.entries_flag} raises the bound)"
+                    ),
+                    self.shown,
+                )
+            return False
+        if relative.count("/") >= tree.tree_options.max_depth:
+            tree.fail(
+                TreeLimitError(
+                    f"deeper than {tree.tree_options.max_depth} folders; not followed "
+                    "(--max-depth raises the bound)"
+                ),
+                relative,
+            )
+            return False
+        if len(os.fsencode(relative)) > MAX_PATH:
+            tree.fail(LocalFileError(f"path longer than {MAX_PATH} bytes; refused"), self.shown)
+            return False
+        return True
+
+    def _folder(self, parts: Parts, entry: Entry) -> None:
+        tree = self.tree
+        if tree.local is not None:
+            try:
+                os.close(tree.local.folder(parts))  # empty folders are kept too
+            except LocalFileError as error:
+                tree.fail(error, "/".join(parts))
+                return
+        with tree.lock:
+            tree.listed.append((parts, entry.mtime_ns))
+            tree.result.folders += 1
+        if tree.tree_options.recursive:
+            tree.queue.add(ListJob(tree, parts), listing=True)
+
+    def give_up(self, error: GetfileError, *, quiet: bool = False) -> None:
+        self.tree.fail(error, self.shown, quiet=quiet)
+
+
+class FileJob:
+    """One file: decided against what is on disk when sent, written and verified when answered."""
+
+    def __init__(self, tree: Tree, parts: Parts, entry: Entry) -> None:
+        self.tree = tree
+        self.parts = parts
+        self.entry = entry
+        self.alone = entry.size >= BIG_FILE
+        self.interrupted = 0
+        self.destination: Destination | None = None
+        self.offset = 0
+        self.counted_resume = False
+
+    @property
+    def shown(self) -> str:
+        return "/".join(self.parts)
+
+    def request(self) -> Request | None:
+        local = self.tree.local
+        assert local is not None
+        if self.destination is not None:  # sent before, never answered: start afresh
+            self.destination.close()
+            self.destination = None
+        folder = local.folder(self.parts[:-1])
+        try:
+            return self._plan(folder, self.parts[-1])
+        finally:
+            os.close(folder)
+
+    def _plan(self, folder: int, name: str) -> Request | None:
+        tree, entry = self.tree, self.entry
+        assert tree.local is not None
+        overwrite = tree.tree_options.overwrite
+        there = local_file(folder, name)
+        if there is not None and not overwrite:
+            same = (there.st_size, there.st_mtime_ns) == (entry.size, entry.mtime_ns)
+            if stat.S_ISREG(there.st_mode) and same:
+                with tree.lock:
+                    tree.result.skipped += 1
+                    tree.bytes_resumed += entry.size
+                return None
+            with tree.lock:
+                tree.result.kept += 1
+                tree.result.errors.append(LocalFileError("a local file differs"))
+                tree.bytes_total -= entry.size
+            tree.on_line(self.shown, "differs from the server's; kept (--overwrite replaces it)")
+            return None
+        destination = Destination.in_folder_fd(
+            folder, tree.local.display(self.parts[:-1]), name, overwrite=overwrite, resume=True
+        )
+        try:
+            offset = destination.check()
+        except BaseException:
+            destination.close()
+            raise
+        if offset > entry.size:  # a leftover from another version of the file: start again
+            offset = 0
+        if offset and not self.counted_resume:
+            self.counted_resume = True
+            with tree.lock:
+                tree.bytes_resumed += offset
+        self.destination, self.offset = destination, offset
+        path = tree.path_of(self.parts)
+        return Request(Verb.GET, path, offset=offset, version=LATEST, keep=True)
+
+    def answer(self, link: KeptConnection, head: Response) -> None:
+        destination = self.destination
+        assert destination is not None
+        self.destination = None
+        if head.status is not Status.OK:
+            destination.close()
+            self._refused(head)
+            return
+        if head.offset != self.offset:
+            raise ProtocolError("server resumed from a different offset than asked")
+        if head.digest is None and not head.trailer:
+            raise ProtocolError("the server announced no digest: refusing an unverifiable file")
+        before = link.state.done
+        try:
+            fd = destination.open_part(self.offset)
+            hasher = new_hasher()
+            if self.offset:
+                hash_descriptor(fd, self.offset, hasher)
+            link.receive_file(fd, hasher, head.body_length)
+            name = printable(self.parts[-1])
+            announced = link.trailer(name, head.size) if head.trailer else head.digest
+        except (IntegrityError, ProtocolError) as error:
+            lied = not isinstance(error, protocol.ShortBody)
+            destination.abandon(keep_part=not lied)
+            raise
+        except BaseException:
+            destination.abandon(keep_part=True)
+            raise
+        if format_digest(hasher) != announced:
+            destination.abandon(keep_part=False)
+            self.give_up(IntegrityError("digest mismatch (partial file removed)"))
+            return
+        try:
+            destination.commit(head.mtime_ns)
+        except (LocalFileError, OSError) as error:
+            destination.close()
+            self.give_up(error if isinstance(error, GetfileError) else LocalFileError(str(error)))
+            return
+        with self.tree.lock:
+            self.tree.result.files += 1
+            self.tree.result.bytes += link.state.done - before
+
+    def _refused(self, head: Response) -> None:
+        if head.status is Status.BAD_OFFSET and self.offset:
+            self.offset = 0  # the part is longer than the file now: start it again
+            self.tree.queue.add(self)
+            return
+        special = "listed as a file but is a folder now; refused"
+        self.give_up(_refusal(head, Status.IS_A_DIRECTORY, special))
+
+    def give_up(self, error: GetfileError, *, quiet: bool = False) -> None:
+        if self.destination is not None:
+            self.destination.abandon(keep_part=True)
+            self.destination = None
+        self.tree.fail(error, self.shown, quiet=quiet)
+
+
+def _refusal(head: Response, status: Status, special: str) -> GetfileError:
+    """The error a refusal head means, with words of our own for one status."""
+    if head.status is status:
+        return RemoteError(special, head.status)
+    try:
+        raise_for_status(head)
+    except RemoteError as error:
+        return error
+    return ProtocolError("an ok answer where a refusal was expected")
+
+
+def top_name(target: Target) -> str | None:
+    """``OUT/<this>`` for ``getfile://HOST/DIR``; ``None`` for the served root (into OUT)."""
+    last = target.path.rstrip(b"/").rsplit(b"/", 1)[-1]
+    if last in (b"", b"."):
+        return None
+    try:
+        return check_name(last)
+    except UnsafeName as error:
+        raise UsageError(str(error)) from None
+
+
+def run_tree(tree: Tree, jobs: int, on_tick: Callable[[], None] | None = None) -> None:
+    """Start ``jobs`` workers on the tree's queue and wait for them (Ctrl-C cancels them all).
+
+    ``on_tick`` is called in this thread every ``TICK`` seconds while they run.
+    """
+    tree.queue.add(ListJob(tree, ()), listing=True)
+    workers = [
+        Worker(tree.target, tree.options, tree.queue, lambda job: isinstance(job, ListJob))
+        for _ in range(jobs)
+    ]
+    tree.workers = workers
+    threads = [threading.Thread(target=w.run, daemon=True, name="getfile-tree") for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(TICK)
+                if on_tick is not None:
+                    on_tick()
+    except BaseException:
+        tree.cancel()
+        for thread in threads:
+            thread.join(5.0)
+        raise
+
+
+def download_tree(
+    target: Target,
+    out: str,
+    options: Options,
+    tree_options: TreeOptions,
+    on_line: Callable[[str, str], None],
+    on_start: Callable[[Tree], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> TreeResult:
+    """Mirror the remote folder into ``out``; blocking. ``on_line(subject, text)`` for each
+    problem (a refused name, a kept local file, a failed file), from worker threads."""
+    began = time.monotonic()
+    local = LocalTree(out, top_name(target))
+    tree = Tree(target, options, tree_options, local, on_line)
+    if on_start is not None:
+        on_start(tree)
+    try:
+        run_tree(tree, tree_options.jobs, on_tick)
+        for parts, mtime_ns in sorted(tree.listed, key=lambda p: -len(p[0])):
+            local.set_mtime(parts, mtime_ns)
+    finally:
+        local.close()
+    tree.result.seconds = time.monotonic() - began
+    return tree.result
+
+
+def walk_tree(
+    target: Target,
+    options: Options,
+    tree_options: TreeOptions,
+    on_line: Callable[[str, str], None],
+) -> tuple[list[TreeEntry], TreeResult]:
+    """Every entry under the remote folder (``ls -r``), sorted by path."""
+    tree = Tree(target, options, tree_options, None, on_line)
+    run_tree(tree, tree_options.jobs)
+    return sorted(tree.found, key=lambda e: os.fsencode(e.path)), tree.result
+
+
+__all__ = [
+    "Tree",
+    "TreeEntry",
+    "TreeLimitError",
+    "TreeOptions",
+    "TreeResult",
+    "download_tree",
+    "walk_tree",
+]

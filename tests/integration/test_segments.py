@@ -1,0 +1,302 @@
+"""``get --segments N`` and ``get --mirror URL`` (issue 13) through the link emulator.
+
+Every download here crosses ``tests/support/links.py`` relays, so the
+relays' counters say how many connections were made and which source
+carried how many bytes. Files are a few MiB, links a few MiB/s: a bug that
+serialises the connections, or never gives work to a mirror, shows within
+seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from getfile_core.address import Target
+from getfile_core.client import Options, fetch
+from getfile_core.client.segments import MIN_SEGMENTED
+from tests.support import (
+    MIB,
+    assert_one_error_line,
+    digest_of,
+    ok_head,
+    run_cli,
+    scripted_server,
+    serve_process,
+    wait_until_sync,
+    write_random,
+)
+from tests.support.links import KiB, Link, LinkEmulator
+
+SIZE = 12 * MIB + 4321
+#: A first server slow enough (3 s for SIZE) that a mirror is always checked before the end.
+SLOW_FIRST = Link(rate=4 * MIB)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[int, Path, str]]:
+    """A getfile server (a child process) with one random file; yields (port, file, digest)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    digest = write_random(folder / "big.bin", SIZE)
+    with serve_process(["serve", str(folder), "--port", "0", "-q"]) as server:
+        yield server.port, folder / "big.bin", digest
+
+
+def url(relay: LinkEmulator, name: str = "big.bin") -> str:
+    return f"getfile://127.0.0.1:{relay.port}/{name}"
+
+
+def leftovers(dest: Path) -> list[str]:
+    return sorted(p.name for p in dest.iterdir() if p.name != "big.bin")
+
+
+def test_segments_complete_identical_over_several_connections(
+    served: tuple[int, Path, str], dest: Path
+) -> None:
+    port, _, digest = served
+    # A window-bound path (10 ms each way, 256 KiB window): one connection
+    # moves at most 12.8 MiB/s, so the ranges really run side by side.
+    with LinkEmulator(port, Link(delay=0.01, window=256 * KiB)) as relay:
+        done = run_cli("get", "--segments", "4", url(relay), "-o", str(dest), timeout=60)
+        stats = relay.stats()
+    assert (done.returncode, done.stderr) == (0, "")
+    assert digest_of(dest / "big.bin") == digest
+    assert leftovers(dest) == []  # no .part, no ranges record
+    # A head to learn the size, then at least one connection per segment.
+    assert stats.connections >= 5, stats
+    # Ranges, not copies: the file crossed the link about once.
+    assert SIZE <= stats.bytes_down < SIZE + 64 * KiB, stats
+
+
+def test_a_small_file_stays_on_one_connection(tmp_path: Path, dest: Path) -> None:
+    folder = tmp_path / "served"
+    folder.mkdir()
+    digest = write_random(folder / "small.bin", MIN_SEGMENTED - 1)
+    with (
+        serve_process(["serve", str(folder), "--port", "0", "-q"]) as server,
+        LinkEmulator(server.port) as relay,
+    ):
+        done = run_cli(
+            "get", "--segments", "8", url(relay, "small.bin"), "-o", str(dest), timeout=60
+        )
+        stats = relay.stats()
+    assert (done.returncode, done.stderr) == (0, "")
+    assert digest_of(dest / "small.bin") == digest
+    assert stats.connections == 2, stats  # the head, then one download
+
+
+def test_a_reset_segment_is_retried_and_the_file_completes(
+    served: tuple[int, Path, str], dest: Path
+) -> None:
+    port, _, digest = served
+    # Every connection is reset after 2 MiB: each of the 4 ranges (3 MiB) is cut once.
+    link = Link(reset_every=2 * MIB)
+    with LinkEmulator(port, link) as relay:
+        done = run_cli("get", "--segments", "4", url(relay), "-o", str(dest), timeout=90)
+        stats = relay.stats()
+    assert done.returncode == 0, done.stderr
+    assert digest_of(dest / "big.bin") == digest
+    assert stats.resets >= 1, stats
+    lines = done.stderr.strip().splitlines()
+    assert lines and all("retrying in" in line for line in lines), lines
+    assert leftovers(dest) == []
+
+
+def test_a_legacy_server_falls_back_to_one_connection_with_one_line(
+    legacy_server: int, root: Path, dest: Path
+) -> None:
+    source = os.urandom(MIN_SEGMENTED + 1000)
+    (root / "big.bin").write_bytes(source)
+    done = run_cli(
+        "get", "--segments", "4", f"getfile://127.0.0.1:{legacy_server}/big.bin", "-o", str(dest)
+    )
+    assert done.returncode == 0, done.stderr
+    line = assert_one_error_line(done.stderr)
+    assert "cannot send byte ranges (a legacy server)" in line
+    assert "one connection" in line
+    assert (dest / "big.bin").read_bytes() == source
+
+
+async def test_a_version_1_server_falls_back_to_one_connection_with_one_remark(
+    dest: Path,
+) -> None:
+    body = os.urandom(MIN_SEGMENTED + 1000)
+    requests: list[bytes] = []
+
+    async def version_1(line: bytes, writer) -> None:  # type: ignore[no-untyped-def]
+        requests.append(line)
+        writer.write(ok_head(body) + body)
+
+    remarks: list[str] = []
+    async with scripted_server(version_1) as port:
+        target = Target("127.0.0.1", port, b"big.bin")
+        options = Options(segments=4, on_remark=remarks.append)
+        result = await fetch(target, str(dest), options=options)
+    assert (dest / "big.bin").read_bytes() == body
+    assert result.size == len(body)
+    assert len(remarks) == 1 and "a version-1 getfile server" in remarks[0], remarks
+    assert all(b"length=" not in line for line in requests)
+
+
+def test_ranges_from_a_server_that_cannot_send_them_are_refused_clearly(
+    legacy_server: int, root: Path, dest: Path
+) -> None:
+    """A ranged .part cannot be continued by one connection from the start: say so."""
+    (root / "big.bin").write_bytes(os.urandom(MIN_SEGMENTED + 1000))
+    (dest / "big.bin.getfile-part").write_bytes(b"\0" * 100)
+    (dest / "big.bin.getfile-part.ranges").write_bytes(b"getfile-ranges 1\nsize 100\nmtime -\n")
+    done = run_cli(
+        "get", "--resume", f"getfile://127.0.0.1:{legacy_server}/big.bin", "-o", str(dest)
+    )
+    assert done.returncode == 8
+    line = assert_one_error_line(done.stderr)
+    assert "cannot send ranges" in line and "--overwrite" in line
+
+
+# ---------------------------------------------------------------- mirrors
+
+
+def test_two_mirrors_both_carry_the_file_and_the_faster_carries_more(
+    served: tuple[int, Path, str], dest: Path
+) -> None:
+    port, _, digest = served
+    fast, slow = Link(rate=4 * MIB), Link(rate=1 * MIB)
+    with LinkEmulator(port, fast) as first, LinkEmulator(port, slow) as second:
+        done = run_cli("get", url(first), "--mirror", url(second), "-o", str(dest), timeout=90)
+        one, two = first.stats(), second.stats()
+    assert (done.returncode, done.stderr) == (0, "")
+    assert digest_of(dest / "big.bin") == digest
+    assert two.bytes_down >= 512 * KiB, (one, two)  # the mirror did real work
+    assert one.bytes_down > 2 * two.bytes_down, (one, two)  # stealing favoured the fast one
+    assert one.bytes_down + two.bytes_down < SIZE + 256 * KiB, (one, two)
+
+
+def test_a_mirror_with_a_different_file_is_dropped_with_one_line(
+    served: tuple[int, Path, str], tmp_path: Path, dest: Path
+) -> None:
+    port, _, digest = served
+    other = tmp_path / "other"
+    other.mkdir()
+    write_random(other / "big.bin", SIZE)  # same name, same size, other bytes
+    with (
+        serve_process(["serve", str(other), "--port", "0", "-q"]) as liar,
+        LinkEmulator(port, SLOW_FIRST) as first,
+        LinkEmulator(liar.port) as second,
+    ):
+        done = run_cli("get", url(first), "--mirror", url(second), "-o", str(dest), timeout=60)
+        written_by_liar, label = second.stats().bytes_down, f"127.0.0.1:{second.port}"
+    assert done.returncode == 0, done.stderr
+    line = assert_one_error_line(done.stderr)
+    assert f"mirror {label}: different file (digest blake3:" in line
+    assert line.endswith("not used")
+    assert digest_of(dest / "big.bin") == digest
+    assert written_by_liar < 64 * KiB  # heads only: no byte of its file was fetched
+
+
+def test_a_mirror_of_another_size_is_dropped_with_one_line(
+    served: tuple[int, Path, str], tmp_path: Path, dest: Path
+) -> None:
+    port, _, digest = served
+    other = tmp_path / "other"
+    other.mkdir()
+    write_random(other / "big.bin", SIZE - 1)
+    with (
+        serve_process(["serve", str(other), "--port", "0", "-q"]) as liar,
+        LinkEmulator(port, SLOW_FIRST) as first,
+    ):
+        done = run_cli(
+            "get",
+            url(first),
+            "--mirror",
+            f"getfile://127.0.0.1:{liar.port}/big.bin",
+            "-o",
+            str(dest),
+        )
+    assert done.returncode == 0, done.stderr
+    line = assert_one_error_line(done.stderr)
+    assert f"different file (size {SIZE - 1}, not {SIZE}), not used" in line
+    assert digest_of(dest / "big.bin") == digest
+
+
+def test_a_mirror_killed_mid_way_has_its_ranges_taken_over(
+    served: tuple[int, Path, str], tmp_path: Path, dest: Path
+) -> None:
+    port, source, digest = served
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "big.bin").write_bytes(source.read_bytes())
+    link = Link(rate=1 * MIB)
+    with (
+        serve_process(["serve", str(copy), "--port", "0", "-q"]) as mirror,
+        LinkEmulator(port, link) as first,
+        LinkEmulator(mirror.port, link) as second,
+    ):
+        argv = [sys.executable, "-m", "getfile_core", "get", url(first), "--segments", "4"]
+        argv += ["--mirror", url(second), "--retries", "2", "-o", str(dest)]
+        label = f"127.0.0.1:{second.port}"
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            wait_until_sync(
+                lambda: second.stats().bytes_down >= MIB or proc.poll() is not None,
+                "the mirror carrying 1 MiB",
+                30,
+            )
+            assert proc.poll() is None, proc.communicate()
+            # Mid-way: the mirror and its link vanish (connections reset, new
+            # ones refused), its ranges half done.
+            mirror.kill()
+            second.__exit__(None, None, None)
+            _, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert proc.returncode == 0, err
+    assert digest_of(dest / "big.bin") == digest
+    assert leftovers(dest) == []
+    lines = err.decode().strip().splitlines()
+    # Retries name the mirror; if they ran out before the end, one line drops it.
+    assert lines and all(label in line for line in lines), lines
+
+
+def test_a_server_with_fewer_slots_than_segments_still_serves_the_file(
+    tmp_path: Path, dest: Path
+) -> None:
+    """``busy`` for some connections: those step back, the others fetch every range."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    digest = write_random(folder / "big.bin", SIZE)
+    with (
+        serve_process(["serve", str(folder), "--port", "0", "--max-transfers", "2"]) as srv,
+        LinkEmulator(srv.port, SLOW_FIRST) as relay,  # the two that get a slot keep it a while
+    ):
+        done = run_cli("get", "--segments", "8", url(relay), "-o", str(dest), timeout=60)
+        # Some connections were refused, and it did not matter.
+        wait_until_sync(lambda: " busy " in srv.stderr, "a busy line in the access log", 10)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert digest_of(dest / "big.bin") == digest
+
+
+async def test_progress_reports_the_live_connections(
+    served: tuple[int, Path, str], dest: Path
+) -> None:
+    port, _, digest = served
+    seen: list[int] = []
+    async with LinkEmulator(port, Link(rate=4 * MIB)) as relay:
+        target = Target("127.0.0.1", relay.port, b"big.bin")
+        result = await fetch(
+            target,
+            str(dest),
+            options=Options(segments=4),
+            on_progress=lambda progress: seen.append(progress.connections),
+        )
+    assert result.digest == digest
+    assert max(seen) == 4 and seen[-1] == 0, seen
