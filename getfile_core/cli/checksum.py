@@ -79,3 +79,11 @@ def with_checksum(options: Options, args: argparse.Namespace, target: Target) ->
     import dataclasses
 
     return dataclasses.replace(options, expected=expected)
+
+
+def refuse_with_tree(args: argparse.Namespace) -> None:
+    """``get -r`` with a checksum flag: an error, rather than a check silently not made."""
+    if any(getattr(args, flag, None) for flag in ("checksum", "checksum_file", "checksum_algo")):
+        from getfile_core.errors import UsageError
+
+        raise UsageError("--checksum and --checksum-file check single files, not a folder (-r)")

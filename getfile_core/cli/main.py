@@ -393,8 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_serve(args)
         if args.command == "get" and args.recursive:
+            from getfile_core.cli.checksum import refuse_with_tree
             from getfile_core.cli.tree import run_get_tree
 
+            refuse_with_tree(args)
             return run_get_tree(args, args.rate)
         if args.command == "ls" and (args.recursive or args.long or args.human or args.json):
             from getfile_core.cli.tree import run_ls_tree

@@ -44,6 +44,8 @@ from getfile_core.protocol import LATEST, LegacyRequest, Request, Response, Verb
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
+    import blake3
+
     from getfile_core.checksums import DigestCheck
 
 
@@ -234,8 +236,7 @@ class Download:
         # Legacy: no digest was announced, so there is nothing to check a hash against.
         hasher = new_hasher() if response is not None else None
         # A published checksum rides in the same pass (one read-back, one prefix hash).
-        check = self.options.expected.hasher() if self.options.expected else None
-        feed = hasher if check is None else check if hasher is None else _together(hasher, check)
+        feed, check = _with_published(hasher, self.options)
         if self.offset and feed is not None:
             hash_descriptor(fd, self.offset, feed)  # a resume verifies the whole file
         copy_body(session, fd, feed)
@@ -267,22 +268,16 @@ class Download:
 
     def _check_published(self, check: DigestCheck | None, *, vouched: bool) -> None:
         """The published checksum, if one was given; ``vouched``: the server's digest matched."""
-        if check is None:
-            return
-        if not check.matches():
-            whose = (
-                "the server's file is not the published one (it arrived intact)"
-                if vouched
-                else "the file differs from the published one"
-            )
-            raise ChecksumMismatchError(
-                f"{check.mismatch_message()}: {whose}; kept {self.destination.part_path} "
-                "to inspect (--overwrite downloads it again)"
-            )
-        self.checked = str(check.expected)
+        if check is not None:
+            from getfile_core.checksums import require_match
+
+            self.checked = require_match(check, kept=self.destination.part_path, vouched=vouched)
 
 
-def _together(hasher: object, check: DigestCheck) -> object:
-    from getfile_core.checksums import HashTogether  # only with a checksum: hashlib, re
+def _with_published(hasher: blake3.blake3 | None, options: Options) -> tuple:
+    """``(feed, check)``: ``hasher`` alone, or with ``Options.expected`` riding on it."""
+    if options.expected is None:
+        return hasher, None
+    from getfile_core.checksums import hashing_with  # only with a checksum: hashlib, re
 
-    return HashTogether(hasher, check)  # type: ignore[arg-type]
+    return hashing_with(hasher, options.expected)

@@ -245,9 +245,17 @@ def bytes_read_by_get(*argv: str, receive: str) -> int:
     return int(rchar)
 
 
-@pytest.mark.parametrize("receive", ["splice", "buffer", "splice-thread"])
+@pytest.mark.parametrize(
+    ("receive", "extra"),
+    [
+        ("splice", ()),
+        ("buffer", ()),
+        ("splice-thread", ()),
+        ("splice", ("--segments", "4")),  # hashed in order from the .part as ranges land
+    ],
+)
 def test_the_checksum_adds_no_read_of_the_file(
-    served: ServeProcess, root: Path, tmp_path: Path, receive: str
+    served: ServeProcess, root: Path, tmp_path: Path, receive: str, extra: tuple[str, ...]
 ) -> None:
     from tests.support import write_random
 
@@ -255,15 +263,16 @@ def test_the_checksum_adds_no_read_of_the_file(
     checksum = "sha256:" + published(root / "big.bin", "sha256")
     plain, checked = tmp_path / "plain", tmp_path / "checked"
     plain.mkdir(), checked.mkdir()
-    without = bytes_read_by_get(served.url("big.bin"), "-o", str(plain), receive=receive)
+    url = served.url("big.bin")
+    without = bytes_read_by_get(url, "-o", str(plain), *extra, receive=receive)
     with_sum = bytes_read_by_get(
-        served.url("big.bin"), "-o", str(checked), "--checksum", checksum, receive=receive
+        url, "-o", str(checked), "--checksum", checksum, *extra, receive=receive
     )
     assert digest_of(checked / "big.bin") == digest_of(root / "big.bin")
     # A second read of the file would add BIG; what the checksum may add is importing
     # hashlib (a few hundred KiB of modules at most).
     assert with_sum - without < BIG // 8, (without, with_sum)
-    if receive == "buffer":  # hashed while hot: the file is never read back at all
+    if receive == "buffer" and not extra:  # hashed while hot: the file is never read back at all
         assert with_sum < BIG // 2, with_sum
 
 
@@ -278,3 +287,36 @@ def test_a_legacy_download_matching_its_checksum_is_not_called_unverified(
     assert (code, out) == (0, ""), terminal
     assert "not verified" not in terminal and "Traceback" not in terminal
     assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
+
+
+# ---------------------------------------------------------------- several connections, folders
+
+
+def test_a_segmented_download_checks_the_published_checksum(
+    served: ServeProcess, root: Path, dest: Path, tmp_path: Path
+) -> None:
+    from tests.support import write_random
+
+    write_random(root / "seg.bin", 6 * 1024 * 1024)  # over MIN_SEGMENTED (4 MiB)
+    url = served.url("seg.bin")
+    right = "sha512:" + published(root / "seg.bin", "sha512")
+    code, out, err = get(url, "-o", str(dest), "--segments", "4", "--checksum", right)
+    assert (code, out, err) == (0, "", "")
+    assert digest_of(dest / "seg.bin") == digest_of(root / "seg.bin")
+    wrong = "sha512:" + hashlib.sha512(b"another").hexdigest()
+    code, _, err = get(url, "-o", str(tmp_path), "--segments", "4", "--checksum", wrong)
+    assert code == 7
+    assert "sha512 mismatch" in assert_one_error_line(err)
+    assert not (tmp_path / "seg.bin").exists()
+    kept = tmp_path / part_name("seg.bin")
+    assert digest_of(kept) == digest_of(root / "seg.bin")
+
+
+def test_checksum_flags_with_a_folder_are_refused(
+    served: ServeProcess, root: Path, dest: Path
+) -> None:
+    checksum = "sha256:" + published(root / DATA, "sha256")
+    code, out, err = get("-r", served.url("sub"), "-o", str(dest), "--checksum", checksum)
+    assert (code, out) == (2, "")
+    assert "not a folder (-r)" in assert_one_error_line(err)
+    assert list(dest.iterdir()) == []
