@@ -83,6 +83,8 @@ class ServerConnection(_Buffered):
         self.sequence = -1
         #: The connection's challenge, once one was sent: proofs are due from then on.
         self.challenge: bytes | None = None
+        #: The first request's dialect, once its first byte arrived (None before).
+        self._first_is_legacy: bool | None = None
         self._keep = False  # the answer being sent keeps the connection
         self._trailer = False  # the answer being sent ends with a trailer
 
@@ -93,8 +95,15 @@ class ServerConnection(_Buffered):
 
     @property
     def is_extended(self) -> bool:
-        """Whether the peer spoke (or started to speak) the extended dialect."""
-        return self.request_line.startswith(b"\x00") or self._buffer[:1] == b"\x00"
+        """Whether the peer spoke (or started to speak) the extended dialect.
+
+        Decided by the connection's first byte, once and for all: a legacy
+        line followed by a NUL (``b"\\n\\x00"``) is a legacy peer, which must
+        never be answered in the extended format (hypothesis found this one).
+        """
+        if self._first_is_legacy is not None:
+            return not self._first_is_legacy
+        return self._buffer[:1] == b"\x00"
 
     @property
     def version(self) -> int:
@@ -133,6 +142,8 @@ class ServerConnection(_Buffered):
                 raise ProtocolError("connection closed before a request arrived")
             return NEED_DATA
         legacy = self._buffer[:1] != b"\x00"
+        if self._first_is_legacy is None:
+            self._first_is_legacy = legacy
         if legacy and kept:
             raise ProtocolError("only extended requests can follow on a kept connection")
         limit = MAX_LEGACY_LINE if legacy else MAX_REQUEST_LINE

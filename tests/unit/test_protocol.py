@@ -356,6 +356,19 @@ def test_legacy_requests_parse(wire: bytes, path: bytes) -> None:
         server.send(Response(Status.OK, size=1))
 
 
+def test_an_empty_legacy_line_then_a_nul_stays_a_legacy_peer() -> None:
+    """The first byte decides the dialect: a legacy peer is never answered in getfile/1 format.
+
+    Found by tests/hardening/test_request_fuzz.py (payload ``b"\\n\\x00"``): once the empty
+    legacy line was taken, the NUL left in the buffer made the connection look extended.
+    """
+    conn = ServerConnection()
+    conn.receive_data(b"\n\x00")
+    with pytest.raises(ProtocolError, match="empty request"):
+        conn.next_event()
+    assert not conn.is_extended
+
+
 def test_legacy_request_line_is_bounded() -> None:
     longest = b"x" * (MAX_LEGACY_LINE - 1) + b"\n"
     assert server_receives(longest) == LegacyRequest(longest[:-1])
