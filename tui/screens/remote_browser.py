@@ -18,7 +18,9 @@ cannot be downloaded.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from textual import events, work
 from textual.app import ComposeResult
@@ -84,8 +86,16 @@ class RemoteBrowserScreen(ModalScreen[bytes | Selection | None]):
         Binding("space", "toggle", "Select", show=False),
     ]
 
-    def __init__(self, host: str, port: int, folder: bytes, tokens: dict[str, bytes]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        folder: bytes,
+        tokens: dict[str, bytes],
+        lister: Callable[..., Awaitable[tuple[list[Any], bool]]] = list_folder,
+    ) -> None:
         super().__init__()
+        self.lister = lister  # ``list_folder``; a test's fake for a picture that never varies
         self.host, self.port = host, port
         self.where = format_address(host, port)  # as Transfer.where: the tokens' key
         self.tokens = tokens  # the app's: a token typed here serves the downloads too
@@ -115,7 +125,7 @@ class RemoteBrowserScreen(ModalScreen[bytes | Selection | None]):
         token = self.tokens.get(self.where)
         options = Options(connect_timeout=5, timeout=15, legacy=False, token=token)
         try:
-            entries, cut = await list_folder(target, options=options, max_entries=MAX_ENTRIES)
+            entries, cut = await self.lister(target, options=options, max_entries=MAX_ENTRIES)
         except UnauthorizedError:
             asked = TokenScreen(self.where, wrong=token is not None)
             new_token = await self.app.push_screen_wait(asked)
@@ -132,13 +142,15 @@ class RemoteBrowserScreen(ModalScreen[bytes | Selection | None]):
         self.selected.clear()
         rows = [Row(e.kind, e.name, e.size) for e in entries]
         self.rows = sorted(rows, key=lambda r: (r.kind != "dir", r.name))
-        self.show_rows()
+        self.show_rows(fresh=True)
         self.query_one(OptionList).focus()
 
-    def show_rows(self) -> None:
-        """Fill the list with the rows the filter lets through (``..`` always first)."""
+    def show_rows(self, *, fresh: bool = False) -> None:
+        """Fill the list with the rows the filter lets through (``..`` always first); the
+        highlight stays on its entry unless this is a ``fresh`` folder."""
         listing = self.query_one(OptionList)
-        keep = listing.highlighted_option.id if listing.highlighted_option else None
+        option = listing.highlighted_option
+        keep = option.id if option is not None and not fresh else None
         listing.clear_options()
         self.shown.clear()
         if self.folder:
