@@ -48,7 +48,7 @@ HELP = "Space select · Enter open/get · type to filter · Backspace up · Esc"
 #: Why an entry listed as ``other`` cannot be downloaded: the server lists so what is not a
 #: regular file or folder it may send (a FIFO, device or socket; unreadable; a link leading
 #: out of the served folder; gone between the listing and its look).
-OTHER_WHY = "cannot download: not a plain file (FIFO, device, unreadable or outside the root)"
+OTHER_WHY = "cannot get: FIFO, device, unreadable or outside the root"
 UP = "up"  # the option id of the ``..`` entry
 
 
