@@ -85,7 +85,7 @@ class GroupRuns:
             self._cancel(group)
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(future), CANCEL_WAIT)
-            self.report.cancelled(transfer)
+            self.cancelled(transfer)
             raise
         except GetfileError as error:
             self.report.failed(transfer, error.message)
@@ -93,6 +93,8 @@ class GroupRuns:
         except OSError as error:
             self.report.failed(transfer, str(error))
             return
+        finally:
+            group.settle()
         on_tick()
         self.finish(transfer, result)
 
@@ -102,12 +104,19 @@ class GroupRuns:
         if isinstance(tree, Tree):
             tree.cancel()
 
+    def cancelled(self, transfer: Transfer) -> None:
+        transfer.stop()
+        self.report.changed(transfer)
+        self.report.log(
+            f"{transfer.name}: cancelled; partial files kept, Retry continues the tree", "warn"
+        )
+
     def finish(self, transfer: Transfer, result: TreeResult) -> None:
         group = transfer.group
         assert group is not None
         group.files_total = max(group.files_total, result.files + result.skipped + result.failed)
         if result.cancelled:
-            self.report.cancelled(transfer)
+            self.cancelled(transfer)
             return
         summary = tree_summary(result)
         if result.failed or result.kept:
@@ -115,7 +124,8 @@ class GroupRuns:
             return
         total = transfer.progress.total if transfer.progress is not None else None
         done = total if total is not None else result.bytes
-        final = tree_progress(done, done, result.seconds, State.DONE)
+        average = result.bytes / result.seconds if result.seconds > 0 else 0.0
+        final = tree_progress(done, done, result.seconds, State.DONE, average)
         transfer.finish(transfer.folder, final, legacy=False)
         self.report.changed(transfer)
         self.report.log(f"{transfer.name}: saved in {transfer.folder}: {summary}", "ok")

@@ -71,6 +71,11 @@ class Group:
             self.in_flight.clear()
             self.recent.clear()
 
+    def settle(self) -> None:
+        """The tree ended (done, failed or cancelled): nothing is in flight any more."""
+        with self._lock:
+            self.in_flight.clear()
+
     def file_event(self, path: str, event: str) -> None:
         """``Tree.on_file``: any thread."""
         with self._lock:
@@ -99,6 +104,8 @@ class Group:
         return f"{mark} {name} {self.files_done}/{self.files_total}"
 
 
-def tree_progress(done: int, total: int | None, elapsed: float, phase: Phase) -> Progress:
+def tree_progress(
+    done: int, total: int | None, elapsed: float, phase: Phase, rate: float = 0.0
+) -> Progress:
     """A tree's counters as the one-file ``Progress`` a row already knows how to draw."""
-    return Progress(phase, done, total, 0.0, elapsed, False)
+    return Progress(phase, done, total, rate, elapsed, False)

@@ -151,7 +151,8 @@ async def test_group_cancel_and_retry_continue_the_tree(tmp_path: Path, dest: Pa
             assert not compare.left_only and not compare.right_only
             inner = filecmp.dircmp(served / "big" / "inner", dest / "big" / "inner")
             assert not inner.diff_files and not inner.left_only and not inner.right_only
-            assert "big: cancelled" in log_text(app) and "big: retrying" in log_text(app)
+            assert "big: cancelled; partial files kept" in log_text(app)
+            assert "big: retrying" in log_text(app)
 
 
 async def test_segments_show_live_connections_and_a_mirror_line(tmp_path: Path, dest: Path) -> None:

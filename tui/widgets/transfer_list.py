@@ -102,14 +102,21 @@ def state_words(transfer: Transfer) -> str:
     return str(transfer.state)
 
 
+def tail(text: str, room: int) -> str:
+    """``text`` in at most ``room`` columns, its end kept (where a path says most)."""
+    return text if len(text) <= room else "…" + text[-(room - 1) :]
+
+
 class GroupFiles(Static):
     """Under an expanded grouped row: its files in flight and the last ones done."""
 
     def __init__(self, transfer_id: int) -> None:
         super().__init__("", id=f"group-{transfer_id}", classes="group-files", markup=False)
 
-    def set_lines(self, lines: list[tuple[str, str]]) -> None:
-        shown = [f"    {word:<7} {printable(path)}" for word, path in lines]
+    def set_lines(self, lines: list[tuple[str, str]], width: int) -> None:
+        """One line per file, never wrapped: a deep path keeps its end (``…/x/name``)."""
+        room = max(8, width - 12)
+        shown = [f"    {word:<7} {tail(printable(path), room)}" for word, path in lines]
         self.update(Content("\n".join(shown) or "    (no files yet)"), layout=True)
 
 
@@ -177,7 +184,7 @@ class TransferRow(Horizontal, can_focus=False):
             if self._files is None:
                 self._files = GroupFiles(self.transfer.id)
                 parent.mount(self._files, after=self)
-            self._files.set_lines(group.lines())
+            self._files.set_lines(group.lines(), parent.scrollable_content_region.width)
         elif self._files is not None:
             self._files.remove()
             self._files = None
