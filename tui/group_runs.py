@@ -19,10 +19,11 @@ import os
 import time
 from collections.abc import Callable
 
-from getfile_core import GetfileError, Options, Target
+from getfile_core import GetfileError, Options, Progress, Target
 from getfile_core.client import Tree, TreeOptions, TreeResult, download_tree
 from tui import format as fmt
 from tui.groups import Group, tree_progress
+from tui.messages import TransferProgress
 from tui.reports import TransferReports
 from tui.text import in_app_words, printable
 from tui.transfers import State, Transfer
@@ -64,7 +65,7 @@ class GroupRuns:
                 snapshot = tree_progress(
                     tree.bytes_done, total or None, time.monotonic() - began, State.DOWNLOADING
                 )
-                loop.call_soon_threadsafe(self.report.progress, transfer, snapshot)
+                loop.call_soon_threadsafe(self._progress, transfer, snapshot)
 
         def on_line(subject: str, text: str) -> None:
             self.report.log(f"{transfer.name}: {subject}: {in_app_words(text)}", "warn")
@@ -95,8 +96,21 @@ class GroupRuns:
             return
         finally:
             group.settle()
-        on_tick()
+        tree = group.tree
+        if isinstance(tree, Tree):
+            group.files_total = tree.files_total
         self.finish(transfer, result)
+
+    def _progress(self, transfer: Transfer, snapshot: Progress) -> None:
+        """A tick from the tree's thread, on the loop; one that arrives late changes nothing."""
+        if not transfer.active:
+            return
+        # Not ``report.progress``: its "connected, SIZE" line would give a size the
+        # listing has not finished adding up.
+        if transfer.observe(snapshot) is None:
+            self.report.post(TransferProgress(transfer))
+        else:
+            self.report.changed(transfer)
 
     def _cancel(self, group: Group) -> None:
         group.cancelled = True

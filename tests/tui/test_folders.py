@@ -116,6 +116,7 @@ async def test_selection_downloads_as_one_group_that_expands(tree: Path, dest: P
             row = app.transfer_list.row(transfer.id)
             assert row is not None
             assert str(row.cell("name").content) == "+ 2 items 4/4"
+            assert str(row.cell("rate").content).endswith("/s")  # the average, once done
             app.transfer_list.select(row)
             await pilot.press("right")  # expand: its files under the row
             await pilot_wait_until(pilot, lambda: bool(app.transfer_list.query(GroupFiles)))
