@@ -62,10 +62,10 @@ class GroupRuns:
                 with tree.lock:
                     group.files_total = tree.files_total
                     total = tree.bytes_total
-                snapshot = tree_progress(
-                    tree.bytes_done, total or None, time.monotonic() - began, State.DOWNLOADING
-                )
-                loop.call_soon_threadsafe(self._progress, transfer, snapshot)
+                done, elapsed = tree.bytes_done, time.monotonic() - began
+                snapshot = tree_progress(done, total or None, elapsed, State.DOWNLOADING)
+                moved = done - tree.bytes_resumed
+                loop.call_soon_threadsafe(self._progress, transfer, snapshot, moved)
 
         def on_line(subject: str, text: str) -> None:
             self.report.log(f"{transfer.name}: {subject}: {in_app_words(text)}", "warn")
@@ -101,10 +101,11 @@ class GroupRuns:
             group.files_total = tree.files_total
         self.finish(transfer, result)
 
-    def _progress(self, transfer: Transfer, snapshot: Progress) -> None:
+    def _progress(self, transfer: Transfer, snapshot: Progress, moved: int) -> None:
         """A tick from the tree's thread, on the loop; one that arrives late changes nothing."""
-        if not transfer.active:
+        if not transfer.active or transfer.group is None:
             return
+        transfer.group.sample(snapshot.elapsed, moved)
         # Not ``report.progress``: its "connected, SIZE" line would give a size the
         # listing has not finished adding up.
         if transfer.observe(snapshot) is None:

@@ -205,6 +205,8 @@ class Transfer:
         """
         if self._state is State.DONE and self.progress is not None:
             return self.progress.rate
+        if self.group is not None:
+            return self.group.rate
         samples = self._samples
         if len(samples) < 2:
             return 0.0

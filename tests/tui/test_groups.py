@@ -9,7 +9,7 @@ from getfile_core import Target
 from getfile_core.client import TreeResult
 from getfile_core.errors import RemoteError
 from tui.group_runs import GroupRuns, group_label, tree_summary
-from tui.groups import RECENT, SHOWN, Group
+from tui.groups import RECENT, SHOWN, Group, tree_progress
 from tui.messages import LogLine
 from tui.reports import TransferReports
 from tui.transfers import State, Transfer
@@ -77,3 +77,17 @@ def test_files_that_failed_fail_the_group_and_callbacks_reach_the_row() -> None:
     assert transfer.state is State.FAILED
     assert "1 failed" in transfer.error
     assert any(isinstance(m, LogLine) and "d/x: digest mismatch" in m.text for m in posted)
+
+
+def test_the_rate_counts_bytes_moved_not_files_found_identical() -> None:
+    transfer = Transfer(
+        target=Target("h", 1, b"d"), folder="/tmp", name="d", group=Group(b"", (b"d",))
+    )
+    # A rerun: 90 MB already there count as done at once, 1 MB/s really moves.
+    ticks = [(0, 0), (90_000_000, 1_000_000), (91_000_000, 2_000_000)]
+    for second, (done, moved) in enumerate(ticks):
+        transfer.observe(tree_progress(done, 100_000_000, float(second), State.DOWNLOADING))
+        assert transfer.group is not None
+        transfer.group.sample(float(second), moved)
+    assert transfer.rate == 1_000_000
+    assert transfer.eta == 9.0
