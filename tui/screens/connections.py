@@ -53,10 +53,11 @@ class ConnectionsScreen(ModalScreen[Connections | None]):
             yield Label("Segments and mirrors", classes="dialog-title")
             yield Label(
                 "For the next downloads from the form. Segments: connections for one file "
-                f"(1-{MAX_SEGMENTS}; small files keep one). Mirrors: getfile:// URLs of the "
-                "same file on other servers, separated by spaces. Enter sets, Esc keeps.",
+                f"(1-{MAX_SEGMENTS}; files under 4 MiB keep one). Mirrors: getfile:// URLs "
+                "of the same file on other servers, space-separated. Enter sets, Esc keeps.",
                 classes="dialog-text",
             )
+            yield Label("Segments", classes="dialog-note")
             yield Input(
                 str(self.current.segments),
                 placeholder="1",
@@ -65,6 +66,7 @@ class ConnectionsScreen(ModalScreen[Connections | None]):
                 restrict=r"[0-9]*",
                 max_length=2,
             )
+            yield Label("Mirrors (Tab)", classes="dialog-note")
             yield Input(
                 " ".join(self.current.mirrors),
                 placeholder="getfile://other:50001/path …",
@@ -76,7 +78,9 @@ class ConnectionsScreen(ModalScreen[Connections | None]):
     def on_mount(self) -> None:
         for field in self.query(Input):
             field.cursor_blink = False
-        self.query_one("#segments", Input).focus()
+        segments = self.query_one("#segments", Input)
+        segments.focus()
+        segments.cursor_position = len(segments.value)  # Backspace then a digit replaces it
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
