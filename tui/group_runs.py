@@ -48,34 +48,17 @@ class GroupRuns:
         assert group is not None
         group.reset()
         loop = asyncio.get_running_loop()
-        began = time.monotonic()
-
-        def on_start(tree: Tree) -> None:
-            group.tree = tree
-            tree.on_file = group.file_event
-            if group.cancelled:
-                tree.cancel()
-
-        def on_tick() -> None:
-            tree = group.tree
-            if isinstance(tree, Tree):
-                with tree.lock:
-                    group.files_total = tree.files_total
-                    total = tree.bytes_total
-                done, elapsed = tree.bytes_done, time.monotonic() - began
-                snapshot = tree_progress(done, total or None, elapsed, State.DOWNLOADING)
-                moved = done - tree.bytes_resumed
-                loop.call_soon_threadsafe(self._progress, transfer, snapshot, moved)
-
-        def on_line(subject: str, text: str) -> None:
-            self.report.log(f"{transfer.name}: {subject}: {in_app_words(text)}", "warn")
-
         tree_options = TreeOptions(
             jobs=TREE_JOBS, select=frozenset(os.fsdecode(n) for n in group.names)
         )
         target = Target(transfer.target.host, transfer.target.port, group.folder)
         call = functools.partial(
-            self.runner, target, transfer.folder, options, tree_options, on_line, on_start, on_tick
+            self.runner,
+            target,
+            transfer.folder,
+            options,
+            tree_options,
+            *self._callbacks(transfer, group, loop),
         )
         self.report.changed(transfer)
         self.report.log(f"{transfer.name}: downloading {describe_names(group.names)}")
@@ -100,6 +83,34 @@ class GroupRuns:
         if isinstance(tree, Tree):
             group.files_total = tree.files_total
         self.finish(transfer, result)
+
+    def _callbacks(
+        self, transfer: Transfer, group: Group, loop: asyncio.AbstractEventLoop
+    ) -> tuple[Callable[[str, str], None], Callable[[Tree], None], Callable[[], None]]:
+        """``download_tree``'s on_line, on_start and on_tick, called from its threads."""
+        began = time.monotonic()
+
+        def on_line(subject: str, text: str) -> None:
+            self.report.log(f"{transfer.name}: {subject}: {in_app_words(text)}", "warn")
+
+        def on_start(tree: Tree) -> None:
+            group.tree = tree
+            tree.on_file = group.file_event
+            if group.cancelled:
+                tree.cancel()
+
+        def on_tick() -> None:
+            tree = group.tree
+            if isinstance(tree, Tree):
+                with tree.lock:
+                    group.files_total = tree.files_total
+                    total = tree.bytes_total
+                done, elapsed = tree.bytes_done, time.monotonic() - began
+                snapshot = tree_progress(done, total or None, elapsed, State.DOWNLOADING)
+                moved = done - tree.bytes_resumed
+                loop.call_soon_threadsafe(self._progress, transfer, snapshot, moved)
+
+        return on_line, on_start, on_tick
 
     def _progress(self, transfer: Transfer, snapshot: Progress, moved: int) -> None:
         """A tick from the tree's thread, on the loop; one that arrives late changes nothing."""
