@@ -116,6 +116,14 @@ ACTIONS: tuple[Action, ...] = (
         "Clear finished downloads", "Remove done, failed and cancelled rows (and history)",
     ),
     Action(
+        "connections", "connections", "", "", "",
+        "Segments and mirrors…", "Connections per file and other servers, for the next downloads",
+    ),
+    Action(
+        "files", "toggle_group", "", "", "",
+        "Expand/collapse a folder download", "Show the selected grouped row's files (or hide them)",
+    ),
+    Action(
         "form", "focus_form", "f7", "Form", "jump to the download form",
         "Go to the form", "Move the focus to the download form", show=False,
     ),

@@ -30,6 +30,7 @@ from tui.actions import ACTIONS, DIALOG_ACTIONS, OWN_ACTIONS, bindings, delegate
 from tui.away import AwayNotifier
 from tui.commands import app_commands, palette
 from tui.downloads import DownloadController
+from tui.groups import Connections
 from tui.history import HistoryStore
 from tui.launch import Launch, parse_args
 from tui.local_server import LocalServerLink
@@ -46,6 +47,7 @@ from tui.places import Places
 from tui.process import ProcessHooks
 from tui.queue_store import QueueStore
 from tui.screens.confirm_quit import ConfirmQuitScreen
+from tui.screens.connections import ConnectionsScreen
 from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
 from tui.screens.overwrite import OverwriteScreen
@@ -201,6 +203,7 @@ class GetfileApp(App[None]):
         if settings.rate_limit is not None:
             self.tools.set_global_limit(settings.rate_limit)
         self.downloads.retries = settings.retries
+        self.downloads.segments = settings.segments
 
     def on_unmount(self) -> None:
         self.process.remove()
@@ -255,11 +258,31 @@ class GetfileApp(App[None]):
     action_focus_form = delegate("form", "focus_first_gap")
     action_clear_log = delegate("log_pane", "clear")
     action_use_local_server = delegate("local_server", "use")
+    action_toggle_group = delegate("transfer_list", "toggle_group")
+
+    def action_connections(self) -> None:
+        """Segments and mirrors for the next downloads from the form (a dialog)."""
+        form = self.form
+        current = form.connections or Connections(self.downloads.segments)
+
+        def chosen(answer: Connections | None) -> None:
+            if answer is not None:
+                form.set_connections(answer)
+                self.log_pane.add(f"next downloads: {answer.describe() or 'one connection'}")
+
+        self.push_screen(ConnectionsScreen(current), chosen)
 
     def on_download_form_submitted(self, message: DownloadForm.Submitted) -> None:
         target = message.request.target
-        self.downloads.start(target, message.request.folder)
+        self.downloads.start(target, message.request.folder, message.request.connections)
         self.places.remember(target.host, target.port)
+
+    def on_download_form_group_chosen(self, message: DownloadForm.GroupChosen) -> None:
+        request = message.request
+        self.downloads.start_group(
+            request.server, request.names, request.folder, request.connections
+        )
+        self.places.remember(request.server.host, request.server.port)
 
     async def action_clear_finished(self) -> None:
         """Drop done, failed and cancelled rows: from the list and from the saved history."""

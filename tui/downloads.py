@@ -35,8 +35,11 @@ from getfile_core import (
     UnsafeName,
     fetch,
     list_folder,
+    parse_url,
     safe_local_name,
 )
+from tui.group_runs import GroupRuns, TreeRunner, group_label
+from tui.groups import Connections, Group
 from tui.limits import BothLimits, RateLimit, describe_limit
 from tui.messages import TransferAdded
 from tui.reports import TransferReports, describe
@@ -83,6 +86,7 @@ class DownloadController:
         fetcher: Callable[..., Coroutine[Any, Any, FetchResult]] = fetch,
         lister: Callable[..., Coroutine[Any, Any, object]] = list_folder,
         clock: Callable[[], float] = time.monotonic,
+        tree_runner: TreeRunner | None = None,
     ) -> None:
         self.prompts = prompts
         self.post = post
@@ -98,7 +102,10 @@ class DownloadController:
         self._tasks: dict[int, asyncio.Task[object]] = {}
         #: Attempts per download after a dropped link (``Options.retries``; settings).
         self.retries = Options().retries
+        #: Segments per file when a download asks for none (the settings' ``segments``).
+        self.segments = Options().segments
         self.report = TransferReports(post, self.legacy_servers)
+        self.groups = GroupRuns(self.report, tree_runner) if tree_runner else GroupRuns(self.report)
 
     # ------------------------------------------------------------ queries
 
@@ -133,8 +140,53 @@ class DownloadController:
             del self.transfers[transfer.id]
         return gone
 
-    def start(self, target: Target, folder: str) -> None:
-        self.spawn(self._new_download(target, folder), f"download {target.url()}")
+    def start(self, target: Target, folder: str, connections: Connections | None = None) -> None:
+        work = self._new_download(target, folder, connections)
+        self.spawn(work, f"download {target.url()}")
+
+    def start_group(
+        self,
+        server: Target,
+        names: tuple[bytes, ...],
+        folder: str,
+        connections: Connections | None = None,
+    ) -> Transfer:
+        """Download ``names`` (files and folders of the folder ``server.path``) into
+        ``folder`` as one tree, on one grouped row."""
+        group = Group(folder=server.path, names=names)
+        transfer = Transfer(target=server, folder=folder, name=group_label(names), group=group)
+        transfer.connections = connections
+        self.transfers[transfer.id] = transfer
+        self.post(TransferAdded(transfer))
+        self.spawn(self._run_group(transfer), f"download {server.url()} ({len(names)} items)")
+        return transfer
+
+    async def _run_group(self, transfer: Transfer) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[transfer.id] = task
+        try:
+            await self.groups.run(transfer, self._options(transfer))
+        finally:
+            self._tasks.pop(transfer.id, None)
+
+    def _options(self, transfer: Transfer, token: bytes | None = None) -> Options:
+        """The library's options for ``transfer``: its token, limits, retries, connections."""
+        connections = transfer.connections or Connections(self.segments)
+        loop = asyncio.get_running_loop()
+        name = transfer.name
+
+        def remark(line: str) -> None:  # from the transfer's threads
+            loop.call_soon_threadsafe(self.report.log, f"{name}: {in_app_words(line)}", "warn")
+
+        return Options(
+            token=token if token is not None else self.tokens.get(transfer.where),
+            rate_limit=BothLimits(self.rate_limit, transfer.limit),  # type: ignore[arg-type]
+            retries=self.retries,
+            segments=connections.segments,
+            mirrors=tuple(parse_url(url) for url in connections.mirrors),
+            on_remark=remark,
+        )
 
     def cancel(self, transfer: Transfer) -> None:
         task = self._tasks.get(transfer.id)
@@ -156,6 +208,10 @@ class DownloadController:
         if not transfer.claim():
             return False
         self.report.changed(transfer)
+        if transfer.group is not None:  # the tree again: it continues where it stopped
+            self.report.log(f"{transfer.name}: retrying (files already there are skipped)")
+            self.spawn(self._run_group(transfer), f"retry {transfer.target.url()}")
+            return True
         self.spawn(self._retry(transfer), f"retry {transfer.target.url()}")
         return True
 
@@ -172,7 +228,9 @@ class DownloadController:
 
     # ------------------------------------------------------------ the flows
 
-    async def _new_download(self, target: Target, folder: str) -> None:
+    async def _new_download(
+        self, target: Target, folder: str, connections: Connections | None = None
+    ) -> None:
         try:
             name = safe_local_name(target.path)
             conflict = find_conflict(folder, name)
@@ -191,6 +249,7 @@ class DownloadController:
             self.report.log(f"{name}: skipped (already in {folder})")
             return
         transfer = Transfer(target=target, folder=folder, name=plan.name or name)
+        transfer.connections = connections
         self.transfers[transfer.id] = transfer
         self.post(TransferAdded(transfer))
         await self._run(transfer, plan)
@@ -266,7 +325,6 @@ class DownloadController:
         self.report.changed(transfer)
         on_progress = functools.partial(self.report.progress, transfer)
         on_retry = functools.partial(self._retrying, transfer)
-        limit = BothLimits(self.rate_limit, transfer.limit)
         for _attempt in range(TOKEN_ATTEMPTS + 1):
             token = self.tokens.get(transfer.where)
             try:
@@ -275,7 +333,7 @@ class DownloadController:
                     transfer.folder,
                     overwrite=plan.overwrite,
                     resume=plan.resume,
-                    options=Options(token=token, rate_limit=limit, retries=self.retries),  # type: ignore[arg-type]
+                    options=self._options(transfer, token),
                     on_progress=on_progress,
                     interval=PROGRESS_INTERVAL,
                     name=plan.name,

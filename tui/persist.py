@@ -77,7 +77,7 @@ class QueueKeeper:
         """Save if any transfer's saved state moved; a line for the log if saving failed."""
         if self.frozen:
             return None
-        transfers = list(transfers)
+        transfers = [t for t in transfers if t.group is None]
         states = {t.id: saved_state(t) for t in transfers}
         if states == self._saved_states:
             return None
@@ -90,6 +90,8 @@ class QueueKeeper:
         return line
 
     def save(self, transfers: list[Transfer]) -> str | None:
+        # A grouped row is not kept: the queue holds single files (a folder reruns by hand).
+        transfers = [t for t in transfers if t.group is None]
         self._saved_states = {t.id: saved_state(t) for t in transfers}
         self.store.save([*self._others, *(self._entry(t) for t in transfers)])
         return self.store.save_error

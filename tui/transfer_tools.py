@@ -88,7 +88,7 @@ class TransferTools:
 
     def verify(self) -> None:
         """Verify a finished download against a published checksum (a dialog)."""
-        transfer = self._pick(lambda t: t.state is State.DONE)
+        transfer = self._pick(finished_file)
         if transfer is None or not transfer.saved_path:
             self.notify("No finished download to verify.", timeout=2)
             return
@@ -100,7 +100,7 @@ class TransferTools:
         if deliver is None:
             self.notify("Only in a browser session (getfile-tui --web).", timeout=3)
             return
-        transfer = self._pick(lambda t: t.state is State.DONE)
+        transfer = self._pick(finished_file)
         if transfer is None or not transfer.saved_path:
             self.notify("No finished download to send to the browser.", timeout=2)
             return
@@ -111,3 +111,8 @@ class TransferTools:
             return
         deliver(stream, save_filename=transfer.name)
         self.log(f"{transfer.name}: handed to the browser", "info")
+
+
+def finished_file(transfer: Transfer) -> bool:
+    """A finished single file: a grouped row (a tree) has no one file to check or hand over."""
+    return transfer.state is State.DONE and transfer.group is None

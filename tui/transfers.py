@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from getfile_core import PART_SUFFIX, Phase, Progress, RetryNotice, Target, TransferState
+from tui.groups import Connections, Group
 from tui.limits import RateLimit
 
 _ids = itertools.count(1)
@@ -155,6 +156,10 @@ class Transfer:
     note: str = ""
     #: The library's state of the running attempt series: ``retry_now()`` and ``cancel()``.
     client: TransferState | None = None
+    #: Segments and mirrors asked for this download (``None``: the settings' default).
+    connections: Connections | None = None
+    #: A selection of files and folders downloaded as one tree (``None``: one file).
+    group: Group | None = None
     _state: State = State.QUEUED
     _samples: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
@@ -200,6 +205,8 @@ class Transfer:
         """
         if self._state is State.DONE and self.progress is not None:
             return self.progress.rate
+        if self.group is not None:
+            return self.group.rate
         samples = self._samples
         if len(samples) < 2:
             return 0.0

@@ -72,6 +72,9 @@ class TreeOptions:
     recursive: bool = True
     #: The flag that raises ``max_entries``, named in the message when it is hit.
     entries_flag: str = "--max-entries"
+    #: Only these names of the top folder (files and folders, as ``check_name`` gives
+    #: them), saved straight into OUT with no top folder: the app's multi-select.
+    select: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,13 @@ class Tree:
         self.found: list[TreeEntry] = []  # walk_tree only
         self.workers: list[Worker] = []
         self.limit_hit = False
+        #: ``on_file(path, event)`` from worker threads, event one of started, done,
+        #: skipped, kept, failed: the app's grouped row expands into its files with it.
+        self.on_file: Callable[[str, str], None] | None = None
+
+    def file_event(self, path: str, event: str) -> None:
+        if self.on_file is not None:
+            self.on_file(path, event)
 
     def path_of(self, parts: Parts) -> bytes:
         top = self.target.path.rstrip(b"/")
@@ -224,6 +234,9 @@ class ListJob:
         self.seen[name] = entry.kind
         parts = (*self.parts, name)
         relative = "/".join(parts)
+        select = tree.tree_options.select
+        if select is not None and not self.parts and name not in select:
+            return
         if not self._count(relative):
             return
         if entry.kind == "other":
@@ -334,12 +347,14 @@ class FileJob:
                 with tree.lock:
                     tree.result.skipped += 1
                     tree.bytes_resumed += entry.size
+                tree.file_event(self.shown, "skipped")
                 return None
             with tree.lock:
                 tree.result.kept += 1
                 tree.result.errors.append(LocalFileError("a local file differs"))
                 tree.bytes_total -= entry.size
             tree.on_line(self.shown, "differs from the server's; kept (--overwrite replaces it)")
+            tree.file_event(self.shown, "kept")
             return None
         destination = Destination.in_folder_fd(
             folder, tree.local.display(self.parts[:-1]), name, overwrite=overwrite, resume=True
@@ -357,6 +372,7 @@ class FileJob:
                 tree.bytes_resumed += offset
         self.destination, self.offset = destination, offset
         path = tree.path_of(self.parts)
+        tree.file_event(self.shown, "started")
         return Request(Verb.GET, path, offset=offset, version=LATEST, keep=True)
 
     def answer(self, link: KeptConnection, head: Response) -> None:
@@ -400,6 +416,7 @@ class FileJob:
         with self.tree.lock:
             self.tree.result.files += 1
             self.tree.result.bytes += link.state.done - before
+        self.tree.file_event(self.shown, "done")
 
     def _refused(self, head: Response) -> None:
         if head.status is Status.BAD_OFFSET and self.offset:
@@ -414,6 +431,7 @@ class FileJob:
             self.destination.abandon(keep_part=True)
             self.destination = None
         self.tree.fail(error, self.shown, quiet=quiet)
+        self.tree.file_event(self.shown, "failed")
 
 
 def _refusal(head: Response, status: Status, special: str) -> GetfileError:
@@ -477,7 +495,8 @@ def download_tree(
     """Mirror the remote folder into ``out``; blocking. ``on_line(subject, text)`` for each
     problem (a refused name, a kept local file, a failed file), from worker threads."""
     began = time.monotonic()
-    local = LocalTree(out, top_name(target))
+    top = None if tree_options.select is not None else top_name(target)
+    local = LocalTree(out, top)
     tree = Tree(target, options, tree_options, local, on_line)
     if on_start is not None:
         on_start(tree)

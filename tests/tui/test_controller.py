@@ -292,3 +292,29 @@ def test_both_limits_never_hand_out_more_than_asked() -> None:
     both = BothLimits(RateLimit(256 * 1024), RateLimit(1024 * 1024))
     assert both.chunk(81) == 81  # the end of a body: one byte more would be the trailer's
     assert both.chunk(1 << 20) == int(256 * 1024 * 0.1)
+
+
+async def test_segments_default_from_settings_and_per_download_connections(
+    tmp_path: Path,
+) -> None:
+    from tui.groups import Connections
+
+    def script(call: dict[str, Any]) -> object:
+        call["options"].on_remark("mirror b.example: different file (digest …), not used")
+        return saved(tmp_path)
+
+    harness = Harness(script)
+    harness.controller.segments = 3  # the settings' ``segments``
+    harness.controller.start(TARGET, str(tmp_path))
+    await harness.settle()
+    mirror = "getfile://mirror.example:50002/docs/report.pdf"
+    harness.controller.start(TARGET, str(tmp_path / "x"), Connections(8, (mirror,)))
+    await harness.settle()
+    first, second = (call["options"] for call in harness.calls)
+    assert first.segments == 3 and first.mirrors == ()
+    assert second.segments == 8
+    assert [(m.host, m.port, m.path) for m in second.mirrors] == [
+        ("mirror.example", 50002, b"docs/report.pdf")
+    ]
+    await asyncio.sleep(0)  # the remark comes back to the loop with call_soon_threadsafe
+    assert "report.pdf: mirror b.example: different file (digest …), not used" in harness.logs()

@@ -502,9 +502,10 @@ async def test_listing_the_server_picks_the_file(server: FileServer, dest: Path)
         listing = app.screen.query_one(OptionList)
         await pilot_wait_until(pilot, lambda: listing.option_count == 3, what="the listing")
         labels = [str(listing.get_option_at_index(i).prompt) for i in range(3)]
-        assert labels == ["sub/", "empty.bin  (0 B)", "hello.txt  (13 B)"]  # folders first
-        await pilot.press("enter")  # open sub/
-        await pilot_wait_until(pilot, lambda: listing.option_count == 1, what="sub/'s listing")
+        assert labels == ["  sub/  (folder)", "  empty.bin  (0 B)", "  hello.txt  (13 B)"]
+        await pilot.press("enter")  # open sub/ (folders come first)
+        # ``..`` and data.bin; the first entry, not ``..``, is highlighted
+        await pilot_wait_until(pilot, lambda: listing.option_count == 2, what="sub/'s listing")
         await pilot.press("enter")  # choose data.bin
         await pilot_wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
         assert app.form.field("file").value == "sub/data.bin"

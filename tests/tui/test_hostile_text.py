@@ -79,7 +79,7 @@ async def test_hostile_listing_names_show_as_written_and_click_does_nothing_else
             await pilot_wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
             listing = app.screen.query_one(OptionList)
             await pilot_wait_until(pilot, lambda: listing.option_count == 3, what="the listing")
-            assert options_of(listing) == [f"{name}  (1 B)" for name in sorted(HOSTILE_NAMES)]
+            assert options_of(listing) == [f"  {name}  (1 B)" for name in sorted(HOSTILE_NAMES)]
             await pilot.pause()
             screen_text = app.export_screenshot()
             assert "[reverse]report.pdf" in screen_text  # the brackets are shown, not obeyed
@@ -142,7 +142,7 @@ async def test_non_utf8_name_is_readable_and_fetched_exactly(tmp_path: Path, des
             await pilot_wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
             listing = app.screen.query_one(OptionList)
             await pilot_wait_until(pilot, lambda: listing.option_count == 2, what="the listing")
-            assert options_of(listing) == ["ff.bin  (36 B)", "\\xff.bin  (4.88 KiB)"]
+            assert options_of(listing) == ["  ff.bin  (36 B)", "  \\xff.bin  (4.88 KiB)"]
             await pilot.press("down", "enter")
             await pilot_wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
             assert app.form.field("file").value == "\\xff.bin"

@@ -111,3 +111,31 @@ def test_keys_screen_with_a_remapped_key(snap_compare, workdir: Path) -> None:  
         await pilot_wait_until(pilot, lambda: isinstance(app.screen, KeysScreen), what="keys")
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_remote_browser_with_a_selection(snap_compare, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    from getfile_core.protocol import Entry
+    from tui.screens.remote_browser import RemoteBrowserScreen
+
+    entries = [
+        Entry(b"photos", "dir", 0, 0),
+        Entry(b"logs", "dir", 0, 0),
+        Entry(b"report.pdf", "file", 2_400_000, 0),
+        Entry(b"notes [draft].txt", "file", 1200, 0),
+        Entry(b"pipe", "other", 0, 0),
+    ]
+
+    async def lister(*_args: object, **_kwargs: object) -> tuple[list[Entry], bool]:
+        return entries, False
+
+    app = make_app(host="files.example.org", port=50001, file="docs/report.pdf", dest="downloads")
+
+    async def run_before(pilot: Pilot) -> None:
+        screen = RemoteBrowserScreen("files.example.org", 50001, b"docs", {}, lister=lister)
+        app.push_screen(screen)
+        await pilot_wait_until(pilot, lambda: len(screen.rows) == 5, what="the listing")
+        # logs/ (Space moves on to photos/), then notes [draft].txt
+        await pilot.press("space", "down", "space")
+        await pilot_wait_until(pilot, lambda: len(screen.selected) == 2, what="the selection")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

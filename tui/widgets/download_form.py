@@ -20,8 +20,10 @@ from textual.widgets import Button, Input, Label, Static
 from textual.widgets.input import Selection
 
 from getfile_core import Target, UnsafeName, UsageError, parse_url, safe_local_name
+from tui.groups import Connections
 from tui.screens.folder_picker import FolderPickerScreen
 from tui.screens.remote_browser import RemoteBrowserScreen
+from tui.screens.remote_browser import Selection as Picked
 from tui.text import printable
 
 HINT = "Enter downloads · Tab moves · ctrl+p commands"
@@ -56,6 +58,17 @@ FIELD_NAMES = {"host": "Server", "port": "Port", "file": "File", "dest": "Save t
 class DownloadRequest:
     target: Target
     folder: str
+    connections: Connections | None = None
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    """Entries of one remote folder (``server.path``), downloaded together into ``folder``."""
+
+    server: Target
+    names: tuple[bytes, ...]
+    folder: str
+    connections: Connections | None = None
 
 
 class DownloadForm(Vertical):
@@ -71,6 +84,13 @@ class DownloadForm(Vertical):
     class Browse(Message):
         """The user wants to pick the file from the server's listing."""
 
+    class GroupChosen(Message):
+        """Several entries (or a folder) were selected in the listing: download them."""
+
+        def __init__(self, request: GroupRequest) -> None:
+            super().__init__()
+            self.request = request
+
     def __init__(
         self, host: str = "", port: str = "", file: str = "", dest: str = "", **kwargs: object
     ) -> None:
@@ -81,6 +101,8 @@ class DownloadForm(Vertical):
         #: ``_raw_file[0]``, the request asks for the bytes ``_raw_file[1]``.
         self._raw_file: tuple[str, bytes] | None = None
         self.url_problem = ""
+        #: Segments and mirrors for the downloads started from here (``None``: settings').
+        self.connections: Connections | None = None
         if file and printable(file) != file:
             self._raw_file = (printable(file), os.fsencode(file))
 
@@ -176,11 +198,35 @@ class DownloadForm(Vertical):
             self.set_values(dest=folder)
             self.focus_end("dest")
 
-    def file_chosen(self, path: bytes | None) -> None:
-        """A file picked in the server's listing (``None``: nothing picked)."""
+    def set_connections(self, connections: Connections | None) -> None:
+        """Segments and mirrors for the next downloads; the box's title says them."""
+        self.connections = connections
+        words = connections.describe() if connections is not None else ""
+        self.border_title = "Download" + (f" · {words}" if words else "")
+
+    def file_chosen(self, path: bytes | Picked | None) -> None:
+        """A file picked in the server's listing, or a selection (``None``: nothing picked)."""
+        if isinstance(path, Picked):
+            self.selection_chosen(path)
+            return
         if path:
             self.set_file(path)
             self.focus_end("file")
+
+    def selection_chosen(self, selection: Picked) -> None:
+        address = self.server_address()
+        dest = self.field("dest")
+        result = dest.validate(dest.value)
+        if address is None or not selection.names:
+            return
+        if result is not None and not result.is_valid:
+            dest.focus()
+            self._show_hint(result)
+            return
+        server = Target(host=address[0], port=address[1], path=selection.folder)
+        folder = expand_folder(dest.value)
+        request = GroupRequest(server, selection.names, folder, self.connections)
+        self.post_message(self.GroupChosen(request))
 
     def set_file(self, path: bytes) -> None:
         """Show a remote path readably, and remember the exact bytes to request."""
@@ -299,5 +345,5 @@ class DownloadForm(Vertical):
             path=self.file_path(),
         )
         folder = expand_folder(self.field("dest").value)
-        self.post_message(self.Submitted(DownloadRequest(target, folder)))
+        self.post_message(self.Submitted(DownloadRequest(target, folder, self.connections)))
         return True

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Button, Label, Static
 
 from tui import format as fmt
@@ -92,6 +93,33 @@ class Cell(Static):
             self.update(Content(text), layout=False)
 
 
+def state_words(transfer: Transfer) -> str:
+    """The State cell: the state, or how many connections move bytes when more than one."""
+    progress = transfer.progress
+    connections = progress.connections if progress is not None else 0
+    if transfer.state is State.DOWNLOADING and connections > 1:
+        return f"dl {connections} conns"
+    return str(transfer.state)
+
+
+def tail(text: str, room: int) -> str:
+    """``text`` in at most ``room`` columns, its end kept (where a path says most)."""
+    return text if len(text) <= room else "…" + text[-(room - 1) :]
+
+
+class GroupFiles(Static):
+    """Under an expanded grouped row: its files in flight and the last ones done."""
+
+    def __init__(self, transfer_id: int) -> None:
+        super().__init__("", id=f"group-{transfer_id}", classes="group-files", markup=False)
+
+    def set_lines(self, lines: list[tuple[str, str]], width: int) -> None:
+        """One line per file, never wrapped: a deep path keeps its end (``…/x/name``)."""
+        room = max(8, width - 12)
+        shown = [f"    {word:<7} {tail(printable(path), room)}" for word, path in lines]
+        self.update(Content("\n".join(shown) or "    (no files yet)"), layout=True)
+
+
 class TransferRow(Horizontal, can_focus=False):
     """One download: name, state, bar, bytes, rate, ETA (or the reason it failed)."""
 
@@ -102,6 +130,7 @@ class TransferRow(Horizontal, can_focus=False):
         self.transfer = transfer
         self._tick = 0
         self._ready = False  # the cells exist from on_mount on
+        self._files: GroupFiles | None = None  # an expanded group's files, under the row
 
     def compose(self) -> ComposeResult:
         for name, _heading in COLUMNS:
@@ -145,6 +174,21 @@ class TransferRow(Horizontal, can_focus=False):
             return transfer.note
         return ""
 
+    def show_files(self) -> None:
+        """An expanded group lists its files under the row; collapsed, they go."""
+        group = self.transfer.group
+        parent = self.parent
+        if group is None or not isinstance(parent, TransferList):
+            return
+        if group.expanded:
+            if self._files is None:
+                self._files = GroupFiles(self.transfer.id)
+                parent.mount(self._files, after=self)
+            self._files.set_lines(group.lines(), parent.scrollable_content_region.width)
+        elif self._files is not None:
+            self._files.remove()
+            self._files = None
+
     def _got_bytes(self) -> bool:
         progress = self.transfer.progress
         return progress is not None and progress.done > 0
@@ -155,8 +199,10 @@ class TransferRow(Horizontal, can_focus=False):
             return
         transfer = self.transfer
         state = transfer.state
-        self.cell("name").set(transfer.name)
-        self.cell("state").set(str(state))
+        group = transfer.group
+        self.cell("name").set(transfer.name if group is None else group.label(transfer.name))
+        self.cell("state").set(state_words(transfer))
+        self.show_files()
         self.set_class(state is State.FAILED, "-failed")
         self.set_class(state is State.DONE, "-done")
         self.set_class(state is State.CANCELLED, "-cancelled")
@@ -201,7 +247,22 @@ class TransferList(VerticalScroll, can_focus=False):
     BINDINGS = [
         Binding("up,k", "move(-1)", "Previous", show=False),
         Binding("down,j", "move(1)", "Next", show=False),
+        Binding("space,enter", "toggle_group", "Files", show=False),
+        Binding("right", "toggle_group(True)", "Expand", show=False),
+        Binding("left", "toggle_group(False)", "Collapse", show=False),
     ]
+
+    def action_toggle_group(self, expand: bool | None = None) -> None:
+        """Expand the selected grouped row into its files, or collapse it again."""
+        self.toggle_group(expand)
+
+    def toggle_group(self, expand: bool | None = None) -> None:
+        row = self.selected()
+        group = row.transfer.group if row is not None else None
+        if row is None or group is None:
+            return
+        group.expanded = (not group.expanded) if expand is None else expand
+        row.show()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="transfer-heading"):
@@ -258,7 +319,9 @@ class TransferList(VerticalScroll, can_focus=False):
 
     async def remove_transfers(self, transfer_ids: set[int]) -> None:
         """Take rows away; another row (the newest) becomes the list's Tab stop."""
-        gone = [row for row in self.rows if row.transfer.id in transfer_ids]
+        gone: list[Widget] = [row for row in self.rows if row.transfer.id in transfer_ids]
+        ids = {f"group-{number}" for number in transfer_ids}
+        gone += [files for files in self.query(GroupFiles) if files.id in ids]
         if gone:
             await self.remove_children(gone)
         rows = self.rows
