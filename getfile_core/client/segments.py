@@ -44,13 +44,19 @@ from getfile_core.address import Target
 from getfile_core.client import rangefetch, ranges
 from getfile_core.client.crew import Crew
 from getfile_core.client.destination import Destination
-from getfile_core.client.mirrors import Head, NoRanges, Source, probe
+from getfile_core.client.mirrors import Head, NoRanges, Opening, Source, open_whole, probe
 from getfile_core.client.plan import MIN_SPLIT, Plan
 from getfile_core.client.receive import BUFFER
 from getfile_core.client.retry import run_with_retries
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_range, new_hasher
-from getfile_core.errors import IntegrityError, InterruptedError_, LocalFileError, ProtocolError
+from getfile_core.errors import (
+    GetfileError,
+    IntegrityError,
+    InterruptedError_,
+    LocalFileError,
+    ProtocolError,
+)
 
 MiB = 1024 * 1024
 #: Files smaller than this take one connection, whatever ``segments`` says.
@@ -100,19 +106,13 @@ class SegmentedDownload:
         began = time.monotonic()
         state = self.state
         state.phase = Phase.CONNECTING
+        record: ranges.Record | None = None
         try:
             offset = self.destination.check()
             shown = self.destination.part_path + ranges.SUFFIX
-            record = None
             if self.destination.resume:
                 record = ranges.load(self.destination.dir_fd, self.record_name, shown)
-            head, _ = run_with_retries(
-                lambda: probe(self.sources[0].target, self.options, state),
-                options=self.options,
-                state=state,
-                retryable=lambda error: isinstance(error, InterruptedError_),
-                on_retry=on_retry,
-            )
+            head, opening = self._first_head(offset, on_retry)
         except NoRanges as refusal:
             if record is not None:
                 raise LocalFileError(
@@ -128,6 +128,8 @@ class SegmentedDownload:
             self.destination.close()
             raise
         if head.size < MIN_SEGMENTED and record is None:
+            if opening is not None:
+                opening.session.close()
             return self._one_connection(on_retry)
         self.sources[0].head = head
         count = min(MAX_CONNECTIONS, max(self.options.segments, len(self.sources)))
@@ -136,10 +138,17 @@ class SegmentedDownload:
             self.options, self.destination, state, self.sources, plan, head, head.digest
         )
         state.total, state.resumed_from = head.size, plan.done_bytes()
-        fd = self._open_part(offset, head.size)
+        first = None
         try:
-            digest = self._download(crew, fd, count, on_retry)
+            fd = self._open_part(offset, head.size)
+            if opening is not None:
+                piece = plan.take(0)  # a fresh plan's first piece: [0, a share)
+                assert piece is not None and piece.start == 0
+                first, opening = rangefetch.Started(opening, piece), None
+            digest = self._download(crew, fd, count, on_retry, first)
         except BaseException as error:
+            if opening is not None:
+                opening.session.close()
             self._give_up(crew, error)
             raise
         ranges.remove(self.destination.dir_fd, self.record_name)
@@ -154,6 +163,37 @@ class SegmentedDownload:
             seconds=time.monotonic() - began,
             attempts=crew.connections_made,
         )
+
+    def _first_head(
+        self, offset: int, on_retry: Callable[[RetryNotice], None] | None
+    ) -> tuple[Head, Opening | None]:
+        """The first source's head: with the first range's body coming, unless resuming.
+
+        A fresh download asks for the whole file (``open_whole``) and keeps
+        the connection for its first piece: no round trip is spent on a head
+        alone. A ``.part`` to continue asks for the head only (``probe``):
+        which range comes first depends on the size the head gives.
+        """
+        options, state, target = self.options, self.state, self.sources[0].target
+
+        def lost(error: GetfileError) -> bool:
+            return isinstance(error, InterruptedError_)
+
+        def head_only() -> tuple[Head, None]:
+            return probe(target, options, state), None
+
+        def with_body() -> tuple[Head, Opening]:
+            opening = open_whole(target, options, state)
+            return opening.head, opening
+
+        answer, _ = run_with_retries(
+            head_only if offset else with_body,
+            options=options,
+            state=state,
+            retryable=lost,
+            on_retry=on_retry,
+        )
+        return answer
 
     def _one_connection(self, on_retry: Callable[[RetryNotice], None] | None) -> FetchResult:
         from getfile_core.client.get import Download
@@ -215,16 +255,21 @@ class SegmentedDownload:
     # ------------------------------------------------------------ supervising the connections
 
     def _start(
-        self, crew: Crew, count: int, on_retry: Callable[[RetryNotice], None] | None
+        self,
+        crew: Crew,
+        count: int,
+        on_retry: Callable[[RetryNotice], None] | None,
+        first: rangefetch.Started | None,
     ) -> None:
-        """``count`` connection threads, spread over the sources in turn."""
+        """``count`` connection threads, spread over the sources in turn; the first
+        (the first source's) gets the opening connection, if there is one."""
         for index in range(count):
             source = self.sources[index % len(self.sources)]
             sub = TransferState(phase=Phase.CONNECTING)
             crew.subs.append(sub)
             thread = threading.Thread(
                 target=rangefetch.work,
-                args=(crew, source, sub, on_retry),
+                args=(crew, source, sub, on_retry, first if index == 0 else None),
                 name=f"getfile-segment-{index}",
                 daemon=True,
             )
@@ -234,12 +279,17 @@ class SegmentedDownload:
             thread.start()
 
     def _download(
-        self, crew: Crew, fd: int, count: int, on_retry: Callable[[RetryNotice], None] | None
+        self,
+        crew: Crew,
+        fd: int,
+        count: int,
+        on_retry: Callable[[RetryNotice], None] | None,
+        first: rangefetch.Started | None = None,
     ) -> str:
         """Run the connections, hash in order meanwhile, and verify the whole file."""
         state, plan = self.state, crew.plan
         state.phase = Phase.DOWNLOADING
-        self._start(crew, count, on_retry)
+        self._start(crew, count, on_retry, first)
         hasher, hashed = new_hasher(), 0
         buffer = memoryview(bytearray(BUFFER))
         saved = time.monotonic()
