@@ -44,6 +44,7 @@ _EXPORTS = {
     "RateLimit": ".ratelimit",
     # Checksums people publish (SHA256SUMS, b3sum, BSD tags).
     "ChecksumError": ".checksums",
+    "ChecksumMismatchError": ".errors",
     "ExpectedDigest": ".checksums",
     "expected_digest": ".checksums",
     "parse_checksum": ".checksums",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
         safe_local_name,
     )
     from getfile_core.errors import (
+        ChecksumMismatchError,
         ConnectError,
         GetfileError,
         LegacyServerError,

@@ -143,6 +143,65 @@ class DigestCheck:
         )
 
 
+class HashTogether:
+    """Feeds one pass of bytes to several hashers; reads as the first one.
+
+    How a published checksum rides along with the BLAKE3 digest: the body
+    loop, the splice read-back and a resume's prefix hash call ``update``
+    once, and every hasher sees each byte, so the file is never read twice.
+    ``hexdigest`` is the first hasher's (the one the wire format checks).
+    """
+
+    def __init__(self, first: Hasher, *others: Hasher | DigestCheck) -> None:
+        self.first = first
+        self.all = (first, *others)
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        for hasher in self.all:
+            hasher.update(data)
+
+    def hexdigest(self) -> str:
+        return self.first.hexdigest()
+
+
+def require_match(check: DigestCheck | None, *, kept: str, vouched: bool) -> str | None:
+    """After the last byte: ``algo:hex`` when ``check`` matched (None: no checksum asked).
+
+    A mismatch raises ``ChecksumMismatchError`` (exit 7) saying that ``kept``
+    (the ``.part``) stays; ``vouched``: the server's own digest matched, so
+    the file arrived intact and is simply not the one published.
+    """
+    if check is None:
+        return None
+    if not check.matches():
+        from getfile_core.errors import ChecksumMismatchError
+
+        whose = (
+            "the server's file is not the published one (it arrived intact)"
+            if vouched
+            else "the file differs from the published one"
+        )
+        raise ChecksumMismatchError(
+            f"{check.mismatch_message()}: {whose}; kept {kept} to inspect "
+            "(--overwrite downloads it again)"
+        )
+    return str(check.expected)
+
+
+def hashing_with(hasher: Hasher | None, expected: ExpectedDigest | None) -> tuple:
+    """``(feed, check)``: what the body loop updates, and the published check riding on it.
+
+    ``feed`` is ``hasher`` alone without ``expected``, the check alone
+    without ``hasher`` (a legacy server), or both at once.
+    """
+    check = expected.hasher() if expected is not None else None
+    if check is None:
+        return hasher, None
+    if hasher is None:
+        return check, check
+    return HashTogether(hasher, check), check
+
+
 def new_hasher(algorithm: str) -> Hasher:
     """hashlib (which releases the GIL for updates over 2 KiB) or blake3."""
     algorithm = normalise_algorithm(algorithm)

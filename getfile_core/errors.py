@@ -73,6 +73,16 @@ class IntegrityError(GetfileError):
     kind = "integrity"
 
 
+class ChecksumMismatchError(IntegrityError):
+    """The file is not the one a published checksum (``--checksum``) describes.
+
+    Unlike a server's lie, the ``.part`` is kept: the published line may be
+    the wrong one (another release's), and a person decides what to do.
+    """
+
+    kind = "checksum"
+
+
 class LocalFileError(GetfileError):
     """The destination refuses the file: it exists, is locked, is not writable."""
 

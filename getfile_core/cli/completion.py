@@ -13,7 +13,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 #: Flags (by argparse ``dest``) whose value is a local folder or file: the shell completes paths.
 FOLDER_FLAGS = frozenset({"dir", "output"})
-FILE_FLAGS = frozenset({"token_file", "tls_cert", "tls_key", "cafile"})
+FILE_FLAGS = frozenset({"token_file", "tls_cert", "tls_key", "cafile", "checksum_file"})
 
 
 def _mark_paths(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ import sys
 import time
 
 from getfile_core.address import Target, check_host, parse_url
+from getfile_core.cli.checksum import published_checksums, with_checksum
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
 from getfile_core.cli.options import client_options
 from getfile_core.cli.output import error_line, retry_text
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 def run_get(args: argparse.Namespace) -> int:
     targets = [parse_url(url) for url in args.urls]
+    published_checksums(args, targets)
     if not os.path.isdir(args.output):
         raise UsageError(f"destination folder does not exist: {printable(args.output)}")
     legacy = True if args.legacy else False if args.no_legacy else None
@@ -72,6 +74,8 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     """
     from getfile_core.client import Destination, RetryNotice, TransferState, download
 
+    options = with_checksum(options, args, target)
+
     def on_retry(notice: RetryNotice) -> None:
         error_line(retry_text(notice), subject=target.path)
 
@@ -98,6 +102,8 @@ async def _get_one(
     """One download of several: its bar, a line per retry (unless -q), a line if it fails."""
     from getfile_core.client import RetryNotice, fetch
 
+    options = with_checksum(options, args, target)
+
     def on_retry(notice: RetryNotice) -> None:
         error_line(retry_text(notice), subject=target.path)
 
@@ -118,7 +124,7 @@ async def _get_one(
         return error
     if display:
         display.finish(target, result)
-        if result.legacy:
+        if result.legacy and result.checksum is None:
             # The book's protocol has no size or digest: a cut looks like the end.
             error_line(
                 "from a legacy server, so size and integrity are not verified "

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from getfile_core import DEFAULT_PORT, __version__
 from getfile_core.cli.book import looks_like_book_argv, parse_book_argv, run_book
+from getfile_core.cli.checksum import add_checksum_flags
 from getfile_core.cli.completion import SHELLS
 from getfile_core.cli.exit_codes import CTRL_C, SUCCESS, USAGE, exit_code_for
 from getfile_core.cli.exit_codes import epilog as _exit_codes_epilog
@@ -160,6 +161,7 @@ def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="RATE",
         help="cap all downloads together at RATE bytes/s (500K, 2M, 1.5G: powers of 1024)",
     )
+    add_checksum_flags(get)
     _add_segment_flags(get)
     _add_client_flags(get)
     get.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -391,8 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_serve(args)
         if args.command == "get" and args.recursive:
+            from getfile_core.cli.checksum import refuse_with_tree
             from getfile_core.cli.tree import run_get_tree
 
+            refuse_with_tree(args)
             return run_get_tree(args, args.rate)
         if args.command == "ls" and (args.recursive or args.long or args.human or args.json):
             from getfile_core.cli.tree import run_ls_tree

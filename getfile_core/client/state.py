@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from getfile_core.address import Target
+    from getfile_core.checksums import ExpectedDigest
     from getfile_core.ratelimit import RateLimit
 
 
@@ -78,6 +79,10 @@ class Options:
     retry_cap: float = 30.0
     #: Shared by every download given the same object; its ``rate`` may change at any time.
     rate_limit: RateLimit | None = None
+    #: A published checksum the file must match (``--checksum``), checked in the
+    #: same pass as the BLAKE3 digest. One file's: give each download its own
+    #: (``dataclasses.replace(options, expected=...)``).
+    expected: ExpectedDigest | None = None
     #: Connections for one file, each fetching byte ranges (``segments``); 1: one
     #: connection. Files under ``segments.MIN_SEGMENTED`` always use one.
     segments: int = 1
@@ -184,3 +189,6 @@ class FetchResult:
     seconds: float
     #: Connections it took (1 when no retry was needed).
     attempts: int = 1
+    #: ``Options.expected`` when the file matched it (``sha256:…``): verified even
+    #: from a legacy server. None when no checksum was asked for.
+    checksum: str | None = None

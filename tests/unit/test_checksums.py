@@ -16,6 +16,7 @@ from getfile_core.checksums import (
     MAX_LINE_CHARS,
     ChecksumError,
     ExpectedDigest,
+    HashTogether,
     expected_digest,
     find_expected,
     load_checksum_file,
@@ -89,6 +90,17 @@ def test_hasher_fed_in_pieces_matches_the_whole(algorithm: str):
     view = memoryview(DATA)
     for start in range(0, len(DATA), 4093):
         check.update(view[start : start + 4093])
+    assert check.matches()
+
+
+def test_hash_together_feeds_every_hasher_once_and_reads_as_the_first():
+    wire = blake3.blake3()
+    check = ExpectedDigest("sha256", SHA256).hasher()
+    together = HashTogether(wire, check)
+    view = memoryview(DATA)
+    for start in range(0, len(DATA), 5000):
+        together.update(view[start : start + 5000])
+    assert together.hexdigest() == B3 == wire.hexdigest()
     assert check.matches()
 
 
