@@ -92,7 +92,11 @@ def test_a_small_file_stays_on_one_connection(tmp_path: Path, dest: Path) -> Non
         stats = relay.stats()
     assert (done.returncode, done.stderr) == (0, "")
     assert digest_of(dest / "small.bin") == digest
-    assert stats.connections == 2, stats  # the head, then one download
+    # The opening connection asked for the whole file and brought it all:
+    # no second connection, and no byte crossed twice.
+    assert stats.connections == 1, stats
+    assert MIN_SEGMENTED - 1 <= stats.bytes_down < MIN_SEGMENTED + 4 * KiB, stats  # + the head
+    assert sorted(p.name for p in dest.iterdir()) == ["small.bin"]  # no .part, no record
 
 
 def test_a_reset_segment_is_retried_and_the_file_completes(
