@@ -73,30 +73,68 @@ def probe(target: Target, options: Options, state: TransferState) -> Head:
     server answers ``505``; the session then asks again in version 1,
     where a range cannot even be written: that is the sign.
     """
+    request = Request(Verb.GET, target.path, offset=0, length=0, version=LATEST)
     session = Session(target, options, state)
     try:
-        try:
-            response = session.open(
-                Request(Verb.GET, target.path, offset=0, length=0, version=LATEST)
-            )
-        except protocol.LegacySilence:
-            raise NoRanges("a legacy server") from None
-        except ProtocolError:
-            asked = session.conn.request if session.conn is not None else None
-            if isinstance(asked, Request) and asked.version < 2:
-                raise NoRanges("a version-1 getfile server") from None
-            raise
-        assert response is not None
-        raise_for_status(response)
-        if response.size is None:
-            raise ProtocolError("the server announced no size")
-        if response.version < 2:
-            raise NoRanges("a version-1 getfile server")
-        if response.digest is None and not response.trailer:
-            raise ProtocolError("the server announced no digest: refusing an unverifiable file")
-        return Head(response.size, response.mtime_ns, response.digest, response.version)
+        return _head(session, request)[0]
     finally:
         session.close()
+
+
+@dataclass
+class Opening:
+    """The first source's first connection, its head read and its body not yet."""
+
+    head: Head
+    session: Session
+    response: Response
+
+
+def open_whole(target: Target, options: Options, state: TransferState) -> Opening:
+    """Ask for the whole file from offset 0 and read the head; the body is the caller's.
+
+    What a fresh segmented download starts with, instead of ``probe``: the
+    first range's bytes come on the connection that brings the size, so the
+    other connections start one round trip (plus a connection) earlier, and
+    the first one is already moving bytes (aria2 starts the same way). The
+    cost: when that connection reaches the end of its piece and closes, what
+    the server had already sent beyond it (about a window) crossed for
+    nothing. A version-1 server is recognised as in ``probe`` (its answer
+    has no version 2); the caller closes ``session`` whatever happens.
+    """
+    request = Request(Verb.GET, target.path, offset=0, version=LATEST)
+    session = Session(target, options, state)
+    try:
+        head, response = _head(session, request)
+    except BaseException:
+        session.close()
+        raise
+    return Opening(head, session, response)
+
+
+def _head(session: Session, request: Request) -> tuple[Head, Response]:
+    """Send ``request`` and read its head: a version-2 answer with a size and a digest."""
+    try:
+        response = session.open(request)
+    except protocol.LegacySilence:
+        raise NoRanges("a legacy server") from None
+    except ProtocolError:
+        asked = session.conn.request if session.conn is not None else None
+        if isinstance(asked, Request) and asked.version < 2:
+            raise NoRanges("a version-1 getfile server") from None
+        raise
+    assert response is not None
+    raise_for_status(response)
+    if response.size is None:
+        raise ProtocolError("the server announced no size")
+    if response.version < 2:
+        raise NoRanges("a version-1 getfile server")
+    if response.digest is None and not response.trailer:
+        raise ProtocolError("the server announced no digest: refusing an unverifiable file")
+    if response.offset != request.offset or response.length != request.length:
+        raise ProtocolError("server sent a different byte range than asked")
+    head = Head(response.size, response.mtime_ns, response.digest, response.version)
+    return head, response
 
 
 def fetch_digest(target: Target, size: int, options: Options, state: TransferState) -> str:

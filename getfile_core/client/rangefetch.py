@@ -16,23 +16,34 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from getfile_core import protocol
 from getfile_core.client.body import expect_close, read_trailer
 from getfile_core.client.crew import Crew, retryable
 from getfile_core.client.destination import write_all
-from getfile_core.client.mirrors import Source, check_range
+from getfile_core.client.mirrors import Opening, Source, check_range
 from getfile_core.client.plan import Piece
 from getfile_core.client.receive import BUFFER, open_receiver
 from getfile_core.client.retry import PROGRESS, backoff_delay
 from getfile_core.client.session import PaceFloor, Session, printable, raise_for_status
 from getfile_core.client.state import Phase, RetryNotice, TransferState
 from getfile_core.errors import GetfileError, InterruptedError_, LocalFileError
-from getfile_core.protocol import LATEST, Request, Verb
+from getfile_core.protocol import LATEST, Request, Response, Verb
 
 #: Longest wait of a connection with nothing to take before it looks again
 #: (a piece let go wakes it at once; this bounds a missed wake-up or a cancel).
 IDLE_WAIT = 0.5
+
+
+@dataclass
+class Started:
+    """The opening connection handed to its thread, and the piece it is to fill."""
+
+    opening: Opening
+    piece: Piece
+    #: Set once the thread has taken it on (from then on, the piece is handled as any other).
+    taken: bool = False
 
 
 def work(
@@ -40,19 +51,27 @@ def work(
     source: Source,
     sub: TransferState,
     on_retry: Callable[[RetryNotice], None] | None,
+    first: Started | None = None,
 ) -> None:
-    """Take pieces and fetch them, until none is left, the source is dropped, or a stop."""
+    """Take pieces and fetch them, until none is left, the source is dropped, or a stop.
+
+    ``first``: a piece whose request is already answered (the download's
+    opening connection); it is fetched before any other.
+    """
     fd = -1
     try:
         if not crew.admitted(source, sub):
             return
         fd = crew.destination.another_descriptor()
-        _fetch_pieces(crew, source, sub, fd, on_retry)
+        _fetch_pieces(crew, source, sub, fd, on_retry, first)
     except GetfileError as error:
         crew.failed(source, error)
     except OSError as error:
         crew.failed(source, LocalFileError(f"{error.strerror or error}"))
     finally:
+        if first is not None and not first.taken:  # ended before using it: let the piece go
+            first.opening.session.close()
+            crew.plan.release(first.piece)
         if fd >= 0:
             os.close(fd)
         with crew.lock:
@@ -66,6 +85,7 @@ def _fetch_pieces(
     sub: TransferState,
     fd: int,
     on_retry: Callable[[RetryNotice], None] | None,
+    first: Started | None = None,
 ) -> None:
     """``retry.run_with_retries``'s rules, except that the piece is let go before the wait.
 
@@ -75,7 +95,11 @@ def _fetch_pieces(
     """
     failures = 0
     while source.alive and crew.fatal is None and not sub.cancelled:
-        piece = crew.plan.take(source.index)
+        opening = None
+        if first is not None and not first.taken:
+            first.taken, piece, opening = True, first.piece, first.opening
+        else:
+            piece = crew.plan.take(source.index)
         if piece is None:
             if crew.plan.settled():
                 return
@@ -84,7 +108,10 @@ def _fetch_pieces(
             continue
         before = sub.done
         try:
-            _fetch_range(crew, source, piece, sub, fd)
+            if opening is not None:
+                _fetch_opened(crew, source, piece, sub, fd, opening)
+            else:
+                _fetch_range(crew, source, piece, sub, fd)
             continue
         except GetfileError as error:
             if sub.done - before >= PROGRESS:
@@ -124,10 +151,26 @@ def _fetch_range(crew: Crew, source: Source, piece: Piece, sub: TransferState, f
         session.close()
 
 
+def _fetch_opened(
+    crew: Crew, source: Source, piece: Piece, sub: TransferState, fd: int, opening: Opening
+) -> None:
+    """``piece`` from the opening connection: its head is read, the body is the whole file's."""
+    session = opening.session
+    session.state.attach(None)  # from now on a stop of this connection alone reaches it
+    session.state = sub
+    sub.attach(session.sock)
+    try:
+        _receive(crew, source, piece, sub, fd, opening.session, opening.response)
+    except protocol.ShortBody:
+        raise InterruptedError_("connection closed before its range's digest came") from None
+    finally:
+        opening.session.close()
+
+
 def _exchange(
     crew: Crew, source: Source, piece: Piece, sub: TransferState, fd: int, session: Session
 ) -> None:
-    """The request, the body, the trailer (an error here leaves the piece where it got to)."""
+    """The request, then its answer (``_receive``)."""
     start, end, size = piece.pos, piece.end, crew.head.size
     request = Request(
         Verb.GET, source.target.path, offset=start, length=end - start, version=LATEST
@@ -137,6 +180,20 @@ def _exchange(
     assert response is not None
     raise_for_status(response)
     check_range(response, size, start, end - start)
+    _receive(crew, source, piece, sub, fd, session, response)
+
+
+def _receive(
+    crew: Crew,
+    source: Source,
+    piece: Piece,
+    sub: TransferState,
+    fd: int,
+    session: Session,
+    response: Response,
+) -> None:
+    """The body, the trailer (an error here leaves the piece where it got to)."""
+    size = crew.head.size
     crew.check_digest(source, response.digest)
     sub.phase = Phase.DOWNLOADING
     if not _copy_range(crew, session, piece, sub, fd):

@@ -19,9 +19,15 @@ loopback, 1 GiB in 8 segments (5 runs, a loaded 2-core VM): the wait after
 the last byte was 0.20 s against 0.41 s when the whole file was hashed at
 the end (the total time was within the noise of the load).
 
-Files under ``MIN_SEGMENTED`` use one connection (see its docstring), and
-so does a server that cannot send ranges (legacy, version 1), with one line
-saying so.
+Start: a fresh download's first connection asks for the whole file, and
+its head (the size, the digest) decides the plan while its body is already
+the first piece's bytes: no round trip is spent on a head alone. The other
+connections start as soon as that head is read. A ``.part`` to continue
+asks for the head alone (``probe``) and plans from the record.
+
+Files under ``MIN_SEGMENTED`` stay on that one connection (see its
+docstring); a server that cannot send ranges (legacy, version 1) gets one
+plain download, with one line saying so.
 
 Who does what: this module runs the download (the first head, the plan,
 the ``.part`` and its record, supervision, verification); ``rangefetch``
@@ -44,7 +50,7 @@ from getfile_core.address import Target
 from getfile_core.client import rangefetch, ranges
 from getfile_core.client.crew import Crew
 from getfile_core.client.destination import Destination
-from getfile_core.client.mirrors import Head, NoRanges, Source, probe
+from getfile_core.client.mirrors import Head, NoRanges, Opening, Source, open_whole, probe
 from getfile_core.client.plan import MIN_SPLIT, Plan
 from getfile_core.client.receive import BUFFER
 from getfile_core.client.retry import run_with_retries
@@ -52,6 +58,7 @@ from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, 
 from getfile_core.digest import format_digest, hash_range, new_hasher
 from getfile_core.errors import (
     ChecksumMismatchError,
+    GetfileError,
     IntegrityError,
     InterruptedError_,
     LocalFileError,
@@ -63,12 +70,14 @@ if TYPE_CHECKING:
     from getfile_core.checksums import DigestCheck
 
 MiB = 1024 * 1024
-#: Files smaller than this take one connection, whatever ``segments`` says.
-#: Segments cost a round trip more (the head that gives the size) and a
-#: connection each. Measured (medians of 3, in-process server, 2-core VM):
-#: on a long path (40 ms one way, 256 KiB window) one connection against
-#: 4 segments took 0.42 s vs 0.49 s for 1 MiB, 0.76 vs 0.83 s for 2 MiB,
-#: 1.41 vs 0.86 s for 4 MiB and 2.74 vs 0.83 s for 8 MiB; on loopback
+#: Files smaller than this take one connection, whatever ``segments`` says:
+#: the opening connection (which asked for the whole file) brings it all.
+#: Segments cost a round trip more (the other connections start once the
+#: head gives the size) and a connection each. Measured (medians of 3,
+#: in-process server, 2-core VM, when a head-only request still came
+#: first): on a long path (40 ms one way, 256 KiB window) one connection
+#: against 4 segments took 0.42 s vs 0.49 s for 1 MiB, 0.76 vs 0.83 s for
+#: 2 MiB, 1.41 vs 0.86 s for 4 MiB and 2.74 vs 0.83 s for 8 MiB; on loopback
 #: segments never won below 8 MiB (3.1 vs 5.3 ms at 4 MiB). 4 MiB is where
 #: they start to pay on a long path and cost a few ms on a fast one.
 MIN_SEGMENTED = 4 * MiB
@@ -113,19 +122,13 @@ class SegmentedDownload:
         began = time.monotonic()
         state = self.state
         state.phase = Phase.CONNECTING
+        record: ranges.Record | None = None
         try:
             offset = self.destination.check()
             shown = self.destination.part_path + ranges.SUFFIX
-            record = None
             if self.destination.resume:
                 record = ranges.load(self.destination.dir_fd, self.record_name, shown)
-            head, _ = run_with_retries(
-                lambda: probe(self.sources[0].target, self.options, state),
-                options=self.options,
-                state=state,
-                retryable=lambda error: isinstance(error, InterruptedError_),
-                on_retry=on_retry,
-            )
+            head, opening = self._first_head(offset, on_retry)
         except NoRanges as refusal:
             if record is not None:
                 raise LocalFileError(
@@ -140,19 +143,30 @@ class SegmentedDownload:
         except BaseException:
             self.destination.close()
             raise
-        if head.size < MIN_SEGMENTED and record is None:
-            return self._one_connection(on_retry)
-        self.sources[0].head = head
         count = min(MAX_CONNECTIONS, max(self.options.segments, len(self.sources)))
+        if head.size < MIN_SEGMENTED and record is None:
+            if opening is None or not head.size:
+                if opening is not None:
+                    opening.session.close()
+                return self._one_connection(on_retry)
+            count = 1  # the opening connection brings it all: no second connection
+        self.sources[0].head = head
         plan = Plan(head.size, self._usable(record, head, offset), count)
         crew = self.crew = Crew(
             self.options, self.destination, state, self.sources, plan, head, head.digest
         )
         state.total, state.resumed_from = head.size, plan.done_bytes()
-        fd = self._open_part(offset, head.size)
+        first = None
         try:
-            digest = self._download(crew, fd, count, on_retry)
+            fd = self._open_part(offset, head.size)
+            if opening is not None:
+                piece = plan.take(0)  # a fresh plan's first piece: [0, a share)
+                assert piece is not None and piece.start == 0
+                first, opening = rangefetch.Started(opening, piece), None
+            digest = self._download(crew, fd, count, on_retry, first)
         except BaseException as error:
+            if opening is not None:
+                opening.session.close()
             self._give_up(crew, error)
             raise
         ranges.remove(self.destination.dir_fd, self.record_name)
@@ -168,6 +182,37 @@ class SegmentedDownload:
             attempts=crew.connections_made,
             checksum=self._checked,
         )
+
+    def _first_head(
+        self, offset: int, on_retry: Callable[[RetryNotice], None] | None
+    ) -> tuple[Head, Opening | None]:
+        """The first source's head: with the first range's body coming, unless resuming.
+
+        A fresh download asks for the whole file (``open_whole``) and keeps
+        the connection for its first piece: no round trip is spent on a head
+        alone. A ``.part`` to continue asks for the head only (``probe``):
+        which range comes first depends on the size the head gives.
+        """
+        options, state, target = self.options, self.state, self.sources[0].target
+
+        def lost(error: GetfileError) -> bool:
+            return isinstance(error, InterruptedError_)
+
+        def head_only() -> tuple[Head, None]:
+            return probe(target, options, state), None
+
+        def with_body() -> tuple[Head, Opening]:
+            opening = open_whole(target, options, state)
+            return opening.head, opening
+
+        answer, _ = run_with_retries(
+            head_only if offset else with_body,
+            options=options,
+            state=state,
+            retryable=lost,
+            on_retry=on_retry,
+        )
+        return answer
 
     def _one_connection(self, on_retry: Callable[[RetryNotice], None] | None) -> FetchResult:
         from getfile_core.client.get import Download
@@ -231,16 +276,21 @@ class SegmentedDownload:
     # ------------------------------------------------------------ supervising the connections
 
     def _start(
-        self, crew: Crew, count: int, on_retry: Callable[[RetryNotice], None] | None
+        self,
+        crew: Crew,
+        count: int,
+        on_retry: Callable[[RetryNotice], None] | None,
+        first: rangefetch.Started | None,
     ) -> None:
-        """``count`` connection threads, spread over the sources in turn."""
+        """``count`` connection threads, spread over the sources in turn; the first
+        (the first source's) gets the opening connection, if there is one."""
         for index in range(count):
             source = self.sources[index % len(self.sources)]
             sub = TransferState(phase=Phase.CONNECTING)
             crew.subs.append(sub)
             thread = threading.Thread(
                 target=rangefetch.work,
-                args=(crew, source, sub, on_retry),
+                args=(crew, source, sub, on_retry, first if index == 0 else None),
                 name=f"getfile-segment-{index}",
                 daemon=True,
             )
@@ -250,12 +300,17 @@ class SegmentedDownload:
             thread.start()
 
     def _download(
-        self, crew: Crew, fd: int, count: int, on_retry: Callable[[RetryNotice], None] | None
+        self,
+        crew: Crew,
+        fd: int,
+        count: int,
+        on_retry: Callable[[RetryNotice], None] | None,
+        first: rangefetch.Started | None = None,
     ) -> str:
         """Run the connections, hash in order meanwhile, and verify the whole file."""
         state, plan = self.state, crew.plan
         state.phase = Phase.DOWNLOADING
-        self._start(crew, count, on_retry)
+        self._start(crew, count, on_retry, first)
         hasher, hashed = self._fresh_hasher(), 0
         buffer = memoryview(bytearray(BUFFER))
         saved = time.monotonic()
