@@ -81,36 +81,48 @@ class ServedRoot:
             return candidate
         return os.path.join(self.path, os.path.normpath(text))
 
-    def _check_descriptor(self, fd: int) -> str:
-        """The real path of an open descriptor, refused unless it is under the root."""
+    def _check_descriptor(self, fd: int) -> None:
+        """Refuse an open descriptor whose real path is not under the root."""
         try:
             real = os.readlink(f"{_PROC_FD}/{fd}")
-        except OSError:  # no /proc: fall back to resolving the name (racier, still bounded)
-            real = None
-        if real is not None and not self.contains(real):
+        except OSError:  # no /proc: the name was resolved before opening (racier, still bounded)
+            return
+        if not self.contains(real):
             raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
-        return real or ""
 
-    def open_file(self, requested: bytes) -> tuple[int, os.stat_result]:
-        """Open a regular file under the root; the caller owns (and closes) the descriptor."""
-        candidate = self.lexical(requested)
+    def _open_checked(self, candidate: str, flags: int, missing: str, not_a_dir: Refused) -> int:
+        """Open ``candidate`` (not following a last symlink) as a descriptor under the root.
+
+        The name is resolved and checked first, then the descriptor itself
+        (through ``/proc/self/fd``); an ``errno`` becomes a :class:`Refused`.
+        """
         real = _resolve(candidate)
         if not self.contains(real):
             raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
-        # O_NONBLOCK: opening a FIFO must never wait for a writer.
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(real, flags | os.O_NOFOLLOW)
+            fd = os.open(real, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            raise Refused(Status.NOT_FOUND, "no such file") from None
+            raise Refused(Status.NOT_FOUND, missing) from None
         except NotADirectoryError:
-            raise Refused(Status.NOT_FOUND, "no such file") from None
+            raise not_a_dir from None
         except PermissionError:
             raise Refused(Status.FORBIDDEN, "permission denied") from None
         except OSError as error:
             raise Refused(Status.FORBIDDEN, f"cannot open: {error.strerror}") from None
         try:
             self._check_descriptor(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def open_file(self, requested: bytes) -> tuple[int, os.stat_result]:
+        """Open a regular file under the root; the caller owns (and closes) the descriptor."""
+        # O_NONBLOCK: opening a FIFO must never wait for a writer.
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY
+        not_a_dir = Refused(Status.NOT_FOUND, "no such file")
+        fd = self._open_checked(self.lexical(requested), flags, "no such file", not_a_dir)
+        try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
                 raise Refused(Status.IS_A_DIRECTORY, "is a folder (use ls)")
@@ -127,23 +139,6 @@ class ServedRoot:
     def open_dir(self, requested: bytes) -> int:
         """Open a folder under the root for listing; the caller closes the descriptor."""
         candidate = self.path if requested in (b"", b"/", b".") else self.lexical(requested)
-        real = _resolve(candidate)
-        if not self.contains(real):
-            raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
-        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(real, flags | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            raise Refused(Status.NOT_FOUND, "no such folder") from None
-        except NotADirectoryError:
-            raise Refused(Status.NOT_A_DIRECTORY, "not a folder") from None
-        except PermissionError:
-            raise Refused(Status.FORBIDDEN, "permission denied") from None
-        except OSError as error:
-            raise Refused(Status.FORBIDDEN, f"cannot open: {error.strerror}") from None
-        try:
-            self._check_descriptor(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_DIRECTORY
+        not_a_dir = Refused(Status.NOT_A_DIRECTORY, "not a folder")
+        return self._open_checked(candidate, flags, "no such folder", not_a_dir)
