@@ -173,7 +173,7 @@ class Exchange:
         return False
 
     async def refuse(self, status: Status, reason: str, **head: int) -> None:
-        outcome = Outcome.BUSY if status is Status.BUSY else Outcome.REFUSED
+        outcome = _OUTCOMES.get(status, Outcome.REFUSED)
         self.entry.refuse(status.token, reason, outcome)
         await self.sender.write(self.conn.send(Response(status, reason, **head)))
 
@@ -284,6 +284,10 @@ class Exchange:
             self.conn.body_sent(len(body))
         self.entry.sent = len(body)
         self.entry.end(Outcome.COMPLETE)
+
+
+#: How an answer that is not the file shows in the access log; any other is a refusal.
+_OUTCOMES = {Status.BUSY: Outcome.BUSY, Status.SERVER_ERROR: Outcome.SERVER_ERROR}
 
 
 def _asked_to_keep(request: Request | LegacyRequest | None) -> bool:

@@ -53,8 +53,7 @@ class FileAnswer:
         except OSError as error:
             # Answer, don't just close: silence would read as a legacy server.
             reason = f"cannot read the file: {error.strerror or error}"
-            self.entry.refuse(Status.SERVER_ERROR.token, reason, Outcome.SERVER_ERROR)
-            await self.sender.write(self.conn.send(Response(Status.SERVER_ERROR, reason)))
+            await self.exchange.refuse(Status.SERVER_ERROR, reason)
             return
         head = Response(
             Status.OK,
