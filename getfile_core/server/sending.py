@@ -96,7 +96,7 @@ class Sender:
             if latest != mark:
                 mark, progressed = latest, now
             elif now - progressed >= self.stall_timeout:
-                raise Stalled(f"no byte accepted for {self.stall_timeout:g} s")
+                raise self._stalled()
 
     async def finish(self) -> None:
         """Wait until every byte has left our process, under the same stall rule.
@@ -123,7 +123,10 @@ class Sender:
             if latest != mark:
                 mark, progressed = latest, now
             elif now - progressed >= self.stall_timeout:
-                raise Stalled(f"no byte accepted for {self.stall_timeout:g} s")
+                raise self._stalled()
+
+    def _stalled(self) -> Stalled:
+        return Stalled(f"no byte accepted for {self.stall_timeout:g} s")
 
     def _progress_mark(self) -> tuple[int, int]:
         """Something that changes whenever the client takes bytes."""
@@ -191,7 +194,7 @@ class Sender:
 
     async def _writable(self, sock: int, allowance: float) -> None:
         if allowance <= 0:
-            raise Stalled(f"no byte accepted for {self.stall_timeout:g} s")
+            raise self._stalled()
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
 
@@ -204,7 +207,7 @@ class Sender:
             async with asyncio.timeout(allowance):
                 await ready
         except TimeoutError:
-            raise Stalled(f"no byte accepted for {self.stall_timeout:g} s") from None
+            raise self._stalled() from None
         finally:
             loop.remove_writer(sock)
 
