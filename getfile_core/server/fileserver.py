@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from getfile_core import protocol
+from getfile_core.address import format_address
 from getfile_core.errors import ProtocolError
 from getfile_core.server.access import (
     AccessEntry,
@@ -318,6 +319,5 @@ def _handshake_cause(error: BaseException) -> str:
 def _peer(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
-        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
-        return f"{host}:{peer[1]}"
+        return format_address(str(peer[0]), peer[1])
     return str(peer)
