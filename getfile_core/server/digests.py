@@ -98,7 +98,7 @@ class DigestCache:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def known(self, info: os.stat_result) -> str | None:
-        """The digest if it is ready now (cached, or small enough to hash inline)."""
+        """The digest if it is cached (a small file not yet hashed is ``None`` too)."""
         key = file_key(info)
         if key in self._done:
             self._done.move_to_end(key)
