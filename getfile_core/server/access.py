@@ -7,7 +7,6 @@ the caller (the CLI prints ``format()``; the TUI shows it in its pane).
 from __future__ import annotations
 
 import enum
-import sys
 import time
 from dataclasses import dataclass
 
@@ -62,11 +61,6 @@ class AccessRecord:
             f"{stamp} {self.peer} {self.kind} {self.path!r} {self.status} "
             f"{self.sent} B {self.seconds:.3f} s{outcome}{note}"
         )
-
-
-def print_access(record: AccessRecord) -> None:
-    """The CLI's printer (kept here while ``getfile_core.cli.serve`` imports it)."""
-    print(record.format(), file=sys.stderr, flush=True)
 
 
 class AccessEntry:

@@ -24,7 +24,6 @@ from getfile_core.server.access import (
     AccessRecord,
     Outcome,
     RepeatFilter,
-    print_access,
 )
 from getfile_core.server.digests import DigestCache, HashStopped
 from getfile_core.server.exchange import Exchange
@@ -52,7 +51,6 @@ __all__ = [
     "ServerLimits",
     "descriptors_needed",
     "fit_to_fd_limit",
-    "print_access",
     "raise_fd_limit",
 ]
 
