@@ -157,7 +157,7 @@ def raise_for_status(response: Response) -> None:
 
 
 class Session:
-    """Send one request and read the head; the body is read by the caller."""
+    """Send one request and read the head; the caller reads the body (small: ``read_body``)."""
 
     def __init__(self, target: Target, options: Options, state: TransferState) -> None:
         self.target = target
@@ -261,6 +261,21 @@ class Session:
             printable(name), interim.hashed, interim.size, interim.message
         )
         self.state.phase = Phase.WAITING
+
+    def read_body(self, length: int) -> bytes:
+        """A small body (a listing page, a small file) whole, into memory."""
+        assert self.sock is not None and self.conn is not None
+        body = bytearray(self.conn.take_buffered())
+        pace = PaceFloor(self.options.timeout, len(body))
+        while len(body) < length:
+            data = recv(self.sock, self.state, min(256 * 1024, length - len(body)))
+            if not data:
+                raise protocol.ShortBody(length - len(body))
+            self.conn.consume_body(len(data))
+            body += data
+            if len(data) < PaceFloor.MIN_BYTES:
+                pace.check(len(body))
+        return bytes(body)
 
     def close(self) -> None:
         self.state.attach(None)
