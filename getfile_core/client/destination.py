@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field
 
 from getfile_core.client.names import UnsafeName, part_name, safe_local_name
-from getfile_core.errors import DiskFullError, LocalFileError
+from getfile_core.errors import DiskFullError, LocalFileError, is_disk_full
 
 
 @dataclass
@@ -279,12 +279,17 @@ class Destination:
 
 
 def write_all(fd: int, view: memoryview) -> None:
-    """``os.write`` until everything is written; ENOSPC and EFBIG become DiskFullError."""
+    """``os.write`` until everything is written; a full disk becomes ``DiskFullError``."""
     try:
         while view:
             written = os.write(fd, view)
             view = view[written:]
     except OSError as error:
-        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise DiskFullError(f"disk full: {os.strerror(error.errno)}") from None
-        raise LocalFileError(f"cannot write: {error.strerror}") from None
+        raise write_failed(error) from None
+
+
+def write_failed(error: OSError) -> LocalFileError:
+    """The error to raise for a failed write into a download's file."""
+    if is_disk_full(error):
+        return DiskFullError(f"disk full: {os.strerror(error.errno)}")
+    return LocalFileError(f"cannot write: {error.strerror}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from getfile_core import protocol
 from getfile_core.address import Target
-from getfile_core.client.session import PaceFloor, Session, raise_for_status, recv
+from getfile_core.client.session import Session, raise_for_status
 from getfile_core.client.state import Options, Phase, TransferState
 from getfile_core.errors import LegacyServerError, ProtocolError
 from getfile_core.protocol import LATEST, Request, Verb
@@ -37,7 +37,7 @@ def list_folder(
             if response.next_after is not None and not response.entries:
                 # Every page must make progress, or a server could page us forever.
                 raise ProtocolError("listing page with a next cursor but no entries")
-            body = _read_exact(session, response.body_length)
+            body = session.read_body(response.body_length)
             entries.extend(protocol.decode_listing(body, response.entries))
         finally:
             session.close()
@@ -50,18 +50,3 @@ def list_folder(
         if after is not None and response.next_after <= after:
             raise ProtocolError("listing cursor went backwards")
         after = response.next_after
-
-
-def _read_exact(session: Session, length: int) -> bytes:
-    assert session.sock is not None and session.conn is not None
-    body = bytearray(session.conn.take_buffered())
-    pace = PaceFloor(session.options.timeout, len(body))
-    while len(body) < length:
-        data = recv(session.sock, session.state, min(256 * 1024, length - len(body)))
-        if not data:
-            raise protocol.ShortBody(length - len(body))
-        session.conn.consume_body(len(data))
-        body += data
-        if len(data) < PaceFloor.MIN_BYTES:
-            pace.check(len(body))
-    return bytes(body)

@@ -55,9 +55,7 @@ class Source:
 
     @property
     def label(self) -> str:
-        host = self.target.host
-        where = f"[{host}]" if ":" in host else host
-        return printable(f"{where}:{self.target.port}")
+        return printable(self.target.address)
 
     @property
     def primary(self) -> bool:

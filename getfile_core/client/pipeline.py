@@ -178,17 +178,7 @@ class KeptConnection:
 
     def read_body(self, length: int) -> bytes:
         """A small body (a listing page, a small file) whole, into memory."""
-        body = bytearray(self.conn.take_buffered())
-        pace = PaceFloor(self.options.timeout, len(body))
-        while len(body) < length:
-            data = recv(self.sock, self.state, min(256 * 1024, length - len(body)))
-            if not data:
-                raise protocol.ShortBody(length - len(body))
-            self.conn.consume_body(len(data))
-            body += data
-            if len(data) < PaceFloor.MIN_BYTES:
-                pace.check(len(body))
-        return bytes(body)
+        return self.session.read_body(length)
 
     def receive_file(self, fd: int, hasher: blake3.blake3, length: int) -> None:
         """A file's body into ``fd`` (at its offset), hashed, counted in ``state.done``.

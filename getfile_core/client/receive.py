@@ -37,10 +37,9 @@ from collections.abc import Callable
 import blake3
 
 from getfile_core.client import strategy
-from getfile_core.client.destination import write_all
+from getfile_core.client.destination import write_all, write_failed
 from getfile_core.digest import hash_written
 from getfile_core.errors import (
-    DiskFullError,
     GetfileError,
     InterruptedError_,
     LocalFileError,
@@ -57,7 +56,6 @@ HASH_WINDOW = 2 * 1024 * 1024
 #: (the project's Xeon, 2 MiB L2; 128 KiB-1 MiB all within 0.01 of 512 KiB).
 HASH_PIECE = 512 * 1024
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 #: What a kernel or sandbox that will not splice this socket answers.
 _NO_SPLICE = (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP)
 
@@ -161,9 +159,7 @@ class SpliceReceiver(Receiver):
                 moved += os.splice(self.pipe_out, self.fd, count - moved)
             except OSError as error:
                 self.position += moved
-                if error.errno in _DISK_FULL:
-                    raise DiskFullError(f"disk full: {os.strerror(error.errno)}") from None
-                raise LocalFileError(f"cannot write: {error.strerror}") from None
+                raise write_failed(error) from None
         self.position += count
         if self.hasher is not None and self.position - self.hashed >= HASH_WINDOW:
             self._hand_over()

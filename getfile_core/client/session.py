@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 
-from getfile_core import auth, protocol
+from getfile_core import auth, protocol, safe_text
 from getfile_core.address import Target
 from getfile_core.client.state import Options, Phase, TransferState
 from getfile_core.errors import (
@@ -52,7 +52,7 @@ def hashing_note(name: str, hashed: int | None, size: int | None, message: str =
 
 def connect(target: Target, options: Options, state: TransferState) -> socket.socket:
     """Open TCP (and TLS if asked), mapping every failure to one clear error."""
-    where = f"{target.host}:{target.port}"
+    where = target.address
     try:
         sock = socket.create_connection((target.host, target.port), options.connect_timeout)
     except socket.gaierror:
@@ -157,7 +157,7 @@ def raise_for_status(response: Response) -> None:
 
 
 class Session:
-    """Send one request and read the head; the body is read by the caller."""
+    """Send one request and read the head; the caller reads the body (small: ``read_body``)."""
 
     def __init__(self, target: Target, options: Options, state: TransferState) -> None:
         self.target = target
@@ -191,7 +191,7 @@ class Session:
         return response
 
     def _open_once(self, request: Request | LegacyRequest) -> Response | None:
-        where = f"{printable(self.target.host)}:{self.target.port}"
+        where = printable(self.target.address)
         self.state.note = f"connecting to {where}"
         self.sock = connect(self.target, self.options, self.state)
         self.sock.settimeout(self.options.timeout)
@@ -262,6 +262,21 @@ class Session:
         )
         self.state.phase = Phase.WAITING
 
+    def read_body(self, length: int) -> bytes:
+        """A small body (a listing page, a small file) whole, into memory."""
+        assert self.sock is not None and self.conn is not None
+        body = bytearray(self.conn.take_buffered())
+        pace = PaceFloor(self.options.timeout, len(body))
+        while len(body) < length:
+            data = recv(self.sock, self.state, min(256 * 1024, length - len(body)))
+            if not data:
+                raise protocol.ShortBody(length - len(body))
+            self.conn.consume_body(len(data))
+            body += data
+            if len(data) < PaceFloor.MIN_BYTES:
+                pace.check(len(body))
+        return bytes(body)
+
     def close(self) -> None:
         self.state.attach(None)
         if self.sock is not None:
@@ -271,7 +286,8 @@ class Session:
 
 
 def printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:_MAX_NOTE]
+    """``safe_text.printable``, cut to a note's length (names and reasons from a server)."""
+    return safe_text.printable(text, limit=_MAX_NOTE)
 
 
 class PaceFloor:

@@ -31,6 +31,7 @@ kernel and blake3 version; until then, and for small files, ``splice``.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -66,14 +67,13 @@ def choose(body_size: int | None) -> str:
     if body_size is None or body_size < CALIBRATE_FROM:
         return SPLICE  # not worth even reading the cache (json, platformdirs: ~4 ms of start-up)
     global _chosen
-    with _lock:
+    with _lock:  # once per process: the cache file read (or the calibration) included
         if _chosen is None:
-            _chosen = _load()
-        if _chosen is None:
-            _chosen = _calibrate_and_keep()
-        return _chosen or SPLICE
+            _chosen = _load() or _calibrate_and_keep()
+        return _chosen
 
 
+@functools.cache
 def machine_key() -> str:
     """What the answer depends on: the CPU, the kernel, the hash's implementation."""
     import platform
@@ -119,7 +119,7 @@ def _calibrate_and_keep() -> str:
     try:
         costs = calibrate()
     except (OSError, GetfileError):
-        return SPLICE  # not kept: the next large download measures again
+        return SPLICE  # not written down: the next process measures again
     choice = prefer(costs)
     record = {"machine": machine_key(), "choice": choice, "seconds_per_gib": costs}
     path = cache_path()
