@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from getfile_core.cli.tree import run_get_tree
 
             refuse_with_tree(args)
-            return run_get_tree(args, args.rate)
+            return run_get_tree(args)
         if args.command == "ls" and (args.recursive or args.long or args.human or args.json):
             from getfile_core.cli.tree import run_ls_tree
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import threading
 import time
 
 from getfile_core.address import parse_url
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
 from getfile_core.cli.options import client_options
-from getfile_core.cli.output import error_line
+from getfile_core.cli.output import error_line, shows_progress
 from getfile_core.client.globs import Filter
 from getfile_core.client.tree import (
     Tree,
@@ -61,7 +60,7 @@ def _line(subject: str, text: str) -> None:
         error_line(text, subject=subject)
 
 
-def run_get_tree(args: argparse.Namespace, options_rate: float | None) -> int:
+def run_get_tree(args: argparse.Namespace) -> int:
     if len(args.urls) != 1:
         raise UsageError("get -r takes one folder URL")
     if args.legacy:
@@ -69,8 +68,8 @@ def run_get_tree(args: argparse.Namespace, options_rate: float | None) -> int:
     target = parse_url(args.urls[0])
     if not os.path.isdir(args.output):
         raise UsageError(f"destination folder does not exist: {printable(args.output)}")
-    options = client_options(args, legacy=False, retries=args.retries, rate=options_rate)
-    show = not args.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    options = client_options(args, legacy=False, retries=args.retries, rate=args.rate)
+    show = shows_progress(args.quiet)
     on_line = _quiet_line if args.quiet else _line
     display = TreeDisplay() if show else None
     if display is not None:
