@@ -21,7 +21,7 @@ from getfile_core.cli.output import error_line, retry_text, shows_progress
 from getfile_core.client import FetchResult, Options
 from getfile_core.errors import GetfileError, LocalFileError, UsageError
 from getfile_core.safe_text import printable
-from getfile_core.units import human_size
+from getfile_core.units import human_rate, human_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ async def _get_all(
         failed = f"; {len(failures)} failed" if failures else ""
         error_line(
             f"{len(results)} file(s), {human_size(total)} in {seconds:.2f} s "
-            f"({human_size(rate)}/s){failed}"
+            f"({human_rate(rate)}){failed}"
         )
     return exit_code_for(failures[0]) if failures else SUCCESS
 

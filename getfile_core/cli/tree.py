@@ -31,7 +31,7 @@ from getfile_core.client.tree import (
 )
 from getfile_core.errors import UsageError
 from getfile_core.safe_text import printable
-from getfile_core.units import human_size
+from getfile_core.units import human_rate, human_size
 
 #: Columns the files-in-flight line may take.
 FLIGHT_WIDTH = 70
@@ -103,7 +103,7 @@ def summary_text(result: TreeResult) -> str:
     rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
     parts = [
         f"{result.files} file(s) fetched, {human_size(result.bytes)} in {result.seconds:.2f} s "
-        f"({human_size(rate)}/s)"
+        f"({human_rate(rate)})"
     ]
     if result.skipped:
         parts.append(f"{result.skipped} already there")
