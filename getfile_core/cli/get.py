@@ -16,7 +16,7 @@ import time
 from getfile_core.address import Target, check_host, parse_url
 from getfile_core.cli.checksum import published_checksums, with_checksum
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
-from getfile_core.cli.options import client_options
+from getfile_core.cli.options import check_output, client_options
 from getfile_core.cli.output import error_line, retry_text, shows_progress
 from getfile_core.client import FetchResult, Options
 from getfile_core.errors import GetfileError, LocalFileError, UsageError
@@ -34,8 +34,7 @@ if TYPE_CHECKING:
 def run_get(args: argparse.Namespace) -> int:
     targets = [parse_url(url) for url in args.urls]
     published_checksums(args, targets)
-    if not os.path.isdir(args.output):
-        raise UsageError(f"destination folder does not exist: {printable(args.output)}")
+    check_output(args.output)
     legacy = True if args.legacy else False if args.no_legacy else None
     options = client_options(args, legacy=legacy, retries=args.retries, rate=args.rate)
     options = _segment_options(args, targets, options)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 import time
 
 from getfile_core.address import parse_url
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
-from getfile_core.cli.options import client_options
+from getfile_core.cli.options import check_output, client_options
 from getfile_core.cli.output import error_line, shows_progress
 from getfile_core.client.globs import Filter
 from getfile_core.client.tree import (
@@ -66,8 +65,7 @@ def run_get_tree(args: argparse.Namespace) -> int:
     if args.legacy:
         raise UsageError("get -r needs a getfile server: the book's protocol cannot list folders")
     target = parse_url(args.urls[0])
-    if not os.path.isdir(args.output):
-        raise UsageError(f"destination folder does not exist: {printable(args.output)}")
+    check_output(args.output)
     options = client_options(args, legacy=False, retries=args.retries, rate=args.rate)
     show = shows_progress(args.quiet)
     on_line = _quiet_line if args.quiet else _line
