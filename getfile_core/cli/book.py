@@ -27,13 +27,14 @@ from getfile_core.errors import UsageError
 BOOK_FLAGS = ("-mode", "-file", "-host", "-port")
 #: Ours, in the book's style: the book's own flags never said how to keep a file.
 EXTRA_FLAGS = ("-overwrite",)
+_KNOWN = (*BOOK_FLAGS, *EXTRA_FLAGS)
 _YES = {"yes": True, "y": True, "true": True, "1": True, "no": False, "n": False, "false": False}
 _PAIRS = "the book's form takes flags in pairs: -mode M -file F -host H -port P"
 
 
 def looks_like_book_argv(argv: Sequence[str]) -> bool:
     """Whether ``argv`` is the book's form: it starts with one of its single-dash flags."""
-    return bool(argv) and argv[0] in (*BOOK_FLAGS, *EXTRA_FLAGS)
+    return bool(argv) and argv[0] in _KNOWN
 
 
 def parse_book_argv(argv: Sequence[str]) -> argparse.Namespace:
@@ -45,10 +46,9 @@ def parse_book_argv(argv: Sequence[str]) -> argparse.Namespace:
     dangling = argv[-1] if len(argv) % 2 else None
     if dangling is not None and dangling != "-host":  # a bare -host is the GUI's "local"
         notes.append(f"{dangling} has no value ({_PAIRS})")
-    known = (*BOOK_FLAGS, *EXTRA_FLAGS)
-    unknown = [flag for flag in values if flag not in known]
+    unknown = [flag for flag in values if flag not in _KNOWN]
     notes += [
-        f"unknown flag {flag} ignored (the book's flags: {', '.join(known)})" for flag in unknown
+        f"unknown flag {flag} ignored (the book's flags: {', '.join(_KNOWN)})" for flag in unknown
     ]
 
     mode = values.get("-mode", "client").lower()

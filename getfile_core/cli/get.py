@@ -11,33 +11,34 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
 
 from getfile_core.address import Target, check_host, parse_url
 from getfile_core.cli.checksum import published_checksums, with_checksum
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
-from getfile_core.cli.options import client_options
-from getfile_core.cli.output import error_line, retry_text
+from getfile_core.cli.options import check_output, client_options
+from getfile_core.cli.output import error_line, retry_text, shows_progress
 from getfile_core.client import FetchResult, Options
 from getfile_core.errors import GetfileError, LocalFileError, UsageError
 from getfile_core.safe_text import printable
-from getfile_core.units import human_size
+from getfile_core.units import human_rate, human_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from getfile_core.cli.progress import ProgressDisplay
+    from getfile_core.client import RetryNotice
 
 
 def run_get(args: argparse.Namespace) -> int:
     targets = [parse_url(url) for url in args.urls]
     published_checksums(args, targets)
-    if not os.path.isdir(args.output):
-        raise UsageError(f"destination folder does not exist: {printable(args.output)}")
+    check_output(args.output)
     legacy = True if args.legacy else False if args.no_legacy else None
     options = client_options(args, legacy=legacy, retries=args.retries, rate=args.rate)
     options = _segment_options(args, targets, options)
-    show = not args.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    show = shows_progress(args.quiet)
     if len(targets) == 1 and not show:
         return _get_one_directly(targets[0], args, options)
     import asyncio
@@ -64,6 +65,13 @@ def _remarks(options: Options, target: Target, quiet: bool) -> Options:
     )
 
 
+def _retry_lines(target: Target, quiet: bool) -> Callable[[RetryNotice], None] | None:
+    """A line per retry about ``target`` (``None`` with ``-q``)."""
+    if quiet:
+        return None
+    return lambda notice: error_line(retry_text(notice), subject=target.path)
+
+
 def _get_one_directly(target: Target, args: argparse.Namespace, options: Options) -> int:
     """One file, nothing to display: the blocking transfer in this thread, no event loop.
 
@@ -72,13 +80,9 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
     are announced even off a terminal (unless ``-q``): a log that shows a
     download took five connections explains why it took so long.
     """
-    from getfile_core.client import Destination, RetryNotice, TransferState, download
+    from getfile_core.client import Destination, TransferState, download
 
     options = with_checksum(options, args, target)
-
-    def on_retry(notice: RetryNotice) -> None:
-        error_line(retry_text(notice), subject=target.path)
-
     try:
         destination = Destination.for_remote(
             args.output, target.path, overwrite=args.overwrite, resume=args.resume
@@ -88,7 +92,7 @@ def _get_one_directly(target: Target, args: argparse.Namespace, options: Options
             destination,
             _remarks(options, target, args.quiet),
             TransferState(),
-            on_retry=None if args.quiet else on_retry,
+            on_retry=_retry_lines(target, args.quiet),
         )
     except GetfileError as error:
         error_line(error, subject=target.path)
@@ -100,13 +104,9 @@ async def _get_one(
     target: Target, args: argparse.Namespace, options: Options, display: ProgressDisplay | None
 ) -> FetchResult | GetfileError:
     """One download of several: its bar, a line per retry (unless -q), a line if it fails."""
-    from getfile_core.client import RetryNotice, fetch
+    from getfile_core.client import fetch
 
     options = with_checksum(options, args, target)
-
-    def on_retry(notice: RetryNotice) -> None:
-        error_line(retry_text(notice), subject=target.path)
-
     try:
         result = await fetch(
             target,
@@ -115,7 +115,7 @@ async def _get_one(
             resume=args.resume,
             options=_remarks(options, target, args.quiet),
             on_progress=display.add(target) if display else None,
-            on_retry=None if args.quiet else on_retry,
+            on_retry=_retry_lines(target, args.quiet),
         )
     except GetfileError as error:
         if display:
@@ -152,14 +152,11 @@ async def _get_all(
             return await _get_one(target, args, options, display)
 
     tasks = [asyncio.ensure_future(one(t)) for t in targets]
-    try:
-        if display:
-            with display:
-                outcomes = await asyncio.gather(*tasks)
-        else:
+    if display:
+        with display:
             outcomes = await asyncio.gather(*tasks)
-    except asyncio.CancelledError:  # pragma: no cover - Ctrl-C path is KeyboardInterrupt
-        raise
+    else:
+        outcomes = await asyncio.gather(*tasks)
     failures = [o for o in outcomes if isinstance(o, GetfileError)]
     results = [o for o in outcomes if isinstance(o, FetchResult)]
     if show:
@@ -169,7 +166,7 @@ async def _get_all(
         failed = f"; {len(failures)} failed" if failures else ""
         error_line(
             f"{len(results)} file(s), {human_size(total)} in {seconds:.2f} s "
-            f"({human_size(rate)}/s){failed}"
+            f"({human_rate(rate)}){failed}"
         )
     return exit_code_for(failures[0]) if failures else SUCCESS
 

@@ -45,14 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = commands.add_parser(
-        "serve",
+def _subcommand(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    description: str,
+    add_help: bool = True,
+) -> argparse.ArgumentParser:
+    """One subcommand, shaped as every other: no abbreviations, the exit codes as epilog."""
+    return commands.add_parser(
+        name,
         allow_abbrev=False,
-        help="serve one folder (read-only) to getfile and legacy clients",
-        description="Serve DIR (default: the current folder), read-only, confined to it.",
+        add_help=add_help,
+        help=help,
+        description=description,
         epilog=_exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = _subcommand(
+        commands,
+        "serve",
+        help="serve one folder (read-only) to getfile and legacy clients",
+        description="Serve DIR (default: the current folder), read-only, confined to it.",
     )
     serve.add_argument("dir", nargs="?", default=".", help="folder to serve (default: .)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -119,13 +137,11 @@ def _add_serve_limits(serve: argparse.ArgumentParser) -> None:
 
 
 def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    get = commands.add_parser(
+    get = _subcommand(
+        commands,
         "get",
-        allow_abbrev=False,
         help="download files: getfile get getfile://HOST[:PORT]/PATH ...",
         description="Download each URL into -o DIR as its base name, verified and atomic.",
-        epilog=_exit_codes_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     get.add_argument("urls", nargs="+", metavar="URL", help="getfile://HOST[:PORT]/PATH")
     get.add_argument("-o", "--output", default=".", metavar="DIR", help="destination (default: .)")
@@ -193,26 +209,21 @@ def _add_get_tree(get: argparse.ArgumentParser) -> None:
         metavar="GLOB",
         help="skip paths matching GLOB (a trailing / matches folders only)",
     )
-    _add_tree_bounds(tree, "--max-entries")
-    tree.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-
-
-def _add_tree_bounds(group: argparse._ArgumentGroup, entries_flag: str) -> None:
-    if entries_flag == "--max-entries":
-        group.add_argument(
-            "--max-entries",
-            type=_positive_int,
-            default=1_000_000,
-            metavar="N",
-            help="refuse a tree of more than N entries (default: 1000000)",
-        )
-    group.add_argument(
+    tree.add_argument(
+        "--max-entries",
+        type=_positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="refuse a tree of more than N entries (default: 1000000)",
+    )
+    tree.add_argument(
         "--max-depth",
         type=_positive_int,
         default=64,
         metavar="N",
         help="refuse folders more than N levels deep (default: 64)",
     )
+    tree.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 
 class _Rule(argparse.Action):
@@ -263,14 +274,12 @@ def _segment_count(text: str) -> int:
 
 
 def _add_ls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ls = commands.add_parser(
+    ls = _subcommand(
+        commands,
         "ls",
-        allow_abbrev=False,
         add_help=False,
         help="list a remote folder: getfile ls getfile://HOST[:PORT]/DIR",
         description="List a folder under a getfile server's root (name, kind, size, mtime).",
-        epilog=_exit_codes_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ls.add_argument("--help", action="help", help="show this help message and exit")
     ls.add_argument("url", metavar="URL", help="getfile://HOST[:PORT]/DIR")
@@ -397,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from getfile_core.cli.tree import run_get_tree
 
             refuse_with_tree(args)
-            return run_get_tree(args, args.rate)
+            return run_get_tree(args)
         if args.command == "ls" and (args.recursive or args.long or args.human or args.json):
             from getfile_core.cli.tree import run_ls_tree
 

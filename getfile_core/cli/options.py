@@ -12,6 +12,7 @@ import os
 from getfile_core import auth
 from getfile_core.client import Options
 from getfile_core.errors import UsageError
+from getfile_core.safe_text import printable
 
 
 def load_token(path: str | None) -> bytes | None:
@@ -29,6 +30,12 @@ def load_token(path: str | None) -> bytes | None:
         return auth.load_token(path)
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot read token: {error}") from None
+
+
+def check_output(folder: str) -> None:
+    """``-o DIR`` must be an existing folder: one line and exit 2 before anything is fetched."""
+    if not os.path.isdir(folder):
+        raise UsageError(f"destination folder does not exist: {printable(folder)}")
 
 
 def client_options(

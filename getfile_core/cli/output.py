@@ -9,6 +9,7 @@ output, the book's "Client got" line).
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -31,6 +32,11 @@ def error_line(message: object, *, subject: str | bytes | None = None) -> None:
     with _ONE_LINE_AT_A_TIME:  # a segmented download's connections retry from their threads
         sys.stderr.write(line)
         sys.stderr.flush()
+
+
+def shows_progress(quiet: bool) -> bool:
+    """Whether to draw progress: not ``-q``, and stderr (where it goes) is a real terminal."""
+    return not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
 #: A warning reads as an error line does; the word says it is not one.

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import threading
 import time
 
 from getfile_core.address import parse_url
 from getfile_core.cli.exit_codes import SUCCESS, exit_code_for
-from getfile_core.cli.options import client_options
-from getfile_core.cli.output import error_line
+from getfile_core.cli.options import check_output, client_options
+from getfile_core.cli.output import error_line, shows_progress
 from getfile_core.client.globs import Filter
 from getfile_core.client.tree import (
     Tree,
@@ -32,7 +30,7 @@ from getfile_core.client.tree import (
 )
 from getfile_core.errors import UsageError
 from getfile_core.safe_text import printable
-from getfile_core.units import human_size
+from getfile_core.units import human_rate, human_size
 
 #: Columns the files-in-flight line may take.
 FLIGHT_WIDTH = 70
@@ -61,16 +59,15 @@ def _line(subject: str, text: str) -> None:
         error_line(text, subject=subject)
 
 
-def run_get_tree(args: argparse.Namespace, options_rate: float | None) -> int:
+def run_get_tree(args: argparse.Namespace) -> int:
     if len(args.urls) != 1:
         raise UsageError("get -r takes one folder URL")
     if args.legacy:
         raise UsageError("get -r needs a getfile server: the book's protocol cannot list folders")
     target = parse_url(args.urls[0])
-    if not os.path.isdir(args.output):
-        raise UsageError(f"destination folder does not exist: {printable(args.output)}")
-    options = client_options(args, legacy=False, retries=args.retries, rate=options_rate)
-    show = not args.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    check_output(args.output)
+    options = client_options(args, legacy=False, retries=args.retries, rate=args.rate)
+    show = shows_progress(args.quiet)
     on_line = _quiet_line if args.quiet else _line
     display = TreeDisplay() if show else None
     if display is not None:
@@ -104,7 +101,7 @@ def summary_text(result: TreeResult) -> str:
     rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
     parts = [
         f"{result.files} file(s) fetched, {human_size(result.bytes)} in {result.seconds:.2f} s "
-        f"({human_size(rate)}/s)"
+        f"({human_rate(rate)})"
     ]
     if result.skipped:
         parts.append(f"{result.skipped} already there")
