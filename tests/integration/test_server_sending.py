@@ -169,8 +169,11 @@ async def test_a_legacy_client_waits_for_a_slot_beyond_the_request_timeout(
         legacy = asyncio.ensure_future(
             asyncio.to_thread(read_paced, server.port_bound, b"slow.bin\n", 1e12)
         )
-        queued = lambda: len(server._handlers) == 2 and not server._idle  # noqa: E731
-        await wait_until(queued, "the legacy request read and waiting for the slot", 10)
+        await wait_until(
+            lambda: len(server._handlers) == 2 and not server._idle,
+            "the legacy request read and waiting for the slot",
+            10,
+        )
         # A connection opened after it that sends nothing is dismissed by the request
         # timeout (1 s: the log notes waits of a second or more); the legacy client is
         # still waiting then, not dismissed with nothing (which the book's client would
