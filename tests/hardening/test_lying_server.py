@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from tests.support import (
     head,
     listing,
     listing_head,
+    run_cli,
 )
 
 NAME = "file.bin"
@@ -420,11 +419,9 @@ def test_cli_reports_a_lie_in_one_line(lie: str, tmp_path: Path) -> None:
     no_retries = ["--retries", "0"] if code in (4, 12) else []
     with LyingServer(answer(reply, then)) as liar:
         url = f"getfile://127.0.0.1:{liar.port}/{NAME}"
-        done = subprocess.run(
-            [sys.executable, "-m", "getfile_core", "get", "--timeout", "1", *no_retries,
-             "-o", str(tmp_path), url],
-            capture_output=True, text=True, timeout=BOUND, cwd=Path(__file__).parents[2],
-        )  # fmt: skip
+        done = run_cli(
+            "get", "--timeout", "1", *no_retries, "-o", str(tmp_path), url, timeout=BOUND
+        )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == code, done.stderr
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -434,10 +431,7 @@ def test_cli_reports_a_lie_in_one_line(lie: str, tmp_path: Path) -> None:
 def test_cli_ls_refuses_a_traversal_listing_in_one_line() -> None:
     body = listing([b"fine.txt", b"../../etc/passwd"])
     with LyingServer(answer(listing_head(body, 2) + body)) as liar:
-        done = subprocess.run(
-            [sys.executable, "-m", "getfile_core", "ls", f"getfile://127.0.0.1:{liar.port}/"],
-            capture_output=True, text=True, timeout=BOUND, cwd=Path(__file__).parents[2],
-        )  # fmt: skip
+        done = run_cli("ls", f"getfile://127.0.0.1:{liar.port}/", timeout=BOUND)
     assert done.returncode == 11, done.stderr
     assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "not a plain file name" in done.stderr
