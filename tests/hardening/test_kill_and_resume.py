@@ -9,11 +9,11 @@ while it still has 60 MiB to send.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from getfile_core.client.names import PART_SUFFIX
 from tests.support import (
+    GETFILE,
     MIB,
     PROJECT,
     CuttingProxy,
@@ -31,7 +31,7 @@ HOLD_AT = 40 * MIB
 
 def getfile(*argv: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "getfile_core", *argv],
+        [*GETFILE, *argv],
         cwd=PROJECT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
