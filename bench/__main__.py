@@ -200,6 +200,11 @@ def file_sections(
     return parts, targets
 
 
+def not_measured(title: str, error: Exception) -> str:
+    """A section that could not run (e.g. its server did not start): say so, go on."""
+    return f"### {title}\n\nNot measured: {error.__class__.__name__}: {error}"
+
+
 def links_section(
     args: argparse.Namespace,
     data: Path,
@@ -215,7 +220,7 @@ def links_section(
         runs, access_log = links.measure(data, out, chosen, options, progress)
         text, found = links.report(runs, access_log, options)
     except (OSError, RuntimeError) as error:  # e.g. the server did not start: say so, go on
-        text, found = f"### Links\n\nNot measured: {error.__class__.__name__}: {error}", []
+        text, found = not_measured("Links", error), []
     outcomes, how = first_byte.measure(data, out, big, args.first_byte_runs, missing, progress)
     more, found_more = first_byte.report(outcomes, args.size, how)
     return text + "\n\n" + more, found + found_more
@@ -236,7 +241,7 @@ def folders_section(
             progress,
         )
     except (OSError, RuntimeError) as error:  # e.g. a server did not start: say so, go on
-        return f"### Folders\n\nNot measured: {error.__class__.__name__}: {error}", []
+        return not_measured("Folders", error), []
     return folders.report(results)
 
 
@@ -255,7 +260,7 @@ def parallel_section(
             progress,
         )
     except (OSError, RuntimeError) as error:
-        return f"### Parallel\n\nNot measured: {error.__class__.__name__}: {error}", []
+        return not_measured("Parallel", error), []
     return parallel.report(results, args.parallel_mib * MiB)
 
 

@@ -12,7 +12,9 @@ with BLAKE3 (except ``plain``), and reports its own ``getrusage`` and wall time.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
+import queue
 import resource
 import socket
 import subprocess
@@ -25,6 +27,7 @@ import blake3
 
 from bench.peers import MINIMAL_SERVER, PYTHON
 from bench.stats import median
+from getfile_core.digest import hash_written
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -81,26 +84,27 @@ def recv_fill_hash(buffer: int):
     return run
 
 
+def _splice_windows(sock: socket.socket, fd: int, window: int, on_window) -> None:
+    """Splice the socket into ``fd`` through a pipe; ``on_window(start, end)`` per window."""
+    pipe_out, pipe_in = os.pipe2(os.O_CLOEXEC)
+    fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, MiB)
+    position = hashed = 0
+    while count := os.splice(sock.fileno(), pipe_in, MiB):
+        moved = 0
+        while moved < count:
+            moved += os.splice(pipe_out, fd, count - moved)
+        position += count
+        if position - hashed >= window:
+            on_window(hashed, position)
+            hashed = position
+    on_window(hashed, position)
+
+
 def splice_pread(window: int):
     def run(sock: socket.socket, fd: int, size: int) -> str:
-        from getfile_core.digest import hash_written
-
         hasher = blake3.blake3()
-        pipe_out, pipe_in = os.pipe2(os.O_CLOEXEC)
-        import fcntl
-
-        fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, MiB)
         buf = memoryview(bytearray(window))
-        position = hashed = 0
-        while count := os.splice(sock.fileno(), pipe_in, MiB):
-            moved = 0
-            while moved < count:
-                moved += os.splice(pipe_out, fd, count - moved)
-            position += count
-            if position - hashed >= window:
-                hash_written(fd, hashed, position, hasher, buf)
-                hashed = position
-        hash_written(fd, hashed, position, hasher, buf)
+        _splice_windows(sock, fd, window, lambda a, b: hash_written(fd, a, b, hasher, buf))
         return hasher.hexdigest()
 
     return run
@@ -110,14 +114,7 @@ def splice_thread(window: int):
     """Splice in this thread; a second thread trails it, reading back and hashing each window."""
 
     def run(sock: socket.socket, fd: int, size: int) -> str:
-        import fcntl
-        import queue
-
-        from getfile_core.digest import hash_written
-
         hasher = blake3.blake3()
-        pipe_out, pipe_in = os.pipe2(os.O_CLOEXEC)
-        fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, MiB)
         ranges: queue.Queue = queue.Queue(maxsize=8)
 
         def hash_loop() -> None:
@@ -127,16 +124,7 @@ def splice_thread(window: int):
 
         worker = threading.Thread(target=hash_loop)
         worker.start()
-        position = hashed = 0
-        while count := os.splice(sock.fileno(), pipe_in, MiB):
-            moved = 0
-            while moved < count:
-                moved += os.splice(pipe_out, fd, count - moved)
-            position += count
-            if position - hashed >= window:
-                ranges.put((hashed, position))
-                hashed = position
-        ranges.put((hashed, position))
+        _splice_windows(sock, fd, window, lambda a, b: ranges.put((a, b)))
         ranges.put(None)
         worker.join()
         return hasher.hexdigest()
@@ -148,8 +136,6 @@ def recv_thread_hash(buffer: int, slots: int = 4):
     """recv_into a ring of buffers; a second thread hashes each one after it is written."""
 
     def run(sock: socket.socket, fd: int, size: int) -> str:
-        import queue
-
         hasher = blake3.blake3()
         ring = [memoryview(bytearray(buffer)) for _ in range(slots)]
         free: queue.Queue = queue.Queue()

@@ -22,7 +22,7 @@ from getfile_core.cli.exit_codes import exit_code_for
 from getfile_core.client.names import PART_SUFFIX
 from getfile_core.errors import DiskFullError
 from getfile_core.server.fileserver import FileServer
-from tests.support import MIB, PROJECT
+from tests.support import GETFILE, MIB, PROJECT
 
 SOURCE_SIZE = 4 * MIB
 #: Not a multiple of any buffer, so the limit lands in the middle of a write.
@@ -53,7 +53,7 @@ async def big_server(tmp_path: Path) -> AsyncIterator[tuple[FileServer, bytes]]:
 
 async def run_client(*argv: str, limit: int | None = None) -> tuple[int, str]:
     if limit is None:
-        command = [sys.executable, "-m", "getfile_core", *argv]
+        command = [*GETFILE, *argv]
     else:
         command = [sys.executable, "-c", LIMITED_CLIENT, str(limit), *argv]
     proc = await asyncio.create_subprocess_exec(

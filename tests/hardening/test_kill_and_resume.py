@@ -8,45 +8,30 @@ while it still has 60 MiB to send.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from getfile_core.client.names import PART_SUFFIX
 from tests.support import (
+    GETFILE,
     MIB,
     PROJECT,
     CuttingProxy,
     LoopThread,
     Plan,
     ServerProcess,
+    digest_of,
     wait_until_sync,
+    write_random,
 )
 
 SIZE = 100 * MIB
 HOLD_AT = 40 * MIB
 
 
-def write_random(path: Path, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "wb") as out:
-        for _ in range(size // MIB):
-            block = os.urandom(MIB)
-            digest.update(block)
-            out.write(block)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def getfile(*argv: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "getfile_core", *argv],
+        [*GETFILE, *argv],
         cwd=PROJECT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -101,7 +86,7 @@ def test_sigkill_mid_transfer_then_resume_matches_the_source(tmp_path: Path) -> 
         _, err = resume.communicate(timeout=120)
         assert resume.returncode == 0, err.decode()
         assert not part.exists()
-        assert sha256_of(final) == source_digest
+        assert digest_of(final) == source_digest
     finally:
         if client is not None and client.poll() is None:
             client.kill()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +23,6 @@ from getfile_core.address import Target
 from getfile_core.client.api import fetch, list_folder
 from getfile_core.client.names import PART_SUFFIX
 from getfile_core.client.state import FetchResult, Options
-from getfile_core.digest import format_digest, new_hasher
 from getfile_core.errors import (
     GetfileError,
     IntegrityError,
@@ -40,9 +37,11 @@ from tests.support import (
     Peer,
     answer,
     answer_each,
+    digest_bytes,
     head,
     listing,
     listing_head,
+    run_cli,
 )
 
 NAME = "file.bin"
@@ -56,12 +55,6 @@ DRIP = 0.2
 
 BODY = os.urandom(100_000)
 BIG_BODY = os.urandom(3 * 1024 * 1024)
-
-
-def digest_of(data: bytes) -> str:
-    hasher = new_hasher()
-    hasher.update(data)
-    return format_digest(hasher)
 
 
 def fetch_from(
@@ -113,61 +106,61 @@ def assert_part_rule(error: GetfileError, dest: Path, body: bytes) -> None:
 BODY_LIES = {
     # name: (reply, then, body the client should have got, expected error)
     "more bytes than announced, with the head": (
-        head(len(BODY), digest=digest_of(BODY)) + BODY + b"extra",
+        head(len(BODY), digest=digest_bytes(BODY)) + BODY + b"extra",
         "close",
         BODY,
         ProtocolError,
     ),
     "more bytes than announced, after a big body": (
-        head(len(BIG_BODY), digest=digest_of(BIG_BODY)) + BIG_BODY + b"x" * 70_000,
+        head(len(BIG_BODY), digest=digest_bytes(BIG_BODY)) + BIG_BODY + b"x" * 70_000,
         "close",
         BIG_BODY,
         ProtocolError,
     ),
     "more bytes, then keeps the connection open": (
-        head(len(BIG_BODY), digest=digest_of(BIG_BODY)) + BIG_BODY + b"!",
+        head(len(BIG_BODY), digest=digest_bytes(BIG_BODY)) + BIG_BODY + b"!",
         "hold",
         BIG_BODY,
         ProtocolError,
     ),
     "fewer bytes, then closes": (
-        head(len(BIG_BODY), digest=digest_of(BIG_BODY)) + BIG_BODY[:1_500_000],
+        head(len(BIG_BODY), digest=digest_bytes(BIG_BODY)) + BIG_BODY[:1_500_000],
         "close",
         BIG_BODY,
         InterruptedError_,
     ),
     "fewer bytes, then resets": (
-        head(len(BIG_BODY), digest=digest_of(BIG_BODY)) + BIG_BODY[:1_500_000],
+        head(len(BIG_BODY), digest=digest_bytes(BIG_BODY)) + BIG_BODY[:1_500_000],
         "reset",
         BIG_BODY,
         InterruptedError_,
     ),
     "fewer bytes, then silence": (
-        head(len(BIG_BODY), digest=digest_of(BIG_BODY)) + BIG_BODY[:1_500_000],
+        head(len(BIG_BODY), digest=digest_bytes(BIG_BODY)) + BIG_BODY[:1_500_000],
         "hold",
         BIG_BODY,
         TimeoutError_,
     ),
     "wrong digest": (
-        head(len(BODY), digest=digest_of(BODY[::-1])) + BODY,
+        head(len(BODY), digest=digest_bytes(BODY[::-1])) + BODY,
         "close",
         BODY,
         IntegrityError,
     ),
     "wrong digest on a big body": (
-        head(len(BIG_BODY), digest=digest_of(b"something else")) + BIG_BODY,
+        head(len(BIG_BODY), digest=digest_bytes(b"something else")) + BIG_BODY,
         "close",
         BIG_BODY,
         IntegrityError,
     ),
     "announces nothing, sends bytes": (
-        head(0, digest=digest_of(b"")) + b"surprise",
+        head(0, digest=digest_bytes(b"")) + b"surprise",
         "close",
         b"",
         ProtocolError,
     ),
     "answers another offset than asked": (
-        head(len(BODY), offset=10, digest=digest_of(BODY)) + BODY[10:],
+        head(len(BODY), offset=10, digest=digest_bytes(BODY)) + BODY[10:],
         "close",
         BODY,
         ProtocolError,
@@ -187,7 +180,7 @@ def test_body_lie_is_refused(lie: str, tmp_path: Path) -> None:
 
 
 def test_interrupted_download_keeps_a_true_prefix_and_says_resume(tmp_path: Path) -> None:
-    reply = head(len(BIG_BODY), digest=digest_of(BIG_BODY)) + BIG_BODY[:1_500_000]
+    reply = head(len(BIG_BODY), digest=digest_bytes(BIG_BODY)) + BIG_BODY[:1_500_000]
     with LyingServer(answer(reply)) as liar, pytest.raises(InterruptedError_) as caught:
         fetch_from(liar, tmp_path)
     assert "--resume" in str(caught.value)
@@ -277,7 +270,7 @@ def test_head_dripped_one_byte_at_a_time_is_cut_off(tmp_path: Path) -> None:
 
     def drip_head(peer: Peer) -> None:
         if peer.read_line():
-            peer.drip(head(len(BODY), digest=digest_of(BODY)) + BODY, DRIP)
+            peer.drip(head(len(BODY), digest=digest_bytes(BODY)) + BODY, DRIP)
 
     with LyingServer(drip_head) as liar, pytest.raises(TimeoutError_) as caught:
         fetch_from(liar, tmp_path)
@@ -291,7 +284,7 @@ def test_body_dripped_one_byte_at_a_time_is_cut_off(legacy: bool, tmp_path: Path
     def drip_body(peer: Peer) -> None:
         if not peer.read_line():
             return
-        announce = b"" if legacy else head(len(BODY), digest=digest_of(BODY))
+        announce = b"" if legacy else head(len(BODY), digest=digest_bytes(BODY))
         if peer.send(announce + BODY[:2000]):  # a brisk start, then a trickle
             peer.drip(BODY[2000:], DRIP)
 
@@ -325,7 +318,7 @@ def test_listing_dripped_one_byte_at_a_time_is_cut_off() -> None:
 def test_cut_at_any_offset_never_leaves_a_wrong_file(data: st.DataObject, reset: bool) -> None:
     """The server stops at an offset hypothesis picks (FIN or RST): never a wrong final file."""
     body = BODY  # larger than the client's first read, so cuts land in both read paths
-    stream = head(len(body), digest=digest_of(body)) + body
+    stream = head(len(body), digest=digest_bytes(body)) + body
     cut = data.draw(st.integers(0, len(stream)), label="cut")
     with tempfile.TemporaryDirectory() as folder:
         dest = Path(folder)
@@ -339,7 +332,7 @@ def test_cut_at_any_offset_never_leaves_a_wrong_file(data: st.DataObject, reset:
             else:
                 assert cut == len(stream), f"a download cut at {cut} succeeded"
                 assert (dest / NAME).read_bytes() == body
-                assert result.digest == digest_of(body)
+                assert result.digest == digest_bytes(body)
 
 
 def test_silence_to_both_dialects_names_both_causes(tmp_path: Path) -> None:
@@ -406,10 +399,10 @@ def test_listing_cursor_that_goes_backwards_is_refused() -> None:
 # ---------------------------------------------------------------- the CLI says one line
 
 CLI_LIES = {
-    "wrong digest": (head(len(BODY), digest=digest_of(b"x")) + BODY, "close", 7),
+    "wrong digest": (head(len(BODY), digest=digest_bytes(b"x")) + BODY, "close", 7),
     "garbage head": (b"HTTP/1.1 200 OK\r\n\r\n", "close", 11),
-    "fewer bytes": (head(len(BODY), digest=digest_of(BODY)) + BODY[:5000], "close", 12),
-    "stall after the head": (head(len(BODY), digest=digest_of(BODY)), "hold", 4),
+    "fewer bytes": (head(len(BODY), digest=digest_bytes(BODY)) + BODY[:5000], "close", 12),
+    "stall after the head": (head(len(BODY), digest=digest_bytes(BODY)), "hold", 4),
 }
 
 
@@ -420,11 +413,9 @@ def test_cli_reports_a_lie_in_one_line(lie: str, tmp_path: Path) -> None:
     no_retries = ["--retries", "0"] if code in (4, 12) else []
     with LyingServer(answer(reply, then)) as liar:
         url = f"getfile://127.0.0.1:{liar.port}/{NAME}"
-        done = subprocess.run(
-            [sys.executable, "-m", "getfile_core", "get", "--timeout", "1", *no_retries,
-             "-o", str(tmp_path), url],
-            capture_output=True, text=True, timeout=BOUND, cwd=Path(__file__).parents[2],
-        )  # fmt: skip
+        done = run_cli(
+            "get", "--timeout", "1", *no_retries, "-o", str(tmp_path), url, timeout=BOUND
+        )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == code, done.stderr
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -434,10 +425,7 @@ def test_cli_reports_a_lie_in_one_line(lie: str, tmp_path: Path) -> None:
 def test_cli_ls_refuses_a_traversal_listing_in_one_line() -> None:
     body = listing([b"fine.txt", b"../../etc/passwd"])
     with LyingServer(answer(listing_head(body, 2) + body)) as liar:
-        done = subprocess.run(
-            [sys.executable, "-m", "getfile_core", "ls", f"getfile://127.0.0.1:{liar.port}/"],
-            capture_output=True, text=True, timeout=BOUND, cwd=Path(__file__).parents[2],
-        )  # fmt: skip
+        done = run_cli("ls", f"getfile://127.0.0.1:{liar.port}/", timeout=BOUND)
     assert done.returncode == 11, done.stderr
     assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "not a plain file name" in done.stderr

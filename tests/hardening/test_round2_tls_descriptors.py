@@ -19,11 +19,10 @@ import re
 import resource
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from getfile_core.tls import client_context
-from tests.support import PROJECT, extended_get, raise_fd_limit, wait_until_sync
+from tests.support import GETFILE, PROJECT, extended_get, raise_fd_limit, wait_until_sync
 from tests.support.certs import make_cert_set
 
 CROWD = 1130
@@ -35,7 +34,7 @@ def limit_descriptors() -> None:
 
 
 def start_tls_server(root: Path, cert: Path, key: Path, log: Path) -> tuple[subprocess.Popen, int]:
-    command = [sys.executable, "-m", "getfile_core", "serve", str(root), "--host", "127.0.0.1"]
+    command = [*GETFILE, "serve", str(root), "--host", "127.0.0.1"]
     command += ["--port", "0", "--tls-cert", str(cert), "--tls-key", str(key), "--quiet"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(

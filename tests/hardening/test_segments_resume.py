@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 from getfile_core.client import ranges
 from tests.support import (
+    GETFILE,
     MIB,
     assert_one_error_line,
     digest_of,
@@ -62,7 +62,7 @@ def test_sigkill_then_resume_continues_every_range(
     port, source, digest = served
     # 1 MiB/s per connection: 4 ranges of 4 MiB take ~4 s, so the kill lands mid-way.
     with LinkEmulator(port, Link(rate=1 * MIB)) as slow:
-        argv = [sys.executable, "-m", "getfile_core", "get", "--segments", "4", "-o", str(dest)]
+        argv = [*GETFILE, "get", "--segments", "4", "-o", str(dest)]
         proc = subprocess.Popen(
             [*argv, f"getfile://127.0.0.1:{slow.port}/big.bin"],
             stdin=subprocess.DEVNULL,

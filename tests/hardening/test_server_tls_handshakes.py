@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -53,10 +52,9 @@ async def test_silent_tls_connections_are_counted_cut_and_logged_once(
         options = Options(ssl_context=client_context(str(certs.trusted_ca)), timeout=5)
         await asyncio.wait_for(fetch(target, str(dest), options=options), 20)
         assert (dest / "hello.txt").read_bytes() == b"hello, world\n"
-        # And the silent ones are cut after request_timeout, not asyncio's 60 s.
-        began = time.monotonic()
+        # And the silent ones are cut after request_timeout, not asyncio's 60 s
+        # (the wait fails after 15 s).
         await wait_until(lambda: server.connections == 0, "silent ones cut", 15)
-        assert time.monotonic() - began < 15
     finally:
         for sock in silent:
             sock.close()

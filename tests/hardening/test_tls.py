@@ -18,7 +18,6 @@ import pytest
 from getfile_core.address import Target
 from getfile_core.client.api import fetch, list_folder
 from getfile_core.client.state import FetchResult, Options
-from getfile_core.digest import format_digest, new_hasher
 from getfile_core.errors import (
     ConnectError,
     GetfileError,
@@ -34,6 +33,7 @@ from tests.support import (
     LyingServer,
     Peer,
     ServerCert,
+    digest_bytes,
     head,
     make_cert_set,
     run_cli,
@@ -84,12 +84,6 @@ async def get(target: Target, dest: Path, options: Options) -> FetchResult:
     return await asyncio.wait_for(fetch(target, str(dest), options=options), BOUND)
 
 
-def digest_of(data: bytes) -> str:
-    hasher = new_hasher()
-    hasher.update(data)
-    return format_digest(hasher)
-
-
 def assert_refused_cleanly(error: GetfileError, dest: Path) -> None:
     assert "\n" not in str(error) and len(str(error)) < 300, str(error)
     assert list(dest.iterdir()) == [], "something was written for a refused connection"
@@ -105,7 +99,7 @@ async def test_multi_mib_download_over_tls_is_verified(
     options = Options(ssl_context=client_context(str(certs.trusted_ca)))
     result = await get(tls_target(server, "big.bin"), dest, options)
     source = (big_root / "big.bin").read_bytes()
-    assert result.size == BIG and result.digest == digest_of(source)
+    assert result.size == BIG and result.digest == digest_bytes(source)
     assert (dest / "big.bin").read_bytes() == source
 
 
@@ -231,7 +225,7 @@ def test_drip_over_tls_is_cut_off(certs: CertSet, tmp_path: Path) -> None:
     context = server_context(str(certs.good.cert), str(certs.good.key))
 
     def drip(peer: Peer) -> None:
-        if peer.read_line() and peer.send(head(len(body), digest=digest_of(body)) + body[:3000]):
+        if peer.read_line() and peer.send(head(len(body), digest=digest_bytes(body)) + body[:3000]):
             peer.drip(body[3000:], 0.2)
 
     with LyingServer(drip, ssl_context=context) as liar, pytest.raises(TimeoutError_) as caught:

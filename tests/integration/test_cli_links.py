@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,22 @@ def closing_relay(root: Path) -> Iterator[tuple[CuttingProxy, bytes]]:
     yield from make_relay(root, reset=False)
 
 
+def big_url(proxy: CuttingProxy) -> str:
+    return f"getfile://127.0.0.1:{proxy.port}/big.bin"
+
+
+def get_big(proxy: CuttingProxy, dest: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("get", *flags, big_url(proxy), "-o", str(dest))
+
+
+def get_resuming(proxy: CuttingProxy, source: bytes, dest: Path) -> None:
+    """A plain get through the relay completes, one retry line per cut."""
+    done = get_big(proxy, dest)
+    assert done.returncode == 0, done.stderr
+    assert_only_retry_lines(done.stderr, CUTS)
+    assert (dest / "big.bin").read_bytes() == source
+
+
 def assert_only_retry_lines(stderr: str, count: int) -> None:
     """Off a terminal too, each retry is one line (a log shows why a download took long)."""
     lines = stderr.splitlines()
@@ -87,8 +104,7 @@ def assert_only_retry_lines(stderr: str, count: int) -> None:
 
 def test_quiet_get_prints_no_retry_lines(relay: tuple[CuttingProxy, bytes], dest: Path) -> None:
     proxy, source = relay
-    url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
-    done = run_cli("get", "-q", url, "-o", str(dest), timeout=60)
+    done = get_big(proxy, dest, "-q")
     assert (done.returncode, done.stderr) == (0, "")
     assert (dest / "big.bin").read_bytes() == source
 
@@ -97,11 +113,7 @@ def test_plain_get_through_a_cutting_relay_resumes_instead_of_restarting(
     closing_relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = closing_relay
-    url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
-    done = run_cli("get", url, "-o", str(dest), timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert_only_retry_lines(done.stderr, CUTS)
-    assert (dest / "big.bin").read_bytes() == source
+    get_resuming(proxy, source, dest)
     # Each retry resumed from the .part: the file's size and three heads crossed the
     # relay, not a restart each time (which would be SIZE + CUTS * EVERY).
     assert SIZE <= proxy.relayed < SIZE + (CUTS + 1) * 4096, proxy.relayed
@@ -111,11 +123,7 @@ def test_plain_get_through_a_resetting_relay_completes_resuming(
     relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = relay
-    url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
-    done = run_cli("get", url, "-o", str(dest), timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert_only_retry_lines(done.stderr, CUTS)
-    assert (dest / "big.bin").read_bytes() == source
+    get_resuming(proxy, source, dest)
     # A reset discards what sat unread in the client's socket buffer, so the count
     # varies with load; at most a restart's worth each time.
     assert SIZE <= proxy.relayed <= SIZE + CUTS * EVERY + (CUTS + 1) * 4096, proxy.relayed
@@ -125,8 +133,7 @@ def test_each_retry_is_one_line_on_a_terminal(
     relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = relay
-    url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
-    code, out, terminal = run_cli_on_terminal("get", url, "-o", str(dest))
+    code, out, terminal = run_cli_on_terminal("get", big_url(proxy), "-o", str(dest))
     assert (code, out) == (0, ""), terminal
     # One line per cut; the backoff starts again after an attempt that made progress.
     retries = re.findall(r"getfile: big\.bin: retrying in \d+ s \(\d+/10\): \S", terminal)
@@ -139,8 +146,7 @@ def test_retries_0_fails_with_12_and_keeps_the_part(
     relay: tuple[CuttingProxy, bytes], dest: Path
 ) -> None:
     proxy, source = relay
-    url = f"getfile://127.0.0.1:{proxy.port}/big.bin"
-    done = run_cli("get", "--retries", "0", url, "-o", str(dest), timeout=60)
+    done = get_big(proxy, dest, "--retries", "0")
     assert done.returncode == 12
     assert_one_error_line(done.stderr)
     assert not (dest / "big.bin").exists()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from getfile_core.address import Target
 from getfile_core.client import Options, fetch
 from getfile_core.client.segments import MIN_SEGMENTED
 from tests.support import (
+    GETFILE,
     MIB,
     assert_one_error_line,
     digest_of,
@@ -245,7 +245,7 @@ def test_a_mirror_killed_mid_way_has_its_ranges_taken_over(
         LinkEmulator(port, link) as first,
         LinkEmulator(mirror.port, link) as second,
     ):
-        argv = [sys.executable, "-m", "getfile_core", "get", url(first), "--segments", "4"]
+        argv = [*GETFILE, "get", url(first), "--segments", "4"]
         argv += ["--mirror", url(second), "--retries", "2", "-o", str(dest)]
         label = f"127.0.0.1:{second.port}"
         proc = subprocess.Popen(

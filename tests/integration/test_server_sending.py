@@ -160,7 +160,7 @@ async def test_a_legacy_client_waits_for_a_slot_beyond_the_request_timeout(
 ) -> None:
     """The book's client cannot be told "busy": it waits (bounded) instead of getting nothing."""
     records: list[AccessRecord] = []
-    limits = {"max_transfers": 1, "request_timeout": 0.5, "legacy_wait": 30}
+    limits = {"max_transfers": 1, "request_timeout": 1, "legacy_wait": 30}
     server = await start_server(served, records, stall_timeout=30, **limits)
     try:
         holder = await asyncio.to_thread(connect, server.port_bound)
@@ -169,13 +169,22 @@ async def test_a_legacy_client_waits_for_a_slot_beyond_the_request_timeout(
         legacy = asyncio.ensure_future(
             asyncio.to_thread(read_paced, server.port_bound, b"slow.bin\n", 1e12)
         )
-        # Three request timeouts later it is still waiting, not dismissed with
-        # nothing (which the book's client would save as an empty file).
-        await asyncio.sleep(1.5)
+        await wait_until(
+            lambda: len(server._handlers) == 2 and not server._idle,
+            "the legacy request read and waiting for the slot",
+            10,
+        )
+        # A connection opened after it that sends nothing is dismissed by the request
+        # timeout (1 s: the log notes waits of a second or more); the legacy client is
+        # still waiting then, not dismissed with nothing (which the book's client would
+        # save as an empty file).
+        idle = await asyncio.to_thread(connect, server.port_bound)
+        with idle:
+            assert await asyncio.to_thread(idle.recv, 1) == b""
         assert not legacy.done()
         holder.close()
         data = await asyncio.wait_for(legacy, 30)
-        await wait_until(lambda: len(records) == 2, "both log lines", 10)
+        await wait_until(lambda: len(records) == 3, "the three log lines", 10)
     finally:
         await server.stop(grace=1)
     assert data == (served / "slow.bin").read_bytes()
