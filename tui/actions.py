@@ -129,8 +129,6 @@ ACTIONS: tuple[Action, ...] = (
     ),
 )  # fmt: skip
 
-BY_ACTION = {a.action: a for a in ACTIONS}
-
 
 def bindings() -> list[Binding]:
     """The app's bindings, in footer order.

@@ -17,7 +17,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +316,3 @@ def _shown(name: str, default: Any) -> str:
     if isinstance(default, bool):
         return "true" if default else "false"
     return str(default)
-
-
-SETTING_NAMES = tuple(f.name for f in fields(Settings))

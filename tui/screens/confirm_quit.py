@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+
+from tui.screens.confirm import ConfirmScreen
 
 
-class ConfirmQuitScreen(ModalScreen[bool]):
+class ConfirmQuitScreen(ConfirmScreen):
+    """The generic yes/no question, worded for quitting; q answers yes as well as y."""
+
     BINDINGS = [
         Binding("y,q", "answer(True)", "Quit"),
         Binding("n,escape", "answer(False)", "Stay"),
@@ -18,30 +18,13 @@ class ConfirmQuitScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, running: int) -> None:
-        super().__init__()
-        self.running = running
-
-    def compose(self) -> ComposeResult:
-        one = self.running == 1
-        what = "1 download is" if one else f"{self.running} downloads are"
-        with Vertical(id="dialog"):
-            yield Label("Quit getfile?", classes="dialog-title")
-            yield Label(
-                f"{what} still running. Quitting stops {'it' if one else 'them'}: what "
-                "arrived so far stays in a partial file, never under the final name, "
-                f"and the next start of getfile-tui resumes {'it' if one else 'them'}.",
-                classes="dialog-text",
-            )
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Quit (y)", id="quit", variant="error", compact=True)
-                yield Button("Stay (n)", id="stay", variant="primary", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#stay", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "quit")
-
-    def action_answer(self, quit_: bool) -> None:
-        self.dismiss(quit_)
+        one = running == 1
+        what = "1 download is" if one else f"{running} downloads are"
+        super().__init__(
+            "Quit getfile?",
+            f"{what} still running. Quitting stops {'it' if one else 'them'}: what "
+            "arrived so far stays in a partial file, never under the final name, "
+            f"and the next start of getfile-tui resumes {'it' if one else 'them'}.",
+            yes="Quit (y)",
+            no="Stay (n)",
+        )

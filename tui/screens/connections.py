@@ -10,14 +10,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from getfile_core import UsageError, parse_url
 from tui.groups import Connections
 from tui.settings import MAX_SEGMENTS
-from tui.text import printable
+from tui.text import plain
 
 #: Mirrors one download may name (each is one more server to connect to).
 MAX_MIRRORS = 8
@@ -89,7 +88,7 @@ class ConnectionsScreen(ModalScreen[Connections | None]):
         try:
             answer = parse_connections(segments, mirrors)
         except ValueError as error:
-            self.query_one("#connections-error", Label).update(Content(printable(str(error))))
+            self.query_one("#connections-error", Label).update(plain(str(error)))
             return
         self.dismiss(answer)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from tui.text import printable
+from tui.text import plain
 
 MAX_NAME = 64
 
@@ -26,7 +25,7 @@ class NameScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
-            yield Label(Content(printable(self.what)), classes="dialog-text")
+            yield Label(plain(self.what), classes="dialog-text")
             yield Input(placeholder="a name", id="name", compact=True, max_length=MAX_NAME)
             yield Label("", id="name-error", classes="dialog-note", markup=False)
 

@@ -11,7 +11,7 @@ from textual.validation import Function
 from textual.widgets import Input, Label
 
 from tui.limits import describe_limit, parse_limit
-from tui.text import printable
+from tui.text import plain, printable
 
 
 def _is_limit(value: str) -> bool:
@@ -61,7 +61,7 @@ class RateScreen(ModalScreen[float | None | bool]):
         try:
             rate = parse_limit(event.value)
         except ValueError as error:
-            self.query_one("#rate-error", Label).update(Content(printable(str(error))))
+            self.query_one("#rate-error", Label).update(plain(str(error)))
             return
         self.dismiss(rate)
 

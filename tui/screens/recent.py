@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from tui.text import printable
+from tui.text import plain
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class RecentScreen(ModalScreen[Place | None]):
                 yield Label("None yet: the servers you download from are listed here.",
                             classes="dialog-text")  # fmt: skip
             # Host names and bookmark names came from files and users: plain text only.
-            yield OptionList(*(Option(Content(printable(p.label))) for p in self.places))
+            yield OptionList(*(Option(plain(p.label)) for p in self.places))
             yield Label("Enter fills the form; Esc closes.", classes="dialog-note")
 
     def on_mount(self) -> None:

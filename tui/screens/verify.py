@@ -31,7 +31,7 @@ from getfile_core import (
     parse_checksum,
 )
 from tui.messages import LogLine
-from tui.text import printable
+from tui.text import plain, printable
 
 CHUNK = 1024 * 1024
 
@@ -93,7 +93,7 @@ class VerifyScreen(ModalScreen[None]):
         self._hash(expected)
 
     def _say(self, text: str) -> None:
-        self.query_one("#verdict", Label).update(Content(printable(text)))
+        self.query_one("#verdict", Label).update(plain(text))
 
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
     def _hash(self, expected: ExpectedDigest) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import time
 from collections import deque
@@ -66,13 +65,13 @@ def _is_seconds(value: str) -> bool:
 
 def limits_from(rate: str, stall: str, max_transfers: str) -> ServerLimits:
     """The server's limits from the pane's fields (already validated)."""
-    limits = ServerLimits(
-        grace=STOP_GRACE, stall_timeout=float(stall), max_transfers=int(max_transfers)
-    )
-    if rate.strip():
+    return ServerLimits(
+        grace=STOP_GRACE,
+        stall_timeout=float(stall),
+        max_transfers=int(max_transfers),
         # Per connection, as ``getfile serve --limit-rate``: a slow server on demand.
-        limits = dataclasses.replace(limits, rate=parse_rate(rate))
-    return limits
+        rate=parse_rate(rate) if rate.strip() else None,
+    )
 
 
 def access_line(record: AccessRecord) -> str:
@@ -190,7 +189,7 @@ class ServerPane(Vertical):
             text = "○ stopped"
         else:
             where = ", ".join(format_address(h, p) for h, p in server.addresses)
-            rate = getattr(self.limits, "rate", None)
+            rate = self.limits.rate
             limit = f" · {human_rate(rate)} each" if rate else ""
             text = (
                 f"● serving {server.root.path} on {where} · {server.active_transfers} sending"

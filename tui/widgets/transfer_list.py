@@ -243,6 +243,8 @@ class TransferList(VerticalScroll, can_focus=False):
     BORDER_TITLE = "Transfers"
 
     last_selected: TransferRow | None = None
+    #: The Name column's width for the list's width (``None`` until the first resize).
+    _name_width: int | None = None
 
     BINDINGS = [
         Binding("up,k", "move(-1)", "Previous", show=False),
@@ -354,9 +356,8 @@ class TransferList(VerticalScroll, can_focus=False):
 
     def fit(self, row: TransferRow) -> None:
         """Give a new row the Name width the others have."""
-        width = getattr(self, "_name_width", None)
-        if width is not None:
-            row.cell("name").styles.width = width
+        if self._name_width is not None:
+            row.cell("name").styles.width = self._name_width
 
     def selected(self) -> TransferRow | None:
         """The focused row, or the one focused last (a click on a button takes the focus)."""
