@@ -44,7 +44,7 @@ from tui.messages import (
 )
 from tui.persist import QueueKeeper, SavedQueue
 from tui.places import Places
-from tui.process import ProcessHooks
+from tui.process import ProcessHooks, end_process_after
 from tui.queue_store import QueueStore
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.connections import ConnectionsScreen
@@ -64,6 +64,8 @@ from tui.widgets.transfer_list import TransferList
 
 #: Bound on waiting for downloads and the server to wind down at quit.
 QUIT_TIMEOUT = 12.0
+#: After a hang-up, seconds beyond QUIT_TIMEOUT before the process ends regardless.
+HANG_UP_MARGIN = 3.0
 
 
 class DialogPrompts:
@@ -391,6 +393,7 @@ class GetfileApp(App[None]):
         self.saved_queue.freeze()
         self._quitting = True
         self._quit_now()
+        end_process_after(QUIT_TIMEOUT + HANG_UP_MARGIN)
 
     @work(group="quit", exclusive=True, exit_on_error=False)
     async def _quit_now(self) -> None:

@@ -4,8 +4,10 @@ the interpreter's thread switch interval, and the SIGHUP/SIGTERM handlers."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 #: The SSH session dropped or the terminal closed (SIGHUP), or we were told to stop.
@@ -37,3 +39,18 @@ class ProcessHooks:
         loop = asyncio.get_running_loop()
         for signal_number in HANG_UPS:
             loop.remove_signal_handler(signal_number)
+
+
+def end_process_after(seconds: float) -> None:
+    """End the process after ``seconds`` if a clean exit has not happened by then.
+
+    Only for a hang-up: the terminal is gone, and Textual's shutdown can block
+    for ever writing its last frames to it (its writer thread's bounded queue
+    stays full), which left the app running, unseen, after the SSH session
+    dropped (found with py-spy: the main thread in ``WriterThread.stop``). By
+    then the queue is saved and the partial files are on disk, so there is
+    nothing left to lose; a daemon timer does not delay a clean exit.
+    """
+    timer = threading.Timer(seconds, os._exit, args=(0,))
+    timer.daemon = True
+    timer.start()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from getfile_core import part_name
+from tests.support import wait_until_sync
 from tests.support.links import Link, LinkEmulator
 from tests.tui.test_tmux import TMUX, Tmux
 
@@ -93,9 +94,12 @@ def test_kill_the_session_and_come_back(
         tmux.wait_for(lambda s: "downloading" in s, 20, "the download to start")
         part = dest / part_name("big.bin")
         tmux.wait_for(lambda s: part.exists() and part.stat().st_size > 0, 20, "bytes")
+        [app_pid] = app_processes(dest)
         tmux("kill-session", "-t", "app")  # the terminal closes: SIGHUP
         queue = state / "getfile" / "state.json"
         tmux_wait_file(queue, '"active"')
+        # The app really ends: it once stayed alive, unseen, blocked writing to the dead terminal.
+        wait_until_sync(lambda: app_pid not in app_processes(dest), "the app to exit", 30)
         assert not (dest / "big.bin").exists()
 
         start_app(tmux, state, "--dest", str(dest))
@@ -103,6 +107,21 @@ def test_kill_the_session_and_come_back(
         assert "resuming 1 unfinished" in screen or "resumed at" in screen
     assert (dest / "big.bin").read_bytes() == (root / "big.bin").read_bytes()
     assert not part.exists()
+
+
+def app_processes(dest: Path) -> list[int]:
+    """Pids of running ``python -m tui`` processes started with ``--dest dest``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"tui" in argv and str(dest).encode() in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def tmux_wait_file(path: Path, text: str, timeout: float = 15.0) -> None:
