@@ -120,6 +120,9 @@ class GetfileApp(App[None]):
         )
         self.away = AwayNotifier(self.settings, write=self._write_to_terminal)
         self.process = ProcessHooks()
+        #: Set by ``main()`` only: a hang-up may then end the whole process (see
+        #: ``end_process_after``); an app run inside another program (tests) never does.
+        self.end_process_on_hang_up = False
         self._quitting = False
         self._usable_keys = (False, False)
         self.local_server = LocalServerLink(
@@ -393,7 +396,8 @@ class GetfileApp(App[None]):
         self.saved_queue.freeze()
         self._quitting = True
         self._quit_now()
-        end_process_after(QUIT_TIMEOUT + HANG_UP_MARGIN)
+        if self.end_process_on_hang_up:
+            end_process_after(QUIT_TIMEOUT + HANG_UP_MARGIN)
 
     @work(group="quit", exclusive=True, exit_on_error=False)
     async def _quit_now(self) -> None:
@@ -440,7 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         launch = dataclasses.replace(launch, dest=str(settings.settings.destination))
     if not launch.port and launch.host:
         launch = dataclasses.replace(launch, port=str(settings.settings.port))
-    GetfileApp(launch, queue=QueueStore(), settings=settings, history=HistoryStore()).run()
+    app = GetfileApp(launch, queue=QueueStore(), settings=settings, history=HistoryStore())
+    app.end_process_on_hang_up = True  # the process is the app's own (never a test runner's)
+    app.run()
     return 0
 
 
