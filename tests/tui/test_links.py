@@ -40,6 +40,20 @@ async def test_server_pane_limits_reach_the_server(root: Path, tmp_path: Path) -
         await pilot_wait_until(pilot, lambda: not pane.running, what="the server to stop")
 
 
+async def test_server_pane_takes_none_as_no_limit(root: Path, tmp_path: Path) -> None:
+    """As f4/f5 and the settings do: ``none`` (any case) is no limit, not a bad rate."""
+    app = make_app(dest=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one(ServerPane)
+        pane.query_one("#serve-root", Input).value = str(root)
+        pane.query_one("#serve-rate", Input).value = " None "
+        await pilot.press("ctrl+s")
+        await pilot_wait_until(pilot, lambda: pane.running, what="the local server")
+        assert pane.server.limits.rate is None  # type: ignore[union-attr]
+        await pilot.press("ctrl+s")
+        await pilot_wait_until(pilot, lambda: not pane.running, what="the server to stop")
+
+
 async def test_server_pane_refuses_a_bad_limit(root: Path, tmp_path: Path) -> None:
     app = make_app(dest=tmp_path)
     async with app.run_test(size=SIZE) as pilot:

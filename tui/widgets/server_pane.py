@@ -28,9 +28,9 @@ from getfile_core import (
     ServerLimits,
     format_address,
     human_rate,
-    parse_rate,
 )
 from tui import format as fmt
+from tui.limits import parse_limit
 from tui.messages import ServerAccess, ServerStarted, ServerStopped
 from tui.screens.confirm import ConfirmScreen
 from tui.text import printable
@@ -46,11 +46,10 @@ def _is_folder(value: str) -> bool:
 
 
 def _is_rate(value: str) -> bool:
-    """Empty (no limit) or a rate as ``getfile serve --limit-rate`` takes it (500K, 2M)."""
-    if not value.strip():
-        return True
+    """No limit (empty, ``none``, ``off``: as the app's f4/f5) or a rate as ``getfile serve
+    --limit-rate`` takes it (500K, 2M)."""
     try:
-        parse_rate(value)
+        parse_limit(value)
     except ValueError:
         return False
     return True
@@ -70,7 +69,7 @@ def limits_from(rate: str, stall: str, max_transfers: str) -> ServerLimits:
         stall_timeout=float(stall),
         max_transfers=int(max_transfers),
         # Per connection, as ``getfile serve --limit-rate``: a slow server on demand.
-        rate=parse_rate(rate) if rate.strip() else None,
+        rate=parse_limit(rate),
     )
 
 
@@ -138,7 +137,7 @@ class ServerPane(Vertical):
                 id="serve-rate",
                 compact=True,
                 max_length=16,
-                validators=[Function(_is_rate, "Limit: a rate per connection (500K, 2M) or empty")],
+                validators=[Function(_is_rate, "Limit: a rate per connection (500K, 2M), or none")],
             )
             yield Label("Stall s", classes="port-label")
             yield Input(
