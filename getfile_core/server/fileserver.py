@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -103,6 +104,17 @@ class FileServer:
         self.connection_cap, backlog = fit_to_fd_limit(self.limits)
         # TLS is started by the handler, after the connection is counted, so
         # handshakes obey max_connections and request_timeout like requests.
+        if not self.host and socket.has_dualstack_ipv6():
+            # Every interface on ONE socket (IPv6, taking IPv4 as mapped addresses): asyncio's
+            # own "all interfaces" opens one socket per family, and with port 0 each one got
+            # its own port (two addresses for one server).
+            listener = socket.create_server(
+                ("::", self.port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True
+            )
+            self._server = await asyncio.start_server(
+                self._handle, sock=listener, limit=protocol.MAX_REQUEST_LINE
+            )
+            return
         self._server = await asyncio.start_server(
             self._handle,
             host=self.host or None,
@@ -317,5 +329,7 @@ def _handshake_cause(error: BaseException) -> str:
 def _peer(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return format_address(str(peer[0]), peer[1])
+        host = str(peer[0])
+        # An IPv4 client of the dual-stack socket: shown as the IPv4 address it is.
+        return format_address(host.removeprefix("::ffff:") if "." in host else host, peer[1])
     return str(peer)

@@ -308,3 +308,19 @@ def test_sigterm_on_an_idle_server_exits_0(served: ServeProcess, root: Path) -> 
     assert served.terminate() == 0
     assert f"serving {root}" in served.stderr
     assert "Traceback" not in served.stderr
+
+
+def test_serve_on_every_interface_has_one_address_for_both_families(root: Path) -> None:
+    """``--host ''`` with port 0 used to print two addresses with two different ports (one
+    socket per family, each given its own free port); now one socket takes IPv4 and IPv6."""
+    with serve_process(["serve", str(root), "--host", "", "--port", "0"]) as server:
+        for url in (f"getfile://127.0.0.1:{server.port}/", f"getfile://[::1]:{server.port}/"):
+            done = run_cli("ls", url)
+            assert (done.returncode, done.stderr) == (0, ""), url
+            assert "hello.txt" in done.stdout
+        # An IPv4 client is logged as the IPv4 address it is, not as ::ffff:127.0.0.1.
+        assert "127.0.0.1:" in server.wait_for_line("LIST")
+        assert [line for line in server.lines if "serving" in line] == [
+            f"getfile: serving {root} on getfile://[::]:{server.port}/ (all interfaces); "
+            "Ctrl-C stops\n"
+        ]
