@@ -64,13 +64,21 @@ class Progress:
 
 
 class RateMeter:
-    """Bytes per second over a sliding window of samples (a few seconds)."""
+    """Bytes per second over a sliding window of samples (a few seconds).
+
+    Fed the bytes *moved* by the current attempt, not the file's size on disk: a
+    resumed 1 GiB ``.part`` would otherwise read as 1 GiB arriving in one sample
+    (the app showed hundreds of MB/s and a wrong ETA for the first seconds). A
+    count that goes down (a new attempt) starts the window again.
+    """
 
     def __init__(self, window: float = 3.0) -> None:
         self.window = window
         self.samples: deque[tuple[float, int]] = deque()
 
     def sample(self, now: float, done: int) -> float:
+        if self.samples and done < self.samples[-1][1]:
+            self.samples.clear()
         self.samples.append((now, done))
         while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
             self.samples.popleft()
@@ -121,7 +129,7 @@ class _Observer:
                 phase=state.phase,
                 done=state.done,
                 total=state.total,
-                rate=self.meter.sample(now, state.done),
+                rate=self.meter.sample(now, max(0, state.done - state.resumed_from)),
                 elapsed=now - self.began,
                 legacy=state.legacy,
                 retry=state.retry,
