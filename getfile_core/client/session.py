@@ -8,7 +8,6 @@ socket is blocking with a timeout: this runs in a transfer's own thread.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import socket
 import threading
 import time
@@ -176,7 +175,7 @@ class Session:
         if isinstance(request, Request) and request.version > protocol.VERSION:
             with _VERSION_1_LOCK:
                 if where in _VERSION_1_ONLY:
-                    request = dataclasses.replace(request, version=protocol.VERSION)
+                    request = request.replace(version=protocol.VERSION)
         response = self._open_once(request)
         if (
             isinstance(request, Request)
@@ -187,7 +186,7 @@ class Session:
             with _VERSION_1_LOCK:
                 _VERSION_1_ONLY.add(where)
             self.close()
-            response = self._open_once(dataclasses.replace(request, version=protocol.VERSION))
+            response = self._open_once(request.replace(version=protocol.VERSION))
         return response
 
     def _open_once(self, request: Request | LegacyRequest) -> Response | None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
+if TYPE_CHECKING:
+    from typing import Self
 
 #: The version a ``Request`` speaks unless told otherwise (the one every
 #: getfile server understands); clients opt in to ``LATEST``.
@@ -79,72 +82,200 @@ class Verb(enum.StrEnum):
 
 
 # ---------------------------------------------------------------- events
+#
+# Plain classes, not ``@dataclass(frozen=True)``: importing ``dataclasses``
+# (it imports ``inspect``, hence ``ast``, ``dis``, ``tokenize``) and building
+# nine frozen dataclasses cost 10 ms of a 1 MiB ``getfile get`` whose whole
+# process is meant to take ~30 ms (docs/performance.md). ``_Event`` gives what
+# the dataclasses did: immutability, equality and hashing by value, a repr
+# with every field, and ``replace`` for ``dataclasses.replace``.
 
 
-@dataclass(frozen=True)
-class LegacyRequest:
+class _Event:
+    """Frozen value semantics over ``__slots__``; each subclass writes its ``__init__``."""
+
+    __slots__ = ()
+    #: The fields in ``__init__``'s order (``__slots__`` is the same names).
+    _fields: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def replace(self, **changes: object) -> Self:
+        """A copy with ``changes`` (what ``dataclasses.replace`` did; unknown names: TypeError)."""
+        values = {name: getattr(self, name) for name in self._fields}
+        values.update(changes)
+        return type(self)(**values)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), self._values()
+
+
+_set = object.__setattr__  # how an ``__init__`` writes past ``_Event.__setattr__``
+
+
+class LegacyRequest(_Event):
     """The book's request: a raw path, answered by raw bytes and a close."""
 
+    _fields = ("path",)
+    __slots__ = _fields
     path: bytes
 
+    def __init__(self, path: bytes) -> None:
+        _set(self, "path", path)
 
-@dataclass(frozen=True)
-class Request:
+
+class Request(_Event):
     """An extended request. ``path`` is raw bytes: POSIX names need not be UTF-8."""
 
+    _fields = ("verb", "path", "offset", "after", "limit", "version", "length", "keep")
+    __slots__ = _fields
     verb: Verb
     path: bytes
-    offset: int = 0
+    offset: int
     #: LIST only: continue after this name (the ``next`` of the previous page).
-    after: bytes | None = None
-    limit: int = MAX_LIST_ENTRIES
-    version: int = VERSION
+    after: bytes | None
+    limit: int
+    version: int
     #: Version 2 GET only: send just this many bytes from ``offset`` (a byte
     #: range, for segmented downloads). ``None``: to the end of the file.
-    length: int | None = None
+    length: int | None
     #: Version 2: keep the connection open after the answer for more requests
     #: (``keep=1`` on the wire). Without it the server closes after answering.
-    keep: bool = False
+    keep: bool
+
+    def __init__(
+        self,
+        verb: Verb,
+        path: bytes,
+        offset: int = 0,
+        after: bytes | None = None,
+        limit: int = MAX_LIST_ENTRIES,
+        version: int = VERSION,
+        length: int | None = None,
+        keep: bool = False,
+    ) -> None:
+        _set(self, "verb", verb)
+        _set(self, "path", path)
+        _set(self, "offset", offset)
+        _set(self, "after", after)
+        _set(self, "limit", limit)
+        _set(self, "version", version)
+        _set(self, "length", length)
+        _set(self, "keep", keep)
 
 
-@dataclass(frozen=True)
-class AuthProof:
+class AuthProof(_Event):
     """The client's answer to a challenge: HMAC of the challenge and the request line."""
 
+    _fields = ("mac",)
+    __slots__ = _fields
     mac: bytes
 
+    def __init__(self, mac: bytes) -> None:
+        _set(self, "mac", mac)
 
-@dataclass(frozen=True)
-class Response:
+
+class Response(_Event):
     """A response head. For GET the body is ``size - offset`` bytes of the file.
 
     For LIST the body is ``size`` bytes of listing lines (see ``encode_listing``).
     """
 
+    _fields = (
+        "status",
+        "message",
+        "size",
+        "mtime_ns",
+        "digest",
+        "offset",
+        "challenge",
+        "entries",
+        "next_after",
+        "extra",
+        "version",
+        "length",
+        "trailer",
+        "hashed",
+        "keep",
+    )
+    __slots__ = _fields
     status: Status
-    message: str = ""
-    size: int | None = None
-    mtime_ns: int | None = None
-    digest: str | None = None
-    offset: int = 0
+    message: str
+    size: int | None
+    mtime_ns: int | None
+    digest: str | None
+    offset: int
     #: 401 only: the nonce the client must prove knowledge of the token against.
-    challenge: bytes | None = None
+    challenge: bytes | None
     #: LIST only: how many entries the body holds, and the cursor of the next page.
-    entries: int | None = None
-    next_after: bytes | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    entries: int | None
+    next_after: bytes | None
+    extra: dict[str, str]
     #: The protocol version of the head (``ServerConnection.send`` sets the request's).
-    version: int = VERSION
+    version: int
     #: Version 2 GET ok: the body is this range's length (``None``: to the end).
-    length: int | None = None
+    length: int | None
     #: Version 2 GET ok: the digest comes in a trailer after the body.
-    trailer: bool = False
+    trailer: bool
     #: 102 only: bytes of the file hashed so far (of ``size``).
-    hashed: int | None = None
+    hashed: int | None
     #: Version 2, answering a ``keep`` request: the connection goes on after
     #: this exchange, for at most this many more requests (0: this is the last).
     #: ``None``: the server closes after this exchange.
-    keep: int | None = None
+    keep: int | None
+
+    def __init__(
+        self,
+        status: Status,
+        message: str = "",
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        digest: str | None = None,
+        offset: int = 0,
+        challenge: bytes | None = None,
+        entries: int | None = None,
+        next_after: bytes | None = None,
+        extra: dict[str, str] | None = None,
+        version: int = VERSION,
+        length: int | None = None,
+        trailer: bool = False,
+        hashed: int | None = None,
+        keep: int | None = None,
+    ) -> None:
+        _set(self, "status", status)
+        _set(self, "message", message)
+        _set(self, "size", size)
+        _set(self, "mtime_ns", mtime_ns)
+        _set(self, "digest", digest)
+        _set(self, "offset", offset)
+        _set(self, "challenge", challenge)
+        _set(self, "entries", entries)
+        _set(self, "next_after", next_after)
+        _set(self, "extra", {} if extra is None else extra)
+        _set(self, "version", version)
+        _set(self, "length", length)
+        _set(self, "trailer", trailer)
+        _set(self, "hashed", hashed)
+        _set(self, "keep", keep)
 
     @property
     def body_length(self) -> int:
@@ -156,34 +287,49 @@ class Response:
         return self.size - self.offset if self.length is None else self.length
 
 
-@dataclass(frozen=True)
-class Data:
+class Data(_Event):
+    _fields = ("data",)
+    __slots__ = _fields
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        _set(self, "data", data)
 
-@dataclass(frozen=True)
-class HashProgress:
+
+class HashProgress(_Event):
     """Version 2 trailer: the server is still hashing; ``hashed`` bytes so far."""
 
+    _fields = ("hashed",)
+    __slots__ = _fields
     hashed: int
 
+    def __init__(self, hashed: int) -> None:
+        _set(self, "hashed", hashed)
 
-@dataclass(frozen=True)
-class Trailer:
+
+class Trailer(_Event):
     """Version 2: what follows the body: the whole file's digest, or why there is none."""
 
-    digest: str | None = None
-    error: str = ""
+    _fields = ("digest", "error")
+    __slots__ = _fields
+    digest: str | None
+    error: str
+
+    def __init__(self, digest: str | None = None, error: str = "") -> None:
+        _set(self, "digest", digest)
+        _set(self, "error", error)
 
 
-@dataclass(frozen=True)
-class EndOfMessage:
+class EndOfMessage(_Event):
     """The body is complete (extended: all announced bytes; legacy: the server closed)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ConnectionClosed:
+
+class ConnectionClosed(_Event):
     """A persistent connection ended cleanly between two exchanges (a half-close or EOF)."""
+
+    __slots__ = ()
 
 
 class _NeedData:
@@ -206,14 +352,21 @@ Event = (
 )
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(_Event):
     """One line of a listing. ``name`` is raw bytes, exactly as on the server's disk."""
 
+    _fields = ("name", "kind", "size", "mtime_ns")
+    __slots__ = _fields
     name: bytes
     kind: str  # "file", "dir" or "other"
     size: int
     mtime_ns: int
+
+    def __init__(self, name: bytes, kind: str, size: int, mtime_ns: int) -> None:
+        _set(self, "name", name)
+        _set(self, "kind", kind)
+        _set(self, "size", size)
+        _set(self, "mtime_ns", mtime_ns)
 
 
 ENTRY_KINDS = ("file", "dir", "other")
