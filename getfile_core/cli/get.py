@@ -9,7 +9,6 @@ that importing asyncio costs (a third of a small fetch; docs/performance.md).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 
@@ -53,16 +52,14 @@ def _segment_options(args: argparse.Namespace, targets: list[Target], options: O
     if args.mirror and args.legacy:
         raise UsageError("--mirror needs getfile servers (not --legacy)")
     mirrors = tuple(parse_url(url) for url in args.mirror)
-    return dataclasses.replace(options, segments=args.segments, mirrors=mirrors)
+    return options.replace(segments=args.segments, mirrors=mirrors)
 
 
 def _remarks(options: Options, target: Target, quiet: bool) -> Options:
     """The options for one URL: a mirror dropped, or ranges refused, is one line about it."""
     if quiet:
         return options
-    return dataclasses.replace(
-        options, on_remark=lambda line: error_line(line, subject=target.path)
-    )
+    return options.replace(on_remark=lambda line: error_line(line, subject=target.path))
 
 
 def _retry_lines(target: Target, quiet: bool) -> Callable[[RetryNotice], None] | None:

@@ -8,6 +8,7 @@ server, client, rich and ssl are imported by the command that needs them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +22,41 @@ from getfile_core.cli.output import PROG, error_line
 from getfile_core.errors import GetfileError, UsageError
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, told the width: it would import ``shutil`` (1.6 ms) to ask.
+
+    argparse builds one of these for every ``add_argument`` (to check the
+    metavar), so the import was on every command's path, help or not.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _help_width() if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _help_width() -> int:
+    """argparse's own choice: ``$COLUMNS``, else the terminal's width, else 80; less 2.
+
+    (What ``shutil.get_terminal_size`` does, minus the import.)
+    """
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
@@ -28,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a folder, or download files from a getfile (or legacy getfile) server.",
         epilog="The book's form also works: getfile -mode server [-host H] [-port P] | "
         "getfile [-mode client] -file F [-host H] [-port P]\n\n" + _exit_codes_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"getfile {__version__}")
     parser.add_argument(
@@ -61,7 +97,7 @@ def _subcommand(
         help=help,
         description=description,
         epilog=_exit_codes_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
 
 

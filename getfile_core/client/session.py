@@ -13,7 +13,7 @@ import threading
 import time
 
 from getfile_core import auth, protocol, safe_text
-from getfile_core.address import Target
+from getfile_core.address import Target, resolver_host
 from getfile_core.client.state import Options, Phase, TransferState
 from getfile_core.errors import (
     BusyError,
@@ -53,8 +53,9 @@ def connect(target: Target, options: Options, state: TransferState) -> socket.so
     """Open TCP (and TLS if asked), mapping every failure to one clear error."""
     where = target.address
     try:
-        sock = socket.create_connection((target.host, target.port), options.connect_timeout)
-    except socket.gaierror:
+        address = (resolver_host(target.host), target.port)
+        sock = socket.create_connection(address, options.connect_timeout)
+    except (socket.gaierror, UnicodeError):
         raise ConnectError(f"host not found: {target.host}") from None
     except ConnectionRefusedError:
         raise UnreachableError(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import enum
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
-if TYPE_CHECKING:
-    from typing import Self
+from getfile_core._values import FrozenValue, init_field
 
 #: The version a ``Request`` speaks unless told otherwise (the one every
 #: getfile server understands); clients opt in to ``LATEST``.
@@ -83,56 +81,13 @@ class Verb(enum.StrEnum):
 
 # ---------------------------------------------------------------- events
 #
-# Plain classes, not ``@dataclass(frozen=True)``: importing ``dataclasses``
-# (it imports ``inspect``, hence ``ast``, ``dis``, ``tokenize``) and building
-# nine frozen dataclasses cost 10 ms of a 1 MiB ``getfile get`` whose whole
-# process is meant to take ~30 ms (docs/performance.md). ``_Event`` gives what
-# the dataclasses did: immutability, equality and hashing by value, a repr
-# with every field, and ``replace`` for ``dataclasses.replace``.
+# Plain frozen classes (``getfile_core._values``), not ``@dataclass(frozen=True)``:
+# importing ``dataclasses`` and building these ten cost 10 ms of a 1 MiB
+# ``getfile get`` whose whole process is meant to take ~30 ms (docs/performance.md).
+# ``event.replace(version=2)`` is what ``dataclasses.replace`` was.
 
 
-class _Event:
-    """Frozen value semantics over ``__slots__``; each subclass writes its ``__init__``."""
-
-    __slots__ = ()
-    #: The fields in ``__init__``'s order (``__slots__`` is the same names).
-    _fields: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._fields)
-
-    def replace(self, **changes: object) -> Self:
-        """A copy with ``changes`` (what ``dataclasses.replace`` did; unknown names: TypeError)."""
-        values = {name: getattr(self, name) for name in self._fields}
-        values.update(changes)
-        return type(self)(**values)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{type(self).__qualname__}({fields})"
-
-    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return type(self), self._values()
-
-
-_set = object.__setattr__  # how an ``__init__`` writes past ``_Event.__setattr__``
-
-
-class LegacyRequest(_Event):
+class LegacyRequest(FrozenValue):
     """The book's request: a raw path, answered by raw bytes and a close."""
 
     _fields = ("path",)
@@ -140,10 +95,10 @@ class LegacyRequest(_Event):
     path: bytes
 
     def __init__(self, path: bytes) -> None:
-        _set(self, "path", path)
+        init_field(self, "path", path)
 
 
-class Request(_Event):
+class Request(FrozenValue):
     """An extended request. ``path`` is raw bytes: POSIX names need not be UTF-8."""
 
     _fields = ("verb", "path", "offset", "after", "limit", "version", "length", "keep")
@@ -173,17 +128,17 @@ class Request(_Event):
         length: int | None = None,
         keep: bool = False,
     ) -> None:
-        _set(self, "verb", verb)
-        _set(self, "path", path)
-        _set(self, "offset", offset)
-        _set(self, "after", after)
-        _set(self, "limit", limit)
-        _set(self, "version", version)
-        _set(self, "length", length)
-        _set(self, "keep", keep)
+        init_field(self, "verb", verb)
+        init_field(self, "path", path)
+        init_field(self, "offset", offset)
+        init_field(self, "after", after)
+        init_field(self, "limit", limit)
+        init_field(self, "version", version)
+        init_field(self, "length", length)
+        init_field(self, "keep", keep)
 
 
-class AuthProof(_Event):
+class AuthProof(FrozenValue):
     """The client's answer to a challenge: HMAC of the challenge and the request line."""
 
     _fields = ("mac",)
@@ -191,10 +146,10 @@ class AuthProof(_Event):
     mac: bytes
 
     def __init__(self, mac: bytes) -> None:
-        _set(self, "mac", mac)
+        init_field(self, "mac", mac)
 
 
-class Response(_Event):
+class Response(FrozenValue):
     """A response head. For GET the body is ``size - offset`` bytes of the file.
 
     For LIST the body is ``size`` bytes of listing lines (see ``encode_listing``).
@@ -261,21 +216,21 @@ class Response(_Event):
         hashed: int | None = None,
         keep: int | None = None,
     ) -> None:
-        _set(self, "status", status)
-        _set(self, "message", message)
-        _set(self, "size", size)
-        _set(self, "mtime_ns", mtime_ns)
-        _set(self, "digest", digest)
-        _set(self, "offset", offset)
-        _set(self, "challenge", challenge)
-        _set(self, "entries", entries)
-        _set(self, "next_after", next_after)
-        _set(self, "extra", {} if extra is None else extra)
-        _set(self, "version", version)
-        _set(self, "length", length)
-        _set(self, "trailer", trailer)
-        _set(self, "hashed", hashed)
-        _set(self, "keep", keep)
+        init_field(self, "status", status)
+        init_field(self, "message", message)
+        init_field(self, "size", size)
+        init_field(self, "mtime_ns", mtime_ns)
+        init_field(self, "digest", digest)
+        init_field(self, "offset", offset)
+        init_field(self, "challenge", challenge)
+        init_field(self, "entries", entries)
+        init_field(self, "next_after", next_after)
+        init_field(self, "extra", {} if extra is None else extra)
+        init_field(self, "version", version)
+        init_field(self, "length", length)
+        init_field(self, "trailer", trailer)
+        init_field(self, "hashed", hashed)
+        init_field(self, "keep", keep)
 
     @property
     def body_length(self) -> int:
@@ -287,16 +242,16 @@ class Response(_Event):
         return self.size - self.offset if self.length is None else self.length
 
 
-class Data(_Event):
+class Data(FrozenValue):
     _fields = ("data",)
     __slots__ = _fields
     data: bytes
 
     def __init__(self, data: bytes) -> None:
-        _set(self, "data", data)
+        init_field(self, "data", data)
 
 
-class HashProgress(_Event):
+class HashProgress(FrozenValue):
     """Version 2 trailer: the server is still hashing; ``hashed`` bytes so far."""
 
     _fields = ("hashed",)
@@ -304,10 +259,10 @@ class HashProgress(_Event):
     hashed: int
 
     def __init__(self, hashed: int) -> None:
-        _set(self, "hashed", hashed)
+        init_field(self, "hashed", hashed)
 
 
-class Trailer(_Event):
+class Trailer(FrozenValue):
     """Version 2: what follows the body: the whole file's digest, or why there is none."""
 
     _fields = ("digest", "error")
@@ -316,17 +271,17 @@ class Trailer(_Event):
     error: str
 
     def __init__(self, digest: str | None = None, error: str = "") -> None:
-        _set(self, "digest", digest)
-        _set(self, "error", error)
+        init_field(self, "digest", digest)
+        init_field(self, "error", error)
 
 
-class EndOfMessage(_Event):
+class EndOfMessage(FrozenValue):
     """The body is complete (extended: all announced bytes; legacy: the server closed)."""
 
     __slots__ = ()
 
 
-class ConnectionClosed(_Event):
+class ConnectionClosed(FrozenValue):
     """A persistent connection ended cleanly between two exchanges (a half-close or EOF)."""
 
     __slots__ = ()
@@ -352,7 +307,7 @@ Event = (
 )
 
 
-class Entry(_Event):
+class Entry(FrozenValue):
     """One line of a listing. ``name`` is raw bytes, exactly as on the server's disk."""
 
     _fields = ("name", "kind", "size", "mtime_ns")
@@ -363,10 +318,10 @@ class Entry(_Event):
     mtime_ns: int
 
     def __init__(self, name: bytes, kind: str, size: int, mtime_ns: int) -> None:
-        _set(self, "name", name)
-        _set(self, "kind", kind)
-        _set(self, "size", size)
-        _set(self, "mtime_ns", mtime_ns)
+        init_field(self, "name", name)
+        init_field(self, "kind", kind)
+        init_field(self, "size", size)
+        init_field(self, "mtime_ns", mtime_ns)
 
 
 ENTRY_KINDS = ("file", "dir", "other")
