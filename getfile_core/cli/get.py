@@ -20,7 +20,6 @@ from getfile_core.cli.output import error_line, retry_text, shows_progress
 from getfile_core.client import FetchResult, Options
 from getfile_core.errors import GetfileError, LocalFileError, UsageError
 from getfile_core.safe_text import printable
-from getfile_core.units import human_rate, human_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
@@ -157,6 +156,8 @@ async def _get_all(
     failures = [o for o in outcomes if isinstance(o, GetfileError)]
     results = [o for o in outcomes if isinstance(o, FetchResult)]
     if show:
+        from getfile_core.units import human_rate, human_size  # a regex: not on one file's path
+
         total = sum(r.size - r.resumed_from for r in results)
         seconds = time.monotonic() - began
         rate = total / seconds if seconds > 0 else 0

@@ -7,9 +7,9 @@ socket is blocking with a timeout: this runs in a transfer's own thread.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import socket
-import threading
 import time
 
 from getfile_core import auth, protocol, safe_text
@@ -38,7 +38,7 @@ _MAX_NOTE = 200
 #: Servers (host, port) that answered ``505`` to version 2: asked in version 1
 #: from then on, for the life of the process, instead of two connections each time.
 _VERSION_1_ONLY: set[tuple[str, int]] = set()
-_VERSION_1_LOCK = threading.Lock()
+_VERSION_1_LOCK = _thread.allocate_lock()  # threading.Lock, without importing threading
 
 
 def hashing_note(name: str, hashed: int | None, size: int | None, message: str = "") -> str:

@@ -9,10 +9,10 @@ from any thread, both ending a backoff or rate-limit wait at once.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import enum
 import socket
-import threading
 import time
 
 from getfile_core._values import FrozenValue, Value, init_field
@@ -21,6 +21,7 @@ from getfile_core.errors import InterruptedError_
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     import ssl
+    import threading
     from collections.abc import Callable
 
     from getfile_core.address import Target
@@ -214,12 +215,22 @@ class TransferState(Value):
         self.note = note
         self.connections = connections
         self._socket: socket.socket | None = None
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._lock = _thread.allocate_lock()  # threading.Lock, without importing threading
+        #: Made by the first wait (``_waiting``): a download that never waits never
+        #: imports ``threading`` (0.5 ms of a one-file ``get``'s start-up).
+        self._wake: threading.Condition | None = None
         self._skip_wait = False
 
     __eq__ = object.__eq__
     __hash__ = object.__hash__
+
+    def _waiting(self) -> threading.Condition:
+        """The condition waits sleep on (``_lock`` held): made on first use, then kept."""
+        if self._wake is None:
+            import threading
+
+            self._wake = threading.Condition(self._lock)
+        return self._wake
 
     def attach(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -233,13 +244,15 @@ class TransferState(Value):
             self.cancelled = True
             if self._socket is not None:
                 _shutdown(self._socket)
-            self._wake.notify_all()
+            if self._wake is not None:
+                self._wake.notify_all()
 
     def retry_now(self) -> None:
         """End the current backoff wait now (any thread); no effect outside one."""
         with self._lock:
             self._skip_wait = True
-            self._wake.notify_all()
+            if self._wake is not None:
+                self._wake.notify_all()
 
     def check_cancelled(self) -> None:
         if self.cancelled:
@@ -256,7 +269,7 @@ class TransferState(Value):
     def backoff(self, seconds: float) -> None:
         """Wait out a retry's delay; ``retry_now`` ends it early, ``cancel`` raises."""
         with self._lock:
-            self._wake.wait_for(lambda: self.cancelled or self._skip_wait, seconds)
+            self._waiting().wait_for(lambda: self.cancelled or self._skip_wait, seconds)
             self._skip_wait = False
             self.retry = None
         self.check_cancelled()
@@ -266,7 +279,7 @@ class TransferState(Value):
         if seconds <= 0:
             return
         with self._lock:
-            self._wake.wait_for(lambda: self.cancelled, seconds)
+            self._waiting().wait_for(lambda: self.cancelled, seconds)
         self.check_cancelled()
 
 
