@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from getfile_core import DEFAULT_PORT
+from getfile_core._values import FrozenValue, init_field
 from getfile_core.errors import UsageError
 from getfile_core.safe_text import printable
 
 SCHEMES = {"getfile": False, "getfiles": True}
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a file lives: host, port, raw path bytes, and whether TLS is wanted."""
+class Target(FrozenValue):
+    """Where a file lives: host, port, raw path bytes, and whether TLS is wanted.
 
+    A plain frozen class, not a dataclass: ``getfile_core._values`` says why.
+    """
+
+    _fields = ("host", "port", "path", "tls")
+    __slots__ = _fields
     host: str
     port: int
     path: bytes
-    tls: bool = False
+    tls: bool
+
+    def __init__(self, host: str, port: int, path: bytes, tls: bool = False) -> None:
+        init_field(self, "host", host)
+        init_field(self, "port", port)
+        init_field(self, "path", path)
+        init_field(self, "tls", tls)
 
     @property
     def display_path(self) -> str:
@@ -72,13 +82,32 @@ def check_host(host: str) -> str:
         raise UsageError(f"not a host name: {printable(host)}")
     if ":" not in host:  # an IPv6 literal is no IDNA name
         try:
-            host.encode("idna")
+            resolver_host(host)
         except UnicodeError:
             raise UsageError(
                 f"not a valid host name: {printable(host, limit=80)} "
                 "(each dot-separated part must be 1-63 characters)"
             ) from None
     return host
+
+
+def resolver_host(host: str) -> bytes:
+    """``host`` as ``socket.getaddrinfo`` is given it: bytes, so it never imports ``idna``.
+
+    Given a ``str``, getaddrinfo encodes it with the IDNA codec, whose import
+    (``encodings.idna``, ``stringprep``, ``unicodedata``) costs ~1 ms of every
+    download's start-up even for ``127.0.0.1``. An ASCII name is checked as
+    that codec checks it (labels of 1-63 characters, the last may be empty)
+    and passed as is; only a non-ASCII name pays for the codec. Raises
+    ``UnicodeError`` as the codec does.
+    """
+    if not host.isascii():
+        return host.encode("idna")
+    raw = host.encode("ascii")
+    *labels, last = raw.split(b".")
+    if len(last) >= 64 or not all(0 < len(label) < 64 for label in labels):
+        raise UnicodeError("label empty or too long")
+    return raw
 
 
 def parse_url(url: str, *, default_port: int = DEFAULT_PORT) -> Target:

@@ -76,9 +76,7 @@ def with_checksum(options: Options, args: argparse.Namespace, target: Target) ->
     expected = getattr(args, "expected", {}).get(target)
     if expected is None:
         return options
-    import dataclasses
-
-    return dataclasses.replace(options, expected=expected)
+    return options.replace(expected=expected)
 
 
 def refuse_with_tree(args: argparse.Namespace) -> None:

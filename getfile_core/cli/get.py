@@ -9,7 +9,6 @@ that importing asyncio costs (a third of a small fetch; docs/performance.md).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 
@@ -21,7 +20,6 @@ from getfile_core.cli.output import error_line, retry_text, shows_progress
 from getfile_core.client import FetchResult, Options
 from getfile_core.errors import GetfileError, LocalFileError, UsageError
 from getfile_core.safe_text import printable
-from getfile_core.units import human_rate, human_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
@@ -53,16 +51,14 @@ def _segment_options(args: argparse.Namespace, targets: list[Target], options: O
     if args.mirror and args.legacy:
         raise UsageError("--mirror needs getfile servers (not --legacy)")
     mirrors = tuple(parse_url(url) for url in args.mirror)
-    return dataclasses.replace(options, segments=args.segments, mirrors=mirrors)
+    return options.replace(segments=args.segments, mirrors=mirrors)
 
 
 def _remarks(options: Options, target: Target, quiet: bool) -> Options:
     """The options for one URL: a mirror dropped, or ranges refused, is one line about it."""
     if quiet:
         return options
-    return dataclasses.replace(
-        options, on_remark=lambda line: error_line(line, subject=target.path)
-    )
+    return options.replace(on_remark=lambda line: error_line(line, subject=target.path))
 
 
 def _retry_lines(target: Target, quiet: bool) -> Callable[[RetryNotice], None] | None:
@@ -160,6 +156,8 @@ async def _get_all(
     failures = [o for o in outcomes if isinstance(o, GetfileError)]
     results = [o for o in outcomes if isinstance(o, FetchResult)]
     if show:
+        from getfile_core.units import human_rate, human_size  # a regex: not on one file's path
+
         total = sum(r.size - r.resumed_from for r in results)
         seconds = time.monotonic() - began
         rate = total / seconds if seconds > 0 else 0

@@ -1,396 +1,42 @@
 """The ``getfile`` command: ``serve``, ``get``, ``ls``, and the book's own argv form.
 
 Start-up time is a feature (``getfile --version`` should cost about as much
-as importing asyncio), so this module imports only argparse at the top; the
-server, client, rich and ssl are imported by the command that needs them.
+as importing asyncio, a one-file ``get`` about as much as a 20-line socket
+script), so only argparse is imported up front; the server, client, rich
+and ssl are imported by the command that needs them, and the parser
+(``cli.parser``) adds a subcommand's flags only when it is chosen.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from getfile_core import DEFAULT_PORT, __version__
 from getfile_core.cli.book import looks_like_book_argv, parse_book_argv, run_book
-from getfile_core.cli.checksum import add_checksum_flags
-from getfile_core.cli.completion import SHELLS
 from getfile_core.cli.exit_codes import CTRL_C, SUCCESS, USAGE, exit_code_for
-from getfile_core.cli.exit_codes import epilog as _exit_codes_epilog
-from getfile_core.cli.output import PROG, error_line
-from getfile_core.errors import GetfileError, UsageError
+from getfile_core.cli.output import error_line
+from getfile_core.cli.parser import build_parser, limit_rate, port_number
+from getfile_core.errors import GetfileError
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog=PROG,
-        description="Serve a folder, or download files from a getfile (or legacy getfile) server.",
-        epilog="The book's form also works: getfile -mode server [-host H] [-port P] | "
-        "getfile [-mode client] -file F [-host H] [-port P]\n\n" + _exit_codes_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"getfile {__version__}")
-    parser.add_argument(
-        "--completion",
-        choices=SHELLS,
-        metavar="SHELL",
-        help="print a completion script for bash, zsh or fish (see the README)",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    _add_serve(commands)
-    _add_get(commands)
-    _add_ls(commands)
-    return parser
-
-
-def _subcommand(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    *,
-    help: str,
-    description: str,
-    add_help: bool = True,
-) -> argparse.ArgumentParser:
-    """One subcommand, shaped as every other: no abbreviations, the exit codes as epilog."""
-    return commands.add_parser(
-        name,
-        allow_abbrev=False,
-        add_help=add_help,
-        help=help,
-        description=description,
-        epilog=_exit_codes_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = _subcommand(
-        commands,
-        "serve",
-        help="serve one folder (read-only) to getfile and legacy clients",
-        description="Serve DIR (default: the current folder), read-only, confined to it.",
-    )
-    serve.add_argument("dir", nargs="?", default=".", help="folder to serve (default: .)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=port_number, default=DEFAULT_PORT, help="port (default: 50001)"
-    )
-    _add_serve_limits(serve)
-    security = serve.add_argument_group("access control")
-    security.add_argument(
-        "--token-file", metavar="F", help="require this shared secret (or set $GETFILE_TOKEN)"
-    )
-    security.add_argument("--tls-cert", metavar="F", help="serve TLS with this certificate (PEM)")
-    security.add_argument("--tls-key", metavar="F", help="private key for --tls-cert (PEM)")
-    security.add_argument(
-        "--allow-hardlinks",
-        action="store_true",
-        help="serve files with several hard links (one may be a file outside DIR)",
-    )
-    serve.add_argument("-q", "--quiet", action="store_true", help="no access log")
-
-
-def _add_serve_limits(serve: argparse.ArgumentParser) -> None:
-    limits = serve.add_argument_group("limits")
-    limits.add_argument(
-        "--max-transfers",
-        type=_positive_int,
-        default=64,
-        metavar="N",
-        help="files sent at once; more get 'busy' (default: 64)",
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=2048,
-        metavar="N",
-        help="open connections at once (default: 2048)",
-    )
-    limits.add_argument(
-        "--request-timeout",
-        type=_seconds,
-        default=10.0,
-        metavar="S",
-        help="seconds to send the request line (default: 10)",
-    )
-    limits.add_argument(
-        "--stall-timeout",
-        type=_seconds,
-        default=30.0,
-        metavar="S",
-        help="seconds a client may accept no byte at all; slow readers are never cut (default: 30)",
-    )
-    limits.add_argument(
-        "--grace",
-        type=_seconds,
-        default=10.0,
-        metavar="S",
-        help="seconds running transfers get after Ctrl-C (default: 10)",
-    )
-    limits.add_argument(
-        "--limit-rate",
-        metavar="RATE",
-        help="cap each connection at RATE bytes/s (500K, 2M, 1.5G: powers of 1024)",
-    )
-
-
-def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    get = _subcommand(
-        commands,
-        "get",
-        help="download files: getfile get getfile://HOST[:PORT]/PATH ...",
-        description="Download each URL into -o DIR as its base name, verified and atomic.",
-    )
-    get.add_argument("urls", nargs="+", metavar="URL", help="getfile://HOST[:PORT]/PATH")
-    get.add_argument("-o", "--output", default=".", metavar="DIR", help="destination (default: .)")
-    get.add_argument(
-        "-j",
-        "--jobs",
-        type=_positive_int,
-        default=4,
-        metavar="N",
-        help="downloads at once (default: 4)",
-    )
-    get.add_argument("--resume", action="store_true", help="continue NAME.part where it stopped")
-    get.add_argument("--overwrite", action="store_true", help="replace an existing NAME")
-    dialect = get.add_mutually_exclusive_group()
-    dialect.add_argument(
-        "--legacy", action="store_true", help="speak only the book's protocol (no size, no digest)"
-    )
-    dialect.add_argument(
-        "--no-legacy",
-        action="store_true",
-        help="never fall back to the book's protocol (refuse unverifiable downloads)",
-    )
-    get.add_argument(
-        "--retries",
-        type=_count,
-        default=10,
-        metavar="N",
-        help="retry a lost connection N times, resuming, with backoff 1, 2, 4 … 30 s "
-        "(default: 10; 0: never)",
-    )
-    get.add_argument(
-        "--limit-rate",
-        metavar="RATE",
-        help="cap all downloads together at RATE bytes/s (500K, 2M, 1.5G: powers of 1024)",
-    )
-    add_checksum_flags(get)
-    _add_segment_flags(get)
-    _add_client_flags(get)
-    get.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    _add_get_tree(get)
-
-
-def _add_get_tree(get: argparse.ArgumentParser) -> None:
-    """``get -r``: a whole folder (issue 12)."""
-    tree = get.add_argument_group("folders (-r)")
-    tree.add_argument(
-        "-r",
-        "--recursive",
-        action="store_true",
-        help="download the folder URL as OUT/<its name>/... (re-running continues it)",
-    )
-    tree.add_argument(
-        "--include",
-        dest="rules",
-        action=_Rule,
-        include=True,
-        metavar="GLOB",
-        help="fetch paths matching GLOB (rsync-style *, **, ?; first matching rule wins)",
-    )
-    tree.add_argument(
-        "--exclude",
-        dest="rules",
-        action=_Rule,
-        include=False,
-        metavar="GLOB",
-        help="skip paths matching GLOB (a trailing / matches folders only)",
-    )
-    tree.add_argument(
-        "--max-entries",
-        type=_positive_int,
-        default=1_000_000,
-        metavar="N",
-        help="refuse a tree of more than N entries (default: 1000000)",
-    )
-    tree.add_argument(
-        "--max-depth",
-        type=_positive_int,
-        default=64,
-        metavar="N",
-        help="refuse folders more than N levels deep (default: 64)",
-    )
-    tree.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-
-
-class _Rule(argparse.Action):
-    """--include and --exclude into one list, in command-line order (the order decides)."""
-
-    def __init__(self, *args: object, include: bool, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.include = include
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        rules = list(getattr(namespace, self.dest, None) or [])
-        rules.append((self.include, values))
-        setattr(namespace, self.dest, rules)
-
-
-def _add_segment_flags(get: argparse.ArgumentParser) -> None:
-    """``--segments`` and ``--mirror`` (issue 13): one file over several connections."""
-    more = get.add_argument_group("several connections per file")
-    more.add_argument(
-        "--segments",
-        type=_segment_count,
-        default=1,
-        metavar="N",
-        help="fetch each file as N byte ranges over N connections, verified as one file "
-        "(1-32; files under 4 MiB use one; default: 1)",
-    )
-    more.add_argument(
-        "--mirror",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="another server with the same file (repeatable; one URL only): ranges are "
-        "spread over all of them, a mirror with a different file is not used",
-    )
-
-
-def _segment_count(text: str) -> int:
-    count = _positive_int(text)
-    if count > 32:
-        raise argparse.ArgumentTypeError(f"at most 32 segments, not {count}")
-    return count
-
-
-def _add_ls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ls = _subcommand(
-        commands,
-        "ls",
-        add_help=False,
-        help="list a remote folder: getfile ls getfile://HOST[:PORT]/DIR",
-        description="List a folder under a getfile server's root (name, kind, size, mtime).",
-    )
-    ls.add_argument("--help", action="help", help="show this help message and exit")
-    ls.add_argument("url", metavar="URL", help="getfile://HOST[:PORT]/DIR")
-    ls.add_argument(
-        "--max",
-        type=_positive_int,
-        default=10_000,
-        metavar="N",
-        help="stop after N entries (default: 10000)",
-    )
-    ls.add_argument("-r", "--recursive", action="store_true", help="list every folder below")
-    ls.add_argument("-l", "--long", action="store_true", help="times to the second")
-    ls.add_argument("-h", "--human", action="store_true", help="sizes as 4.00 KiB, 1.21 MiB")
-    ls.add_argument("--json", action="store_true", help="one JSON object per entry")
-    ls.add_argument(
-        "--max-depth", type=_positive_int, default=64, metavar="N", help=argparse.SUPPRESS
-    )
-    _add_client_flags(ls)
-
-
-def _add_client_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=30.0,
-        metavar="S",
-        help="give up after S seconds without data (default: 30)",
-    )
-    parser.add_argument(
-        "--token-file",
-        metavar="F",
-        help="shared secret for a server that needs one (or $GETFILE_TOKEN)",
-    )
-    tls = parser.add_argument_group("TLS (getfiles:// URLs)")
-    tls.add_argument("--cafile", metavar="F", help="trust this CA bundle instead of the system's")
-    tls.add_argument(
-        "--pin", metavar="SHA256", help="accept only the certificate with this SHA-256"
-    )
-    tls.add_argument("--insecure", action="store_true", help="do not verify the certificate")
-
-
-def port_number(text: str) -> int:
-    """argparse type for a port to listen on (0 = any free one)."""
-    from getfile_core.address import parse_port  # dataclasses: 10 ms that --version need not pay
-
-    try:
-        return parse_port(text, allow_any=True)
-    except UsageError as error:
-        raise argparse.ArgumentTypeError(error.message) from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
-    return value
-
-
-def limit_rate(args: argparse.Namespace) -> float | None:
-    """``--limit-rate`` in bytes/s, or ``None``; a bad value is one line, exit 2.
-
-    Checked after parsing rather than as an argparse ``type``, whose errors
-    print the whole usage first: the issue asks for one clear line here.
-    """
-    if args.limit_rate is None:
-        return None
-    from getfile_core.units import parse_rate
-
-    try:
-        return parse_rate(args.limit_rate)
-    except ValueError as error:
-        raise UsageError(f"--limit-rate: {error}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text}") from None
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"seconds must be in (0, 86400]: {text}")
-    return value
+__all__ = ["build_parser", "limit_rate", "main", "port_number"]
 
 
 # ---------------------------------------------------------------- entry point
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process's own command line: the process ends when this returns
+        _exit_without_collecting()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if looks_like_book_argv(argv):
             return run_book(parse_book_argv(argv))
-        parser = build_parser()
+        parser = build_parser(lazy=True)
         args = parser.parse_args(argv)
         if args.completion:
             from getfile_core.cli.completion import completion_script
 
-            print(completion_script(parser, args.completion), end="")
+            print(completion_script(build_parser(), args.completion), end="")
             return SUCCESS
         if args.command is None:
             parser.print_help(sys.stderr)
@@ -420,3 +66,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("stopped")
         return CTRL_C
+
+
+def _exit_without_collecting() -> None:
+    """At exit, spare the garbage collector's last passes over every object still alive.
+
+    The interpreter's shutdown collects all generations (several times) before
+    tearing the modules down: 4.5 ms of a 1 MiB ``getfile get`` that takes 37
+    ms in all (docs/performance.md), for memory the kernel takes back anyway.
+    ``gc.freeze`` in an ``atexit`` hook moves everything to the permanent
+    generation, which those passes skip; ``atexit`` hooks, flushing and module
+    teardown still happen as before. Only for the process's own command:
+    ``main(argv)`` called by a test or a script changes nothing.
+    """
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)

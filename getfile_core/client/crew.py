@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from getfile_core._values import Value
 from getfile_core.client.destination import Destination
 from getfile_core.client.mirrors import Head, NoRanges, Source, differs, fetch_digest, probe
 from getfile_core.client.plan import Plan
@@ -34,10 +34,29 @@ from getfile_core.errors import (
 )
 
 
-@dataclass
-class Crew:
-    """The shared state of one segmented download's connections (any thread; see ``lock``)."""
+class Crew(Value):
+    """The shared state of one segmented download's connections (any thread; see ``lock``).
 
+    A plain class, not a dataclass (``getfile_core._values`` says why); equal
+    only to itself (it holds its own locks).
+    """
+
+    _fields = (
+        "options",
+        "destination",
+        "state",
+        "sources",
+        "plan",
+        "head",
+        "digest",
+        "live",
+        "working",
+        "connections_made",
+        "fatal",
+        "last_error",
+        "reverted",
+    )
+    __slots__ = (*_fields, "lock", "changed", "subs", "_digest_lock")
     options: Options
     destination: Destination
     #: The download's own state: only its ``cancelled`` is read here.
@@ -47,25 +66,61 @@ class Crew:
     #: The first source's head: the size, mtime and (maybe) digest every source must match.
     head: Head
     #: The first source's whole-file digest, once known: the file must match it.
-    digest: str | None = None
+    digest: str | None
     #: Guards the counters and ``Source.alive``.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    lock: threading.Lock
     #: Set whenever a connection thread ends, so the supervisor looks at once.
-    changed: threading.Event = field(default_factory=threading.Event, repr=False)
+    changed: threading.Event
     #: Each connection's own state (cancel, retry waits), in order.
-    subs: list[TransferState] = field(default_factory=list, repr=False)
+    subs: list[TransferState]
     #: Connections moving body bytes now.
-    live: int = 0
+    live: int
     #: Connection threads not yet ended (a "busy" refusal ends one quietly if others run).
-    working: int = 0
+    working: int
     #: Connections opened, the first head's included.
-    connections_made: int = 1
+    connections_made: int
     #: The error that ends the download (set once), and the last one any connection met.
-    fatal: GetfileError | None = None
-    last_error: GetfileError | None = None
+    fatal: GetfileError | None
+    last_error: GetfileError | None
     #: A mirror's bytes were taken back: the in-order hash must start again.
-    reverted: bool = False
-    _digest_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    reverted: bool
+
+    def __init__(
+        self,
+        options: Options,
+        destination: Destination,
+        state: TransferState,
+        sources: list[Source],
+        plan: Plan,
+        head: Head,
+        digest: str | None = None,
+        live: int = 0,
+        working: int = 0,
+        connections_made: int = 1,
+        fatal: GetfileError | None = None,
+        last_error: GetfileError | None = None,
+        reverted: bool = False,
+    ) -> None:
+        self.options = options
+        self.destination = destination
+        self.state = state
+        self.sources = sources
+        self.plan = plan
+        self.head = head
+        self.digest = digest
+        self.lock = threading.Lock()
+        self.changed = threading.Event()
+        self.subs: list[TransferState] = []
+        self.live = live
+        self.working = working
+        self.connections_made = connections_made
+        self.fatal = fatal
+        self.last_error = last_error
+        self.reverted = reverted
+        self._digest_lock = threading.Lock()
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def remark(self, line: str) -> None:
         if self.options.on_remark is not None:

@@ -18,22 +18,39 @@ import errno
 import fcntl
 import os
 import stat
-from dataclasses import dataclass, field
 
+from getfile_core._values import Value
 from getfile_core.client.names import UnsafeName, part_name, safe_local_name
 from getfile_core.errors import DiskFullError, LocalFileError, is_disk_full
 
 
-@dataclass
-class Destination:
-    """Where one download goes; ``open_part`` then ``commit`` (or ``abandon``)."""
+class Destination(Value):
+    """Where one download goes; ``open_part`` then ``commit`` (or ``abandon``).
 
+    A plain class, not a dataclass (``getfile_core._values`` says why). Its
+    descriptors are not shown; it is equal only to itself (they are its own).
+    """
+
+    _fields = ("folder", "name", "overwrite", "resume")
+    __slots__ = (*_fields, "_dir_fd", "fd")
     folder: str
     name: str
-    overwrite: bool = False
-    resume: bool = False
-    _dir_fd: int = field(default=-1, repr=False)
-    fd: int = field(default=-1, repr=False)
+    overwrite: bool
+    resume: bool
+
+    def __init__(
+        self, folder: str, name: str, overwrite: bool = False, resume: bool = False
+    ) -> None:
+        self.folder = folder
+        self.name = name
+        self.overwrite = overwrite
+        self.resume = resume
+        self._dir_fd = -1
+        #: The open ``.part`` (-1: none yet).
+        self.fd = -1
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     @classmethod
     def for_remote(

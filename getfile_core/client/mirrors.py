@@ -12,9 +12,9 @@ the others.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 from getfile_core import protocol
+from getfile_core._values import FrozenValue, Value, init_field
 from getfile_core.address import Target
 from getfile_core.client.body import read_trailer
 from getfile_core.client.session import Session, printable, raise_for_status
@@ -23,15 +23,22 @@ from getfile_core.errors import ProtocolError
 from getfile_core.protocol import LATEST, Request, Response, Verb
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(FrozenValue):
     """What a source said about the file: enough to plan ranges and compare sources."""
 
+    _fields = ("size", "mtime_ns", "digest", "version")
+    __slots__ = _fields
     size: int
     mtime_ns: int | None
     #: None: not hashed yet (a version-2 head with a trailer).
     digest: str | None
     version: int
+
+    def __init__(self, size: int, mtime_ns: int | None, digest: str | None, version: int) -> None:
+        init_field(self, "size", size)
+        init_field(self, "mtime_ns", mtime_ns)
+        init_field(self, "digest", digest)
+        init_field(self, "version", version)
 
 
 class NoRanges(Exception):
@@ -42,16 +49,31 @@ class NoRanges(Exception):
         self.why = why
 
 
-@dataclass
-class Source:
-    """One server: its place in the list, its URL, and whether it is still used."""
+class Source(Value):
+    """One server: its place in the list, its URL, and whether it is still used.
 
+    Equal only to itself (it holds its own lock).
+    """
+
+    _fields = ("index", "target", "head", "alive")
+    __slots__ = (*_fields, "checking")
     index: int
     target: Target
-    head: Head | None = None
-    alive: bool = True
-    #: Held while the first of its connections checks it; the others wait.
-    checking: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    head: Head | None
+    alive: bool
+
+    def __init__(
+        self, index: int, target: Target, head: Head | None = None, alive: bool = True
+    ) -> None:
+        self.index = index
+        self.target = target
+        self.head = head
+        self.alive = alive
+        #: Held while the first of its connections checks it; the others wait.
+        self.checking = threading.Lock()
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     @property
     def label(self) -> str:
@@ -79,13 +101,19 @@ def probe(target: Target, options: Options, state: TransferState) -> Head:
         session.close()
 
 
-@dataclass
-class Opening:
+class Opening(Value):
     """The first source's first connection, its head read and its body not yet."""
 
+    _fields = ("head", "session", "response")
+    __slots__ = _fields
     head: Head
     session: Session
     response: Response
+
+    def __init__(self, head: Head, session: Session, response: Response) -> None:
+        self.head = head
+        self.session = session
+        self.response = response
 
 
 def open_whole(target: Target, options: Options, state: TransferState) -> Opening:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import socket
 import threading
 import time
@@ -459,7 +458,7 @@ def _answer(job: Job, link: KeptConnection, head: Response) -> None:
 def _kept(request: Request) -> Request:
     if request.keep and request.version == protocol.LATEST:
         return request  # built that way: no copy per file
-    return dataclasses.replace(request, keep=True, version=protocol.LATEST)
+    return request.replace(keep=True, version=protocol.LATEST)
 
 
 #: Seconds an idle kept connection waits for the next job before it is closed

@@ -18,7 +18,8 @@ write the same bytes.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+
+from getfile_core._values import Value
 
 MiB = 1024 * 1024
 #: A piece with fewer bytes left is never split (see the module's docstring).
@@ -27,17 +28,27 @@ MIN_SPLIT = 4 * MiB
 ALIGN = 64 * 1024
 
 
-@dataclass
-class Piece:
+class Piece(Value):
     """Bytes ``[start, end)``: ``[start, pos)`` are written, by the source ``writer``."""
 
+    _fields = ("start", "end", "pos", "owner", "writer")
+    __slots__ = _fields
     start: int
     end: int
     pos: int
     #: The source whose connection is fetching it now (None: free).
-    owner: int | None = None
+    owner: int | None
     #: The source whose bytes are in ``[start, pos)`` (None: from an earlier run).
-    writer: int | None = None
+    writer: int | None
+
+    def __init__(
+        self, start: int, end: int, pos: int, owner: int | None = None, writer: int | None = None
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.pos = pos
+        self.owner = owner
+        self.writer = writer
 
     @property
     def left(self) -> int:

@@ -16,9 +16,9 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from getfile_core import protocol
+from getfile_core._values import Value
 from getfile_core.client.body import expect_close, read_trailer
 from getfile_core.client.crew import Crew, retryable
 from getfile_core.client.destination import write_all
@@ -36,14 +36,20 @@ from getfile_core.protocol import LATEST, Request, Response, Verb
 IDLE_WAIT = 0.5
 
 
-@dataclass
-class Started:
+class Started(Value):
     """The opening connection handed to its thread, and the piece it is to fill."""
 
+    _fields = ("opening", "piece", "taken")
+    __slots__ = _fields
     opening: Opening
     piece: Piece
     #: Set once the thread has taken it on (from then on, the piece is handled as any other).
-    taken: bool = False
+    taken: bool
+
+    def __init__(self, opening: Opening, piece: Piece, taken: bool = False) -> None:
+        self.opening = opening
+        self.piece = piece
+        self.taken = taken
 
 
 def work(

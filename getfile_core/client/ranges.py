@@ -31,8 +31,8 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from getfile_core._values import FrozenValue, init_field
 from getfile_core.errors import LocalFileError
 
 SUFFIX = ".ranges"
@@ -42,13 +42,19 @@ MAX_BYTES = 64 * 1024
 MAX_RANGES = 2048
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(FrozenValue):
     """What a segmented ``.part`` holds: which bytes of which file."""
 
+    _fields = ("size", "mtime_ns", "done")
+    __slots__ = _fields
     size: int
     mtime_ns: int | None
     done: tuple[tuple[int, int], ...]
+
+    def __init__(self, size: int, mtime_ns: int | None, done: tuple[tuple[int, int], ...]) -> None:
+        init_field(self, "size", size)
+        init_field(self, "mtime_ns", mtime_ns)
+        init_field(self, "done", done)
 
     def encode(self) -> bytes:
         mtime = "-" if self.mtime_ns is None else str(self.mtime_ns)

@@ -7,14 +7,13 @@ socket is blocking with a timeout: this runs in a transfer's own thread.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
-import dataclasses
 import socket
-import threading
 import time
 
 from getfile_core import auth, protocol, safe_text
-from getfile_core.address import Target
+from getfile_core.address import Target, resolver_host
 from getfile_core.client.state import Options, Phase, TransferState
 from getfile_core.errors import (
     BusyError,
@@ -39,7 +38,7 @@ _MAX_NOTE = 200
 #: Servers (host, port) that answered ``505`` to version 2: asked in version 1
 #: from then on, for the life of the process, instead of two connections each time.
 _VERSION_1_ONLY: set[tuple[str, int]] = set()
-_VERSION_1_LOCK = threading.Lock()
+_VERSION_1_LOCK = _thread.allocate_lock()  # threading.Lock, without importing threading
 
 
 def hashing_note(name: str, hashed: int | None, size: int | None, message: str = "") -> str:
@@ -54,8 +53,9 @@ def connect(target: Target, options: Options, state: TransferState) -> socket.so
     """Open TCP (and TLS if asked), mapping every failure to one clear error."""
     where = target.address
     try:
-        sock = socket.create_connection((target.host, target.port), options.connect_timeout)
-    except socket.gaierror:
+        address = (resolver_host(target.host), target.port)
+        sock = socket.create_connection(address, options.connect_timeout)
+    except (socket.gaierror, UnicodeError):
         raise ConnectError(f"host not found: {target.host}") from None
     except ConnectionRefusedError:
         raise UnreachableError(
@@ -176,7 +176,7 @@ class Session:
         if isinstance(request, Request) and request.version > protocol.VERSION:
             with _VERSION_1_LOCK:
                 if where in _VERSION_1_ONLY:
-                    request = dataclasses.replace(request, version=protocol.VERSION)
+                    request = request.replace(version=protocol.VERSION)
         response = self._open_once(request)
         if (
             isinstance(request, Request)
@@ -187,7 +187,7 @@ class Session:
             with _VERSION_1_LOCK:
                 _VERSION_1_ONLY.add(where)
             self.close()
-            response = self._open_once(dataclasses.replace(request, version=protocol.VERSION))
+            response = self._open_once(request.replace(version=protocol.VERSION))
         return response
 
     def _open_once(self, request: Request | LegacyRequest) -> Response | None:

@@ -9,18 +9,19 @@ from any thread, both ending a backoff or rate-limit wait at once.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import enum
 import socket
-import threading
 import time
-from dataclasses import dataclass, field
 
+from getfile_core._values import FrozenValue, Value, init_field
 from getfile_core.errors import InterruptedError_
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
     import ssl
+    import threading
     from collections.abc import Callable
 
     from getfile_core.address import Target
@@ -48,53 +49,111 @@ class Phase(enum.StrEnum):
         return self in (Phase.DONE, Phase.FAILED, Phase.CANCELLED)
 
 
-@dataclass(frozen=True)
-class RetryNotice:
+# Plain classes (``getfile_core._values``), not dataclasses: importing
+# ``dataclasses`` and building these cost ~6 ms of a one-file ``getfile get``.
+
+
+class RetryNotice(FrozenValue):
     """One retry about to happen: the ``attempt``-th of ``attempts``, after ``delay`` seconds."""
 
+    _fields = ("attempt", "attempts", "delay", "reason")
+    __slots__ = _fields
     attempt: int
     attempts: int
     delay: float
     reason: str
 
+    def __init__(self, attempt: int, attempts: int, delay: float, reason: str) -> None:
+        init_field(self, "attempt", attempt)
+        init_field(self, "attempts", attempts)
+        init_field(self, "delay", delay)
+        init_field(self, "reason", reason)
 
-@dataclass
-class Options:
-    """How to reach a server and how patient to be with it."""
 
-    connect_timeout: float = 10.0
+class Options(Value):
+    """How to reach a server and how patient to be with it.
+
+    ``options.replace(expected=...)`` is a copy with some fields changed.
+    """
+
+    _fields = (
+        "connect_timeout",
+        "timeout",
+        "legacy",
+        "token",
+        "ssl_context",
+        "pin_sha256",
+        "retries",
+        "retry_cap",
+        "rate_limit",
+        "expected",
+        "segments",
+        "mirrors",
+        "on_remark",
+    )
+    __slots__ = _fields
+    connect_timeout: float
     #: Seconds without a byte from the server before giving up.
-    timeout: float = 30.0
+    timeout: float
     #: ``None``: try extended, fall back to legacy; ``True``: legacy only; ``False``: never.
-    legacy: bool | None = None
-    token: bytes | None = None
-    ssl_context: ssl.SSLContext | None = None
+    legacy: bool | None
+    token: bytes | None
+    ssl_context: ssl.SSLContext | None
     #: TLS: accept exactly the certificate with this SHA-256 (hex), CA or not.
-    pin_sha256: str | None = None
+    pin_sha256: str | None
     #: Attempts after a lost, reset or timed-out connection (0: fail at once). The
     #: count starts again whenever an attempt brought new bytes, so a link that
     #: resets every few MB still finishes a big file.
-    retries: int = 10
+    retries: int
     #: Backoff between attempts: 1, 2, 4 ... seconds, never more than this.
-    retry_cap: float = 30.0
+    retry_cap: float
     #: Shared by every download given the same object; its ``rate`` may change at any time.
-    rate_limit: RateLimit | None = None
+    rate_limit: RateLimit | None
     #: A published checksum the file must match (``--checksum``), checked in the
     #: same pass as the BLAKE3 digest. One file's: give each download its own
-    #: (``dataclasses.replace(options, expected=...)``).
-    expected: ExpectedDigest | None = None
+    #: (``options.replace(expected=...)``).
+    expected: ExpectedDigest | None
     #: Connections for one file, each fetching byte ranges (``segments``); 1: one
     #: connection. Files under ``segments.MIN_SEGMENTED`` always use one.
-    segments: int = 1
+    segments: int
     #: Other servers with the same file; ranges are spread over all of them.
-    mirrors: tuple[Target, ...] = ()
+    mirrors: tuple[Target, ...]
     #: Called in the transfer's thread with one line for a person: a mirror
     #: dropped, a server that cannot send ranges. None: nobody is told.
-    on_remark: Callable[[str], None] | None = None
+    on_remark: Callable[[str], None] | None
+
+    def __init__(
+        self,
+        connect_timeout: float = 10.0,
+        timeout: float = 30.0,
+        legacy: bool | None = None,
+        token: bytes | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        pin_sha256: str | None = None,
+        retries: int = 10,
+        retry_cap: float = 30.0,
+        rate_limit: RateLimit | None = None,
+        expected: ExpectedDigest | None = None,
+        segments: int = 1,
+        mirrors: tuple[Target, ...] = (),
+        on_remark: Callable[[str], None] | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.legacy = legacy
+        self.token = token
+        self.ssl_context = ssl_context
+        self.pin_sha256 = pin_sha256
+        self.retries = retries
+        self.retry_cap = retry_cap
+        self.rate_limit = rate_limit
+        self.expected = expected
+        self.segments = segments
+        self.mirrors = mirrors
+        self.on_remark = on_remark
 
 
-@dataclass
-class TransferState:
+class TransferState(Value):
     """Counters a transfer thread writes and anyone may read; no locks needed to read.
 
     ``phase`` goes: queued, connecting, [waiting], downloading, verifying,
@@ -102,26 +161,76 @@ class TransferState:
     attempts. ``done`` counts bytes of the file on disk (resumed bytes
     included), ``total`` is None while unknown (legacy servers). ``note`` says
     what the client waits for, in words for a person ("" when nothing).
+
+    Equal only to itself, and hashable: each has its own lock, so two states
+    never compared equal as dataclasses either.
     """
 
-    phase: Phase = Phase.QUEUED
-    done: int = 0
-    total: int | None = None
-    resumed_from: int = 0
-    legacy: bool = False
-    started: float = field(default_factory=time.monotonic)
-    cancelled: bool = False
-    retry: RetryNotice | None = None
-    note: str = ""
+    _fields = (
+        "phase",
+        "done",
+        "total",
+        "resumed_from",
+        "legacy",
+        "started",
+        "cancelled",
+        "retry",
+        "note",
+        "connections",
+    )
+    __slots__ = (*_fields, "_socket", "_lock", "_wake", "_skip_wait")
+    phase: Phase
+    done: int
+    total: int | None
+    resumed_from: int
+    legacy: bool
+    started: float
+    cancelled: bool
+    retry: RetryNotice | None
+    note: str
     #: Connections moving bytes now (a segmented download has several).
-    connections: int = 0
-    _socket: socket.socket | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _wake: threading.Condition = field(init=False, repr=False)
-    _skip_wait: bool = field(default=False, repr=False)
+    connections: int
 
-    def __post_init__(self) -> None:
-        self._wake = threading.Condition(self._lock)
+    def __init__(
+        self,
+        phase: Phase = Phase.QUEUED,
+        done: int = 0,
+        total: int | None = None,
+        resumed_from: int = 0,
+        legacy: bool = False,
+        started: float | None = None,
+        cancelled: bool = False,
+        retry: RetryNotice | None = None,
+        note: str = "",
+        connections: int = 0,
+    ) -> None:
+        self.phase = phase
+        self.done = done
+        self.total = total
+        self.resumed_from = resumed_from
+        self.legacy = legacy
+        self.started = time.monotonic() if started is None else started
+        self.cancelled = cancelled
+        self.retry = retry
+        self.note = note
+        self.connections = connections
+        self._socket: socket.socket | None = None
+        self._lock = _thread.allocate_lock()  # threading.Lock, without importing threading
+        #: Made by the first wait (``_waiting``): a download that never waits never
+        #: imports ``threading`` (0.5 ms of a one-file ``get``'s start-up).
+        self._wake: threading.Condition | None = None
+        self._skip_wait = False
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def _waiting(self) -> threading.Condition:
+        """The condition waits sleep on (``_lock`` held): made on first use, then kept."""
+        if self._wake is None:
+            import threading
+
+            self._wake = threading.Condition(self._lock)
+        return self._wake
 
     def attach(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -135,13 +244,15 @@ class TransferState:
             self.cancelled = True
             if self._socket is not None:
                 _shutdown(self._socket)
-            self._wake.notify_all()
+            if self._wake is not None:
+                self._wake.notify_all()
 
     def retry_now(self) -> None:
         """End the current backoff wait now (any thread); no effect outside one."""
         with self._lock:
             self._skip_wait = True
-            self._wake.notify_all()
+            if self._wake is not None:
+                self._wake.notify_all()
 
     def check_cancelled(self) -> None:
         if self.cancelled:
@@ -158,7 +269,7 @@ class TransferState:
     def backoff(self, seconds: float) -> None:
         """Wait out a retry's delay; ``retry_now`` ends it early, ``cancel`` raises."""
         with self._lock:
-            self._wake.wait_for(lambda: self.cancelled or self._skip_wait, seconds)
+            self._waiting().wait_for(lambda: self.cancelled or self._skip_wait, seconds)
             self._skip_wait = False
             self.retry = None
         self.check_cancelled()
@@ -168,7 +279,7 @@ class TransferState:
         if seconds <= 0:
             return
         with self._lock:
-            self._wake.wait_for(lambda: self.cancelled, seconds)
+            self._waiting().wait_for(lambda: self.cancelled, seconds)
         self.check_cancelled()
 
 
@@ -177,10 +288,20 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-@dataclass(frozen=True)
-class FetchResult:
+class FetchResult(FrozenValue):
     """A finished download. ``digest`` is None only from a legacy server: nothing was verified."""
 
+    _fields = (
+        "path",
+        "size",
+        "digest",
+        "legacy",
+        "resumed_from",
+        "seconds",
+        "attempts",
+        "checksum",
+    )
+    __slots__ = _fields
     path: str
     size: int
     digest: str | None
@@ -188,7 +309,27 @@ class FetchResult:
     resumed_from: int
     seconds: float
     #: Connections it took (1 when no retry was needed).
-    attempts: int = 1
+    attempts: int
     #: ``Options.expected`` when the file matched it (``sha256:…``): verified even
     #: from a legacy server. None when no checksum was asked for.
-    checksum: str | None = None
+    checksum: str | None
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        digest: str | None,
+        legacy: bool,
+        resumed_from: int,
+        seconds: float,
+        attempts: int = 1,
+        checksum: str | None = None,
+    ) -> None:
+        init_field(self, "path", path)
+        init_field(self, "size", size)
+        init_field(self, "digest", digest)
+        init_field(self, "legacy", legacy)
+        init_field(self, "resumed_from", resumed_from)
+        init_field(self, "seconds", seconds)
+        init_field(self, "attempts", attempts)
+        init_field(self, "checksum", checksum)

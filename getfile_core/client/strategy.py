@@ -31,10 +31,10 @@ kernel and blake3 version; until then, and for small files, ``splice``.
 
 from __future__ import annotations
 
+import _thread
 import functools
 import os
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -55,7 +55,7 @@ SOURCE_BYTES = 8 * 1024 * 1024
 CACHE_FILE = "receive.json"
 ENVIRONMENT = "GETFILE_RECEIVE"
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()  # threading.Lock: a small download never imports threading
 _chosen: str | None = None
 
 
@@ -183,6 +183,8 @@ def _one_run(choice: str, source: int, fd: int, nbytes: int) -> tuple[float, flo
     As from a getfile server: the sender's pages come from the page cache,
     and the receiver writes a new file.
     """
+    import threading  # not at the top: a small download never loads it
+
     from getfile_core.client.receive import (
         BufferReceiver,
         SpliceReceiver,

@@ -26,6 +26,7 @@ A request's version chooses the answer's: version-1 clients see nothing new.
 
 from __future__ import annotations
 
+from getfile_core._lazy import lazy_exports
 from getfile_core.protocol._client import ClientConnection, ClientState
 from getfile_core.protocol._errors import (
     LegacySilence,
@@ -66,7 +67,6 @@ from getfile_core.protocol._events import (
     Trailer,
     Verb,
 )
-from getfile_core.protocol._server import ServerConnection, ServerState
 from getfile_core.protocol._wire import (
     decode_listing,
     decode_path,
@@ -141,3 +141,10 @@ __all__ = [
     "pong",
     "proof_subject",
 ]
+
+# The server's side is imported on first use: a client never loads it.
+__getattr__, _ = lazy_exports(__name__, {"ServerConnection": "._server", "ServerState": "._server"})
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
+if TYPE_CHECKING:
+    from getfile_core.protocol._server import ServerConnection, ServerState

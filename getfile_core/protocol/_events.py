@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+
+from getfile_core._values import FrozenValue, init_field
 
 #: The version a ``Request`` speaks unless told otherwise (the one every
 #: getfile server understands); clients opt in to ``LATEST``.
@@ -79,72 +80,157 @@ class Verb(enum.StrEnum):
 
 
 # ---------------------------------------------------------------- events
+#
+# Plain frozen classes (``getfile_core._values``), not ``@dataclass(frozen=True)``:
+# importing ``dataclasses`` and building these ten cost 10 ms of a 1 MiB
+# ``getfile get`` whose whole process is meant to take ~30 ms (docs/performance.md).
+# ``event.replace(version=2)`` is what ``dataclasses.replace`` was.
 
 
-@dataclass(frozen=True)
-class LegacyRequest:
+class LegacyRequest(FrozenValue):
     """The book's request: a raw path, answered by raw bytes and a close."""
 
+    _fields = ("path",)
+    __slots__ = _fields
     path: bytes
 
+    def __init__(self, path: bytes) -> None:
+        init_field(self, "path", path)
 
-@dataclass(frozen=True)
-class Request:
+
+class Request(FrozenValue):
     """An extended request. ``path`` is raw bytes: POSIX names need not be UTF-8."""
 
+    _fields = ("verb", "path", "offset", "after", "limit", "version", "length", "keep")
+    __slots__ = _fields
     verb: Verb
     path: bytes
-    offset: int = 0
+    offset: int
     #: LIST only: continue after this name (the ``next`` of the previous page).
-    after: bytes | None = None
-    limit: int = MAX_LIST_ENTRIES
-    version: int = VERSION
+    after: bytes | None
+    limit: int
+    version: int
     #: Version 2 GET only: send just this many bytes from ``offset`` (a byte
     #: range, for segmented downloads). ``None``: to the end of the file.
-    length: int | None = None
+    length: int | None
     #: Version 2: keep the connection open after the answer for more requests
     #: (``keep=1`` on the wire). Without it the server closes after answering.
-    keep: bool = False
+    keep: bool
+
+    def __init__(
+        self,
+        verb: Verb,
+        path: bytes,
+        offset: int = 0,
+        after: bytes | None = None,
+        limit: int = MAX_LIST_ENTRIES,
+        version: int = VERSION,
+        length: int | None = None,
+        keep: bool = False,
+    ) -> None:
+        init_field(self, "verb", verb)
+        init_field(self, "path", path)
+        init_field(self, "offset", offset)
+        init_field(self, "after", after)
+        init_field(self, "limit", limit)
+        init_field(self, "version", version)
+        init_field(self, "length", length)
+        init_field(self, "keep", keep)
 
 
-@dataclass(frozen=True)
-class AuthProof:
+class AuthProof(FrozenValue):
     """The client's answer to a challenge: HMAC of the challenge and the request line."""
 
+    _fields = ("mac",)
+    __slots__ = _fields
     mac: bytes
 
+    def __init__(self, mac: bytes) -> None:
+        init_field(self, "mac", mac)
 
-@dataclass(frozen=True)
-class Response:
+
+class Response(FrozenValue):
     """A response head. For GET the body is ``size - offset`` bytes of the file.
 
     For LIST the body is ``size`` bytes of listing lines (see ``encode_listing``).
     """
 
+    _fields = (
+        "status",
+        "message",
+        "size",
+        "mtime_ns",
+        "digest",
+        "offset",
+        "challenge",
+        "entries",
+        "next_after",
+        "extra",
+        "version",
+        "length",
+        "trailer",
+        "hashed",
+        "keep",
+    )
+    __slots__ = _fields
     status: Status
-    message: str = ""
-    size: int | None = None
-    mtime_ns: int | None = None
-    digest: str | None = None
-    offset: int = 0
+    message: str
+    size: int | None
+    mtime_ns: int | None
+    digest: str | None
+    offset: int
     #: 401 only: the nonce the client must prove knowledge of the token against.
-    challenge: bytes | None = None
+    challenge: bytes | None
     #: LIST only: how many entries the body holds, and the cursor of the next page.
-    entries: int | None = None
-    next_after: bytes | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    entries: int | None
+    next_after: bytes | None
+    extra: dict[str, str]
     #: The protocol version of the head (``ServerConnection.send`` sets the request's).
-    version: int = VERSION
+    version: int
     #: Version 2 GET ok: the body is this range's length (``None``: to the end).
-    length: int | None = None
+    length: int | None
     #: Version 2 GET ok: the digest comes in a trailer after the body.
-    trailer: bool = False
+    trailer: bool
     #: 102 only: bytes of the file hashed so far (of ``size``).
-    hashed: int | None = None
+    hashed: int | None
     #: Version 2, answering a ``keep`` request: the connection goes on after
     #: this exchange, for at most this many more requests (0: this is the last).
     #: ``None``: the server closes after this exchange.
-    keep: int | None = None
+    keep: int | None
+
+    def __init__(
+        self,
+        status: Status,
+        message: str = "",
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        digest: str | None = None,
+        offset: int = 0,
+        challenge: bytes | None = None,
+        entries: int | None = None,
+        next_after: bytes | None = None,
+        extra: dict[str, str] | None = None,
+        version: int = VERSION,
+        length: int | None = None,
+        trailer: bool = False,
+        hashed: int | None = None,
+        keep: int | None = None,
+    ) -> None:
+        init_field(self, "status", status)
+        init_field(self, "message", message)
+        init_field(self, "size", size)
+        init_field(self, "mtime_ns", mtime_ns)
+        init_field(self, "digest", digest)
+        init_field(self, "offset", offset)
+        init_field(self, "challenge", challenge)
+        init_field(self, "entries", entries)
+        init_field(self, "next_after", next_after)
+        init_field(self, "extra", {} if extra is None else extra)
+        init_field(self, "version", version)
+        init_field(self, "length", length)
+        init_field(self, "trailer", trailer)
+        init_field(self, "hashed", hashed)
+        init_field(self, "keep", keep)
 
     @property
     def body_length(self) -> int:
@@ -156,34 +242,49 @@ class Response:
         return self.size - self.offset if self.length is None else self.length
 
 
-@dataclass(frozen=True)
-class Data:
+class Data(FrozenValue):
+    _fields = ("data",)
+    __slots__ = _fields
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        init_field(self, "data", data)
 
-@dataclass(frozen=True)
-class HashProgress:
+
+class HashProgress(FrozenValue):
     """Version 2 trailer: the server is still hashing; ``hashed`` bytes so far."""
 
+    _fields = ("hashed",)
+    __slots__ = _fields
     hashed: int
 
+    def __init__(self, hashed: int) -> None:
+        init_field(self, "hashed", hashed)
 
-@dataclass(frozen=True)
-class Trailer:
+
+class Trailer(FrozenValue):
     """Version 2: what follows the body: the whole file's digest, or why there is none."""
 
-    digest: str | None = None
-    error: str = ""
+    _fields = ("digest", "error")
+    __slots__ = _fields
+    digest: str | None
+    error: str
+
+    def __init__(self, digest: str | None = None, error: str = "") -> None:
+        init_field(self, "digest", digest)
+        init_field(self, "error", error)
 
 
-@dataclass(frozen=True)
-class EndOfMessage:
+class EndOfMessage(FrozenValue):
     """The body is complete (extended: all announced bytes; legacy: the server closed)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ConnectionClosed:
+
+class ConnectionClosed(FrozenValue):
     """A persistent connection ended cleanly between two exchanges (a half-close or EOF)."""
+
+    __slots__ = ()
 
 
 class _NeedData:
@@ -206,14 +307,21 @@ Event = (
 )
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(FrozenValue):
     """One line of a listing. ``name`` is raw bytes, exactly as on the server's disk."""
 
+    _fields = ("name", "kind", "size", "mtime_ns")
+    __slots__ = _fields
     name: bytes
     kind: str  # "file", "dir" or "other"
     size: int
     mtime_ns: int
+
+    def __init__(self, name: bytes, kind: str, size: int, mtime_ns: int) -> None:
+        init_field(self, "name", name)
+        init_field(self, "kind", kind)
+        init_field(self, "size", size)
+        init_field(self, "mtime_ns", mtime_ns)
 
 
 ENTRY_KINDS = ("file", "dir", "other")

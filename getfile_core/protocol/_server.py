@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 
 from getfile_core.errors import ProtocolError
@@ -189,9 +188,9 @@ class ServerConnection(_Buffered):
         keep = None
         if request.keep and (challenge or response.status not in _ENDS_CONNECTION):
             keep = self._keep_count(response)
-        if request.verb is Verb.PING and dataclasses.replace(response, keep=None) != pong():
+        if request.verb is Verb.PING and response.replace(keep=None) != pong():
             raise ProtocolError("PING is answered with pong() only")
-        response = dataclasses.replace(response, version=request.version, keep=keep)
+        response = response.replace(version=request.version, keep=keep)
         if response.version < 2 and (response.trailer or response.length is not None):
             raise ProtocolError("trailers and ranges need protocol version 2")
         head = encode_response_head(response)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
@@ -254,7 +253,7 @@ def parse_response_head(head: bytes) -> Response:
         if not value.isprintable():
             raise ProtocolError("header value has control characters")
         headers[key] = value
-    return dataclasses.replace(_response_from_headers(status, headers), version=version)
+    return _response_from_headers(status, headers).replace(version=version)
 
 
 def _parse_mtime(value: str) -> int:

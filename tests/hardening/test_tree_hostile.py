@@ -131,7 +131,7 @@ class ListingLiar:
             head, body = Response(Status.NOT_A_DIRECTORY, message="a file"), b""
         else:
             head, body = Response(Status.NOT_FOUND, message="no such thing"), b""
-        head = Response(**{**head.__dict__, "version": request.version, "keep": keep})
+        head = head.replace(version=request.version, keep=keep)
         return protocol.encode_response_head(head) + body
 
 

@@ -9,7 +9,6 @@ bound.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 
 import pytest
@@ -879,7 +878,7 @@ def test_v2_byte_range_round_trips() -> None:
 )
 def test_client_refuses_a_v2_head_that_does_not_answer(head: Response) -> None:
     client = ClientConnection(Request(Verb.GET, b"f", offset=10, length=20, version=2))
-    client.receive_data(protocol.encode_response_head(dataclasses.replace(head, version=2)))
+    client.receive_data(protocol.encode_response_head(head.replace(version=2)))
     with pytest.raises(ProtocolError):
         client.next_event()
 

@@ -7,7 +7,6 @@ parses the whole stream back, whatever way TCP splits it.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import pytest
@@ -495,7 +494,7 @@ def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
 def test_any_pipelined_script_survives_any_split(
     requests: list[Request], last_keeps: bool, body: bytes, cuts: list[int]
 ) -> None:
-    requests[-1] = dataclasses.replace(requests[-1], keep=last_keeps)
+    requests[-1] = requests[-1].replace(keep=last_keeps)
     bodies = {b"a": body, b"ta": body, b"empty": b""}
     client, wire = client_for(requests)
     sent = serve_script(wire, bodies)
