@@ -38,12 +38,26 @@ IDLE_WAIT = 0.5
 
 @dataclass
 class Started:
-    """The opening connection handed to its thread, and the piece it is to fill."""
+    """A connection opened before its thread took pieces, and the piece it is to fill.
 
-    opening: Opening
-    piece: Piece
+    The download's opening connection (its body the whole file's), or one
+    slice's (``slices``: its body the piece's). A slice whose answer was
+    empty has no piece; one whose opening failed has only the ``error``,
+    met as the thread's first failed attempt.
+    """
+
+    opening: Opening | None
+    piece: Piece | None
+    error: GetfileError | None = None
     #: Set once the thread has taken it on (from then on, the piece is handled as any other).
     taken: bool = False
+
+    def let_go(self, crew: Crew) -> None:
+        """Never taken on (the thread ended first): close it, free the piece."""
+        if self.opening is not None:
+            self.opening.session.close()
+        if self.piece is not None:
+            crew.plan.release(self.piece)
 
 
 def work(
@@ -70,8 +84,7 @@ def work(
         crew.failed(source, LocalFileError(f"{error.strerror or error}"))
     finally:
         if first is not None and not first.taken:  # ended before using it: let the piece go
-            first.opening.session.close()
-            crew.plan.release(first.piece)
+            first.let_go(crew)
         if fd >= 0:
             os.close(fd)
         with crew.lock:
@@ -94,22 +107,29 @@ def _fetch_pieces(
     and this one takes whatever is free when its wait ends.
     """
     failures = 0
+    pending = first  # an attempt already under way: its connection, or how it failed
     while source.alive and crew.fatal is None and not sub.cancelled:
-        opening = None
-        if first is not None and not first.taken:
-            first.taken, piece, opening = True, first.piece, first.opening
+        started, pending = pending, None
+        if started is not None:
+            started.taken, piece = True, started.piece
+            if piece is None and started.error is None:  # an empty slice: nothing to fetch
+                started.let_go(crew)
+                continue
         else:
             piece = crew.plan.take(source.index)
-        if piece is None:
-            if crew.plan.settled():
-                return
-            sub.phase = Phase.WAITING  # the last pieces' owners may fail yet: stay ready
-            crew.plan.wait(IDLE_WAIT)
-            continue
+            if piece is None:
+                if crew.plan.settled():
+                    return
+                sub.phase = Phase.WAITING  # the last pieces' owners may fail yet: stay ready
+                crew.plan.wait(IDLE_WAIT)
+                continue
         before = sub.done
         try:
-            if opening is not None:
-                _fetch_opened(crew, source, piece, sub, fd, opening)
+            if started is not None and started.error is not None:
+                raise started.error  # the opening failed: this connection's first attempt
+            assert piece is not None
+            if started is not None and started.opening is not None:
+                _fetch_opened(crew, source, piece, sub, fd, started.opening)
             else:
                 _fetch_range(crew, source, piece, sub, fd)
             continue
@@ -128,7 +148,8 @@ def _fetch_pieces(
                 reason=reason,
             )
         finally:
-            crew.plan.release(piece)
+            if piece is not None:
+                crew.plan.release(piece)
         sub.begin_retry(notice)
         if on_retry is not None:
             on_retry(notice)

@@ -361,7 +361,13 @@ def check_answers_request(request: Request | LegacyRequest, response: Response) 
     elif request.verb is Verb.PING:
         if response.body_length != 0:
             raise ProtocolError("a PING is answered without a body")
-    elif response.entries is not None or response.offset != request.offset:
+    elif response.entries is not None:
+        raise ProtocolError("response does not answer the request that was sent")
+    elif request.slice is not None:
+        assert response.size is not None  # an ok head always has one
+        if (response.offset, response.length) != request.slice.span(response.size):
+            raise ProtocolError("server sent another range than the slice asked for")
+    elif response.offset != request.offset:
         raise ProtocolError("response does not answer the request that was sent")
     elif response.length != request.length:
         raise ProtocolError("response does not send the range that was asked for")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from getfile_core.protocol._slices import Slice
+
 #: The version a ``Request`` speaks unless told otherwise (the one every
 #: getfile server understands); clients opt in to ``LATEST``.
 VERSION = 1
@@ -105,6 +107,9 @@ class Request:
     #: Version 2: keep the connection open after the answer for more requests
     #: (``keep=1`` on the wire). Without it the server closes after answering.
     keep: bool = False
+    #: Version 2 GET only (``slice=K/N floor=F``): the server picks the range,
+    #: ``Slice.span`` of the file's size; excludes ``offset`` and ``length``.
+    slice: Slice | None = None
 
 
 @dataclass(frozen=True)
