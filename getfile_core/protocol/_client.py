@@ -345,8 +345,11 @@ def check_version(request: Request | LegacyRequest, response: Response) -> None:
     asked = request.version if isinstance(request, Request) else VERSION
     if response.version == asked:
         return
-    # A server that does not speak our version says so in an older one.
-    if response.status is Status.UNSUPPORTED_VERSION and response.version < asked:
+    # A server that does not speak our version says so in an older one, and
+    # a line it could not parse (an unknown parameter: a server older than
+    # it) is refused in version 1, since it never learned the line's version.
+    refusals = (Status.UNSUPPORTED_VERSION, Status.BAD_REQUEST)
+    if response.status in refusals and response.version < asked:
         return
     raise ProtocolError(f"asked in protocol version {asked}, answered in {response.version}")
 

@@ -48,7 +48,7 @@ class Slice:
         raise AttributeError("a Slice cannot be changed")
 
     def pieces(self, size: int) -> int:
-        """How many of the ``count`` slices are not empty for a file of ``size`` bytes."""
+        """How many pieces a ``size``-byte file is cut into (the other slices are empty)."""
         return min(self.count, max(1, size // self.floor))
 
     def span(self, size: int) -> tuple[int, int]:
