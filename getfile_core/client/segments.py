@@ -19,20 +19,27 @@ loopback, 1 GiB in 8 segments (5 runs, a loaded 2-core VM): the wait after
 the last byte was 0.20 s against 0.41 s when the whole file was hashed at
 the end (the total time was within the noise of the load).
 
-Start: a fresh download's first connection asks for the whole file, and
-its head (the size, the digest) decides the plan while its body is already
-the first piece's bytes: no round trip is spent on a head alone. The other
-connections start as soon as that head is read. A ``.part`` to continue
-asks for the head alone (``probe``) and plans from the record.
+Start: a fresh download from one server opens all its connections at
+once, each asking for its slice (``slice=K/N``, ``slices``): the server
+cuts the file by a rule both ends know, so the first head to arrive gives
+the size and with it every connection's range, and no connection waits a
+round trip for another's head. A server from before slices refuses the
+parameter and is asked the old way: the first connection asks for the
+whole file and its head decides the plan while its body is already the
+first piece's bytes; the others start once that head is read. A download
+with mirrors starts that way too (each mirror is checked, ``probe``,
+before its bytes are used), and a ``.part`` to continue asks for the head
+alone (``probe``) and plans from the record.
 
-Files under ``MIN_SEGMENTED`` stay on that one connection (see its
-docstring); a server that cannot send ranges (legacy, version 1) gets one
-plain download, with one line saying so.
+Files under ``MIN_SEGMENTED`` come on one connection (slice 0; the others'
+slices are empty); a server that cannot send ranges (legacy, version 1)
+gets one plain download, with one line saying so.
 
 Who does what: this module runs the download (the first head, the plan,
 the ``.part`` and its record, supervision, verification); ``rangefetch``
-is one connection's thread; ``crew`` holds what the connections share and
-decides what a failure means; ``mirrors`` checks the sources; ``plan``
+is one connection's thread; ``slices`` opens a fresh download's
+connections; ``crew`` holds what the connections share and decides what a
+failure means; ``mirrors`` checks the sources; ``plan``
 is the bookkeeping of pieces; ``ranges`` the record on disk.
 """
 
@@ -71,10 +78,11 @@ if TYPE_CHECKING:
     from getfile_core.checksums import DigestCheck
 
 MiB = 1024 * 1024
-#: Files smaller than this take one connection, whatever ``segments`` says:
-#: the opening connection (which asked for the whole file) brings it all.
-#: Segments cost a round trip more (the other connections start once the
-#: head gives the size) and a connection each. Measured (medians of 3,
+#: Files smaller than this come on one connection, whatever ``segments`` says
+#: (slices: the floor, ``slices.FLOOR``, is half of it; the old start: the
+#: opening connection, which asked for the whole file, brings it all).
+#: Segments cost a connection each and, before slices, a round trip more (the
+#: other connections started once the head gave the size). Measured (medians of 3,
 #: in-process server, 2-core VM, when a head-only request still came
 #: first): on a long path (40 ms one way, 256 KiB window) one connection
 #: against 4 segments took 0.42 s vs 0.49 s for 1 MiB, 0.76 vs 0.83 s for

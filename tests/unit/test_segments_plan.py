@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from getfile_core.client import ranges
+from getfile_core.client import ranges, segments, slices
 from getfile_core.client.plan import ALIGN, MIN_SPLIT, Plan, complement, merge
 
 MiB = 1024 * 1024
@@ -50,6 +50,11 @@ def test_a_claimed_plan_is_exactly_the_slices_each_held_by_its_connection() -> N
     plan.release(second)  # its connection failed: another takes it whole
     taken = plan.take(0)
     assert taken is second and taken.owner == 0
+
+
+def test_the_slice_floor_keeps_the_one_connection_threshold() -> None:
+    # Under MIN_SEGMENTED a file is one piece: the floor is half of it.
+    assert slices.FLOOR * 2 == segments.MIN_SEGMENTED
 
 
 def test_claimed_spans_must_tile_the_file() -> None:
