@@ -154,32 +154,48 @@ class SegmentedDownload:
                     opening.session.close()
                 return self._one_connection(on_retry)
             count = 1  # the opening connection brings it all: no second connection
-        self.sources[0].head = head
-        if sliced is not None:
-            plan = sliced.plan(head)
-        else:
-            plan = Plan(head.size, self._usable(record, head, offset), count)
-        crew = self.crew = Crew(
-            self.options, self.destination, self.state, self.sources, plan, head, head.digest
-        )
-        self.state.total, self.state.resumed_from = head.size, plan.done_bytes()
+        crew: Crew | None = None
         try:
+            crew = self._crew(head, sliced, record, offset, count)
             fd = self._open_part(offset, head.size)
             if sliced is not None:
                 sliced.proceed(crew)
                 self._threads.extend(sliced.threads)
             else:
-                self._start(crew, count, on_retry, _first_piece(plan, opening))
+                self._start(crew, count, on_retry, _first_piece(crew.plan, opening))
                 opening = None  # its thread closes it
             digest = self._download(crew, fd, on_retry)
         except BaseException as error:
             if opening is not None:
                 opening.session.close()
             if sliced is not None:
-                sliced.abort()
-            self._give_up(crew, error)
+                sliced.abort()  # its threads end (after ``proceed``, _give_up stops them too)
+            if crew is None:
+                self.destination.close()
+            else:
+                self._give_up(crew, error)
             raise
         return self._finish(crew, digest, began)
+
+    def _crew(
+        self,
+        head: Head,
+        sliced: SlicedStart | None,
+        record: ranges.Record | None,
+        offset: int,
+        count: int,
+    ) -> Crew:
+        """The plan (the slices', or cut from the record) and what the connections share."""
+        self.sources[0].head = head
+        if sliced is not None:
+            plan = sliced.plan(head)
+        else:
+            plan = Plan(head.size, self._usable(record, head, offset), count)
+        self.crew = Crew(
+            self.options, self.destination, self.state, self.sources, plan, head, head.digest
+        )
+        self.state.total, self.state.resumed_from = head.size, plan.done_bytes()
+        return self.crew
 
     def _finish(self, crew: Crew, digest: str, began: float) -> FetchResult:
         """Every byte in and verified: the ``.part`` becomes the file, its record goes."""
@@ -227,8 +243,9 @@ class SegmentedDownload:
         """
         count = min(MAX_CONNECTIONS, self.options.segments)
         sliced = SlicedStart(self.sources[0], self.options, count)
-        sliced.launch(on_retry)
+        self.state.note = f"waiting for {self.sources[0].label} to answer"
         try:
+            sliced.launch(on_retry)
             head = sliced.wait_first(self.state).head
         except Refused as refusal:
             sliced.abort()
@@ -238,6 +255,8 @@ class SegmentedDownload:
         except BaseException:
             sliced.abort()
             raise
+        finally:
+            self.state.note = ""
         return sliced, head
 
     def _first_head(
