@@ -9,8 +9,11 @@ seconds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from getfile_core.protocol import _wire as wire
 from tests.support import (
     GETFILE,
     MIB,
+    PATIENCE,
     assert_one_error_line,
     digest_bytes,
     digest_of,
@@ -31,6 +35,7 @@ from tests.support import (
     running_server,
     scripted_server,
     serve_process,
+    wait_until,
     wait_until_sync,
     write_random,
 )
@@ -145,6 +150,36 @@ async def test_a_server_from_before_slices_is_asked_the_old_way_without_a_word(
     assert stats.connections == 8, stats
     refused = [r for r in server.log if r.status == "bad-request"]  # type: ignore[attr-defined]
     assert len(refused) == 4, server.log  # type: ignore[attr-defined]
+
+
+async def test_a_cancel_while_every_slice_awaits_its_head_ends_every_connection(
+    dest: Path,
+) -> None:
+    """A server that reads the slice requests and never answers; the download is cancelled."""
+    heard: list[bytes] = []
+    release = asyncio.Event()
+
+    async def silent(line: bytes, writer) -> None:  # type: ignore[no-untyped-def]
+        heard.append(line)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(release.wait(), PATIENCE)
+
+    async with scripted_server(silent, version_2=True) as port:
+        target = Target("127.0.0.1", port, b"big.bin")
+        task = asyncio.ensure_future(fetch(target, str(dest), options=Options(segments=4)))
+        await wait_until(lambda: len(heard) == 4, "the four slice requests", 10)
+        assert all(b" slice=" in line for line in heard), heard
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Ended by the cancel, while the server still holds every connection.
+        await wait_until(
+            lambda: not [t for t in threading.enumerate() if t.name.startswith("getfile-segment")],
+            "every slice's thread to end",
+            10,
+        )
+        release.set()
+    assert list(dest.iterdir()) == []  # not even a .part: no head ever came
 
 
 def test_a_legacy_server_falls_back_to_one_connection_with_one_line(
