@@ -138,7 +138,8 @@ class SegmentedDownload:
             shown = self.destination.part_path + ranges.SUFFIX
             if self.destination.resume:
                 record = ranges.load(self.destination.dir_fd, self.record_name, shown)
-            if not offset and record is None and len(self.sources) == 1:
+            fresh = not offset and record is None
+            if fresh and len(self.sources) == 1 and self.options.segments > 1:
                 sliced, head = self._open_slices(on_retry)
             if sliced is None:
                 head, opening = self._first_head(offset, on_retry)
