@@ -69,8 +69,9 @@ def work(
 ) -> None:
     """Take pieces and fetch them, until none is left, the source is dropped, or a stop.
 
-    ``first``: a piece whose request is already answered (the download's
-    opening connection); it is fetched before any other.
+    ``first``: a piece whose request is already sent (the download's opening
+    connection, or this connection's slice), fetched before any other; or
+    how that request failed, met as this connection's first failed attempt.
     """
     fd = -1
     try:
