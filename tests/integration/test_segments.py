@@ -22,6 +22,7 @@ import pytest
 from getfile_core.address import Target
 from getfile_core.client import Options, fetch
 from getfile_core.client.segments import MIN_SEGMENTED
+from getfile_core.errors import UnauthorizedError
 from getfile_core.protocol import _wire as wire
 from tests.support import (
     GETFILE,
@@ -180,6 +181,22 @@ async def test_a_cancel_while_every_slice_awaits_its_head_ends_every_connection(
         )
         release.set()
     assert list(dest.iterdir()) == []  # not even a .part: no head ever came
+
+
+async def test_every_slice_proves_the_token_and_a_wrong_one_is_refused_once(
+    root: Path, dest: Path
+) -> None:
+    data = os.urandom(SIZE)
+    (root / "big.bin").write_bytes(data)
+    async with running_server(root, token=b"sesame") as server:
+        target = Target("127.0.0.1", server.port_bound, b"big.bin")
+        result = await fetch(target, str(dest), options=Options(segments=4, token=b"sesame"))
+        assert (dest / "big.bin").read_bytes() == data and result.digest == digest_bytes(data)
+        assert [r.status for r in server.log] == ["ok"] * 4  # type: ignore[attr-defined]
+        (dest / "big.bin").unlink()
+        with pytest.raises(UnauthorizedError, match="wrong token"):
+            await fetch(target, str(dest), options=Options(segments=4, token=b"open up"))
+    assert list(dest.iterdir()) == []
 
 
 def test_a_legacy_server_falls_back_to_one_connection_with_one_line(
