@@ -151,13 +151,17 @@ class SlicedStart:
         """Open slice ``index``; once the plan is made, go on as a connection of the download."""
         sub = self.subs[index]
         opening: Opening | None = None
+        failed: GetfileError | NoRanges | None = None
         try:
             opening = open_slice(self.source.target, self.options, sub, self.slices[index])
         except (GetfileError, NoRanges) as error:
-            with self._cond:
-                self._errors[index] = error
+            failed = error
+        except Exception as error:  # a bug here must end the download by its name, not hang it
+            failed = GetfileError(f"connection {index}: {error.__class__.__name__}: {error}")
+            failed.__cause__ = error
         with self._cond:
             self._openings[index] = opening
+            self._errors[index] = failed
             self._answered += 1
             self._cond.notify_all()
             while self._decision is None:
@@ -167,10 +171,9 @@ class SlicedStart:
             if opening is not None:
                 opening.session.close()
             return
-        error = self._errors[index]
         started = rangefetch.Started(opening, self._pieces[index])
-        if isinstance(error, GetfileError):
-            started.error = error
+        if isinstance(failed, GetfileError):
+            started.error = failed
         elif opening is not None:
             started.error = self._disagrees(crew, index, opening)
             if started.error is not None:

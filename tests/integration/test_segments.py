@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.client import Options, fetch
+from getfile_core.client import Options, fetch, slices
 from getfile_core.client.segments import MIN_SEGMENTED
-from getfile_core.errors import UnauthorizedError
+from getfile_core.errors import GetfileError, UnauthorizedError
 from getfile_core.protocol import _wire as wire
 from tests.support import (
     GETFILE,
@@ -197,6 +197,30 @@ async def test_every_slice_proves_the_token_and_a_wrong_one_is_refused_once(
         with pytest.raises(UnauthorizedError, match="wrong token"):
             await fetch(target, str(dest), options=Options(segments=4, token=b"open up"))
     assert list(dest.iterdir()) == []
+
+
+async def test_a_bug_in_one_slices_connection_ends_the_download_by_its_name(
+    root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a hang: the slice's piece is held until its connection says how it went."""
+    (root / "big.bin").write_bytes(os.urandom(SIZE))
+    real = slices.open_slice
+
+    def broken(target, options, sub, piece):  # type: ignore[no-untyped-def]
+        if piece.index == 2:
+            raise RuntimeError("a bug")
+        return real(target, options, sub, piece)
+
+    monkeypatch.setattr(slices, "open_slice", broken)
+    async with running_server(root) as server:
+        target = Target("127.0.0.1", server.port_bound, b"big.bin")
+        with pytest.raises(GetfileError, match="connection 2: RuntimeError: a bug"):
+            await asyncio.wait_for(fetch(target, str(dest), options=Options(segments=4)), PATIENCE)
+    # No file; what the other connections brought may stay for --resume.
+    assert {p.name for p in dest.iterdir()} <= {
+        "big.bin.getfile-part",
+        "big.bin.getfile-part.ranges",
+    }
 
 
 def test_a_legacy_server_falls_back_to_one_connection_with_one_line(
