@@ -220,6 +220,9 @@ def _receive(
     sub.phase = Phase.DOWNLOADING
     if not _copy_range(crew, session, piece, sub, fd):
         return  # the piece was split: the rest is another connection's
+    # The piece is on disk: the supervisor hashes on in order now rather than
+    # when a thread ends (the slices end together, and threads only after all).
+    crew.changed.set()
     if response.trailer:
         sub.phase = Phase.VERIFYING
         name = printable(source.target.display_path.rsplit("/", 1)[-1])
