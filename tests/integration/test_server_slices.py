@@ -14,7 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from getfile_core.protocol import Request, Slice, Status, Verb
+from getfile_core.protocol import (
+    NEED_DATA,
+    ClientConnection,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Request,
+    Response,
+    Slice,
+    Status,
+    Verb,
+)
 from getfile_core.server.fileserver import FileServer
 from tests.support import MIB, PATIENCE, digest_bytes, running_server
 from tests.support.wire import raw_exchange, split_response
@@ -100,3 +111,37 @@ async def test_a_slice_the_rules_do_not_allow_is_a_bad_request(
 async def test_a_missing_file_is_refused_as_for_any_get(server: FileServer) -> None:
     head, body = await raw_exchange(server.port_bound, sliced(b"gone.bin", 0, 4))
     assert head.status is Status.NOT_FOUND and body == b""
+
+
+async def test_slices_on_one_kept_connection_are_framed_by_their_length(
+    server: FileServer,
+) -> None:
+    """``keep=1`` and ``slice`` together: each answer ends exactly at its slice's length."""
+    data = Path(server.root.path, "big.bin").read_bytes()
+    first = Request(Verb.GET, b"big.bin", version=2, keep=True, slice=Slice(0, 2))
+    second = Request(Verb.GET, b"big.bin", version=2, slice=Slice(1, 2))
+    conn = ClientConnection(first)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port_bound)
+    heads: list[Response] = []
+    bodies = [bytearray(), bytearray()]
+    try:
+        writer.write(conn.request_bytes())
+        ended = 0  # answers complete (an EndOfMessage each)
+        async with asyncio.timeout(PATIENCE):
+            while ended < 2:
+                event = conn.next_event()
+                if isinstance(event, EndOfMessage | ConnectionClosed):
+                    ended += 1
+                elif event is NEED_DATA:
+                    conn.receive_data(await reader.read(256 * 1024))
+                elif isinstance(event, Response):
+                    heads.append(event)
+                    if len(heads) == 1:  # the first head confirmed the kept connection
+                        writer.write(conn.pipeline(second))
+                elif isinstance(event, Data):
+                    bodies[len(heads) - 1] += event.data
+    finally:
+        writer.close()
+    assert [(h.offset, h.length) for h in heads] == [Slice(k, 2).span(SIZE) for k in range(2)]
+    assert heads[0].keep is not None and heads[1].keep is None
+    assert bytes(bodies[0]) + bytes(bodies[1]) == data
