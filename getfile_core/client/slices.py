@@ -97,11 +97,11 @@ class SlicedStart:
                 first = next((o for o in self._openings if o is not None), None)
                 if first is not None:
                     return first
-                if self._answered == len(self.slices):
-                    raise self._why_none()
                 if state.cancelled:
                     self.abort()
                     state.check_cancelled()
+                if self._answered == len(self.slices):
+                    raise self._why_none()
                 self._cond.wait(TICK)
 
     def plan(self, head: Head) -> Plan:
