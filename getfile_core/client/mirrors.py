@@ -96,7 +96,7 @@ def probe(target: Target, options: Options, state: TransferState) -> Head:
     request = Request(Verb.GET, target.path, offset=0, length=0, version=LATEST)
     session = Session(target, options, state)
     try:
-        return _head(session, request)[0]
+        return check_head(session, request)[0]
     finally:
         session.close()
 
@@ -131,15 +131,19 @@ def open_whole(target: Target, options: Options, state: TransferState) -> Openin
     request = Request(Verb.GET, target.path, offset=0, version=LATEST)
     session = Session(target, options, state)
     try:
-        head, response = _head(session, request)
+        head, response = check_head(session, request)
     except BaseException:
         session.close()
         raise
     return Opening(head, session, response)
 
 
-def _head(session: Session, request: Request) -> tuple[Head, Response]:
-    """Send ``request`` and read its head: a version-2 answer with a size and a digest."""
+def check_head(session: Session, request: Request) -> tuple[Head, Response]:
+    """Send ``request`` and read its head: a version-2 answer with a size and a digest.
+
+    (The range it answers, ``offset``/``length`` or a ``slice``'s, is checked
+    against the request by the protocol itself: ``check_answers_request``.)
+    """
     try:
         response = session.open(request)
     except protocol.LegacySilence:
@@ -157,8 +161,6 @@ def _head(session: Session, request: Request) -> tuple[Head, Response]:
         raise NoRanges("a version-1 getfile server")
     if response.digest is None and not response.trailer:
         raise ProtocolError("the server announced no digest: refusing an unverifiable file")
-    if response.offset != request.offset or response.length != request.length:
-        raise ProtocolError("server sent a different byte range than asked")
     head = Head(response.size, response.mtime_ns, response.digest, response.version)
     return head, response
 

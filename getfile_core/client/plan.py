@@ -79,6 +79,35 @@ class Plan:
                 a = cut
         self._pieces.sort(key=lambda piece: piece.start)
 
+    @classmethod
+    def claimed(
+        cls, size: int, spans: list[tuple[int, int]], owner: int, min_split: int = MIN_SPLIT
+    ) -> tuple[Plan, list[Piece | None]]:
+        """A plan whose pieces are exactly ``spans`` (``(offset, length)``), each held by ``owner``.
+
+        For a download whose connections asked for their ranges before the
+        size was known (``slice=K/N``): the server cut the file, each
+        connection already fetches its span. Returns the plan and, per span,
+        its piece (None for an empty span). The spans must tile ``[0, size)``.
+        """
+        plan = cls(size, [(0, size)], 1, min_split)
+        plan._pieces = []
+        pieces: list[Piece | None] = []
+        for offset, length in spans:
+            piece = Piece(offset, offset + length, offset, owner, owner) if length else None
+            if piece is not None:
+                plan._pieces.append(piece)
+            pieces.append(piece)
+        plan._pieces.sort(key=lambda piece: piece.start)
+        at = 0
+        for piece in plan._pieces:
+            if piece.start != at:
+                raise ValueError(f"spans do not tile the file: a gap or overlap at byte {at}")
+            at = piece.end
+        if at != size:
+            raise ValueError(f"spans do not tile the file: they end at {at}, not {size}")
+        return plan, pieces
+
     def take(self, source: int) -> Piece | None:
         """A free piece for ``source``, or the back half of the largest one; None: nothing left."""
         with self._lock:

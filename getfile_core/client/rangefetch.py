@@ -37,19 +37,40 @@ IDLE_WAIT = 0.5
 
 
 class Started(Value):
-    """The opening connection handed to its thread, and the piece it is to fill."""
+    """A connection opened before its thread took pieces, and the piece it is to fill.
 
-    _fields = ("opening", "piece", "taken")
+    The download's opening connection (its body the whole file's), or one
+    slice's (``slices``: its body the piece's). A slice whose answer was
+    empty has no piece; one whose opening failed has only the ``error``,
+    met as the thread's first failed attempt.
+    """
+
+    _fields = ("opening", "piece", "error", "taken")
     __slots__ = _fields
-    opening: Opening
-    piece: Piece
+    opening: Opening | None
+    piece: Piece | None
+    error: GetfileError | None
     #: Set once the thread has taken it on (from then on, the piece is handled as any other).
     taken: bool
 
-    def __init__(self, opening: Opening, piece: Piece, taken: bool = False) -> None:
+    def __init__(
+        self,
+        opening: Opening | None,
+        piece: Piece | None,
+        error: GetfileError | None = None,
+        taken: bool = False,
+    ) -> None:
         self.opening = opening
         self.piece = piece
+        self.error = error
         self.taken = taken
+
+    def let_go(self, crew: Crew) -> None:
+        """Never taken on (the thread ended first): close it, free the piece."""
+        if self.opening is not None:
+            self.opening.session.close()
+        if self.piece is not None:
+            crew.plan.release(self.piece)
 
 
 def work(
@@ -61,8 +82,9 @@ def work(
 ) -> None:
     """Take pieces and fetch them, until none is left, the source is dropped, or a stop.
 
-    ``first``: a piece whose request is already answered (the download's
-    opening connection); it is fetched before any other.
+    ``first``: a piece whose request is already sent (the download's opening
+    connection, or this connection's slice), fetched before any other; or
+    how that request failed, met as this connection's first failed attempt.
     """
     fd = -1
     try:
@@ -76,8 +98,7 @@ def work(
         crew.failed(source, LocalFileError(f"{error.strerror or error}"))
     finally:
         if first is not None and not first.taken:  # ended before using it: let the piece go
-            first.opening.session.close()
-            crew.plan.release(first.piece)
+            first.let_go(crew)
         if fd >= 0:
             os.close(fd)
         with crew.lock:
@@ -100,22 +121,29 @@ def _fetch_pieces(
     and this one takes whatever is free when its wait ends.
     """
     failures = 0
+    pending = first  # an attempt already under way: its connection, or how it failed
     while source.alive and crew.fatal is None and not sub.cancelled:
-        opening = None
-        if first is not None and not first.taken:
-            first.taken, piece, opening = True, first.piece, first.opening
+        started, pending = pending, None
+        if started is not None:
+            started.taken, piece = True, started.piece
+            if piece is None and started.error is None:  # an empty slice: nothing to fetch
+                started.let_go(crew)
+                continue
         else:
             piece = crew.plan.take(source.index)
-        if piece is None:
-            if crew.plan.settled():
-                return
-            sub.phase = Phase.WAITING  # the last pieces' owners may fail yet: stay ready
-            crew.plan.wait(IDLE_WAIT)
-            continue
+            if piece is None:
+                if crew.plan.settled():
+                    return
+                sub.phase = Phase.WAITING  # the last pieces' owners may fail yet: stay ready
+                crew.plan.wait(IDLE_WAIT)
+                continue
         before = sub.done
         try:
-            if opening is not None:
-                _fetch_opened(crew, source, piece, sub, fd, opening)
+            if started is not None and started.error is not None:
+                raise started.error  # the opening failed: this connection's first attempt
+            assert piece is not None
+            if started is not None and started.opening is not None:
+                _fetch_opened(crew, source, piece, sub, fd, started.opening)
             else:
                 _fetch_range(crew, source, piece, sub, fd)
             continue
@@ -134,7 +162,8 @@ def _fetch_pieces(
                 reason=reason,
             )
         finally:
-            crew.plan.release(piece)
+            if piece is not None:
+                crew.plan.release(piece)
         sub.begin_retry(notice)
         if on_retry is not None:
             on_retry(notice)
@@ -204,6 +233,9 @@ def _receive(
     sub.phase = Phase.DOWNLOADING
     if not _copy_range(crew, session, piece, sub, fd):
         return  # the piece was split: the rest is another connection's
+    # The piece is on disk: the supervisor hashes on in order now rather than
+    # when a thread ends (the slices end together, and threads only after all).
+    crew.changed.set()
     if response.trailer:
         sub.phase = Phase.VERIFYING
         name = printable(source.target.display_path.rsplit("/", 1)[-1])

@@ -19,20 +19,27 @@ loopback, 1 GiB in 8 segments (5 runs, a loaded 2-core VM): the wait after
 the last byte was 0.20 s against 0.41 s when the whole file was hashed at
 the end (the total time was within the noise of the load).
 
-Start: a fresh download's first connection asks for the whole file, and
-its head (the size, the digest) decides the plan while its body is already
-the first piece's bytes: no round trip is spent on a head alone. The other
-connections start as soon as that head is read. A ``.part`` to continue
-asks for the head alone (``probe``) and plans from the record.
+Start: a fresh download from one server opens all its connections at
+once, each asking for its slice (``slice=K/N``, ``slices``): the server
+cuts the file by a rule both ends know, so the first head to arrive gives
+the size and with it every connection's range, and no connection waits a
+round trip for another's head. A server from before slices refuses the
+parameter and is asked the old way: the first connection asks for the
+whole file and its head decides the plan while its body is already the
+first piece's bytes; the others start once that head is read. A download
+with mirrors starts that way too (each mirror is checked, ``probe``,
+before its bytes are used), and a ``.part`` to continue asks for the head
+alone (``probe``) and plans from the record.
 
-Files under ``MIN_SEGMENTED`` stay on that one connection (see its
-docstring); a server that cannot send ranges (legacy, version 1) gets one
-plain download, with one line saying so.
+Files under ``MIN_SEGMENTED`` come on one connection (slice 0; the others'
+slices are empty); a server that cannot send ranges (legacy, version 1)
+gets one plain download, with one line saying so.
 
 Who does what: this module runs the download (the first head, the plan,
 the ``.part`` and its record, supervision, verification); ``rangefetch``
-is one connection's thread; ``crew`` holds what the connections share and
-decides what a failure means; ``mirrors`` checks the sources; ``plan``
+is one connection's thread; ``slices`` opens a fresh download's
+connections; ``crew`` holds what the connections share and decides what a
+failure means; ``mirrors`` checks the sources; ``plan``
 is the bookkeeping of pieces; ``ranges`` the record on disk.
 """
 
@@ -54,6 +61,7 @@ from getfile_core.client.mirrors import Head, NoRanges, Opening, Source, open_wh
 from getfile_core.client.plan import MIN_SPLIT, Plan
 from getfile_core.client.receive import BUFFER
 from getfile_core.client.retry import run_with_retries
+from getfile_core.client.slices import Refused, SlicedStart
 from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
 from getfile_core.digest import format_digest, hash_range, new_hasher
 from getfile_core.errors import (
@@ -70,10 +78,11 @@ if TYPE_CHECKING:
     from getfile_core.checksums import DigestCheck
 
 MiB = 1024 * 1024
-#: Files smaller than this take one connection, whatever ``segments`` says:
-#: the opening connection (which asked for the whole file) brings it all.
-#: Segments cost a round trip more (the other connections start once the
-#: head gives the size) and a connection each. Measured (medians of 3,
+#: Files smaller than this come on one connection, whatever ``segments`` says
+#: (slices: the floor, ``slices.FLOOR``, is half of it; the old start: the
+#: opening connection, which asked for the whole file, brings it all).
+#: Segments cost a connection each and, before slices, a round trip more (the
+#: other connections started once the head gave the size). Measured (medians of 3,
 #: in-process server, 2-core VM, when a head-only request still came
 #: first): on a long path (40 ms one way, 256 KiB window) one connection
 #: against 4 segments took 0.42 s vs 0.49 s for 1 MiB, 0.76 vs 0.83 s for
@@ -120,68 +129,136 @@ class SegmentedDownload:
 
     def run(self, on_retry: Callable[[RetryNotice], None] | None) -> FetchResult:
         began = time.monotonic()
-        state = self.state
-        state.phase = Phase.CONNECTING
+        self.state.phase = Phase.CONNECTING
         record: ranges.Record | None = None
+        sliced: SlicedStart | None = None
+        opening: Opening | None = None
         try:
             offset = self.destination.check()
             shown = self.destination.part_path + ranges.SUFFIX
             if self.destination.resume:
                 record = ranges.load(self.destination.dir_fd, self.record_name, shown)
-            head, opening = self._first_head(offset, on_retry)
+            fresh = not offset and record is None
+            if fresh and len(self.sources) == 1 and self.options.segments > 1:
+                sliced, head = self._open_slices(on_retry)
+            if sliced is None:
+                head, opening = self._first_head(offset, on_retry)
         except NoRanges as refusal:
-            if record is not None:
-                raise LocalFileError(
-                    f"{self.destination.part_path} holds byte ranges, but the server cannot "
-                    f"send ranges ({refusal.why}); use --overwrite to start again"
-                ) from None
-            self._remark(
-                f"{self.sources[0].label} cannot send byte ranges ({refusal.why}); "
-                "downloading over one connection"
-            )
-            return self._one_connection(on_retry)
+            return self._without_ranges(refusal, record, on_retry)
         except BaseException:
             self.destination.close()
             raise
         count = min(MAX_CONNECTIONS, max(self.options.segments, len(self.sources)))
-        if head.size < MIN_SEGMENTED and record is None:
+        if sliced is None and head.size < MIN_SEGMENTED and record is None:
             if opening is None or not head.size:
                 if opening is not None:
                     opening.session.close()
                 return self._one_connection(on_retry)
             count = 1  # the opening connection brings it all: no second connection
-        self.sources[0].head = head
-        plan = Plan(head.size, self._usable(record, head, offset), count)
-        crew = self.crew = Crew(
-            self.options, self.destination, state, self.sources, plan, head, head.digest
-        )
-        state.total, state.resumed_from = head.size, plan.done_bytes()
-        first = None
+        crew: Crew | None = None
         try:
+            crew = self._crew(head, sliced, record, offset, count)
             fd = self._open_part(offset, head.size)
-            if opening is not None:
-                piece = plan.take(0)  # a fresh plan's first piece: [0, a share)
-                assert piece is not None and piece.start == 0
-                first, opening = rangefetch.Started(opening, piece), None
-            digest = self._download(crew, fd, count, on_retry, first)
+            if sliced is not None:
+                sliced.proceed(crew)
+                self._threads.extend(sliced.threads)
+            else:
+                self._start(crew, count, on_retry, _first_piece(crew.plan, opening))
+                opening = None  # its thread closes it
+            digest = self._download(crew, fd, on_retry)
         except BaseException as error:
             if opening is not None:
                 opening.session.close()
-            self._give_up(crew, error)
+            if sliced is not None:
+                sliced.abort()  # its threads end (after ``proceed``, _give_up stops them too)
+            if crew is None:
+                self.destination.close()
+            else:
+                self._give_up(crew, error)
             raise
+        return self._finish(crew, digest, began)
+
+    def _crew(
+        self,
+        head: Head,
+        sliced: SlicedStart | None,
+        record: ranges.Record | None,
+        offset: int,
+        count: int,
+    ) -> Crew:
+        """The plan (the slices', or cut from the record) and what the connections share."""
+        self.sources[0].head = head
+        if sliced is not None:
+            plan = sliced.plan(head)
+        else:
+            plan = Plan(head.size, self._usable(record, head, offset), count)
+        self.crew = Crew(
+            self.options, self.destination, self.state, self.sources, plan, head, head.digest
+        )
+        self.state.total, self.state.resumed_from = head.size, plan.done_bytes()
+        return self.crew
+
+    def _finish(self, crew: Crew, digest: str, began: float) -> FetchResult:
+        """Every byte in and verified: the ``.part`` becomes the file, its record goes."""
         ranges.remove(self.destination.dir_fd, self.record_name)
-        path = self.destination.commit(head.mtime_ns)
-        state.phase = Phase.DONE
+        path = self.destination.commit(crew.head.mtime_ns)
+        self.state.phase = Phase.DONE
         return FetchResult(
             path=path,
-            size=head.size,
+            size=crew.head.size,
             digest=digest,
             legacy=False,
-            resumed_from=state.resumed_from,
+            resumed_from=self.state.resumed_from,
             seconds=time.monotonic() - began,
             attempts=crew.connections_made,
             checksum=self._checked,
         )
+
+    def _without_ranges(
+        self,
+        refusal: NoRanges,
+        record: ranges.Record | None,
+        on_retry: Callable[[RetryNotice], None] | None,
+    ) -> FetchResult:
+        """The server cannot send ranges: one plain download, said once (a record: refused)."""
+        if record is not None:
+            self.destination.close()
+            raise LocalFileError(
+                f"{self.destination.part_path} holds byte ranges, but the server cannot "
+                f"send ranges ({refusal.why}); use --overwrite to start again"
+            ) from None
+        self._remark(
+            f"{self.sources[0].label} cannot send byte ranges ({refusal.why}); "
+            "downloading over one connection"
+        )
+        return self._one_connection(on_retry)
+
+    def _open_slices(
+        self, on_retry: Callable[[RetryNotice], None] | None
+    ) -> tuple[SlicedStart | None, Head | None]:
+        """A fresh download from one server: every connection asks for its slice at once.
+
+        Returns the started connections and the first head, or ``(None,
+        None)`` when the server does not know slices (ask it today's way);
+        raises ``NoRanges`` when it cannot send ranges at all.
+        """
+        count = min(MAX_CONNECTIONS, self.options.segments)
+        sliced = SlicedStart(self.sources[0], self.options, count)
+        self.state.note = f"waiting for {self.sources[0].label} to answer"
+        try:
+            sliced.launch(on_retry)
+            head = sliced.wait_first(self.state).head
+        except Refused as refusal:
+            sliced.abort()
+            if refusal.no_ranges is not None:
+                raise refusal.no_ranges from None
+            return None, None
+        except BaseException:
+            sliced.abort()
+            raise
+        finally:
+            self.state.note = ""
+        return sliced, head
 
     def _first_head(
         self, offset: int, on_retry: Callable[[RetryNotice], None] | None
@@ -299,18 +376,10 @@ class SegmentedDownload:
                 crew.working += 1
             thread.start()
 
-    def _download(
-        self,
-        crew: Crew,
-        fd: int,
-        count: int,
-        on_retry: Callable[[RetryNotice], None] | None,
-        first: rangefetch.Started | None = None,
-    ) -> str:
-        """Run the connections, hash in order meanwhile, and verify the whole file."""
+    def _download(self, crew: Crew, fd: int, on_retry: Callable[[RetryNotice], None] | None) -> str:
+        """Supervise the connections, hash in order meanwhile, and verify the whole file."""
         state, plan = self.state, crew.plan
         state.phase = Phase.DOWNLOADING
-        self._start(crew, count, on_retry, first)
         hasher, hashed = self._fresh_hasher(), 0
         buffer = memoryview(bytearray(BUFFER))
         saved = time.monotonic()
@@ -373,6 +442,15 @@ class SegmentedDownload:
 
         feed, self._check = hashing_with(new_hasher(), self.options.expected)
         return feed
+
+
+def _first_piece(plan: Plan, opening: Opening | None) -> rangefetch.Started | None:
+    """The opening connection (whole file from 0) and a fresh plan's first piece, for its thread."""
+    if opening is None:
+        return None
+    piece = plan.take(0)  # a fresh plan's first piece: [0, a share)
+    assert piece is not None and piece.start == 0
+    return rangefetch.Started(opening, piece)
 
 
 def _hash_in_order(

@@ -18,7 +18,8 @@ Two dialects share a port:
 Version 2 of the extended dialect starts the body at once: when the server
 has not hashed the file yet, the head says ``trailer: digest`` and the
 digest of the whole file follows the body in a trailer block. It also adds
-byte ranges (``length=N``), a ``PING`` for load balancers' health checks,
+byte ranges (``length=N``; ``slice=K/N`` when the size is not known
+yet), a ``PING`` for load balancers' health checks,
 and persistent connections: a request with ``keep=1`` leaves the connection
 open for more, which a client may send without waiting (pipelining).
 A request's version chooses the answer's: version-1 clients see nothing new.
@@ -67,6 +68,7 @@ from getfile_core.protocol._events import (
     Trailer,
     Verb,
 )
+from getfile_core.protocol._slices import MAX_SLICES, Slice
 from getfile_core.protocol._wire import (
     decode_listing,
     decode_path,
@@ -99,6 +101,7 @@ __all__ = [
     "MAX_NAME",
     "MAX_REQUEST_LINE",
     "MAX_SERVER_BUFFER",
+    "MAX_SLICES",
     "MAX_TRAILER_LINE",
     "MAX_TRAILER_LINES",
     "NEED_DATA",
@@ -121,6 +124,7 @@ __all__ = [
     "ServerConnection",
     "ServerState",
     "ShortBody",
+    "Slice",
     "Status",
     "Trailer",
     "UnsupportedVersion",

@@ -345,8 +345,11 @@ def check_version(request: Request | LegacyRequest, response: Response) -> None:
     asked = request.version if isinstance(request, Request) else VERSION
     if response.version == asked:
         return
-    # A server that does not speak our version says so in an older one.
-    if response.status is Status.UNSUPPORTED_VERSION and response.version < asked:
+    # A server that does not speak our version says so in an older one, and
+    # a line it could not parse (an unknown parameter: a server older than
+    # it) is refused in version 1, since it never learned the line's version.
+    refusals = (Status.UNSUPPORTED_VERSION, Status.BAD_REQUEST)
+    if response.status in refusals and response.version < asked:
         return
     raise ProtocolError(f"asked in protocol version {asked}, answered in {response.version}")
 
@@ -361,7 +364,13 @@ def check_answers_request(request: Request | LegacyRequest, response: Response) 
     elif request.verb is Verb.PING:
         if response.body_length != 0:
             raise ProtocolError("a PING is answered without a body")
-    elif response.entries is not None or response.offset != request.offset:
+    elif response.entries is not None:
+        raise ProtocolError("response does not answer the request that was sent")
+    elif request.slice is not None:
+        assert response.size is not None  # an ok head always has one
+        if (response.offset, response.length) != request.slice.span(response.size):
+            raise ProtocolError("server sent another range than the slice asked for")
+    elif response.offset != request.offset:
         raise ProtocolError("response does not answer the request that was sent")
     elif response.length != request.length:
         raise ProtocolError("response does not send the range that was asked for")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from getfile_core._values import FrozenValue, init_field
+from getfile_core.protocol._slices import Slice
 
 #: The version a ``Request`` speaks unless told otherwise (the one every
 #: getfile server understands); clients opt in to ``LATEST``.
@@ -101,7 +102,7 @@ class LegacyRequest(FrozenValue):
 class Request(FrozenValue):
     """An extended request. ``path`` is raw bytes: POSIX names need not be UTF-8."""
 
-    _fields = ("verb", "path", "offset", "after", "limit", "version", "length", "keep")
+    _fields = ("verb", "path", "offset", "after", "limit", "version", "length", "keep", "slice")
     __slots__ = _fields
     verb: Verb
     path: bytes
@@ -116,6 +117,9 @@ class Request(FrozenValue):
     #: Version 2: keep the connection open after the answer for more requests
     #: (``keep=1`` on the wire). Without it the server closes after answering.
     keep: bool
+    #: Version 2 GET only (``slice=K/N floor=F``): the server picks the range,
+    #: ``Slice.span`` of the file's size; excludes ``offset`` and ``length``.
+    slice: Slice | None
 
     def __init__(
         self,
@@ -127,6 +131,7 @@ class Request(FrozenValue):
         version: int = VERSION,
         length: int | None = None,
         keep: bool = False,
+        slice: Slice | None = None,
     ) -> None:
         init_field(self, "verb", verb)
         init_field(self, "path", path)
@@ -136,6 +141,7 @@ class Request(FrozenValue):
         init_field(self, "version", version)
         init_field(self, "length", length)
         init_field(self, "keep", keep)
+        init_field(self, "slice", slice)
 
 
 class AuthProof(FrozenValue):

@@ -29,6 +29,7 @@ from getfile_core.protocol._events import (
     Trailer,
     Verb,
 )
+from getfile_core.protocol._slices import parse_slice
 
 _SAFE = b"/-._~!$&'()*+,;=:@"
 _TOKEN = re.compile(rb"[!-~]+")  # visible ASCII, no space
@@ -66,6 +67,12 @@ def encode_request(request: Request) -> bytes:
         if request.verb is not Verb.GET or request.version < 2:
             raise ProtocolError("a byte range (length) needs a version 2 GET")
         parts.append(b"length=%d" % request.length)
+    if request.slice is not None:
+        if request.verb is not Verb.GET or request.version < 2:
+            raise ProtocolError("a slice needs a version 2 GET")
+        if request.offset or request.length is not None:
+            raise ProtocolError("a slice is asked instead of offset and length, not with them")
+        parts += request.slice.words()
     if request.verb is Verb.LIST:
         if request.after is not None:
             parts.append(b"after=" + encode_path(request.after))
@@ -205,12 +212,7 @@ def parse_request_line(line: bytes) -> Request | AuthProof:
             raise ProtocolError("keep takes the value 1")
         keep = True
     if verb == b"GET":
-        unknown = set(params) - ({b"offset", b"length"} if version >= 2 else {b"offset"})
-        if unknown:
-            raise ProtocolError("unknown GET parameter")
-        offset = _parse_int(params[b"offset"], "offset") if b"offset" in params else 0
-        length = _parse_int(params[b"length"], "length") if b"length" in params else None
-        return Request(Verb.GET, path, offset=offset, version=version, length=length, keep=keep)
+        return _get_request(path, params, version, keep)
     unknown = set(params) - {b"after", b"limit"}
     if unknown:
         raise ProtocolError("unknown LIST parameter")
@@ -221,6 +223,26 @@ def parse_request_line(line: bytes) -> Request | AuthProof:
         if limit < 1:
             raise ProtocolError("limit must be at least 1")
     return Request(Verb.LIST, path, after=after, limit=limit, version=version, keep=keep)
+
+
+_GET_PARAMS = {1: {b"offset"}, 2: {b"offset", b"length", b"slice", b"floor"}}
+
+
+def _get_request(path: bytes, params: dict[bytes, bytes], version: int, keep: bool) -> Request:
+    if set(params) - _GET_PARAMS[version]:
+        raise ProtocolError("unknown GET parameter")
+    offset = _parse_int(params[b"offset"], "offset") if b"offset" in params else 0
+    length = _parse_int(params[b"length"], "length") if b"length" in params else None
+    piece = None
+    if b"slice" in params:
+        if b"offset" in params or length is not None:
+            raise ProtocolError("slice is asked instead of offset and length, not with them")
+        piece = parse_slice(params[b"slice"], params.get(b"floor"))
+    elif b"floor" in params:
+        raise ProtocolError("floor goes with slice only")
+    return Request(
+        Verb.GET, path, offset=offset, version=version, length=length, keep=keep, slice=piece
+    )
 
 
 def parse_response_head(head: bytes) -> Response:

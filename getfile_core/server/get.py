@@ -3,7 +3,9 @@
 Version 1 puts the digest in the head, so a file not hashed before is
 hashed first, with a ``102 processing`` each second (and its progress).
 Version 2 sends the body at once: the digest goes in the head when known,
-else in a trailer after the body, computed meanwhile on the hash pool.
+else in a trailer after the body, computed meanwhile on the hash pool. A
+version-2 ``slice=K/N`` asks for the range the rule (``Slice.span``) gives
+on the file's size, which only the server knows when the request comes.
 """
 
 from __future__ import annotations
@@ -35,16 +37,19 @@ class FileAnswer:
         self.entry = exchange.entry
 
     async def answer(self, fd: int, info: os.stat_result, request: Request) -> None:
-        if request.length is None:
-            count = info.st_size - request.offset
-        elif request.offset + request.length <= info.st_size:
-            count = request.length
+        offset, length = request.offset, request.length
+        if request.slice is not None:  # the range is ours to pick: the rule, on this size
+            offset, length = request.slice.span(info.st_size)
+        if length is None:
+            count = info.st_size - offset
+        elif offset + length <= info.st_size:
+            count = length
         else:
             message = f"range ends beyond the file's {info.st_size} bytes"
             await self.exchange.refuse(Status.BAD_OFFSET, message, size=info.st_size)
             return
         if request.version >= 2:
-            await self._answer_v2(fd, info, request, count)
+            await self._answer_v2(fd, info, offset, length, count)
             return
         try:
             digest = await self._digest_with_heartbeat(fd, info)
@@ -66,7 +71,9 @@ class FileAnswer:
         await self.send_body(fd, request.offset, count, head=self.conn.send(head))
         self.entry.end(Outcome.COMPLETE)
 
-    async def _answer_v2(self, fd: int, info: os.stat_result, request: Request, count: int) -> None:
+    async def _answer_v2(
+        self, fd: int, info: os.stat_result, offset: int, length: int | None, count: int
+    ) -> None:
         """The body at once; the digest in the head if known, else in the trailer."""
         digests = self.server.digests
         digest = digests.known(info)
@@ -78,12 +85,12 @@ class FileAnswer:
             size=info.st_size,
             mtime_ns=info.st_mtime_ns,
             digest=digest,
-            offset=request.offset,
-            length=request.length,
+            offset=offset,
+            length=length,
             trailer=computation is not None,
         )
         self.entry.status = "ok"
-        await self.send_body(fd, request.offset, count, head=self.conn.send(head))
+        await self.send_body(fd, offset, count, head=self.conn.send(head))
         if count and self.conn.state is ServerState.BODY:  # a trailer, or a kept connection
             self.conn.body_sent(count)
         if computation is None:

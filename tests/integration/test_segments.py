@@ -9,25 +9,34 @@ seconds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.client import Options, fetch
+from getfile_core.client import Options, fetch, slices
 from getfile_core.client.segments import MIN_SEGMENTED
+from getfile_core.errors import GetfileError, UnauthorizedError
+from getfile_core.protocol import _wire as wire
 from tests.support import (
     GETFILE,
     MIB,
+    PATIENCE,
     assert_one_error_line,
+    digest_bytes,
     digest_of,
     ok_head,
     run_cli,
+    running_server,
     scripted_server,
     serve_process,
+    wait_until,
     wait_until_sync,
     write_random,
 )
@@ -68,17 +77,16 @@ def test_segments_complete_identical_over_several_connections(
     assert (done.returncode, done.stderr) == (0, "")
     assert digest_of(dest / "big.bin") == digest
     assert leftovers(dest) == []  # no .part, no ranges record
-    # One connection per segment, and none for a head alone: the first
-    # connection's head gives the size and its body is the first range.
-    # (4 pieces of 3 MiB, under MIN_SPLIT: no connection steals a half.)
+    # One connection per segment, and none for a head alone: each asked for
+    # its slice at once. (4 pieces of 3 MiB, under MIN_SPLIT: no stealing.)
     assert stats.connections == 4, stats
-    # Ranges, not copies: the file crossed the link about once. The first
-    # connection asked for the whole file and closed at its piece's end:
-    # what was in flight then (at most the 256 KiB window) crossed for nothing.
-    assert SIZE <= stats.bytes_down < SIZE + 256 * KiB + 64 * KiB, stats
+    # Ranges, not copies: every connection asked for exactly its piece, so no
+    # byte crossed twice (beyond the file: 4 heads and trailers).
+    assert SIZE <= stats.bytes_down < SIZE + 4 * KiB, stats
 
 
-def test_a_small_file_stays_on_one_connection(tmp_path: Path, dest: Path) -> None:
+def test_a_small_file_is_carried_by_one_connection(tmp_path: Path, dest: Path) -> None:
+    """Under ``MIN_SEGMENTED`` no slice but the first has bytes (the client's floor)."""
     folder = tmp_path / "served"
     folder.mkdir()
     digest = write_random(folder / "small.bin", MIN_SEGMENTED - 1)
@@ -92,10 +100,10 @@ def test_a_small_file_stays_on_one_connection(tmp_path: Path, dest: Path) -> Non
         stats = relay.stats()
     assert (done.returncode, done.stderr) == (0, "")
     assert digest_of(dest / "small.bin") == digest
-    # The opening connection asked for the whole file and brought it all:
-    # no second connection, and no byte crossed twice.
-    assert stats.connections == 1, stats
-    assert MIN_SEGMENTED - 1 <= stats.bytes_down < MIN_SEGMENTED + 4 * KiB, stats  # + the head
+    # Eight connections asked at once (nobody knew the size); slice 0 brought
+    # the whole file, the seven others an empty answer: no byte crossed twice.
+    assert stats.connections == 8, stats
+    assert MIN_SEGMENTED - 1 <= stats.bytes_down < MIN_SEGMENTED + 8 * KiB, stats  # + the heads
     assert sorted(p.name for p in dest.iterdir()) == ["small.bin"]  # no .part, no record
 
 
@@ -114,6 +122,105 @@ def test_a_reset_segment_is_retried_and_the_file_completes(
     lines = done.stderr.strip().splitlines()
     assert lines and all("retrying in" in line for line in lines), lines
     assert leftovers(dest) == []
+
+
+async def test_a_server_from_before_slices_is_asked_the_old_way_without_a_word(
+    root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version-2 server that does not know ``slice`` refuses it (400): today's start, silently.
+
+    The server here parses requests as one from before slices did (it knows
+    ``offset`` and ``length`` only), so every slice request is a bad request.
+    """
+    monkeypatch.setitem(wire._GET_PARAMS, 2, {b"offset", b"length"})
+    data = os.urandom(SIZE)
+    (root / "big.bin").write_bytes(data)
+    remarks: list[str] = []
+    async with (
+        running_server(root) as server,
+        LinkEmulator(server.port_bound, Link(delay=0.005)) as relay,
+    ):
+        target = Target("127.0.0.1", relay.port, b"big.bin")
+        options = Options(segments=4, on_remark=remarks.append)
+        result = await fetch(target, str(dest), options=options)
+        stats = relay.stats()
+    assert (dest / "big.bin").read_bytes() == data
+    assert result.digest == digest_bytes(data)
+    assert remarks == []  # nothing said: the old start works, only a round trip later
+    # 4 slice requests refused, then the old start: the whole file, then 3 ranges.
+    assert stats.connections == 8, stats
+    refused = [r for r in server.log if r.status == "bad-request"]  # type: ignore[attr-defined]
+    assert len(refused) == 4, server.log  # type: ignore[attr-defined]
+
+
+async def test_a_cancel_while_every_slice_awaits_its_head_ends_every_connection(
+    dest: Path,
+) -> None:
+    """A server that reads the slice requests and never answers; the download is cancelled."""
+    heard: list[bytes] = []
+    release = asyncio.Event()
+
+    async def silent(line: bytes, writer) -> None:  # type: ignore[no-untyped-def]
+        heard.append(line)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(release.wait(), PATIENCE)
+
+    async with scripted_server(silent, version_2=True) as port:
+        target = Target("127.0.0.1", port, b"big.bin")
+        task = asyncio.ensure_future(fetch(target, str(dest), options=Options(segments=4)))
+        await wait_until(lambda: len(heard) == 4, "the four slice requests", 10)
+        assert all(b" slice=" in line for line in heard), heard
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Ended by the cancel, while the server still holds every connection.
+        await wait_until(
+            lambda: not [t for t in threading.enumerate() if t.name.startswith("getfile-segment")],
+            "every slice's thread to end",
+            10,
+        )
+        release.set()
+    assert list(dest.iterdir()) == []  # not even a .part: no head ever came
+
+
+async def test_every_slice_proves_the_token_and_a_wrong_one_is_refused_once(
+    root: Path, dest: Path
+) -> None:
+    data = os.urandom(SIZE)
+    (root / "big.bin").write_bytes(data)
+    async with running_server(root, token=b"sesame") as server:
+        target = Target("127.0.0.1", server.port_bound, b"big.bin")
+        result = await fetch(target, str(dest), options=Options(segments=4, token=b"sesame"))
+        assert (dest / "big.bin").read_bytes() == data and result.digest == digest_bytes(data)
+        assert [r.status for r in server.log] == ["ok"] * 4  # type: ignore[attr-defined]
+        (dest / "big.bin").unlink()
+        with pytest.raises(UnauthorizedError, match="wrong token"):
+            await fetch(target, str(dest), options=Options(segments=4, token=b"open up"))
+    assert list(dest.iterdir()) == []
+
+
+async def test_a_bug_in_one_slices_connection_ends_the_download_by_its_name(
+    root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a hang: the slice's piece is held until its connection says how it went."""
+    (root / "big.bin").write_bytes(os.urandom(SIZE))
+    real = slices.open_slice
+
+    def broken(target, options, sub, piece):  # type: ignore[no-untyped-def]
+        if piece.index == 2:
+            raise RuntimeError("a bug")
+        return real(target, options, sub, piece)
+
+    monkeypatch.setattr(slices, "open_slice", broken)
+    async with running_server(root) as server:
+        target = Target("127.0.0.1", server.port_bound, b"big.bin")
+        with pytest.raises(GetfileError, match="connection 2: RuntimeError: a bug"):
+            await asyncio.wait_for(fetch(target, str(dest), options=Options(segments=4)), PATIENCE)
+    # No file; what the other connections brought may stay for --resume.
+    assert {p.name for p in dest.iterdir()} <= {
+        "big.bin.getfile-part",
+        "big.bin.getfile-part.ranges",
+    }
 
 
 def test_a_legacy_server_falls_back_to_one_connection_with_one_line(
@@ -280,18 +387,18 @@ def test_a_server_with_fewer_slots_than_segments_still_serves_the_file(
 ) -> None:
     """``busy`` for some connections: those step back, the others fetch every range.
 
-    One slot, held by the first connection (it asked for the whole file, so
-    its answer outlasts the kernel buffers: about 0.5 s at 4 MiB/s before it
-    reaches its piece's end), so every range asked meanwhile is refused. A
-    2 MiB range, by contrast, leaves the server within a millisecond (into
-    the buffers), so with two slots whether anyone is refused is a race.
+    One slot, and eight slices asked at once: the first answer holds the
+    slot while its 1.5 MiB drain through a 4 MiB/s link whose relay buffers
+    only 64 KiB (about 0.35 s; with loopback's autotuned buffers it would
+    leave the server within a millisecond and whether anyone is refused
+    would be a race), so the slices asked meanwhile are refused.
     """
     folder = tmp_path / "served"
     folder.mkdir()
     digest = write_random(folder / "big.bin", SIZE)
     with (
         serve_process(["serve", str(folder), "--port", "0", "--max-transfers", "1"]) as srv,
-        LinkEmulator(srv.port, SLOW_FIRST) as relay,
+        LinkEmulator(srv.port, Link(rate=4 * MIB, queue=64 * KiB)) as relay,
     ):
         done = run_cli("get", "--segments", "8", url(relay), "-o", str(dest), timeout=60)
         # Some connections were refused, and it did not matter.

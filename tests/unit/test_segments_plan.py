@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from getfile_core.client import ranges
+from getfile_core.client import ranges, segments, slices
 from getfile_core.client.plan import ALIGN, MIN_SPLIT, Plan, complement, merge
 
 MiB = 1024 * 1024
@@ -30,6 +30,41 @@ def test_a_small_file_gets_fewer_pieces_than_connections() -> None:
     plan = Plan(5 * MiB, [], 8)
     taken = [plan.take(i) for i in range(8)]
     assert sum(p is not None for p in taken) == 2  # pieces of at least MIN_SPLIT / 2
+
+
+def test_a_claimed_plan_is_exactly_the_slices_each_held_by_its_connection() -> None:
+    # What a sliced start builds: the server cut the file, every piece is being fetched.
+    spans = [(0, 5 * MiB), (5 * MiB, 5 * MiB), (10 * MiB, 0), (10 * MiB, 0)]
+    plan, pieces = Plan.claimed(10 * MiB, spans, 0)
+    assert [(p.start, p.end) if p else None for p in pieces] == [
+        (0, 5 * MiB),
+        (5 * MiB, 10 * MiB),
+        None,
+        None,
+    ]
+    first, second = pieces[0], pieces[1]
+    assert first is not None and second is not None
+    assert plan.take(0) is not None  # the largest held piece is split: 5 MiB >= MIN_SPLIT
+    plan.advance(first, first.end - first.start)
+    assert plan.prefix() == first.end and not plan.complete()
+    plan.release(second)  # its connection failed: another takes it whole
+    taken = plan.take(0)
+    assert taken is second and taken.owner == 0
+
+
+def test_the_slice_floor_keeps_the_one_connection_threshold() -> None:
+    # Under MIN_SEGMENTED a file is one piece: the floor is half of it.
+    assert slices.FLOOR * 2 == segments.MIN_SEGMENTED
+
+
+def test_claimed_spans_must_tile_the_file() -> None:
+    for spans in (
+        [(0, 4), (5, 5)],  # a gap
+        [(0, 6), (5, 5)],  # an overlap
+        [(0, 5), (5, 4)],  # short of the size
+    ):
+        with pytest.raises(ValueError, match="do not tile"):
+            Plan.claimed(10, spans, 0)
 
 
 def test_an_idle_connection_steals_the_back_half_of_the_largest_piece() -> None:
