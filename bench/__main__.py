@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--parallel-mib",
         type=int,
         help=f"parallel: the file's size in MiB (default {parallel.DEFAULT_MIB}, "
-        f"--quick {parallel.QUICK_MIB}); a segment threshold above it leaves one connection",
+        f"--quick {parallel.QUICK_MIB}); under 4 MiB one connection carries it all",
     )
     parser.add_argument(
         "--cases",
