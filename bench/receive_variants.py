@@ -46,12 +46,13 @@ def plain(sock: socket.socket, fd: int, size: int) -> str:
     return ""
 
 
-def recv_hash(buffer: int, *, hash_first: bool = False, lowat: int = 0):
+def recv_hash(buffer: int, *, hash_first: bool = False, lowat: int = 0, threads: int = 1):
     """``recv_into`` + write + hash; ``hash_first`` swaps the last two, ``lowat`` sets
-    ``SO_RCVLOWAT`` (each recv waits for that many bytes: fewer, larger calls)."""
+    ``SO_RCVLOWAT`` (each recv waits for that many bytes: fewer, larger calls),
+    ``threads`` is BLAKE3's own ``max_threads`` (-1: ``AUTO``)."""
 
     def run(sock: socket.socket, fd: int, size: int) -> str:
-        hasher = blake3.blake3()
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO if threads < 0 else threads)
         view = memoryview(bytearray(buffer))
         if lowat:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
@@ -187,6 +188,9 @@ VARIANTS = {
     "recv-1m": recv_hash(MiB),
     "recv-2m": recv_hash(2 * MiB),
     "recv-1m-hash-first": recv_hash(MiB, hash_first=True),
+    "recv-1m-mt2": recv_hash(MiB, threads=2),
+    "recv-2m-mt2": recv_hash(2 * MiB, threads=2),
+    "recv-1m-mtauto": recv_hash(MiB, threads=-1),
     "recv-256k-hash-first": recv_hash(256 * KiB, hash_first=True),
     "recv-1m-lowat-256k": recv_hash(MiB, lowat=256 * KiB),
     "recv-1m-lowat-512k": recv_hash(MiB, lowat=512 * KiB),
@@ -199,6 +203,7 @@ VARIANTS = {
     "splice-2m-512k-pipe256k": splice_pread(2 * MiB, 512 * KiB, 256 * KiB),
     "splice-2m-512k-pipe4m": splice_pread(2 * MiB, 512 * KiB, 4 * MiB),
     "thread-256k": recv_thread_hash(256 * KiB),
+    "thread-1m": recv_thread_hash(MiB),
     "splice-thread-2m": splice_thread(2 * MiB),
 }
 

@@ -26,7 +26,7 @@ faster with it): no stand-in sender tried reproduced a real one
 the first verified body of ``TRIAL_BYTES`` or more is received in segments
 that take turns (``trial``), each path's receiving thread timed on the same
 stream from the same sender. The verdict is kept in
-``platformdirs.user_cache_dir("getfile")/receive.json`` for this CPU model,
+``platformdirs.user_cache_dir("getfile")/receive-verdicts.json`` for this CPU model,
 kernel and blake3 version, apart for a sender on this machine (``local``:
 it takes one of our cores) and elsewhere (``remote``). A trial whose
 receiving thread mostly waited (a slow link, a rate limit) says nothing
@@ -73,7 +73,7 @@ THREAD_MARGIN = 0.10
 BUSY = 0.5
 LOCAL = "local"
 REMOTE = "remote"
-CACHE_FILE = "receive.json"
+CACHE_FILE = "receive-verdicts.json"  # "receive.json" held the old calibration's format
 ENVIRONMENT = "GETFILE_RECEIVE"
 
 _lock = threading.Lock()
