@@ -192,6 +192,7 @@ VARIANTS = {
     "recv-2m-mt2": recv_hash(2 * MiB, threads=2),
     "recv-1m-mtauto": recv_hash(MiB, threads=-1),
     "recv-256k-hash-first": recv_hash(256 * KiB, hash_first=True),
+    "recv-512k-hash-first": recv_hash(512 * KiB, hash_first=True),
     "recv-1m-lowat-256k": recv_hash(MiB, lowat=256 * KiB),
     "recv-1m-lowat-512k": recv_hash(MiB, lowat=512 * KiB),
     "recv-512k-lowat-256k": recv_hash(512 * KiB, lowat=256 * KiB),
