@@ -20,19 +20,19 @@ Which wins depends on things no flag tells: the hash's speed against memory
 bandwidth, where the sender's bytes sit, how the sender paces them, whether
 a core is idle. The synthetic calibration this replaces (48 MiB from an
 in-process ``sendfile`` thread) chose ``splice`` on this Xeon in every run,
-while whole downloads from ``getfile serve`` chose ``buffer`` (and ran 9-12%
-faster with it): no stand-in sender tried reproduced a real one
+while whole downloads from ``getfile serve`` chose ``buffer`` (and ran
+1-12% faster with it): no stand-in sender tried reproduced a real one
 (``docs/performance.md``). So the paths are compared on a real download:
 the first verified body of ``TRIAL_BYTES`` or more is received in segments
 that take turns (``trial``), each path's receiving thread timed on the same
 stream from the same sender. The verdict is kept in
-``platformdirs.user_cache_dir("getfile")/receive-verdicts.json`` for this CPU model,
-kernel and blake3 version, apart for a sender on this machine (``local``:
-it takes one of our cores) and elsewhere (``remote``). A trial whose
-receiving thread mostly waited (a slow link, a rate limit) says nothing
-about CPU cost and is not kept. Until a verdict, large bodies take
-``buffer``, small ones ``splice``. ``GETFILE_RECEIVE=splice|buffer|splice-thread`` forces a path,
-``GETFILE_RECEIVE=trial`` a new trial (tests, and anyone measuring).
+``platformdirs.user_cache_dir("getfile")/receive-verdicts.json`` for this
+CPU model, kernel and blake3 version, apart for a sender on this machine
+(``local``: it takes one of our cores) and elsewhere (``remote``). A trial
+whose receiving thread mostly waited (a slow link, a rate limit) says
+nothing about CPU cost and is not kept. Until a verdict, large bodies take
+``buffer``, small ones ``splice``. ``GETFILE_RECEIVE=splice|buffer|splice-thread``
+forces a path, ``GETFILE_RECEIVE=trial`` a new trial (tests, and anyone measuring).
 """
 
 from __future__ import annotations
@@ -201,6 +201,7 @@ def _load(place: str) -> str | None:
 
 def _keep(place: str, choice: str, figures: dict) -> None:
     """Write the verdict beside the other place's (atomically; a read-only home keeps nothing)."""
+    import contextlib
     import json
     import tempfile
 
@@ -210,8 +211,12 @@ def _keep(place: str, choice: str, figures: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".receive-")
+    except OSError:
+        return  # a read-only home: tried again by the next process, still correct meanwhile
+    try:
         with os.fdopen(fd, "w") as out:
             json.dump(record, out)
         os.replace(temporary, path)
     except OSError:
-        pass  # tried again by the next process, still correct meanwhile
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
