@@ -314,3 +314,16 @@ async def test_a_whole_download_run_as_the_trial_is_verified(
     assert result.digest == expected
     assert digest_of(dest / "big.bin") == expected
     assert kept()[LOCAL]["choice"] in strategy.CHOICES
+
+
+def test_a_cache_that_cannot_be_written_keeps_the_verdict_for_this_process_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*_args: object) -> None:
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(strategy.os, "replace", refuse)
+    assert strategy.choose(LARGE, LOCAL) == strategy.TRIAL
+    assert strategy.settle(LOCAL, trial_figures(splice=0.5, buffer=1.0)) == strategy.SPLICE
+    assert strategy.choose(LARGE, LOCAL) == strategy.SPLICE
+    assert list(strategy.cache_path().parent.iterdir()) == []  # no temporary file left behind
