@@ -250,6 +250,23 @@ def measure(
     return list(outcomes.values())
 
 
+def receive_path() -> str:
+    """Which receive path the verified ``getfile get`` rows took: forced, or the kept verdict."""
+    from getfile_core.client import strategy
+
+    forced = os.environ.get(strategy.ENVIRONMENT, "")
+    if forced:
+        return f"`getfile get` receive path: `{forced}` (forced by {strategy.ENVIRONMENT})."
+    kept = strategy.kept_verdicts().get(strategy.LOCAL, {}).get("choice")
+    where = strategy.cache_path()
+    if kept is None:
+        return (
+            f"`getfile get` receive path: no verdict kept in {where}, so `{strategy.PRIOR}` "
+            f"for bodies of {strategy.USE_FROM >> 20} MiB or more, `{strategy.DEFAULT}` below."
+        )
+    return f"`getfile get` receive path: `{kept}`, the trial's verdict kept in {where}."
+
+
 def server_cpu(pid: int) -> float:
     """The server's CPU seconds so far, its reaped children's included.
 
@@ -293,7 +310,7 @@ def report(outcomes: list[Outcome], size: int) -> tuple[str, list[tuple[str, flo
             ]
         )
     title = f"Throughput: {size / 2**20:.0f} MiB into a fresh file over 127.0.0.1"
-    text = f"### {title}\n\n" + table(
+    text = f"### {title}\n\n{receive_path()}\n\n" + table(
         [
             "what",
             "MB/s median (min-max)",

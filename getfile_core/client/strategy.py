@@ -181,7 +181,7 @@ def cache_path() -> Path:
     return Path(platformdirs.user_cache_dir("getfile")) / CACHE_FILE
 
 
-def _read() -> dict:
+def kept_verdicts() -> dict:
     """This machine's kept verdicts (``{place: {"choice": ..., ...}}``); {} if none or damaged."""
     import json
 
@@ -195,7 +195,7 @@ def _read() -> dict:
 
 
 def _load(place: str) -> str | None:
-    choice = _read().get(place, {}).get("choice")
+    choice = kept_verdicts().get(place, {}).get("choice")
     return choice if choice in CHOICES else None
 
 
@@ -205,7 +205,7 @@ def _keep(place: str, choice: str, figures: dict) -> None:
     import json
     import tempfile
 
-    record = {"machine": machine_key(), **_read()}
+    record = {"machine": machine_key(), **kept_verdicts()}
     record[place] = {"choice": choice, "trial_seconds_per_gib": figures}
     path = cache_path()
     try:
