@@ -46,14 +46,24 @@ def plain(sock: socket.socket, fd: int, size: int) -> str:
     return ""
 
 
-def recv_hash(buffer: int):
+def recv_hash(buffer: int, *, hash_first: bool = False, lowat: int = 0, threads: int = 1):
+    """``recv_into`` + write + hash; ``hash_first`` swaps the last two, ``lowat`` sets
+    ``SO_RCVLOWAT`` (each recv waits for that many bytes: fewer, larger calls),
+    ``threads`` is BLAKE3's own ``max_threads`` (-1: ``AUTO``)."""
+
     def run(sock: socket.socket, fd: int, size: int) -> str:
-        hasher = blake3.blake3()
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO if threads < 0 else threads)
         view = memoryview(bytearray(buffer))
+        if lowat:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
         while count := sock.recv_into(view):
             chunk = view[:count]
-            os.write(fd, chunk)
-            hasher.update(chunk)
+            if hash_first:
+                hasher.update(chunk)
+                os.write(fd, chunk)
+            else:
+                os.write(fd, chunk)
+                hasher.update(chunk)
         return hasher.hexdigest()
 
     return run
@@ -84,12 +94,12 @@ def recv_fill_hash(buffer: int):
     return run
 
 
-def _splice_windows(sock: socket.socket, fd: int, window: int, on_window) -> None:
+def _splice_windows(sock: socket.socket, fd: int, window: int, on_window, pipe: int = MiB) -> None:
     """Splice the socket into ``fd`` through a pipe; ``on_window(start, end)`` per window."""
     pipe_out, pipe_in = os.pipe2(os.O_CLOEXEC)
-    fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, MiB)
+    fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, pipe)
     position = hashed = 0
-    while count := os.splice(sock.fileno(), pipe_in, MiB):
+    while count := os.splice(sock.fileno(), pipe_in, pipe):
         moved = 0
         while moved < count:
             moved += os.splice(pipe_out, fd, count - moved)
@@ -100,11 +110,15 @@ def _splice_windows(sock: socket.socket, fd: int, window: int, on_window) -> Non
     on_window(hashed, position)
 
 
-def splice_pread(window: int):
+def splice_pread(window: int, piece: int | None = None, pipe: int = MiB):
+    """Splice, and every ``window`` read back and hash in ``piece``-sized preads."""
+
     def run(sock: socket.socket, fd: int, size: int) -> str:
         hasher = blake3.blake3()
-        buf = memoryview(bytearray(window))
-        _splice_windows(sock, fd, window, lambda a, b: hash_written(fd, a, b, hasher, buf))
+        buf = memoryview(bytearray(piece or window))
+        _splice_windows(
+            sock, fd, window, lambda a, b: hash_written(fd, a, b, hasher, buf), pipe=pipe
+        )
         return hasher.hexdigest()
 
     return run
@@ -172,11 +186,25 @@ VARIANTS = {
     "recv-256k": recv_hash(256 * KiB),
     "recv-512k": recv_hash(512 * KiB),
     "recv-1m": recv_hash(MiB),
+    "recv-2m": recv_hash(2 * MiB),
+    "recv-1m-hash-first": recv_hash(MiB, hash_first=True),
+    "recv-1m-mt2": recv_hash(MiB, threads=2),
+    "recv-2m-mt2": recv_hash(2 * MiB, threads=2),
+    "recv-1m-mtauto": recv_hash(MiB, threads=-1),
+    "recv-256k-hash-first": recv_hash(256 * KiB, hash_first=True),
+    "recv-512k-hash-first": recv_hash(512 * KiB, hash_first=True),
+    "recv-1m-lowat-256k": recv_hash(MiB, lowat=256 * KiB),
+    "recv-1m-lowat-512k": recv_hash(MiB, lowat=512 * KiB),
+    "recv-512k-lowat-256k": recv_hash(512 * KiB, lowat=256 * KiB),
     "fill-256k": recv_fill_hash(256 * KiB),
     "fill-1m": recv_fill_hash(MiB),
     "splice-2m": splice_pread(2 * MiB),
     "splice-256k": splice_pread(256 * KiB),
+    "splice-2m-512k": splice_pread(2 * MiB, 512 * KiB),
+    "splice-2m-512k-pipe256k": splice_pread(2 * MiB, 512 * KiB, 256 * KiB),
+    "splice-2m-512k-pipe4m": splice_pread(2 * MiB, 512 * KiB, 4 * MiB),
     "thread-256k": recv_thread_hash(256 * KiB),
+    "thread-1m": recv_thread_hash(MiB),
     "splice-thread-2m": splice_thread(2 * MiB),
 }
 

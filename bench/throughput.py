@@ -191,6 +191,7 @@ class Outcome:
     by_round: dict[int, float] = field(default_factory=dict)
     rss: list[float] = field(default_factory=list)  # MiB
     cpu: list[float] = field(default_factory=list)  # client CPU seconds per GiB
+    server_cpu: list[float] = field(default_factory=list)  # the server's, per GiB
     failures: list[str] = field(default_factory=list)
 
 
@@ -217,6 +218,7 @@ def measure(
     outcomes = {c.key: Outcome(c) for c in cases}
     warm = int(size * 1.5) + 64 * 2**20
     with peers.peers(*started):
+        pids = {peer.name: peer.pid for peer in started}
         for round_ in range(runs + 1):
             shift = round_ % len(cases)
             for case in cases[shift:] + cases[:shift]:
@@ -225,7 +227,10 @@ def measure(
                 if case.never_hashed:  # a new mtime: the server's digest cache cannot match
                     now = time.time_ns()
                     os.utime(data / name, ns=(now, now))
+                server = pids[case.server.name]
+                served_before = server_cpu(server)
                 timed: Timed = run_timed(case.argv(port, name, out), cwd=out, warm=warm)
+                served = server_cpu(server) - served_before
                 problem = timed.error or verify(out / name, size, digest)
                 clear(out)
                 if round_ == 0:  # warm-up: caches, the server's digest, first-touch pages
@@ -240,8 +245,49 @@ def measure(
                 outcome.by_round[round_] = outcome.rates[-1]
                 outcome.rss.append(timed.peak_rss_mib)
                 outcome.cpu.append(timed.cpu_seconds * 2**30 / size)
+                outcome.server_cpu.append(served * 2**30 / size)
             progress(f"throughput: round {round_}/{runs} done")
     return list(outcomes.values())
+
+
+def receive_path() -> str:
+    """Which receive path the verified ``getfile get`` rows took: forced, or the kept verdict."""
+    from getfile_core.client import strategy
+
+    forced = os.environ.get(strategy.ENVIRONMENT, "")
+    if forced:
+        return f"`getfile get` receive path: `{forced}` (forced by {strategy.ENVIRONMENT})."
+    kept = strategy.kept_verdicts().get(strategy.LOCAL, {}).get("choice")
+    where = strategy.cache_path()
+    if kept is None:
+        return (
+            f"`getfile get` receive path: no verdict kept in {where}, so `{strategy.PRIOR}` "
+            f"for bodies of {strategy.USE_FROM >> 20} MiB or more, `{strategy.DEFAULT}` below."
+        )
+    return f"`getfile get` receive path: `{kept}`, the trial's verdict kept in {where}."
+
+
+def server_cpu(pid: int) -> float:
+    """The server's CPU seconds so far, its reaped children's included.
+
+    socat serves each connection in a child it reaps when the child exits, so
+    first wait (at most 2 s) until it has no child left; ``http.server``'s
+    threads are counted in the process's own figures even after they end.
+    """
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            if not children.read_text().strip():
+                break
+        except OSError:
+            break
+        time.sleep(0.01)
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def report(outcomes: list[Outcome], size: int) -> tuple[str, list[tuple[str, float, float]]]:
@@ -259,12 +305,20 @@ def report(outcomes: list[Outcome], size: int) -> tuple[str, list[tuple[str, flo
                 spread(outcome.rates),
                 f"{rate / ceiling:.2f}" if ceiling == ceiling else "-",
                 f"{median(outcome.cpu):.2f}" if outcome.cpu else "-",
+                f"{median(outcome.server_cpu):.2f}" if outcome.server_cpu else "-",
                 f"{len(outcome.rates)}" + (f" ({errors})" if errors else ""),
             ]
         )
     title = f"Throughput: {size / 2**20:.0f} MiB into a fresh file over 127.0.0.1"
-    text = f"### {title}\n\n" + table(
-        ["what", "MB/s median (min-max)", "x ceiling", "client CPU s/GiB", "runs verified"],
+    text = f"### {title}\n\n{receive_path()}\n\n" + table(
+        [
+            "what",
+            "MB/s median (min-max)",
+            "x ceiling",
+            "client CPU s/GiB",
+            "server CPU s/GiB",
+            "runs verified",
+        ],
         rows,
     )
 

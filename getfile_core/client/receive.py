@@ -15,7 +15,7 @@ file others can truncate is a SIGBUS waiting to happen: see ``digest``).
 
 Which path a large verified body takes on a plain TCP socket (splice,
 ``recv_into`` + hash while hot, or splice with a trailing hash thread) is
-measured once per machine: ``strategy``.
+tried on the first large download and then kept, per machine: ``strategy``.
 
 TLS sockets, other systems, and any socket ``os.splice`` refuses use the
 portable path: ``recv_into`` a reused 1 MiB buffer, ``os.write``, and a
@@ -81,6 +81,9 @@ class Receiver:
 
     def finish(self) -> None:
         """Bring the digest up to date with everything written."""
+
+    def resume(self) -> None:
+        """Carry on from the file's offset: another receiver wrote (and hashed) meanwhile."""
 
     def close(self) -> None:
         """Release what the receiver holds (never the socket or the file)."""
@@ -165,6 +168,11 @@ class SpliceReceiver(Receiver):
             self._hand_over()
         return count
 
+    def resume(self) -> None:
+        if self.portable is not None:
+            self.portable.resume()
+        self.position = self.hashed = self.start = os.lseek(self.fd, 0, os.SEEK_CUR)
+
     def _hand_over(self) -> None:
         """Hash the window written since the last one (here, in this thread)."""
         self.finish()
@@ -177,8 +185,10 @@ class SpliceReceiver(Receiver):
             self.hashed = self.position
 
     def close(self) -> None:
-        for fd in (self.pipe_in, self.pipe_out):
-            os.close(fd)
+        pipes, self.pipe_in, self.pipe_out = (self.pipe_in, self.pipe_out), -1, -1
+        for fd in pipes:
+            if fd >= 0:
+                os.close(fd)
 
 
 class ThreadedSpliceReceiver(SpliceReceiver):
@@ -188,7 +198,7 @@ class ThreadedSpliceReceiver(SpliceReceiver):
     only pays where a core is idle: a remote sender, or more cores than the
     sender and the receiver need. On the project's 2-core VM under other
     work it measured the same as inline (``docs/performance.md``), so it is
-    used only where ``strategy``'s calibration measured it faster.
+    used only where ``strategy``'s trial measured it faster.
     At most ``AHEAD`` windows wait (they are in the page cache already).
     """
 
@@ -231,9 +241,10 @@ class ThreadedSpliceReceiver(SpliceReceiver):
             self.hashed = self.position
 
     def close(self) -> None:
-        self.stopped = True
-        self.windows.put(None)
-        self.worker.join()
+        if not self.stopped:
+            self.stopped = True
+            self.windows.put(None)
+            self.worker.join()
         super().close()
 
     def _hash_loop(self) -> None:
@@ -264,16 +275,41 @@ def open_receiver(
 
     Splice needs a plain TCP socket (not TLS) in blocking mode: with a
     Python timeout the descriptor is non-blocking and splice would fail at once.
-    With a digest to keep, splice + read-back and ``recv_into`` + hash-while-hot
-    win on different CPUs: ``strategy.choose`` says which, measured on this one.
+    With a digest to keep, which path is cheapest depends on the machine:
+    ``strategy.choose`` says which, from a trial on a real download (``trial``).
     """
-    choice = strategy.choose(size) if hasher is not None else strategy.SPLICE
-    if choice == strategy.BUFFER:
+    if not _can_splice(sock):
         return BufferReceiver(sock, fd, hasher, check_cancelled)
-    if hasattr(os, "splice") and type(sock) is socket.socket and sock.gettimeout() is None:
+    if hasher is None:
+        return make_receiver(strategy.SPLICE, sock, fd, hasher, check_cancelled)
+    place = strategy.place_of(sock)
+    choice = strategy.choose(size, place)
+    if choice != strategy.TRIAL:
+        return make_receiver(choice, sock, fd, hasher, check_cancelled)
+    from getfile_core.client.trial import TrialReceiver
+
+    def make(kind: str) -> Receiver:
+        return make_receiver(kind, sock, fd, hasher, check_cancelled)
+
+    return TrialReceiver(sock, fd, hasher, check_cancelled, make, place)
+
+
+def make_receiver(
+    choice: str,
+    sock: socket.socket,
+    fd: int,
+    hasher: blake3.blake3 | None,
+    check_cancelled: Callable[[], None],
+) -> Receiver:
+    """The receiver for ``choice`` (a ``strategy`` path); ``buffer`` where splice cannot be."""
+    if choice != strategy.BUFFER and _can_splice(sock):
         kind = ThreadedSpliceReceiver if choice == strategy.THREAD else SpliceReceiver
         try:
             return kind(sock, fd, hasher, check_cancelled)
         except OSError:
             pass
     return BufferReceiver(sock, fd, hasher, check_cancelled)
+
+
+def _can_splice(sock: socket.socket) -> bool:
+    return hasattr(os, "splice") and type(sock) is socket.socket and sock.gettimeout() is None

@@ -1,32 +1,38 @@
-"""Which receive path a verified download takes on this machine: measured once, then kept.
+"""Which receive path a large verified download takes here: tried on a real download, then kept.
 
-Two ways to get a body into the file *and* hashed, each winning on some CPUs
-(``docs/performance.md``):
+Three ways to get a body into the file *and* hashed (``receive``), each
+winning somewhere (``docs/performance.md``, issue 15):
 
-- ``splice``: socket -> pipe -> file inside the kernel (one copy), then the
-  new pages are read back (``pread``) and hashed. On the project's Xeon
-  (AVX-512, BLAKE3 ~7 GB/s) it cost 0.71 s of client CPU per GiB against
-  0.78 for ``buffer``.
 - ``buffer``: ``recv_into`` a 1 MiB buffer, ``write`` it, hash it while it
-  is still in cache. Where hashing is slower (AVX2: BLAKE3 ~2.8 GB/s, issue
-  15) the read-back of the page cache is the larger cost, and this wins.
-- ``splice-thread``: ``splice``, with the read-back and hash in a second
-  thread trailing the copy. More CPU in all, but off the copying thread's
-  path: faster only where a core is idle (on the 2-core VM it is not).
+  is still in cache. Two copies (socket -> buffer -> page cache), the second
+  from L2. Cheapest in real downloads on both CPUs measured so far: this
+  Xeon (AVX-512), 0.685 against 0.752 s of client CPU per GiB, and the
+  issue's AVX2 EPYC, where the read-back below is the larger cost.
+- ``splice``: socket -> pipe -> file inside the kernel (one copy), then the
+  new pages are read back (``pread``) and hashed. Its one copy reads the
+  sender's pages *and* writes new page cache, both missing the CPU cache;
+  it wins where that copy is cheap (a source still in cache).
+- ``splice-thread``: ``splice``, the read-back and hash in a second thread.
+  More CPU in all, but off the copying thread's path: faster only where a
+  core is idle (a remote sender on a 2-core client, or many cores).
 
-``splice`` and ``buffer`` are compared by the receiving thread's CPU time
-(other processes' load moves it less than wall time); ``splice-thread`` by
-wall time against the winner, since what it buys is time, paid in CPU: it
-must be faster in every round, by the same margin.
-
-Which one is faster depends on the CPU's hash speed against its memory
-bandwidth, so it is not guessed from flags: the first large verified
-download (``CALIBRATE_FROM`` bytes or more) runs both over a loopback TCP
-connection inside this process (``CALIBRATION_BYTES`` each, three times, ~0.3-1 s)
-and compares them as below; a challenger must win by ``MARGIN``. The answer is kept in
-``platformdirs.user_cache_dir("getfile")/receive.json`` for this CPU model,
-kernel and blake3 version; until then, and for small files, ``splice``.
-``GETFILE_RECEIVE=splice|buffer`` overrides it (tests, and anyone measuring).
+Which wins depends on things no flag tells: the hash's speed against memory
+bandwidth, where the sender's bytes sit, how the sender paces them, whether
+a core is idle. The synthetic calibration this replaces (48 MiB from an
+in-process ``sendfile`` thread) chose ``splice`` on this Xeon in every run,
+while whole downloads from ``getfile serve`` chose ``buffer`` (and ran
+1-12% faster with it): no stand-in sender tried reproduced a real one
+(``docs/performance.md``). So the paths are compared on a real download:
+the first verified body of ``TRIAL_BYTES`` or more is received in segments
+that take turns (``trial``), each path's receiving thread timed on the same
+stream from the same sender. The verdict is kept in
+``platformdirs.user_cache_dir("getfile")/receive-verdicts.json`` for this
+CPU model, kernel and blake3 version, apart for a sender on this machine
+(``local``: it takes one of our cores) and elsewhere (``remote``). A trial
+whose receiving thread mostly waited (a slow link, a rate limit) says
+nothing about CPU cost and is not kept. Until a verdict, large bodies take
+``buffer``, small ones ``splice``. ``GETFILE_RECEIVE=splice|buffer|splice-thread``
+forces a path, ``GETFILE_RECEIVE=trial`` a new trial (tests, and anyone measuring).
 """
 
 from __future__ import annotations
@@ -35,42 +41,118 @@ import _thread
 import functools
 import os
 import socket
-import time
 from pathlib import Path
-
-from getfile_core.errors import GetfileError
 
 SPLICE = "splice"
 BUFFER = "buffer"
 THREAD = "splice-thread"
 CHOICES = (SPLICE, BUFFER, THREAD)
-#: Bodies at least this big use (and if needed, first measure) the machine's choice.
-CALIBRATE_FROM = 256 * 1024 * 1024
-#: Bytes each path receives per calibration round (two rounds each, alternating).
-CALIBRATION_BYTES = 48 * 1024 * 1024
-#: How much cheaper (CPU) ``buffer`` must measure to be chosen over ``splice``.
+#: Not a path: "receive this body as a trial of every path" (``trial.TrialReceiver``).
+TRIAL = "trial"
+#: Bodies too small to read the cache for (at 1 and 64 MiB the paths measured the same).
+DEFAULT = SPLICE
+#: Large bodies before a verdict, and the path a trial's challengers must beat:
+#: the cheaper one in whole downloads on both CPUs measured (this Xeon, issue 15's EPYC).
+PRIOR = BUFFER
+#: How much less CPU ``splice`` must spend in a trial to replace ``PRIOR``: alternating
+#: 32 MiB segments here put splice up to 5% ahead in 3 of 18 trials, never more.
 MARGIN = 0.10
-#: The sender's file, sent over and over (page-cached, like a server's repeat download).
-SOURCE_BYTES = 8 * 1024 * 1024
-CACHE_FILE = "receive.json"
+#: Bodies at least this big use the kept verdict.
+USE_FROM = 256 * 1024 * 1024
+#: The trial: a warm-up segment, then ``ROUNDS`` rounds of one segment per path.
+#: Segments alternating every 2-4 MiB measured ``splice`` cheaper, whole
+#: downloads ``buffer`` (0.685 vs 0.752 s/GiB); from 32 MiB up, segments agree
+#: with whole downloads (11 of 12 trials), as if each path needs to settle.
+SEGMENT = 32 * 1024 * 1024
+ROUNDS = 3
+#: Bodies at least this big, without a verdict, are received as the trial (320 MiB).
+TRIAL_BYTES = SEGMENT * (1 + ROUNDS * len(CHOICES))
+#: How much faster (wall time, every round) the thread must be than the cheaper path.
+THREAD_MARGIN = 0.10
+#: The receiving thread must have been busy this share of the trial for it to count.
+BUSY = 0.5
+LOCAL = "local"
+REMOTE = "remote"
+CACHE_FILE = "receive-verdicts.json"  # "receive.json" held the old calibration's format
 ENVIRONMENT = "GETFILE_RECEIVE"
 
 _lock = _thread.allocate_lock()  # threading.Lock: a small download never imports threading
-_chosen: str | None = None
+_chosen: dict[str, str] = {}  # place -> verdict, once read or tried in this process
+_trying = False  # one trial at a time per process: concurrent ones would time each other
 
 
-def choose(body_size: int | None) -> str:
-    """The receive path for a verified body of ``body_size`` bytes (None: unknown)."""
+def choose(body_size: int | None, place: str = REMOTE) -> str:
+    """The receive path for a verified body of ``body_size`` bytes (None: unknown).
+
+    ``TRIAL`` means: no verdict yet for this machine and ``place``; receive
+    this body as the trial (the caller then reports with ``settle``).
+    """
+    global _trying
     forced = os.environ.get(ENVIRONMENT, "")
     if forced in CHOICES:
         return forced
-    if body_size is None or body_size < CALIBRATE_FROM:
-        return SPLICE  # not worth even reading the cache (json, platformdirs: ~4 ms of start-up)
-    global _chosen
-    with _lock:  # once per process: the cache file read (or the calibration) included
-        if _chosen is None:
-            _chosen = _load() or _calibrate_and_keep()
-        return _chosen
+    if forced == TRIAL:
+        with _lock:
+            if not _trying:
+                _trying = True
+                return TRIAL
+        return PRIOR
+    if body_size is None or body_size < USE_FROM:
+        return DEFAULT  # not worth even reading the cache (json, platformdirs: ~4 ms of start-up)
+    with _lock:  # once per process and place: the cache file read (or the trial) included
+        if place not in _chosen:
+            kept = _load(place)
+            if kept is not None:
+                _chosen[place] = kept
+        if place in _chosen:
+            return _chosen[place]
+        if _trying or body_size < TRIAL_BYTES:
+            return PRIOR
+        _trying = True
+        return TRIAL
+
+
+def settle(place: str, figures: dict | None) -> str | None:
+    """End this process's trial: keep the verdict from ``figures`` (None: it did not finish)."""
+    global _trying
+    choice = prefer(figures) if figures is not None else None
+    with _lock:
+        _trying = False
+        if choice is not None:
+            _chosen[place] = choice
+    if choice is not None:
+        _keep(place, choice, figures)
+    return choice
+
+
+def prefer(figures: dict) -> str | None:
+    """The verdict from a trial's per-round figures, or None if the trial proves nothing.
+
+    ``figures``: ``{"cpu": {path: [s/GiB, one per round]}, "wall": {...}}``,
+    CPU of the receiving thread. ``splice`` against ``buffer`` by their total
+    CPU over the rounds (equal bytes each), less by ``MARGIN``; the thread by
+    wall time, faster by ``THREAD_MARGIN`` in *every* round, since what it
+    buys is time, paid in CPU.
+    """
+    cpu, wall = figures["cpu"], figures["wall"]
+    spent = sum(cpu[SPLICE]) + sum(cpu[BUFFER])
+    took = sum(wall[SPLICE]) + sum(wall[BUFFER])
+    if not cpu[SPLICE] or took <= 0 or spent / took < BUSY:
+        return None  # the receiver mostly waited for the link: no CPU verdict
+    best = SPLICE if sum(cpu[SPLICE]) < sum(cpu[BUFFER]) * (1 - MARGIN) else BUFFER
+    pairs = list(zip(wall[THREAD], wall[best], strict=True))
+    faster = pairs and all(thread < other * (1 - THREAD_MARGIN) for thread, other in pairs)
+    return THREAD if faster else best
+
+
+def place_of(sock: socket.socket) -> str:
+    """``local`` when the sender runs on this machine (it shares our cores), else ``remote``."""
+    try:
+        here, there = sock.getsockname()[0], sock.getpeername()[0]
+    except (OSError, IndexError, TypeError):
+        return REMOTE
+    there = there.removeprefix("::ffff:")
+    return LOCAL if there == here or there.startswith("127.") or there == "::1" else REMOTE
 
 
 @functools.cache
@@ -99,138 +181,42 @@ def cache_path() -> Path:
     return Path(platformdirs.user_cache_dir("getfile")) / CACHE_FILE
 
 
-def _load() -> str | None:
+def kept_verdicts() -> dict:
+    """This machine's kept verdicts (``{place: {"choice": ..., ...}}``); {} if none or damaged."""
     import json
 
     try:
         kept = json.loads(cache_path().read_text())
     except (OSError, ValueError):
-        return None
+        return {}
     if not isinstance(kept, dict) or kept.get("machine") != machine_key():
-        return None
-    choice = kept.get("choice")
+        return {}
+    return {place: kept[place] for place in (LOCAL, REMOTE) if isinstance(kept.get(place), dict)}
+
+
+def _load(place: str) -> str | None:
+    choice = kept_verdicts().get(place, {}).get("choice")
     return choice if choice in CHOICES else None
 
 
-def _calibrate_and_keep() -> str:
+def _keep(place: str, choice: str, figures: dict) -> None:
+    """Write the verdict beside the other place's (atomically; a read-only home keeps nothing)."""
+    import contextlib
     import json
     import tempfile
 
-    try:
-        costs = calibrate()
-    except (OSError, GetfileError):
-        return SPLICE  # not written down: the next process measures again
-    choice = prefer(costs)
-    record = {"machine": machine_key(), "choice": choice, "seconds_per_gib": costs}
+    record = {"machine": machine_key(), **kept_verdicts()}
+    record[place] = {"choice": choice, "trial_seconds_per_gib": figures}
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".receive-")
+    except OSError:
+        return  # a read-only home: tried again by the next process, still correct meanwhile
+    try:
         with os.fdopen(fd, "w") as out:
             json.dump(record, out)
         os.replace(temporary, path)
     except OSError:
-        pass  # a read-only home: measured again next time, still correct
-    return choice
-
-
-def prefer(measured: dict) -> str:
-    """From ``calibrate``'s figures: a challenger must win by ``MARGIN`` (less is noise)."""
-    cpu, rounds = measured["cpu"], measured["rounds"]
-    best = BUFFER if cpu[BUFFER] < cpu[SPLICE] * (1 - MARGIN) else SPLICE
-    # Wall time is what other work moves most: the thread must win every round.
-    pairs = list(zip(rounds[THREAD], rounds[best], strict=True))
-    faster = pairs and all(thread < other * (1 - MARGIN) for thread, other in pairs)
-    return THREAD if faster else best
-
-
-def calibrate(nbytes: int | None = None, rounds: int = 3) -> dict:
-    """Seconds per GiB per path: ``cpu`` (receiving thread) and ``wall``, the best of
-    ``rounds``, and ``rounds``: each round's wall time, per path."""
-    nbytes = nbytes or CALIBRATION_BYTES
-    import tempfile
-
-    cpu = dict.fromkeys(CHOICES, float("inf"))
-    wall = dict.fromkeys(CHOICES, float("inf"))
-    walls: dict[str, list[float]] = {choice: [] for choice in CHOICES}
-    where = _scratch_dir()
-    with tempfile.TemporaryFile(dir=where) as source:
-        os.write(source.fileno(), os.urandom(SOURCE_BYTES))
-        for round_ in range(rounds):
-            shift = round_ % len(CHOICES)  # none always first
-            for choice in CHOICES[shift:] + CHOICES[:shift]:
-                with tempfile.TemporaryFile(dir=where) as scratch:  # fresh, as a download's
-                    spent, took = _one_run(choice, source.fileno(), scratch.fileno(), nbytes)
-                cpu[choice] = min(cpu[choice], spent * 2**30 / nbytes)
-                wall[choice] = min(wall[choice], took * 2**30 / nbytes)
-                walls[choice].append(took * 2**30 / nbytes)
-    return {"cpu": cpu, "wall": wall, "rounds": walls}
-
-
-def _scratch_dir() -> str | None:
-    """Beside the cache (the user's disk, like downloads), else the system's temp folder."""
-    try:
-        folder = cache_path().parent
-        folder.mkdir(parents=True, exist_ok=True)
-        return str(folder)
-    except OSError:
-        return None
-
-
-def _one_run(choice: str, source: int, fd: int, nbytes: int) -> tuple[float, float]:
-    """Receive ``nbytes`` from a ``sendfile`` thread over loopback: (thread CPU s, wall s).
-
-    As from a getfile server: the sender's pages come from the page cache,
-    and the receiver writes a new file.
-    """
-    import threading  # not at the top: a small download never loads it
-
-    from getfile_core.client.receive import (
-        BufferReceiver,
-        SpliceReceiver,
-        ThreadedSpliceReceiver,
-    )
-    from getfile_core.digest import new_hasher
-
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        sock = socket.create_connection(listener.getsockname(), timeout=10)
-        listener.settimeout(10)
-        conn, _ = listener.accept()
-    sender = threading.Thread(target=_send, args=(conn, source, nbytes), daemon=True)
-    sender.start()
-    with sock:
-        sock.settimeout(None)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _ten_seconds())
-        kinds = {SPLICE: SpliceReceiver, BUFFER: BufferReceiver, THREAD: ThreadedSpliceReceiver}
-        receiver = kinds[choice](sock, fd, new_hasher(), lambda: None)
-        began, started = time.thread_time(), time.perf_counter()
-        try:
-            got = 0
-            while got < nbytes and (count := receiver.receive(nbytes - got)):
-                got += count
-            receiver.finish()
-        finally:
-            receiver.close()
-        spent, took = time.thread_time() - began, time.perf_counter() - started
-    sender.join(10)
-    if got < nbytes:
-        raise OSError("calibration: the loopback sender stopped early")
-    return spent, took
-
-
-def _send(conn: socket.socket, source: int, nbytes: int) -> None:
-    with conn:
-        sent = 0
-        try:
-            while sent < nbytes:
-                offset = sent % SOURCE_BYTES
-                count = min(nbytes - sent, SOURCE_BYTES - offset)
-                sent += os.sendfile(conn.fileno(), source, offset, count)
-        except OSError:
-            return
-
-
-def _ten_seconds() -> bytes:
-    import struct
-
-    return struct.pack("ll", 10, 0)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
