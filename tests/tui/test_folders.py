@@ -213,3 +213,16 @@ def test_connections_dialog_checks_its_fields() -> None:
         parse_connections("99", "")
     with pytest.raises(ValueError, match="Mirror"):
         parse_connections("2", "http://nope/x")
+
+
+async def test_typing_a_number_of_segments_replaces_the_one_shown(dest: Path) -> None:
+    """The dialog opens on "1": typing 4 means 4 (it made 14, silently, in a tmux session)."""
+    app = make_app(dest=dest)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Segments and mirrors")
+        await pilot.press("enter")
+        await pilot_wait_until(pilot, lambda: isinstance(app.screen, ConnectionsScreen))
+        await pilot.press("4", "enter")
+        await pilot_wait_until(pilot, lambda: not isinstance(app.screen, ConnectionsScreen))
+        assert "4 segments" in str(app.form.border_title)

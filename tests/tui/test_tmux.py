@@ -104,3 +104,33 @@ def test_download_in_a_real_terminal(tmux: Tmux, root: Path, dest: Path, termina
     tmux("send-keys", "-t", "app", "C-q")
     screen = tmux.wait_for(lambda s: "app exited with status" in s, 15, "the app to exit")
     assert "app exited with status 0" in screen
+
+
+def test_a_typed_number_of_segments_replaces_the_one_shown(tmux: Tmux, dest: Path) -> None:
+    """In a real terminal the dialog's "1" stayed and typing 4 gave 14 segments; the pilot
+    (whose focus arrives in another order) never showed it."""
+    env = {
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(PROJECT),
+        "XDG_STATE_HOME": str(dest.parent / "xdg-state"),
+        "XDG_CONFIG_HOME": str(dest.parent / "xdg-config"),
+    }
+    tmux(
+        "new-session", "-d", "-s", "app", "-x", "80", "-y", "24",
+        *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
+        f"{APP} --dest {dest}",
+    )  # fmt: skip
+    tmux.wait_for(lambda s: "Ready." in s, 20, "the app")
+    tmux("send-keys", "-t", "app", "C-p")
+    tmux.wait_for(lambda s: "🔎" in s, 10, "the command palette")
+    tmux("send-keys", "-t", "app", "-l", "Segments and mirrors")
+    tmux.wait_for(lambda s: "Connections per file" in s, 10, "the command")
+    tmux("send-keys", "-t", "app", "Enter")
+    tmux.wait_for(lambda s: "Mirrors (Tab)" in s, 10, "the dialog")
+    tmux("send-keys", "-t", "app", "4")
+    tmux.wait_for(lambda s: "│ 4 " in s, 10, "the typed 4 alone in the field")
+    tmux("send-keys", "-t", "app", "Enter")
+    screen = tmux.wait_for(lambda s: "Download · " in s, 10, "the form's title")
+    assert "Download · 4 segments" in screen
+    tmux("send-keys", "-t", "app", "C-q")

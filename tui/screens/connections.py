@@ -79,7 +79,10 @@ class ConnectionsScreen(ModalScreen[Connections | None]):
             field.cursor_blink = False
         segments = self.query_one("#segments", Input)
         segments.focus()
-        segments.cursor_position = len(segments.value)  # Backspace then a digit replaces it
+        # Typing a number replaces the one shown (4 must not become 14). Selected after the
+        # first refresh: in a real terminal the focus arrives after on_mount, and moving
+        # the cursor here (as before) left "1" in place while the pilot saw it replaced.
+        self.call_after_refresh(segments.select_all)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
