@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import enum
 import socket
 import threading
 import time
@@ -72,6 +73,8 @@ class Job(Protocol):
 
     #: Never pipeline more requests behind this one (a big file).
     alone: bool
+    #: Which queue it waits in (and so which thread sends it).
+    lane: Lane
     #: Times this job was sent and not answered because the connection failed.
     interrupted: int
 
@@ -231,28 +234,44 @@ class KeptConnection:
         self.session.close()
 
 
-class JobQueue:
-    """The jobs of one tree, shared by every worker; knows when nothing is left anywhere.
+class Lane(enum.Enum):
+    """Which queue a job waits in, and so which thread sends it."""
 
-    ``pending`` counts queued jobs and jobs a worker holds, so the tree is
+    LIST = "list"  # listings: the loop (``multiplex``), before files (they find the work)
+    SMALL = "small"  # bodies up to SMALL_BODY: the loop, into memory
+    BIG = "big"  # the rest: ``Worker`` threads, spliced to disk
+
+
+class JobQueue:
+    """The jobs of one tree, shared by every thread; knows when nothing is left anywhere.
+
+    ``pending`` counts queued jobs and jobs a thread holds, so the tree is
     finished exactly when it reaches 0: a listing adds the jobs it found
-    before it is marked done itself.
+    before it is marked done itself. Only adding a big job wakes the
+    ``Worker`` threads: the loop adds thousands of small ones, and a wake-up
+    each would cost a thread switch each.
     """
 
     def __init__(self) -> None:
-        self._lists: collections.deque[Job] = collections.deque()
-        self._files: collections.deque[Job] = collections.deque()
+        self._lanes: dict[Lane, collections.deque[Job]] = {
+            lane: collections.deque() for lane in Lane
+        }
         self._lock = threading.Condition()
         self.pending = 0
         self.stopped = False
+        #: Called (outside the lock) when a big job is queued: the tree starts its threads.
+        self.on_big: Callable[[], None] | None = None
 
-    def add(self, job: Job, *, listing: bool = False, again: bool = False) -> None:
+    def add(self, job: Job, *, again: bool = False) -> None:
         with self._lock:
             if not again:
                 self.pending += 1
-            queue = self._lists if listing else self._files
+            queue = self._lanes[job.lane]
             (queue.appendleft if again else queue.append)(job)
-            self._lock.notify()
+            if job.lane is Lane.BIG:
+                self._lock.notify()
+        if job.lane is Lane.BIG and self.on_big is not None:
+            self.on_big()
 
     def done(self, job: Job) -> None:
         with self._lock:
@@ -265,21 +284,33 @@ class JobQueue:
             self.stopped = True
             self._lock.notify_all()
 
+    def take_small(self) -> Job | None:
+        """The loop's next job, listings first; ``None`` when it has none (never waits)."""
+        with self._lock:
+            if self.stopped:
+                return None
+            for lane in (Lane.LIST, Lane.SMALL):
+                if self._lanes[lane]:
+                    return self._lanes[lane].popleft()
+            return None
+
+    def has_small(self) -> bool:
+        return bool(self._lanes[Lane.LIST] or self._lanes[Lane.SMALL]) and not self.stopped
+
     def take(self, *, wait: bool, timeout: float | None = None) -> Job | None:
-        """The next job (listings first: they find the work); ``None`` when finished or empty.
+        """The next big job; ``None``: the tree is finished, or (no ``wait``) none is queued.
 
         With ``wait`` it blocks until a job comes, the tree is finished, or
         ``timeout`` seconds passed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        big = self._lanes[Lane.BIG]
         with self._lock:
             while True:
                 if self.stopped:
                     return None
-                if self._lists:
-                    return self._lists.popleft()
-                if self._files:
-                    return self._files.popleft()
+                if big:
+                    return big.popleft()
                 if not wait or self.pending <= 0:
                     return None
                 if deadline is not None and time.monotonic() >= deadline:
@@ -288,26 +319,27 @@ class JobQueue:
 
     def drain(self) -> list[Job]:
         with self._lock:
-            jobs = [*self._lists, *self._files]
-            self._lists.clear()
-            self._files.clear()
+            jobs = [job for lane in Lane for job in self._lanes[lane]]
+            for queue in self._lanes.values():
+                queue.clear()
             return jobs
 
 
 class Worker:
-    """One connection's loop: keep it full of requests, read the answers, reconnect on loss."""
+    """One thread and its connection for big files: keep it full, read the answers, reconnect.
+
+    Listings and small files go to the loop (``multiplex``) instead.
+    """
 
     def __init__(
         self,
         target: Target,
         options: Options,
         queue: JobQueue,
-        is_listing: Callable[[Job], bool],
     ) -> None:
         self.target = target
         self.options = options
         self.queue = queue
-        self.is_listing = is_listing
         self.state = TransferState()
         #: The job whose answer is being read (for progress: the file in flight).
         self.current: Job | None = None
@@ -388,7 +420,7 @@ class Worker:
             if job is None:
                 return
             if job.alone and sent:
-                self.queue.add(job, listing=self.is_listing(job), again=True)
+                self.queue.add(job, again=True)
                 return
             request = self._ready(job)
             if request is None:
@@ -444,7 +476,7 @@ class Worker:
 
     def _requeue(self, sent: collections.deque[Job]) -> None:
         for job in reversed(sent):
-            self.queue.add(job, listing=self.is_listing(job), again=True)
+            self.queue.add(job, again=True)
         sent.clear()
 
 
