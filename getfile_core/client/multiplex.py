@@ -458,7 +458,7 @@ class Multiplexer:
 
     def _give_up_all(self, error: GetfileError, sent: list[SmallJob]) -> None:
         """Nothing on this server can work (no token, a legacy server, a dead link)."""
-        self.queue.stop()
+        self.queue.stop(error)
         others = [job for link in self.links for job in link.sent]
         for link in list(self.links):
             self._drop(link)

@@ -259,19 +259,31 @@ class JobQueue:
         self._lock = threading.Condition()
         self.pending = 0
         self.stopped = False
+        #: Why the tree was given up (``None``: not, or cancelled): jobs added from
+        #: now on (given back by a connection) fail with it, quietly.
+        self.failure: GetfileError | None = None
         #: Called (outside the lock) when a big job is queued: the tree starts its threads.
         self.on_big: Callable[[], None] | None = None
 
     def add(self, job: Job, *, again: bool = False) -> None:
         with self._lock:
-            if not again:
-                self.pending += 1
-            queue = self._lanes[job.lane]
-            (queue.appendleft if again else queue.append)(job)
-            if job.lane is Lane.BIG:
-                self._lock.notify()
-        if job.lane is Lane.BIG and self.on_big is not None:
+            failure = self.failure
+            if not self.stopped:
+                failure = None
+                self._add(job, again)
+        if failure is not None:
+            job.give_up(failure, quiet=True)
+        elif job.lane is Lane.BIG and not self.stopped and self.on_big is not None:
             self.on_big()
+
+    def _add(self, job: Job, again: bool) -> None:
+        """Queue ``job`` (the lock held): ``again``, in front (it was taken, not done)."""
+        if not again:
+            self.pending += 1
+        queue = self._lanes[job.lane]
+        (queue.appendleft if again else queue.append)(job)
+        if job.lane is Lane.BIG:
+            self._lock.notify()
 
     def done(self, job: Job) -> None:
         with self._lock:
@@ -279,9 +291,11 @@ class JobQueue:
             if self.pending <= 0:
                 self._lock.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, failure: GetfileError | None = None) -> None:
+        """No more jobs are taken: a cancel, or (``failure``) nothing on the server can work."""
         with self._lock:
             self.stopped = True
+            self.failure = self.failure or failure
             self._lock.notify_all()
 
     def take_small(self) -> Job | None:
@@ -467,7 +481,7 @@ class Worker:
 
     def _give_up_all(self, error: GetfileError, sent: collections.deque[Job]) -> None:
         """Nothing on this server can work (no token, a legacy server, a dead link)."""
-        self.queue.stop()
+        self.queue.stop(error)
         # One line says why; the thousand files behind it are counted, not each told.
         for index, job in enumerate([*sent, *self.queue.drain()]):
             job.give_up(error, quiet=index > 0)

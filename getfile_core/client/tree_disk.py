@@ -1,4 +1,4 @@
-"""The tree's disk thread: small verified files saved while the network thread goes on.
+"""The tree's disk threads: small verified files saved while the network thread goes on.
 
 Creating a file is the dearest step of a small download, and not for our
 code: on ext4 without a journal (this machine's disk) each new inode is
@@ -6,26 +6,31 @@ found by scanning past the inodes freed in the last minute, ~100-180 us a
 file right after a previous copy was deleted (``perf``: ``recently_deleted``
 in ``find_inode_bit``); rsync's receiver pays the same. The system call
 releases the GIL, so here it runs beside the thread that reads, parses and
-hashes the next answers instead of after it. One thread, not several: two
-threads creating in the same folder wait on its lock, and every handover
-of the GIL costs a futex round trip (8 threads: 117 per file).
+hashes the next answers instead of after it, and on ``THREADS`` threads,
+so both cores can pay it. Each folder belongs to one thread (by its path's
+hash): two threads creating in one folder wait on its lock.
 
-Bodies wait in memory, at most ``MAX_WAITING`` bytes: the network thread
-stops reading when the disk falls that far behind.
+Bodies wait in memory, at most ``MAX_WAITING`` bytes in all: the network
+thread stops reading when the disk falls that far behind.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from typing import Protocol
 
-from getfile_core.client.destination import write_failed
+from getfile_core.client.destination import save_whole, write_failed
 from getfile_core.client.tree_local import LocalTree, Parts
 from getfile_core.errors import GetfileError
 
 #: Bytes of verified bodies waiting to be written, at most.
 MAX_WAITING = 32 * 1024 * 1024
+#: Threads saving files.
+THREADS = 1
+#: Folder descriptors each thread keeps open.
+KEPT_FOLDERS = 32
 
 
 class Saved(Protocol):
@@ -39,58 +44,96 @@ class Saved(Protocol):
 
 
 class DiskWriter:
-    """One thread saving ``(job, body, mtime)`` in order; ``close`` waits for the last one."""
+    """``THREADS`` threads saving ``(job, body, mtime)``; ``close`` waits for the last one."""
 
-    def __init__(self, local: LocalTree, overwrite: bool) -> None:
+    def __init__(self, local: LocalTree, overwrite: bool, threads: int = THREADS) -> None:
         self.local = local
         self.overwrite = overwrite
-        self._items: collections.deque[tuple[Saved, bytes, int | None]] = collections.deque()
+        self._lock = threading.Lock()
+        #: Told when bodies were written (room for more), and when closing.
+        self._room = threading.Condition(self._lock)
         self._waiting = 0
-        self._lock = threading.Condition()
         self._closing = False
         self._cancelled = False
-        self._thread = threading.Thread(target=self._run, daemon=True, name="getfile-disk")
-        self._thread.start()
+        self._savers = [_Saver(self) for _ in range(threads)]
 
     def save(self, job: Saved, body: bytes, mtime_ns: int | None) -> None:
         """Queue one file (any thread); waits while ``MAX_WAITING`` bytes are queued already."""
+        saver = self._savers[hash(job.parts[:-1]) % len(self._savers)]
         with self._lock:
             while self._waiting >= MAX_WAITING and not self._cancelled:
-                self._lock.wait(1.0)
-            self._items.append((job, body, mtime_ns))
+                self._room.wait(1.0)
             self._waiting += len(body)
-            if len(self._items) == 1:
-                self._lock.notify_all()
+            saver.items.append((job, body, mtime_ns))
+            if len(saver.items) == 1:
+                saver.wake.notify()
 
     def close(self, *, cancel: bool = False) -> None:
-        """Save what is queued (``cancel``: drop it) and end the thread."""
+        """Save what is queued (``cancel``: drop it) and end the threads."""
         with self._lock:
             self._closing = True
             self._cancelled = self._cancelled or cancel
-            self._lock.notify_all()
-        self._thread.join()
+            self._room.notify_all()
+            for saver in self._savers:
+                saver.wake.notify()
+        for saver in self._savers:
+            saver.thread.join()
+
+    def _take(self, saver: _Saver) -> list[tuple[Saved, bytes, int | None]] | None:
+        """The saver's next batch; ``None``: end."""
+        with self._lock:
+            while not saver.items and not self._closing:
+                saver.wake.wait()
+            if self._cancelled or not saver.items:
+                saver.items.clear()
+                return None
+            batch = list(saver.items)
+            saver.items.clear()
+            return batch
+
+    def _done(self, size: int) -> None:
+        with self._lock:
+            self._waiting -= size
+            self._room.notify_all()
+
+
+class _Saver:
+    """One disk thread, with descriptors of the folders it saves into."""
+
+    def __init__(self, writer: DiskWriter) -> None:
+        self.writer = writer
+        self.items: collections.deque[tuple[Saved, bytes, int | None]] = collections.deque()
+        self.wake = threading.Condition(writer._lock)
+        self._folders: collections.OrderedDict[Parts, int] = collections.OrderedDict()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="getfile-disk")
+        self.thread.start()
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._items and not self._closing:
-                    self._lock.wait()
-                if self._cancelled or not self._items:
-                    self._items.clear()
-                    self._lock.notify_all()
-                    return
-                batch = list(self._items)
-                self._items.clear()
-            for job, body, mtime_ns in batch:
-                self._save(job, body, mtime_ns)
-            with self._lock:
-                self._waiting -= sum(len(body) for _, body, _ in batch)
-                self._lock.notify_all()
+        try:
+            while (batch := self.writer._take(self)) is not None:
+                for job, body, mtime_ns in batch:
+                    self._save(job, body, mtime_ns)
+                self.writer._done(sum(len(body) for _, body, _ in batch))
+        finally:
+            for fd in self._folders.values():
+                os.close(fd)
+            self._folders.clear()
+
+    def _folder(self, parts: Parts) -> int:
+        fd = self._folders.get(parts)
+        if fd is None:
+            fd = self._folders[parts] = self.writer.local.folder(parts)
+            if len(self._folders) > KEPT_FOLDERS:
+                os.close(self._folders.popitem(last=False)[1])
+        return fd
 
     def _save(self, job: Saved, body: bytes, mtime_ns: int | None) -> None:
         parts = job.parts
+        local, overwrite = self.writer.local, self.writer.overwrite
         try:
-            self.local.save(parts[:-1], parts[-1], body, mtime_ns, overwrite=self.overwrite)
+            folder = self._folder(parts[:-1])
+            shown = local.display(parts[:-1])
+            save_whole(folder, shown, parts[-1], body, mtime_ns, overwrite=overwrite)
         except GetfileError as error:
             job.give_up(error)
         except OSError as error:
@@ -99,4 +142,4 @@ class DiskWriter:
             job.saved(len(body))
 
 
-__all__ = ["MAX_WAITING", "DiskWriter", "Saved"]
+__all__ = ["MAX_WAITING", "THREADS", "DiskWriter", "Saved"]

@@ -17,7 +17,6 @@ import threading
 import unicodedata
 from collections import OrderedDict
 
-from getfile_core.client.destination import save_whole
 from getfile_core.client.names import PART_SUFFIX, UnsafeName
 from getfile_core.errors import LocalFileError
 from getfile_core.protocol import MAX_NAME
@@ -134,15 +133,6 @@ class LocalTree:
         """What is at ``name`` in folder ``parts`` now (never following a symlink)."""
         with self._lock:
             return local_file(self._folder(parts), name)
-
-    def save(
-        self, parts: Parts, name: str, data: bytes, mtime_ns: int | None, *, overwrite: bool
-    ) -> None:
-        """A verified small file into folder ``parts`` (``destination.save_whole``)."""
-        with self._lock:
-            save_whole(
-                self._folder(parts), self.display(parts), name, data, mtime_ns, overwrite=overwrite
-            )
 
     def set_mtime(self, parts: Parts, mtime_ns: int) -> None:
         """Give a folder its server's time (after its files, which move it, are all in)."""
