@@ -306,7 +306,9 @@ class Multiplexer:
                 link.window_bytes += size
                 self.state.done += size
                 if limit is not None:
+                    began = time.monotonic()
                     self.state.pause(limit.reserve(size))
+                    self._stood_still(began)
             elif isinstance(event, Response):
                 self._head(link, event)
             elif isinstance(event, Trailer):
@@ -352,13 +354,14 @@ class Multiplexer:
         job, head = link.sent.popleft(), link.head
         assert head is not None
         link.head, link.answered, self.failures = None, link.answered + 1, 0
-        link.due = time.monotonic()
+        began = link.due = time.monotonic()
         try:
-            job.complete(head, bytes(link.body), link.trailer)
+            job.complete(head, bytes(link.body), link.trailer)  # may wait for the disk thread
         except GetfileError as error:
             job.give_up(error)
         finally:
             self.queue.done(job)
+            self._stood_still(began)
         link.body = bytearray()
         if link.conn.state is protocol.ClientState.DONE:  # the server's last answer on it
             self._ended(link)
@@ -375,6 +378,17 @@ class Multiplexer:
         self._close(link)
 
     # ------------------------------------------------------------ time
+
+    def _stood_still(self, since: float) -> None:
+        """The loop waited on something of ours (a rate limit, a full disk queue) since
+        ``since``: those seconds count for no connection's silence, pace or answer."""
+        waited = time.monotonic() - since
+        if waited < 0.001:
+            return
+        for link in self.links:
+            link.heard += waited
+            link.due += waited
+            link.window += waited
 
     def _check_time(self, now: float) -> None:
         """Silence, a trickle, or an answer that never comes: the connection fails."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
@@ -254,7 +253,7 @@ def parse_response_head(head: bytes) -> Response:
         if not value.isprintable():
             raise ProtocolError("header value has control characters")
         headers[key] = value
-    return dataclasses.replace(_response_from_headers(status, headers), version=version)
+    return _response_from_headers(status, headers, version)
 
 
 def _parse_mtime(value: str) -> int:
@@ -264,7 +263,7 @@ def _parse_mtime(value: str) -> int:
     return _parse_int(sec, "mtime") * 1_000_000_000 + _parse_int(frac, "mtime")
 
 
-def _response_from_headers(status: Status, headers: dict[str, str]) -> Response:
+def _response_from_headers(status: Status, headers: dict[str, str], version: int) -> Response:
     known = {"message", "size", "mtime", "digest", "offset", "challenge", "entries", "next"}
     known |= {"length", "trailer", "hashed", "keep"}
     size = _parse_int(headers["size"], "size") if "size" in headers else None
@@ -313,6 +312,7 @@ def _response_from_headers(status: Status, headers: dict[str, str]) -> Response:
         trailer=trailer is not None,
         hashed=hashed,
         keep=keep,
+        version=version,
     )
 
 
