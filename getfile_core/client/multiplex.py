@@ -27,7 +27,6 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from getfile_core import auth, protocol
 from getfile_core.address import Target
@@ -56,6 +55,13 @@ from getfile_core.protocol import (
     Status,
     Trailer,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time (~2 ms of start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
+
 
 #: Longest wait in ``select``: how soon a cancel (another thread) is noticed.
 POLL = 0.25

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from getfile_core import protocol
 from getfile_core.client.destination import Destination
@@ -31,6 +30,7 @@ from getfile_core.errors import (
 )
 from getfile_core.protocol import LATEST, Entry, Request, Response, Status, Trailer, Verb
 
+TYPE_CHECKING = False  # typing is not imported at run time (~2 ms of start-up)
 if TYPE_CHECKING:
     from getfile_core.client.tree import Tree
 
