@@ -337,6 +337,41 @@ def save_whole(
         os.close(fd)
 
 
+def keep_part(dir_fd: int, folder: str, name: str, data: bytes) -> None:
+    """What arrived of a small file, as ``NAME.getfile-part``, for the next attempt to resume."""
+    part = part_name(name)
+    fd = _create_part_in(dir_fd, folder, part)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        write_all(fd, memoryview(data))
+    finally:
+        os.close(fd)
+
+
+def read_part(dir_fd: int, name: str, limit: int) -> bytes | None:
+    """A small file's ``NAME.getfile-part`` to resume from, if it is one we may trust.
+
+    As ``Destination`` resumes: a plain file of ours with one link, never
+    through a symlink, and here no longer than ``limit``; ``None`` otherwise
+    (it is then made afresh when the file is saved).
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(part_name(name), flags, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_nlink != 1:
+            return None
+        if info.st_size > limit:
+            return None
+        data = os.pread(fd, info.st_size, 0)
+        return data if len(data) == info.st_size else None
+    finally:
+        os.close(fd)
+
+
 def _create_part_in(dir_fd: int, folder: str, part: str) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(2):

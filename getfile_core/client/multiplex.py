@@ -79,6 +79,9 @@ class SmallJob(Job, Protocol):
     def too_big(self) -> None:
         """The head announced more than ``body_limit``: send it another way."""
 
+    def cut(self, body: bytes) -> None:
+        """The answer stopped after ``body`` (a lost connection, a cancel)."""
+
 
 class _TooBig(Exception):
     """The answer being read is bigger than its job takes: the connection is given up."""
@@ -156,6 +159,7 @@ class Multiplexer:
                 raise
         finally:
             for link in list(self.links):
+                self._cut(link)
                 self._drop(link)
                 self._requeue(link)
             self.selector.close()
@@ -426,6 +430,12 @@ class Multiplexer:
         with contextlib.suppress(OSError):
             link.sock.close()
 
+    def _cut(self, link: Link) -> None:
+        """The answer being read will not end: its job keeps what came of it."""
+        if link.head is not None and link.sent:
+            body, link.head = bytes(link.body), None
+            link.sent[0].cut(body)
+
     def _requeue(self, link: Link) -> None:
         for job in reversed(link.sent):
             self.queue.add(job, again=True)
@@ -446,6 +456,7 @@ class Multiplexer:
     def _failed(self, link: Link | None, sent: list[SmallJob], error: GetfileError) -> None:
         """A connection failed (``None``: never opened); its first job decides, the rest go back."""
         if link is not None:
+            self._cut(link)
             self._drop(link)
             link.sent.clear()
         if self.state.cancelled:

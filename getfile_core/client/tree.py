@@ -206,6 +206,9 @@ class ListJob:
         path = self.tree.path_of(self.parts)
         return Request(Verb.LIST, path, after=self.after, version=LATEST, keep=True)
 
+    def cut(self, body: bytes) -> None:
+        """A page cut short is asked again whole."""
+
     def complete(self, head: Response, body: bytes, trailer: Trailer | None) -> None:
         if head.status is not Status.OK:
             self._refused(head)

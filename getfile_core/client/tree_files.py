@@ -3,8 +3,8 @@
 A small file (``SMALL_BODY`` or less) rides the loop (``multiplex``): its
 answer comes whole into memory, is checked against the server's digest,
 and goes to the disk thread (``tree_disk``), which writes it in one go; a
-cut answer leaves nothing behind and is asked again from its start, which
-costs a small file less than resuming it. A big file goes to a
+cut answer (a reset, a Ctrl-C) is written as ``NAME.getfile-part`` and the
+next attempt, or run, asks only for the rest. A big file goes to a
 ``pipeline.Worker`` thread, streams into ``NAME.getfile-part`` as it
 arrives (so a cut leaves a part the next attempt resumes), and is
 verified whole.
@@ -50,6 +50,10 @@ class FileJob:
         self.destination: Destination | None = None
         self.offset = 0
         self.counted_resume = False
+        #: A small file's bytes already here (a part from an earlier attempt or run).
+        self.prefix = b""
+        #: The server refused the part's length (the file shrank): never resume it again.
+        self.from_start = False
 
     @property
     def shown(self) -> str:
@@ -90,13 +94,39 @@ class FileJob:
         assert local is not None
         folder = self.parts[:-1]
         # A folder this run made holds nothing it did not put there: no look needed.
-        if not tree.tree_options.overwrite and not local.is_fresh(folder):
-            there = local.look(folder, self.parts[-1])
-            if there is not None:
-                self._skip_or_keep(there)
-                return None
-        self.offset = 0
+        if not self.prefix and not local.is_fresh(folder):
+            if not tree.tree_options.overwrite:
+                there = local.look(folder, self.parts[-1])
+                if there is not None:
+                    self._skip_or_keep(there)
+                    return None
+            kept = None
+            if not self.from_start:
+                kept = local.read_part(folder, self.parts[-1], self.entry.size - 1)
+            if kept and not self.counted_resume:
+                self.counted_resume = True
+                with tree.lock:
+                    tree.bytes_resumed += len(kept)
+            self.prefix = kept or b""
+        self.offset = len(self.prefix)
         return self._request()
+
+    def cut(self, body: bytes) -> None:
+        """The answer stopped after ``body`` (a lost connection, a cancel): keep what came.
+
+        Written as ``NAME.getfile-part`` (so a Ctrl-C keeps it for the next
+        run) and kept here: the next attempt asks only for the rest.
+        """
+        if not body:
+            return
+        data = self.prefix + body
+        local = self.tree.local
+        assert local is not None
+        try:
+            local.keep_part(self.parts[:-1], self.parts[-1], data)
+        except (GetfileError, OSError):
+            return  # only a head start is lost: the file is asked for whole again
+        self.prefix = data
 
     def complete(self, head: Response, body: bytes, trailer: Trailer | None) -> None:
         """The whole answer is in memory: verify it, then hand it to the disk thread."""
@@ -112,13 +142,18 @@ class FileJob:
             announced = head.digest
         else:
             raise ProtocolError("the server announced no digest: refusing an unverifiable file")
+        data = self.prefix + body if self.prefix else body
         hasher = new_hasher()
-        hasher.update(body)
+        hasher.update(data)
         if format_digest(hasher) != announced:
-            raise IntegrityError("digest mismatch (nothing saved)")
+            if self.prefix:
+                assert self.tree.local is not None
+                self.tree.local.drop_part(self.parts[:-1], self.parts[-1])
+                self.prefix = b""
+            raise IntegrityError("digest mismatch (partial file removed)")
         tree = self.tree
         assert tree.disk is not None
-        tree.disk.save(self, body, head.mtime_ns)
+        tree.disk.save(self, data, head.mtime_ns)
 
     def too_big(self) -> None:
         """The file grew past ``SMALL_BODY`` since it was listed: a thread streams it."""
@@ -219,6 +254,7 @@ class FileJob:
     def _refused(self, head: Response) -> None:
         if head.status is Status.BAD_OFFSET and self.offset:
             self.offset = 0  # the part is longer than the file now: start it again
+            self.prefix, self.from_start = b"", True
             self.tree.queue.add(self)  # counted again: the answer's ``done`` follows
             return
         special = "listed as a file but is a folder now; refused"

@@ -11,13 +11,15 @@ in ``OUT`` is refused, never followed), and files go through
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
 import unicodedata
 from collections import OrderedDict
 
-from getfile_core.client.names import PART_SUFFIX, UnsafeName
+from getfile_core.client.destination import keep_part, read_part
+from getfile_core.client.names import PART_SUFFIX, UnsafeName, part_name
 from getfile_core.errors import LocalFileError
 from getfile_core.protocol import MAX_NAME
 
@@ -133,6 +135,21 @@ class LocalTree:
         """What is at ``name`` in folder ``parts`` now (never following a symlink)."""
         with self._lock:
             return local_file(self._folder(parts), name)
+
+    def read_part(self, parts: Parts, name: str, limit: int) -> bytes | None:
+        """``destination.read_part`` in folder ``parts``: a small file's part to resume."""
+        with self._lock:
+            return read_part(self._folder(parts), name, limit)
+
+    def keep_part(self, parts: Parts, name: str, data: bytes) -> None:
+        """``destination.keep_part`` in folder ``parts``: what arrived, for the next attempt."""
+        with self._lock:
+            keep_part(self._folder(parts), self.display(parts), name, data)
+
+    def drop_part(self, parts: Parts, name: str) -> None:
+        """Remove a small file's part that proved wrong (a digest mismatch)."""
+        with self._lock, contextlib.suppress(FileNotFoundError):
+            os.unlink(part_name(name), dir_fd=self._folder(parts))
 
     def set_mtime(self, parts: Parts, mtime_ns: int) -> None:
         """Give a folder its server's time (after its files, which move it, are all in)."""

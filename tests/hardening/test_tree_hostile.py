@@ -296,3 +296,27 @@ def test_a_file_that_grew_past_the_small_size_is_streamed_not_held(tmp_path: Pat
     gets = [r.path for r in server.requests if r.verb is Verb.GET]
     assert set(gets) == {b"top/a-small", b"top/grew", b"top/z-small"}
     assert gets.count(b"top/grew") == 2  # once as a small file, once streamed
+
+
+def test_a_small_files_part_is_resumed_and_verified_whole(tmp_path: Path) -> None:
+    data = os.urandom(3000)
+    server = ListingLiar({b"top": [[line("file", b"f", len(data))]]}, {b"top/f": data})
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "f.getfile-part").write_bytes(data[:1000])  # an earlier run's
+    with server:
+        done = run_cli("get", "-r", "-o", str(tmp_path), f"{server.url}/top")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert os.listdir(tmp_path / "top") == ["f"]
+    assert (tmp_path / "top" / "f").read_bytes() == data
+    assert [r.offset for r in server.requests if r.verb is Verb.GET] == [1000]
+
+
+def test_a_small_files_part_that_lies_is_removed(tmp_path: Path) -> None:
+    data = os.urandom(3000)
+    server = ListingLiar({b"top": [[line("file", b"f", len(data))]]}, {b"top/f": data})
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "f.getfile-part").write_bytes(b"x" * 1000)  # not the file's start
+    with server:
+        done = run_cli("get", "-r", "-o", str(tmp_path), f"{server.url}/top")
+    assert done.returncode == 7 and "digest mismatch" in done.stderr, done.stderr
+    assert os.listdir(tmp_path / "top") == []  # the next run starts afresh
