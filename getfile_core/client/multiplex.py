@@ -113,7 +113,132 @@ class Link:
         return min(DEPTH - len(self.conn.queued), self.conn.can_pipeline)
 
 
-class Multiplexer:
+class _Upkeep:
+    """The loop's clocks and failures: what ``Multiplexer`` does when a connection goes bad."""
+
+    options: Options
+    queue: JobQueue
+    state: TransferState
+    links: list[Link]
+    selector: selectors.BaseSelector
+    failures: int
+    reached: bool
+    resume_at: float
+
+    # ------------------------------------------------------------ time
+
+    def _stood_still(self, since: float) -> None:
+        """The loop waited on something of ours (a rate limit, a full disk queue) since
+        ``since``: those seconds count for no connection's silence, pace or answer."""
+        waited = time.monotonic() - since
+        if waited < 0.001:
+            return
+        for link in self.links:
+            link.heard += waited
+            link.due += waited
+            link.window += waited
+
+    def _check_time(self, now: float) -> None:
+        """Silence, a trickle, or an answer that never comes: the connection fails."""
+        timeout = self.options.timeout
+        for link in list(self.links):
+            if not link.sent:
+                continue
+            error: GetfileError | None = None
+            if now - link.heard > timeout:
+                error = TimeoutError_("the server stopped answering")
+            elif now - link.due > MAX_PREPARE_SECONDS:
+                error = TooSlowError(f"no answer after {MAX_PREPARE_SECONDS:g} s; giving up")
+            elif link.conn.state is protocol.ClientState.BODY and now - link.window >= timeout:
+                if link.window_bytes < PaceFloor.MIN_BYTES:
+                    got = link.window_bytes
+                    error = TooSlowError(
+                        f"server too slow: {got} bytes in {now - link.window:.0f} s"
+                    )
+                link.window, link.window_bytes = now, 0
+            if error is not None:
+                self._failed(link, list(link.sent), error)
+
+    # ------------------------------------------------------------ failures
+
+    def _drop(self, link: Link) -> None:
+        if link in self.links:
+            self.links.remove(link)
+            self.selector.unregister(link.sock)
+        with contextlib.suppress(OSError):
+            link.sock.close()
+
+    def _cut(self, link: Link) -> None:
+        """The answer being read will not end: its job keeps what came of it."""
+        if link.head is not None and link.sent:
+            body, link.head = bytes(link.body), None
+            link.sent[0].cut(body)
+
+    def _requeue(self, link: Link) -> None:
+        for job in reversed(link.sent):
+            self.queue.add(job, again=True)
+        link.sent.clear()
+
+    def _close(self, link: Link) -> None:
+        """End a connection cleanly: what it still had to answer goes to the others."""
+        self._drop(link)
+        self._requeue(link)
+
+    def _retryable(self, error: GetfileError) -> bool:
+        if isinstance(error, InterruptedError_):
+            return not self.state.cancelled
+        if isinstance(error, TooSlowError):
+            return False
+        return isinstance(error, TimeoutError_ | UnreachableError) and self.reached
+
+    def _failed(self, link: Link | None, sent: list[SmallJob], error: GetfileError) -> None:
+        """A connection failed (``None``: never opened); its first job decides, the rest go back."""
+        if link is not None:
+            self._cut(link)
+            self._drop(link)
+            link.sent.clear()
+        if self.state.cancelled:
+            return
+        retry = self._retryable(error)
+        if link is not None and link.received >= PROGRESS:
+            self.failures = 0  # it moved: the link works, only not for long
+            if sent:
+                sent[0].interrupted = 0
+        if sent:
+            job = sent[0]
+            if retry and job.interrupted < self.options.retries:
+                job.interrupted += 1
+            else:
+                sent.pop(0)
+                job.give_up(error)
+                self.queue.done(job)
+        if isinstance(error, _FATAL) or (not self.reached and not retry):
+            self._give_up_all(error, sent)
+            return
+        now = time.monotonic()
+        if retry and now >= self.resume_at:  # failures in one backoff count once
+            self.failures += 1
+            if self.failures > self.options.retries:
+                self._give_up_all(error, sent)
+                return
+            self.resume_at = now + backoff_delay(self.failures, self.options.retry_cap)
+        for job in reversed(sent):
+            self.queue.add(job, again=True)
+
+    def _give_up_all(self, error: GetfileError, sent: list[SmallJob]) -> None:
+        """Nothing on this server can work (no token, a legacy server, a dead link)."""
+        self.queue.stop(error)
+        others = [job for link in self.links for job in link.sent]
+        for link in list(self.links):
+            self._drop(link)
+            link.sent.clear()
+        # One line says why; the thousand files behind it are counted, not each told.
+        for index, job in enumerate([*sent, *others, *self.queue.drain()]):
+            job.give_up(error, quiet=index > 0)
+            self.queue.done(job)
+
+
+class Multiplexer(_Upkeep):
     """The loop: up to ``links`` kept connections, one thread, until the small work is done."""
 
     def __init__(self, target: Target, options: Options, queue: JobQueue, links: int) -> None:
@@ -386,118 +511,6 @@ class Multiplexer:
             )
             return
         self._close(link)
-
-    # ------------------------------------------------------------ time
-
-    def _stood_still(self, since: float) -> None:
-        """The loop waited on something of ours (a rate limit, a full disk queue) since
-        ``since``: those seconds count for no connection's silence, pace or answer."""
-        waited = time.monotonic() - since
-        if waited < 0.001:
-            return
-        for link in self.links:
-            link.heard += waited
-            link.due += waited
-            link.window += waited
-
-    def _check_time(self, now: float) -> None:
-        """Silence, a trickle, or an answer that never comes: the connection fails."""
-        timeout = self.options.timeout
-        for link in list(self.links):
-            if not link.sent:
-                continue
-            error: GetfileError | None = None
-            if now - link.heard > timeout:
-                error = TimeoutError_("the server stopped answering")
-            elif now - link.due > MAX_PREPARE_SECONDS:
-                error = TooSlowError(f"no answer after {MAX_PREPARE_SECONDS:g} s; giving up")
-            elif link.conn.state is protocol.ClientState.BODY and now - link.window >= timeout:
-                if link.window_bytes < PaceFloor.MIN_BYTES:
-                    got = link.window_bytes
-                    error = TooSlowError(
-                        f"server too slow: {got} bytes in {now - link.window:.0f} s"
-                    )
-                link.window, link.window_bytes = now, 0
-            if error is not None:
-                self._failed(link, list(link.sent), error)
-
-    # ------------------------------------------------------------ failures
-
-    def _drop(self, link: Link) -> None:
-        if link in self.links:
-            self.links.remove(link)
-            self.selector.unregister(link.sock)
-        with contextlib.suppress(OSError):
-            link.sock.close()
-
-    def _cut(self, link: Link) -> None:
-        """The answer being read will not end: its job keeps what came of it."""
-        if link.head is not None and link.sent:
-            body, link.head = bytes(link.body), None
-            link.sent[0].cut(body)
-
-    def _requeue(self, link: Link) -> None:
-        for job in reversed(link.sent):
-            self.queue.add(job, again=True)
-        link.sent.clear()
-
-    def _close(self, link: Link) -> None:
-        """End a connection cleanly: what it still had to answer goes to the others."""
-        self._drop(link)
-        self._requeue(link)
-
-    def _retryable(self, error: GetfileError) -> bool:
-        if isinstance(error, InterruptedError_):
-            return not self.state.cancelled
-        if isinstance(error, TooSlowError):
-            return False
-        return isinstance(error, TimeoutError_ | UnreachableError) and self.reached
-
-    def _failed(self, link: Link | None, sent: list[SmallJob], error: GetfileError) -> None:
-        """A connection failed (``None``: never opened); its first job decides, the rest go back."""
-        if link is not None:
-            self._cut(link)
-            self._drop(link)
-            link.sent.clear()
-        if self.state.cancelled:
-            return
-        retry = self._retryable(error)
-        if link is not None and link.received >= PROGRESS:
-            self.failures = 0  # it moved: the link works, only not for long
-            if sent:
-                sent[0].interrupted = 0
-        if sent:
-            job = sent[0]
-            if retry and job.interrupted < self.options.retries:
-                job.interrupted += 1
-            else:
-                sent.pop(0)
-                job.give_up(error)
-                self.queue.done(job)
-        if isinstance(error, _FATAL) or (not self.reached and not retry):
-            self._give_up_all(error, sent)
-            return
-        now = time.monotonic()
-        if retry and now >= self.resume_at:  # failures in one backoff count once
-            self.failures += 1
-            if self.failures > self.options.retries:
-                self._give_up_all(error, sent)
-                return
-            self.resume_at = now + backoff_delay(self.failures, self.options.retry_cap)
-        for job in reversed(sent):
-            self.queue.add(job, again=True)
-
-    def _give_up_all(self, error: GetfileError, sent: list[SmallJob]) -> None:
-        """Nothing on this server can work (no token, a legacy server, a dead link)."""
-        self.queue.stop(error)
-        others = [job for link in self.links for job in link.sent]
-        for link in list(self.links):
-            self._drop(link)
-            link.sent.clear()
-        # One line says why; the thousand files behind it are counted, not each told.
-        for index, job in enumerate([*sent, *others, *self.queue.drain()]):
-            job.give_up(error, quiet=index > 0)
-            self.queue.done(job)
 
 
 def _kept(request: Request) -> Request:
