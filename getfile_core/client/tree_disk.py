@@ -22,7 +22,7 @@ import threading
 
 from getfile_core.client.destination import save_whole, write_failed
 from getfile_core.client.tree_local import LocalTree, Parts
-from getfile_core.errors import GetfileError
+from getfile_core.errors import GetfileError, LocalFileError
 
 TYPE_CHECKING = False  # typing is not imported at run time (~2 ms of start-up)
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class DiskWriter:
         with self._lock:
             while self._waiting >= MAX_WAITING and not self._cancelled:
                 self._room.wait(1.0)
+            if self._cancelled and not self._closing:
+                raise LocalFileError("the thread writing files stopped; not saved")
             self._waiting += len(body)
             saver.items.append((job, body, mtime_ns))
             if len(saver.items) == 1:
@@ -97,6 +99,12 @@ class DiskWriter:
             saver.items.clear()
             return batch
 
+    def _stopped(self) -> None:
+        """A saver ended (closed, or a bug): nothing may wait for room any more."""
+        with self._lock:
+            self._cancelled = self._cancelled or not self._closing
+            self._room.notify_all()
+
     def _done(self, size: int) -> None:
         with self._lock:
             self._waiting -= size
@@ -124,6 +132,7 @@ class _Saver:
             for fd in self._folders.values():
                 os.close(fd)
             self._folders.clear()
+            self.writer._stopped()  # never leave the network thread waiting for room
 
     def _folder(self, parts: Parts) -> int:
         fd = self._folders.get(parts)
