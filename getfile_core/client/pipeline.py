@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import enum
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import blake3
 
@@ -45,6 +45,13 @@ from getfile_core.errors import (
     UnreachableError,
 )
 from getfile_core.protocol import ConnectionClosed, EndOfMessage, Request, Response, Status
+
+TYPE_CHECKING = False  # typing is not imported at run time (~2 ms of start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
+
 
 #: Requests sent ahead of the answer being read, per connection. 32 x ~80
 #: bytes never fills a socket's send buffer (so sending never blocks while
@@ -71,6 +78,8 @@ class Job(Protocol):
 
     #: Never pipeline more requests behind this one (a big file).
     alone: bool
+    #: Which queue it waits in (and so which thread sends it).
+    lane: Lane
     #: Times this job was sent and not answered because the connection failed.
     interrupted: int
 
@@ -230,27 +239,55 @@ class KeptConnection:
         self.session.close()
 
 
-class JobQueue:
-    """The jobs of one tree, shared by every worker; knows when nothing is left anywhere.
+class Lane(enum.Enum):
+    """Which queue a job waits in, and so which thread sends it."""
 
-    ``pending`` counts queued jobs and jobs a worker holds, so the tree is
+    LIST = "list"  # listings: the loop (``multiplex``), before files (they find the work)
+    SMALL = "small"  # bodies up to SMALL_BODY: the loop, into memory
+    BIG = "big"  # the rest: ``Worker`` threads, spliced to disk
+
+
+class JobQueue:
+    """The jobs of one tree, shared by every thread; knows when nothing is left anywhere.
+
+    ``pending`` counts queued jobs and jobs a thread holds, so the tree is
     finished exactly when it reaches 0: a listing adds the jobs it found
-    before it is marked done itself.
+    before it is marked done itself. Only adding a big job wakes the
+    ``Worker`` threads: the loop adds thousands of small ones, and a wake-up
+    each would cost a thread switch each.
     """
 
     def __init__(self) -> None:
-        self._lists: collections.deque[Job] = collections.deque()
-        self._files: collections.deque[Job] = collections.deque()
+        self._lanes: dict[Lane, collections.deque[Job]] = {
+            lane: collections.deque() for lane in Lane
+        }
         self._lock = threading.Condition()
         self.pending = 0
         self.stopped = False
+        #: Why the tree was given up (``None``: not, or cancelled): jobs added from
+        #: now on (given back by a connection) fail with it, quietly.
+        self.failure: GetfileError | None = None
+        #: Called (outside the lock) when a big job is queued: the tree starts its threads.
+        self.on_big: Callable[[], None] | None = None
 
-    def add(self, job: Job, *, listing: bool = False, again: bool = False) -> None:
+    def add(self, job: Job, *, again: bool = False) -> None:
         with self._lock:
-            if not again:
-                self.pending += 1
-            queue = self._lists if listing else self._files
-            (queue.appendleft if again else queue.append)(job)
+            failure = self.failure
+            if not self.stopped:
+                failure = None
+                self._add(job, again)
+        if failure is not None:
+            job.give_up(failure, quiet=True)
+        elif job.lane is Lane.BIG and not self.stopped and self.on_big is not None:
+            self.on_big()
+
+    def _add(self, job: Job, again: bool) -> None:
+        """Queue ``job`` (the lock held): ``again``, in front (it was taken, not done)."""
+        if not again:
+            self.pending += 1
+        queue = self._lanes[job.lane]
+        (queue.appendleft if again else queue.append)(job)
+        if job.lane is Lane.BIG:
             self._lock.notify()
 
     def done(self, job: Job) -> None:
@@ -259,26 +296,40 @@ class JobQueue:
             if self.pending <= 0:
                 self._lock.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, failure: GetfileError | None = None) -> None:
+        """No more jobs are taken: a cancel, or (``failure``) nothing on the server can work."""
         with self._lock:
             self.stopped = True
+            self.failure = self.failure or failure
             self._lock.notify_all()
 
+    def take_small(self) -> Job | None:
+        """The loop's next job, listings first; ``None`` when it has none (never waits)."""
+        with self._lock:
+            if self.stopped:
+                return None
+            for lane in (Lane.LIST, Lane.SMALL):
+                if self._lanes[lane]:
+                    return self._lanes[lane].popleft()
+            return None
+
+    def has_small(self) -> bool:
+        return bool(self._lanes[Lane.LIST] or self._lanes[Lane.SMALL]) and not self.stopped
+
     def take(self, *, wait: bool, timeout: float | None = None) -> Job | None:
-        """The next job (listings first: they find the work); ``None`` when finished or empty.
+        """The next big job; ``None``: the tree is finished, or (no ``wait``) none is queued.
 
         With ``wait`` it blocks until a job comes, the tree is finished, or
         ``timeout`` seconds passed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        big = self._lanes[Lane.BIG]
         with self._lock:
             while True:
                 if self.stopped:
                     return None
-                if self._lists:
-                    return self._lists.popleft()
-                if self._files:
-                    return self._files.popleft()
+                if big:
+                    return big.popleft()
                 if not wait or self.pending <= 0:
                     return None
                 if deadline is not None and time.monotonic() >= deadline:
@@ -287,26 +338,27 @@ class JobQueue:
 
     def drain(self) -> list[Job]:
         with self._lock:
-            jobs = [*self._lists, *self._files]
-            self._lists.clear()
-            self._files.clear()
+            jobs = [job for lane in Lane for job in self._lanes[lane]]
+            for queue in self._lanes.values():
+                queue.clear()
             return jobs
 
 
 class Worker:
-    """One connection's loop: keep it full of requests, read the answers, reconnect on loss."""
+    """One thread and its connection for big files: keep it full, read the answers, reconnect.
+
+    Listings and small files go to the loop (``multiplex``) instead.
+    """
 
     def __init__(
         self,
         target: Target,
         options: Options,
         queue: JobQueue,
-        is_listing: Callable[[Job], bool],
     ) -> None:
         self.target = target
         self.options = options
         self.queue = queue
-        self.is_listing = is_listing
         self.state = TransferState()
         #: The job whose answer is being read (for progress: the file in flight).
         self.current: Job | None = None
@@ -387,7 +439,7 @@ class Worker:
             if job is None:
                 return
             if job.alone and sent:
-                self.queue.add(job, listing=self.is_listing(job), again=True)
+                self.queue.add(job, again=True)
                 return
             request = self._ready(job)
             if request is None:
@@ -434,7 +486,7 @@ class Worker:
 
     def _give_up_all(self, error: GetfileError, sent: collections.deque[Job]) -> None:
         """Nothing on this server can work (no token, a legacy server, a dead link)."""
-        self.queue.stop()
+        self.queue.stop(error)
         # One line says why; the thousand files behind it are counted, not each told.
         for index, job in enumerate([*sent, *self.queue.drain()]):
             job.give_up(error, quiet=index > 0)
@@ -443,7 +495,7 @@ class Worker:
 
     def _requeue(self, sent: collections.deque[Job]) -> None:
         for job in reversed(sent):
-            self.queue.add(job, listing=self.is_listing(job), again=True)
+            self.queue.add(job, again=True)
         sent.clear()
 
 

@@ -22,7 +22,6 @@ local file that differs is kept, with one line, unless ``overwrite``.
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -30,23 +29,16 @@ from dataclasses import dataclass, field
 
 from getfile_core import protocol
 from getfile_core.address import Target
-from getfile_core.client.destination import Destination
 from getfile_core.client.globs import Filter
+from getfile_core.client.multiplex import Multiplexer
 from getfile_core.client.names import UnsafeName
-from getfile_core.client.pipeline import BIG_FILE, JobQueue, KeptConnection, Worker
-from getfile_core.client.session import printable, raise_for_status
+from getfile_core.client.pipeline import JobQueue, Lane, Worker
 from getfile_core.client.state import Options
-from getfile_core.client.tree_local import LocalTree, Parts, check_name, local_file
-from getfile_core.digest import format_digest, hash_descriptor, new_hasher
-from getfile_core.errors import (
-    GetfileError,
-    IntegrityError,
-    LocalFileError,
-    ProtocolError,
-    RemoteError,
-    UsageError,
-)
-from getfile_core.protocol import LATEST, Entry, Request, Response, Status, Verb
+from getfile_core.client.tree_disk import DiskWriter
+from getfile_core.client.tree_files import FileJob, refusal
+from getfile_core.client.tree_local import LocalTree, Parts, check_name
+from getfile_core.errors import GetfileError, LocalFileError, ProtocolError, UsageError
+from getfile_core.protocol import LATEST, Entry, Request, Response, Status, Trailer, Verb
 
 #: Default bounds of one tree (``--max-entries``, ``--max-depth``).
 MAX_ENTRIES = 1_000_000
@@ -127,7 +119,14 @@ class Tree:
         self.bytes_resumed = 0
         self.listed: list[tuple[Parts, int]] = []  # folders and their mtimes
         self.found: list[TreeEntry] = []  # walk_tree only
+        #: The loop: listings and small files, every connection in one thread.
+        self.loop = Multiplexer(target, options, self.queue, tree_options.jobs)
+        #: Threads for big files, started with the first one (``jobs`` of them).
         self.workers: list[Worker] = []
+        self.threads: list[threading.Thread] = []
+        self.queue.on_big = self._start_workers
+        #: Small files' bodies are written by this thread (``download_tree`` only).
+        self.disk: DiskWriter | None = None
         self.limit_hit = False
         #: ``on_file(path, event)`` from worker threads, event one of started, done,
         #: skipped, kept, failed: the app's grouped row expands into its files with it.
@@ -152,28 +151,43 @@ class Tree:
 
     @property
     def bytes_done(self) -> int:
-        return self.bytes_resumed + sum(w.state.done for w in self.workers)
+        moved = self.loop.state.done + sum(w.state.done for w in list(self.workers))
+        return self.bytes_resumed + moved
 
     def cancel(self) -> None:
         """Stop the whole tree (any thread): partial files are kept for the next run."""
         self.result.cancelled = True
         self.queue.stop()
-        for worker in self.workers:
+        self.loop.state.cancel()
+        with self.lock:
+            workers = list(self.workers)
+        for worker in workers:
             worker.state.cancel()
 
     def in_flight(self) -> list[str]:
-        names = []
-        for worker in self.workers:
-            job = worker.current
-            if isinstance(job, FileJob):
-                names.append(job.shown)
-        return names
+        jobs = [*self.loop.in_flight(), *(w.current for w in list(self.workers))]
+        return [job.shown for job in jobs if isinstance(job, FileJob)]
+
+    def _start_workers(self) -> None:
+        """The first big file: ``jobs`` threads, each with its own connection, stream them."""
+        with self.lock:
+            if self.workers:
+                return
+            self.workers = [
+                Worker(self.target, self.options, self.queue) for _ in range(self.tree_options.jobs)
+            ]
+            for worker in self.workers:
+                thread = threading.Thread(target=worker.run, daemon=True, name="getfile-tree")
+                self.threads.append(thread)
+                thread.start()
 
 
 class ListJob:
     """One page of one folder's listing; its answer queues the files and folders it names."""
 
     alone = False
+    lane = Lane.LIST
+    body_limit = protocol.MAX_LIST_BODY
 
     def __init__(self, tree: Tree, parts: Parts, after: bytes | None = None) -> None:
         self.tree = tree
@@ -192,14 +206,16 @@ class ListJob:
         path = self.tree.path_of(self.parts)
         return Request(Verb.LIST, path, after=self.after, version=LATEST, keep=True)
 
-    def answer(self, link: KeptConnection, head: Response) -> None:
+    def cut(self, body: bytes) -> None:
+        """A page cut short is asked again whole."""
+
+    def complete(self, head: Response, body: bytes, trailer: Trailer | None) -> None:
         if head.status is not Status.OK:
             self._refused(head)
             return
         assert head.entries is not None
         if head.body_length > protocol.MAX_LIST_BODY or head.entries > protocol.MAX_LIST_ENTRIES:
             raise ProtocolError("listing page larger than the protocol allows")
-        body = link.read_body(head.body_length)
         if head.next_after is not None:
             if not head.entries:
                 raise ProtocolError("listing page with a next cursor but no entries")
@@ -211,13 +227,13 @@ class ListJob:
         if head.next_after is not None and not self.tree.limit_hit:
             more = ListJob(self.tree, self.parts, head.next_after)
             more.seen = self.seen
-            self.tree.queue.add(more, listing=True)
+            self.tree.queue.add(more)
 
     def _refused(self, head: Response) -> None:
         special = "listed as a folder but is a file now; refused"
         if not self.parts:
             special = "is a file, not a folder (use get without -r)"
-        self.give_up(_refusal(head, Status.NOT_A_DIRECTORY, special))
+        self.give_up(refusal(head, Status.NOT_A_DIRECTORY, special))
 
     def _one(self, entry: Entry) -> None:
         tree = self.tree
@@ -293,7 +309,7 @@ class ListJob:
         tree = self.tree
         if tree.local is not None:
             try:
-                os.close(tree.local.folder(parts))  # empty folders are kept too
+                tree.local.make(parts)  # empty folders are kept too
             except LocalFileError as error:
                 tree.fail(error, "/".join(parts))
                 return
@@ -301,148 +317,10 @@ class ListJob:
             tree.listed.append((parts, entry.mtime_ns))
             tree.result.folders += 1
         if tree.tree_options.recursive:
-            tree.queue.add(ListJob(tree, parts), listing=True)
+            tree.queue.add(ListJob(tree, parts))
 
     def give_up(self, error: GetfileError, *, quiet: bool = False) -> None:
         self.tree.fail(error, self.shown, quiet=quiet)
-
-
-class FileJob:
-    """One file: decided against what is on disk when sent, written and verified when answered."""
-
-    def __init__(self, tree: Tree, parts: Parts, entry: Entry) -> None:
-        self.tree = tree
-        self.parts = parts
-        self.entry = entry
-        self.alone = entry.size >= BIG_FILE
-        self.interrupted = 0
-        self.destination: Destination | None = None
-        self.offset = 0
-        self.counted_resume = False
-
-    @property
-    def shown(self) -> str:
-        return "/".join(self.parts)
-
-    def request(self) -> Request | None:
-        local = self.tree.local
-        assert local is not None
-        if self.destination is not None:  # sent before, never answered: start afresh
-            self.destination.close()
-            self.destination = None
-        folder = local.folder(self.parts[:-1])
-        try:
-            return self._plan(folder, self.parts[-1])
-        finally:
-            os.close(folder)
-
-    def _plan(self, folder: int, name: str) -> Request | None:
-        tree, entry = self.tree, self.entry
-        assert tree.local is not None
-        overwrite = tree.tree_options.overwrite
-        there = local_file(folder, name)
-        if there is not None and not overwrite:
-            same = (there.st_size, there.st_mtime_ns) == (entry.size, entry.mtime_ns)
-            if stat.S_ISREG(there.st_mode) and same:
-                with tree.lock:
-                    tree.result.skipped += 1
-                    tree.bytes_resumed += entry.size
-                tree.file_event(self.shown, "skipped")
-                return None
-            with tree.lock:
-                tree.result.kept += 1
-                tree.result.errors.append(LocalFileError("a local file differs"))
-                tree.bytes_total -= entry.size
-            tree.on_line(self.shown, "differs from the server's; kept (--overwrite replaces it)")
-            tree.file_event(self.shown, "kept")
-            return None
-        destination = Destination.in_folder_fd(
-            folder, tree.local.display(self.parts[:-1]), name, overwrite=overwrite, resume=True
-        )
-        try:
-            offset = destination.check()
-        except BaseException:
-            destination.close()
-            raise
-        if offset > entry.size:  # a leftover from another version of the file: start again
-            offset = 0
-        if offset and not self.counted_resume:
-            self.counted_resume = True
-            with tree.lock:
-                tree.bytes_resumed += offset
-        self.destination, self.offset = destination, offset
-        path = tree.path_of(self.parts)
-        tree.file_event(self.shown, "started")
-        return Request(Verb.GET, path, offset=offset, version=LATEST, keep=True)
-
-    def answer(self, link: KeptConnection, head: Response) -> None:
-        destination = self.destination
-        assert destination is not None
-        self.destination = None
-        if head.status is not Status.OK:
-            destination.close()
-            self._refused(head)
-            return
-        if head.offset != self.offset:
-            raise ProtocolError("server resumed from a different offset than asked")
-        if head.digest is None and not head.trailer:
-            raise ProtocolError("the server announced no digest: refusing an unverifiable file")
-        before = link.state.done
-        try:
-            fd = destination.open_part(self.offset)
-            hasher = new_hasher()
-            if self.offset:
-                hash_descriptor(fd, self.offset, hasher)
-            link.receive_file(fd, hasher, head.body_length)
-            name = printable(self.parts[-1])
-            announced = link.trailer(name, head.size) if head.trailer else head.digest
-        except (IntegrityError, ProtocolError) as error:
-            lied = not isinstance(error, protocol.ShortBody)
-            destination.abandon(keep_part=not lied)
-            raise
-        except BaseException:
-            destination.abandon(keep_part=True)
-            raise
-        if format_digest(hasher) != announced:
-            destination.abandon(keep_part=False)
-            self.give_up(IntegrityError("digest mismatch (partial file removed)"))
-            return
-        try:
-            destination.commit(head.mtime_ns)
-        except (LocalFileError, OSError) as error:
-            destination.close()
-            self.give_up(error if isinstance(error, GetfileError) else LocalFileError(str(error)))
-            return
-        with self.tree.lock:
-            self.tree.result.files += 1
-            self.tree.result.bytes += link.state.done - before
-        self.tree.file_event(self.shown, "done")
-
-    def _refused(self, head: Response) -> None:
-        if head.status is Status.BAD_OFFSET and self.offset:
-            self.offset = 0  # the part is longer than the file now: start it again
-            self.tree.queue.add(self)
-            return
-        special = "listed as a file but is a folder now; refused"
-        self.give_up(_refusal(head, Status.IS_A_DIRECTORY, special))
-
-    def give_up(self, error: GetfileError, *, quiet: bool = False) -> None:
-        if self.destination is not None:
-            self.destination.abandon(keep_part=True)
-            self.destination = None
-        self.tree.fail(error, self.shown, quiet=quiet)
-        self.tree.file_event(self.shown, "failed")
-
-
-def _refusal(head: Response, status: Status, special: str) -> GetfileError:
-    """The error a refusal head means, with words of our own for one status."""
-    if head.status is status:
-        return RemoteError(special, head.status)
-    try:
-        raise_for_status(head)
-    except RemoteError as error:
-        return error
-    return ProtocolError("an ok answer where a refusal was expected")
 
 
 def top_name(target: Target) -> str | None:
@@ -456,31 +334,43 @@ def top_name(target: Target) -> str | None:
         raise UsageError(str(error)) from None
 
 
-def run_tree(tree: Tree, jobs: int, on_tick: Callable[[], None] | None = None) -> None:
-    """Start ``jobs`` workers on the tree's queue and wait for them (Ctrl-C cancels them all).
+def run_tree(tree: Tree, on_tick: Callable[[], None] | None = None) -> None:
+    """Run the loop thread (and the big files' threads, when it finds some) to the end.
 
-    ``on_tick`` is called in this thread every ``TICK`` seconds while they run.
+    ``on_tick`` is called in this thread every ``TICK`` seconds while they
+    run; Ctrl-C (or any exception here) cancels them all.
     """
-    tree.queue.add(ListJob(tree, ()), listing=True)
-    workers = [
-        Worker(tree.target, tree.options, tree.queue, lambda job: isinstance(job, ListJob))
-        for _ in range(jobs)
-    ]
-    tree.workers = workers
-    threads = [threading.Thread(target=w.run, daemon=True, name="getfile-tree") for w in workers]
-    for thread in threads:
-        thread.start()
+    tree.queue.add(ListJob(tree, ()))
+    failures: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            tree.loop.run()
+        except BaseException as error:  # re-raised in the caller's thread below
+            failures.append(error)
+            tree.cancel()
+
+    thread = threading.Thread(target=loop, daemon=True, name="getfile-loop")
+    thread.start()
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(TICK)
-                if on_tick is not None:
-                    on_tick()
+        _wait(thread, on_tick)
+        # No big file can be found once the loop (every listing) has ended.
+        for worker_thread in list(tree.threads):
+            _wait(worker_thread, on_tick)
     except BaseException:
         tree.cancel()
-        for thread in threads:
-            thread.join(5.0)
+        for other in [thread, *tree.threads]:
+            other.join(5.0)
         raise
+    if failures:
+        raise failures[0]
+
+
+def _wait(thread: threading.Thread, on_tick: Callable[[], None] | None) -> None:
+    while thread.is_alive():
+        thread.join(TICK)
+        if on_tick is not None:
+            on_tick()
 
 
 def download_tree(
@@ -501,7 +391,11 @@ def download_tree(
     if on_start is not None:
         on_start(tree)
     try:
-        run_tree(tree, tree_options.jobs, on_tick)
+        tree.disk = DiskWriter(local, tree_options.overwrite)
+        try:
+            run_tree(tree, on_tick)
+        finally:
+            tree.disk.close(cancel=tree.result.cancelled)
         for parts, mtime_ns in sorted(tree.listed, key=lambda p: -len(p[0])):
             local.set_mtime(parts, mtime_ns)
     finally:
@@ -518,7 +412,7 @@ def walk_tree(
 ) -> tuple[list[TreeEntry], TreeResult]:
     """Every entry under the remote folder (``ls -r``), sorted by path."""
     tree = Tree(target, options, tree_options, None, on_line)
-    run_tree(tree, tree_options.jobs)
+    run_tree(tree)
     return sorted(tree.found, key=lambda e: os.fsencode(e.path)), tree.result
 
 

@@ -18,7 +18,8 @@ import threading
 import unicodedata
 from collections import OrderedDict
 
-from getfile_core.client.names import PART_SUFFIX, UnsafeName
+from getfile_core.client.destination import keep_part, read_part
+from getfile_core.client.names import PART_SUFFIX, UnsafeName, part_name
 from getfile_core.errors import LocalFileError
 from getfile_core.protocol import MAX_NAME
 
@@ -67,22 +68,32 @@ class LocalTree:
         self.shown = os.path.join(out, top) if top else out
         self._lock = threading.Lock()
         self._open: OrderedDict[Parts, int] = OrderedDict()
+        #: Folders this run created: empty when made, and no one else may write in
+        #: them (0755), so a file there needs no look before it is fetched.
+        self._fresh: set[Parts] = set()
         try:
             out_fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as error:
             raise LocalFileError(f"cannot open {out}: {error.strerror}") from None
         try:
-            self.root_fd = self._make_in(out_fd, top, out) if top else os.dup(out_fd)
+            if top:
+                self.root_fd = self._make_in(out_fd, top, out, ())
+            else:
+                self.root_fd = os.dup(out_fd)
         finally:
             os.close(out_fd)
 
     def display(self, parts: Parts, name: str | None = None) -> str:
         return os.path.join(self.shown, *parts, *([name] if name else []))
 
-    def _make_in(self, parent: int, name: str, shown: str) -> int:
+    def _make_in(self, parent: int, name: str, shown: str, parts: Parts) -> int:
         """Create (or find) folder ``name`` in ``parent``; a file or symlink there is refused."""
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(name, 0o755, dir_fd=parent)
+        except FileExistsError:
+            pass
+        else:
+            self._fresh.add(parts)
         try:
             return os.open(name, _FOLDER_FLAGS, dir_fd=parent)
         except OSError as error:
@@ -104,12 +115,41 @@ class LocalTree:
             self._open.move_to_end(parts)
             return fd
         parent = self._folder(parts[:-1])
-        fd = self._make_in(parent, parts[-1], self.display(parts[:-1]))
+        fd = self._make_in(parent, parts[-1], self.display(parts[:-1]), parts)
         self._open[parts] = fd
         while len(self._open) > MAX_OPEN_FOLDERS:
             _, old = self._open.popitem(last=False)
             os.close(old)
         return fd
+
+    def make(self, parts: Parts) -> None:
+        """Create folder ``parts`` (and those above it) if missing."""
+        with self._lock:
+            self._folder(parts)
+
+    def is_fresh(self, parts: Parts) -> bool:
+        """Whether this run created the folder (so nothing but this run's files is in it)."""
+        return parts in self._fresh
+
+    def look(self, parts: Parts, name: str) -> os.stat_result | None:
+        """What is at ``name`` in folder ``parts`` now (never following a symlink)."""
+        with self._lock:
+            return local_file(self._folder(parts), name)
+
+    def read_part(self, parts: Parts, name: str, limit: int) -> bytes | None:
+        """``destination.read_part`` in folder ``parts``: a small file's part to resume."""
+        with self._lock:
+            return read_part(self._folder(parts), name, limit)
+
+    def keep_part(self, parts: Parts, name: str, data: bytes) -> None:
+        """``destination.keep_part`` in folder ``parts``: what arrived, for the next attempt."""
+        with self._lock:
+            keep_part(self._folder(parts), self.display(parts), name, data)
+
+    def drop_part(self, parts: Parts, name: str) -> None:
+        """Remove a small file's part that proved wrong (a digest mismatch)."""
+        with self._lock, contextlib.suppress(FileNotFoundError):
+            os.unlink(part_name(name), dir_fd=self._folder(parts))
 
     def set_mtime(self, parts: Parts, mtime_ns: int) -> None:
         """Give a folder its server's time (after its files, which move it, are all in)."""

@@ -275,7 +275,7 @@ def parse_response_head(head: bytes) -> Response:
         if not value.isprintable():
             raise ProtocolError("header value has control characters")
         headers[key] = value
-    return _response_from_headers(status, headers).replace(version=version)
+    return _response_from_headers(status, headers, version)
 
 
 def _parse_mtime(value: str) -> int:
@@ -285,7 +285,7 @@ def _parse_mtime(value: str) -> int:
     return _parse_int(sec, "mtime") * 1_000_000_000 + _parse_int(frac, "mtime")
 
 
-def _response_from_headers(status: Status, headers: dict[str, str]) -> Response:
+def _response_from_headers(status: Status, headers: dict[str, str], version: int) -> Response:
     known = {"message", "size", "mtime", "digest", "offset", "challenge", "entries", "next"}
     known |= {"length", "trailer", "hashed", "keep"}
     size = _parse_int(headers["size"], "size") if "size" in headers else None
@@ -334,6 +334,7 @@ def _response_from_headers(status: Status, headers: dict[str, str]) -> Response:
         trailer=trailer is not None,
         hashed=hashed,
         keep=keep,
+        version=version,
     )
 
 

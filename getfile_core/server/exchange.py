@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 #: Bytes read from the socket at a time while waiting for a request line.
 READ_SIZE = 64 * 1024
+#: Seconds a connection answers pipelined requests before letting the others run.
+SLICE = 0.002
 #: Seconds a closing kept connection keeps reading (and dropping) what the
 #: client had already pipelined. Closing with unread bytes makes the kernel
 #: send a reset, which can destroy the last answer in the client's buffers
@@ -64,6 +67,8 @@ class Exchange:
         rate = RateLimit(self.limits.rate) if self.limits.rate is not None else None
         self.sender = Sender(writer, self.limits.stall_timeout, rate)
         self.conn = protocol.ServerConnection(self.limits.max_requests)
+        self._yield_at = 0.0
+        self._corked = False
 
     async def run(self) -> None:
         while True:
@@ -99,10 +104,32 @@ class Exchange:
             self._next_entry()
             # Small answers from the page cache complete without suspending:
             # without this, a thousand pipelined requests would hold the event
-            # loop (every other connection) for their whole run.
-            await asyncio.sleep(0)
+            # loop (every other connection) for their whole run. Once per
+            # ``SLICE``, not per answer: a turn of the loop (an epoll_wait)
+            # per 4 KiB file was ~10 % of the server's time on a tree.
+            if time.monotonic() >= self._yield_at:
+                await asyncio.sleep(0)
+                self._yield_at = time.monotonic() + SLICE
+        self._cork(False)
         if self.conn.sequence > 0 or _asked_to_keep(self.conn.request):
             await self._linger()
+
+    def _cork(self, on: bool) -> None:
+        """``TCP_CORK`` while answering requests that were already pipelined.
+
+        Each 4 KiB answer was its own segment, and on loopback each send
+        paid the receiver's side too (27 us a send, the server's dearest
+        call on a tree of small files); corked, the kernel sends full
+        segments, and everything goes out when we wait for the client again.
+        """
+        if on is self._corked or _TCP_CORK is None:
+            return
+        sock = self.sender.transport.get_extra_info("socket")
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, int(on))
+            self._corked = on
 
     async def _serve(self, event: Request | LegacyRequest | protocol.AuthProof) -> None:
         if isinstance(event, LegacyRequest):
@@ -143,6 +170,11 @@ class Exchange:
                     pass
 
     async def _next_event(self) -> Request | LegacyRequest | protocol.AuthProof:
+        event = self.conn.next_event()
+        if event is not protocol.NEED_DATA:  # pipelined: already here, no wait to bound
+            self._cork(True)
+            return event  # type: ignore[return-value]
+        self._cork(False)  # what we answered leaves now: the client may wait for it
         task = asyncio.current_task()
         assert task is not None
         self.server._idle.add(task)
@@ -286,6 +318,8 @@ class Exchange:
         self.entry.end(Outcome.COMPLETE)
 
 
+#: Linux's option (absent elsewhere: answers then go out one by one, as before).
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 #: How an answer that is not the file shows in the access log; any other is a refusal.
 _OUTCOMES = {Status.BUSY: Outcome.BUSY, Status.SERVER_ERROR: Outcome.SERVER_ERROR}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from getfile_core import protocol
+from getfile_core.client.pipeline import SMALL_BODY
 from getfile_core.protocol import Request, Response, Status, Verb
 from tests.support import digest_bytes, run_cli
 
@@ -275,3 +276,47 @@ def test_an_endless_tree_stops_at_the_depth_bound(liar: ListingLiar, tmp_path: P
     assert done.stderr.count("\n") == 1 and "--max-depth" in done.stderr
     depth = max(len(Path(w).relative_to(tmp_path).parts) for w, _, _ in os.walk(tmp_path))
     assert depth == 11  # abyss/ and ten folders below it
+
+
+def test_a_file_that_grew_past_the_small_size_is_streamed_not_held(tmp_path: Path) -> None:
+    # Listed at 10 bytes, served at 1 MiB and more: it is not taken into memory
+    # but handed to a thread that streams it to its .part (the connection it
+    # came on is given up: what was asked behind it is asked again elsewhere).
+    grown = os.urandom(SMALL_BODY + 12345)
+    names = [b"a-small", b"grew", b"z-small"]
+    server = ListingLiar(
+        {b"top": [[line("file", name, 10) for name in names]]},
+        {b"top/a-small": b"a" * 10, b"top/grew": grown, b"top/z-small": b"z" * 10},
+    )
+    with server:
+        done = run_cli("get", "-r", "-o", str(tmp_path), f"{server.url}/top")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (tmp_path / "top" / "grew").read_bytes() == grown
+    assert sorted(os.listdir(tmp_path / "top")) == ["a-small", "grew", "z-small"]
+    gets = [r.path for r in server.requests if r.verb is Verb.GET]
+    assert set(gets) == {b"top/a-small", b"top/grew", b"top/z-small"}
+    assert gets.count(b"top/grew") == 2  # once as a small file, once streamed
+
+
+def test_a_small_files_part_is_resumed_and_verified_whole(tmp_path: Path) -> None:
+    data = os.urandom(3000)
+    server = ListingLiar({b"top": [[line("file", b"f", len(data))]]}, {b"top/f": data})
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "f.getfile-part").write_bytes(data[:1000])  # an earlier run's
+    with server:
+        done = run_cli("get", "-r", "-o", str(tmp_path), f"{server.url}/top")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert os.listdir(tmp_path / "top") == ["f"]
+    assert (tmp_path / "top" / "f").read_bytes() == data
+    assert [r.offset for r in server.requests if r.verb is Verb.GET] == [1000]
+
+
+def test_a_small_files_part_that_lies_is_removed(tmp_path: Path) -> None:
+    data = os.urandom(3000)
+    server = ListingLiar({b"top": [[line("file", b"f", len(data))]]}, {b"top/f": data})
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "f.getfile-part").write_bytes(b"x" * 1000)  # not the file's start
+    with server:
+        done = run_cli("get", "-r", "-o", str(tmp_path), f"{server.url}/top")
+    assert done.returncode == 7 and "digest mismatch" in done.stderr, done.stderr
+    assert os.listdir(tmp_path / "top") == []  # the next run starts afresh

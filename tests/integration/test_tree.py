@@ -278,3 +278,20 @@ def test_a_symlink_planted_as_the_top_folder_is_refused(
     code, _, err = get_r("-o", str(out), served.url("photos"))
     assert code == 8 and "symlink" in err and err.count("\n") == 1
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_rate_limit_longer_than_the_timeout_is_not_silence(tmp_path: Path, out: Path) -> None:
+    # One thread reads every connection; while it waits out the rate limit
+    # (1 s per 32 KiB file here) it reads none of them. That wait is ours,
+    # not the server's silence: --timeout 1 must not cut the connections.
+    top = tmp_path / "slow" / "top"
+    top.mkdir(parents=True)
+    made = {f"f{i}": os.urandom(32 * KIB) for i in range(5)}
+    for name, data in made.items():
+        (top / name).write_bytes(data)
+    with serve_process(["serve", str(top.parent), "--port", "0"]) as server:
+        url = server.url("top")
+        flags = ["--limit-rate", "32K", "--timeout", "1", "--retries", "0"]
+        code, _, err = get_r("-o", str(out), *flags, url)
+    assert (code, err) == (0, "")
+    assert {p.name: p.read_bytes() for p in (out / "top").iterdir()} == made
