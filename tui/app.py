@@ -299,7 +299,9 @@ class GetfileApp(App[None]):
 
     def on_transfer_added(self, message: TransferAdded) -> None:
         # The row mounts while the download starts: the bytes need not wait for the screen.
-        self.transfer_list.add(message.transfer, focus=self.focused is None)
+        # The user's new download becomes the selected row (ctrl+x / ctrl+r act on it);
+        # rows restored from the saved queue leave the selection where it is.
+        self.transfer_list.add(message.transfer, select=not message.restored)
         self.away.began(message.transfer)
         self._refresh_keys()
         self.saved_queue.changed()

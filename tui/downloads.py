@@ -131,7 +131,7 @@ class DownloadController:
     def adopt(self, transfer: Transfer) -> None:
         """Show a transfer from the saved queue (finished, or stopped to be resumed)."""
         self.transfers[transfer.id] = transfer
-        self.post(TransferAdded(transfer))
+        self.post(TransferAdded(transfer, restored=True))
 
     def clear_finished(self) -> list[Transfer]:
         """Forget every done, failed or cancelled transfer (not running ones); those gone."""

@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 
 
 class TransferAdded(Message):
-    """A new row: a download passed its checks and starts."""
+    """A new row: a download passed its checks and starts, or (``restored``) one from the
+    saved queue. A download the user starts becomes the selected row, so cancel and retry
+    act on it; a restored one never takes the selection."""
 
-    def __init__(self, transfer: Transfer) -> None:
+    def __init__(self, transfer: Transfer, *, restored: bool = False) -> None:
         super().__init__()
         self.transfer = transfer
+        self.restored = restored
 
 
 class TransferChanged(Message):

@@ -7,17 +7,24 @@ when it goes away (a hang-up, SIGTERM, a quit), so the cancellations that
 quitting causes are not saved over "it was running", and ``restore`` at
 start to get the saved transfers back as rows. ``SavedQueue`` is what the app
 holds: the keeper tied to the download controller and the log.
+
+A grouped row (a folder download) is kept like a single file: its server,
+the remote folder and the selected names, so an unfinished tree resumes on
+the next start (identical files skipped, ``.getfile-part`` files resumed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from getfile_core import UnsafeName, UsageError, parse_url, safe_local_name
+from getfile_core import Target, UnsafeName, UsageError, parse_url, safe_local_name
 from tui.downloads import DownloadController
-from tui.queue_store import FINISHED, QueuedTransfer, QueueStore, SavedState
+from tui.group_runs import group_label
+from tui.groups import Connections, Group
+from tui.queue_store import FINISHED, QueuedTransfer, QueueStore, SavedGroup, SavedState
 from tui.transfers import ACTIVE_STATES, State, Transfer
 
 SAVED_STATE = {State.DONE: SavedState.DONE, State.FAILED: SavedState.FAILED}
@@ -59,12 +66,10 @@ class QueueKeeper:
         restored = []
         for saved in self.store.transfers:
             try:
-                target = parse_url(saved.url)
-                name = saved.name or safe_local_name(target.path)
+                transfer = self._transfer(saved)
             except (UsageError, UnsafeName):
                 self._others.append(saved)
                 continue
-            transfer = Transfer(target=target, folder=saved.destination, name=name)
             state = State(saved.state) if saved.state in FINISHED else State.CANCELLED
             transfer.restore(state, saved.error or "", size=saved.size, received=saved.received)
             self._ids[transfer.id] = saved.id
@@ -73,11 +78,36 @@ class QueueKeeper:
             restored.append(Restored(transfer, saved.state not in FINISHED))
         return restored
 
+    @staticmethod
+    def _transfer(saved: QueuedTransfer) -> Transfer:
+        """The row for a saved entry; ``UsageError``/``UnsafeName`` if it cannot be one."""
+        target = parse_url(saved.url)
+        for mirror in saved.mirrors:
+            parse_url(mirror)  # checked now: a bad one would fail the download later
+        connections = None
+        if saved.segments > 1 or saved.mirrors:
+            connections = Connections(saved.segments, saved.mirrors)
+        kept = saved.group
+        if kept is None:
+            name = saved.name or safe_local_name(target.path)
+            transfer = Transfer(target=target, folder=saved.destination, name=name)
+        else:
+            if target.path:
+                raise UsageError("a grouped row's URL is its server's root")
+            group = Group(folder=kept.folder, names=kept.names)
+            group.files_done, group.files_total = kept.files_done, kept.files_total
+            server = Target(target.host, target.port, kept.folder, target.tls)
+            name = group_label(kept.names)
+            transfer = Transfer(server, saved.destination, name, group=group)
+        transfer.connections = connections
+        transfer.limit.rate = saved.rate_limit
+        return transfer
+
     def changed(self, transfers: Iterable[Transfer]) -> str | None:
         """Save if any transfer's saved state moved; a line for the log if saving failed."""
         if self.frozen:
             return None
-        transfers = [t for t in transfers if t.group is None]
+        transfers = list(transfers)
         states = {t.id: saved_state(t) for t in transfers}
         if states == self._saved_states:
             return None
@@ -90,27 +120,35 @@ class QueueKeeper:
         return line
 
     def save(self, transfers: list[Transfer]) -> str | None:
-        # A grouped row is not kept: the queue holds single files (a folder reruns by hand).
-        transfers = [t for t in transfers if t.group is None]
         self._saved_states = {t.id: saved_state(t) for t in transfers}
         self.store.save([*self._others, *(self._entry(t) for t in transfers)])
         return self.store.save_error
 
     def _entry(self, transfer: Transfer) -> QueuedTransfer:
         progress = transfer.progress
+        connections = transfer.connections or Connections()
+        group = transfer.group
+        target = transfer.target
+        kept = None
+        if group is not None:
+            kept = SavedGroup(group.folder, group.names, group.files_done, group.files_total)
+            target = Target(target.host, target.port, b"", target.tls)  # the server's root
         entry = QueuedTransfer(
-            url=transfer.target.url(),
+            url=target.url(),
             destination=os.path.abspath(transfer.folder),
-            name=transfer.name,
+            name=transfer.name if group is None else None,
             state=saved_state(transfer),
             rate_limit=transfer.limit.rate,
             size=progress.total if progress is not None else None,
             received=progress.done if progress is not None else 0,
             error=transfer.error[:300] or None,
+            segments=connections.segments,
+            mirrors=connections.mirrors,
+            group=kept,
         )
         saved_id = self._ids.setdefault(transfer.id, entry.id)
         added = self._added.setdefault(transfer.id, entry.added)
-        return QueuedTransfer(**{**entry.__dict__, "id": saved_id, "added": added})
+        return dataclasses.replace(entry, id=saved_id, added=added)
 
     def close(self) -> None:
         self.store.close()

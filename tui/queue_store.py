@@ -21,6 +21,12 @@ Safety rules, each tested:
   JSON is moved aside to ``state.json.bad-<UTC time>`` with one line; a file
   from a newer getfile is left alone and opened read-only; each entry is
   checked on its own and a bad one is dropped with one line.
+
+Format 2 adds grouped rows (a folder download: ``group`` with the remote
+folder and the selected names, percent-encoded since they are bytes and
+need not be UTF-8). Format 1 files still load. A format-1 app would read a
+group entry as a single file named after its server, so format 2 files are
+"from a newer getfile" to it: it opens them read-only and leaves them alone.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 import time
@@ -39,11 +46,13 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import platformdirs
 
 FORMAT = "getfile-queue"
-VERSION = 1
+#: 2: grouped rows (``SavedGroup``). 1: single files only (still read).
+VERSION = 2
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 #: A thousand transfers take 390 KiB (measured); anything over 4 MiB is not ours.
@@ -54,6 +63,10 @@ MAX_PATH_CHARS = 4096
 MAX_NAME_BYTES = 255
 MAX_ERROR_CHARS = 300
 MAX_MIRRORS = 16
+#: Names one grouped row may carry (a selection in the browser; a folder is one name).
+MAX_GROUP_NAMES = 1000
+#: Files a tree may count (the row's "done/total"), far above any real folder.
+MAX_GROUP_FILES = 10**9
 #: At most this many "entry dropped" lines; the rest are counted in one more.
 MAX_PROBLEM_LINES = 5
 
@@ -185,6 +198,49 @@ FINISHED = frozenset({SavedState.DONE, SavedState.FAILED, SavedState.CANCELLED})
 
 
 @dataclass(frozen=True)
+class SavedGroup:
+    """A grouped row's tree: the remote ``folder`` and the ``names`` selected in it.
+
+    Bytes, as the server lists them (not necessarily UTF-8), saved
+    percent-encoded. Each name is ONE component of ``folder``, and the folder
+    is relative to the served root: a saved ``..`` or ``a/b`` must never
+    widen what the next start asks for.
+    """
+
+    folder: bytes
+    names: tuple[bytes, ...]
+    files_done: int = 0
+    files_total: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "folder": quote_from_bytes(self.folder, safe=""),
+            "names": [quote_from_bytes(name, safe="") for name in self.names],
+            "files_done": self.files_done,
+            "files_total": self.files_total,
+        }
+
+    @classmethod
+    def check(cls, data: object, what: str = "group") -> SavedGroup:
+        """A checked group, or ``ValueError`` naming the first bad field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{what} is not an object")
+        names = data.get("names")
+        if not isinstance(names, list) or not 1 <= len(names) <= MAX_GROUP_NAMES:
+            raise ValueError(f"{what} names is not a list of 1 to {MAX_GROUP_NAMES} names")
+        checked = tuple(_remote_name(name, f"{what} name") for name in names)
+        if len(set(checked)) != len(checked):
+            raise ValueError(f"{what} names repeat")
+        files = _count(0, MAX_GROUP_FILES)
+        return cls(
+            folder=_remote_folder(data.get("folder"), f"{what} folder"),
+            names=checked,
+            files_done=files(data.get("files_done", 0), f"{what} files_done"),
+            files_total=files(data.get("files_total", 0), f"{what} files_total"),
+        )
+
+
+@dataclass(frozen=True)
 class QueuedTransfer:
     """One transfer as the queue keeps it; ``from_json`` checks every field of a saved one."""
 
@@ -205,11 +261,14 @@ class QueuedTransfer:
     #: Reserved for segmented downloads and mirrors (issue 14): kept, not used yet.
     segments: int = 1
     mirrors: tuple[str, ...] = ()
+    #: A grouped row (a folder download): ``url`` is then the server's root.
+    group: SavedGroup | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state.value
         data["mirrors"] = list(self.mirrors)
+        data["group"] = self.group.to_json() if self.group is not None else None
         return data
 
     @classmethod
@@ -232,6 +291,7 @@ class QueuedTransfer:
             finished=_optional(data.get("finished"), _timestamp, "finished"),
             segments=_count(1, 64)(data.get("segments", 1), "segments"),
             mirrors=_mirrors(data.get("mirrors", [])),
+            group=_optional(data.get("group"), SavedGroup.check, "group"),
         )
 
 
@@ -378,7 +438,7 @@ def _text(value: object, what: str, limit: int) -> str:
 
 def _url(value: object, what: str) -> str:
     url = _text(value, what, MAX_URL_CHARS)
-    if not url.startswith("getfile://"):
+    if not url.startswith(("getfile://", "getfiles://")):  # getfiles: over TLS
         raise ValueError(f"{what} is not a getfile:// URL")
     return url
 
@@ -456,6 +516,51 @@ def _optional(value: object, check, what: str):
     return None if value is None else check(value, what)
 
 
+#: What ``quote_from_bytes(..., safe="")`` writes: unreserved characters and %XX escapes.
+_PERCENT_ENCODED = re.compile(r"(?:[A-Za-z0-9_.~-]|%[0-9A-Fa-f]{2})*")
+
+
+def _percent_bytes(value: object, what: str, limit: int) -> bytes:
+    if not isinstance(value, str) or len(value) > 3 * limit:
+        raise ValueError(f"{what} is not text of at most {limit} bytes")
+    if not _PERCENT_ENCODED.fullmatch(value):
+        raise ValueError(f"{what} is not percent-encoded")
+    raw = unquote_to_bytes(value)
+    if len(raw) > limit:
+        raise ValueError(f"{what} is longer than {limit} bytes")
+    return raw
+
+
+def _component_problem(raw: bytes) -> str | None:
+    """Why ``raw`` is not one remote path component, or None."""
+    if not raw or raw in (b".", b"..") or b"/" in raw:
+        return "is not a single name"
+    if len(raw) > MAX_NAME_BYTES:
+        return f"is longer than {MAX_NAME_BYTES} bytes"
+    # Undecodable bytes become lone surrogates, never controls: only real controls count.
+    if has_control_characters(raw.decode("utf-8", "surrogateescape")):
+        return "has control characters"
+    return None
+
+
+def _remote_name(value: object, what: str) -> bytes:
+    raw = _percent_bytes(value, what, MAX_NAME_BYTES)
+    problem = _component_problem(raw)
+    if problem is not None:
+        raise ValueError(f"{what} {problem}")
+    return raw
+
+
+def _remote_folder(value: object, what: str) -> bytes:
+    """The folder the names are in, relative to the served root (empty: the root)."""
+    raw = _percent_bytes(value, what, MAX_PATH_CHARS)
+    for component in raw.split(b"/") if raw else ():
+        problem = _component_problem(component)
+        if problem is not None:
+            raise ValueError(f"{what} has a part that {problem}")
+    return raw
+
+
 def _mirrors(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) > MAX_MIRRORS:
         raise ValueError(f"mirrors is not a list of at most {MAX_MIRRORS} URLs")
@@ -467,6 +572,7 @@ __all__ = [
     "RESUMABLE",
     "QueueStore",
     "QueuedTransfer",
+    "SavedGroup",
     "SavedState",
     "StateLock",
     "move_aside",

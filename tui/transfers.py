@@ -273,8 +273,8 @@ class Transfer:
         (its bar where it stopped)."""
         self._state = state if state in (State.DONE, State.FAILED) else State.CANCELLED
         self.error = error
-        if self._state is State.DONE:
-            self.saved_path = os.path.join(self.folder, self.name)
+        if self._state is State.DONE:  # a tree's files are in its folder (as ``finish`` says)
+            self.saved_path = self.folder if self.group else os.path.join(self.folder, self.name)
             received = size if size is not None else received
         if received or size is not None:
             self.progress = Progress(self._state, received, size, 0.0, 0.0, False)

@@ -306,18 +306,34 @@ class TransferList(VerticalScroll, can_focus=False):
         found = self.query(f"#transfer-{transfer_id}")
         return found.first(TransferRow) if found else None
 
-    def add(self, transfer: Transfer, *, focus: bool = False) -> TransferRow:
-        """Add a row; it shows the transfer as it is by then once mounted."""
+    def add(self, transfer: Transfer, *, select: bool = False) -> TransferRow:
+        """Add a row; it shows the transfer as it is by then once mounted.
+
+        ``select``: it becomes the current row (what cancel and retry act on), and
+        takes the focus only from another row of the list or from nothing: the
+        form keeps the focus the user typed in.
+        """
         self.query_one("#no-transfers").display = False
         row = TransferRow(transfer)
-        if self.selected() is None:
+        if select or self.selected() is None:
+            for other in self.rows:
+                other.can_focus = False
             row.can_focus = True  # the list's one Tab stop
             self.last_selected = row
         self.mount(row)
         self.call_after_refresh(row.scroll_visible)
-        if focus:
-            self.call_after_refresh(self.select, row)
+        if select:
+            self.call_after_refresh(self._take_focus, row)
         return row
+
+    def _take_focus(self, row: TransferRow) -> None:
+        """Focus ``row`` if the focus (of the list's own screen: a dialog may be on top)
+        is on another row or nowhere; never away from the form or a field."""
+        if row.parent is not self or self.last_selected is not row:
+            return  # gone, or another new row took the selection meanwhile
+        focused = self.screen.focused
+        if focused is None or (isinstance(focused, TransferRow) and focused.parent is self):
+            self.select(row)
 
     async def remove_transfers(self, transfer_ids: set[int]) -> None:
         """Take rows away; another row (the newest) becomes the list's Tab stop."""
