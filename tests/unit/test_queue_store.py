@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 
 from tui import queue_store
 from tui.queue_store import (
+    MAX_GROUP_NAMES,
     MAX_PROBLEM_LINES,
     MAX_STATE_BYTES,
     MAX_TRANSFERS,
     QueuedTransfer,
     QueueStore,
+    SavedGroup,
     SavedState,
     write_atomically,
 )
@@ -279,12 +281,31 @@ json_values = st.recursive(
     max_leaves=10,
 )
 fields = st.sampled_from(
-    ["url", "destination", "name", "state", "id", "size", "received", "rate_limit", "mirrors"]
+    [
+        "url",
+        "destination",
+        "name",
+        "state",
+        "id",
+        "size",
+        "received",
+        "rate_limit",
+        "mirrors",
+        "group",
+    ]
 )
 
 
 @settings(deadline=None)  # no timing assertions: the machine is shared
-@given(st.dictionaries(fields, json_values | st.just("getfile://h/x") | st.just("/abs")))
+@given(
+    st.dictionaries(
+        fields,
+        json_values
+        | st.just("getfile://h/x")
+        | st.just("/abs")
+        | st.fixed_dictionaries({"folder": st.text(max_size=12), "names": json_values}),
+    )
+)
 def test_any_entry_is_accepted_clean_or_rejected_with_value_error(entry: dict):
     try:
         transfer = QueuedTransfer.from_json(entry)
@@ -294,3 +315,101 @@ def test_any_entry_is_accepted_clean_or_rejected_with_value_error(entry: dict):
         assert transfer.url.startswith("getfile://")
         assert os.path.isabs(transfer.destination)
         assert QueuedTransfer.from_json(json.loads(json.dumps(transfer.to_json()))) == transfer
+
+
+# --- Grouped rows (format 2): a folder download survives like a single file -----------------
+
+ROOT = "getfile://h:50001/"
+
+
+def _group_entry(**group) -> dict:
+    return {"url": ROOT, "destination": "/d", "group": {"folder": "photos", "names": ["a"],
+            **group}}  # fmt: skip
+
+
+def test_a_group_comes_back_equal_with_names_that_are_not_utf8(tmp_path: Path):
+    group = SavedGroup(b"photos/2024", (b"caf\xe9 \xff.jpg", b"100%", b"sub dir"), 3, 9)
+    saved = [
+        _transfer(url=ROOT, state=SavedState.ACTIVE, group=group, segments=4),
+        _transfer(url="getfiles://h:50002/x.iso", state=SavedState.DONE),  # TLS
+    ]
+    with QueueStore(tmp_path) as store:
+        assert store.save(saved)
+    document = json.loads((tmp_path / "state.json").read_text())
+    assert document["version"] == 2
+    assert document["transfers"][0]["group"]["names"] == ["caf%E9%20%FF.jpg", "100%25", "sub%20dir"]
+    with QueueStore(tmp_path) as store:
+        assert store.transfers == saved and not store.problems
+
+
+def test_a_version_1_file_still_loads(tmp_path: Path):
+    _write_document(
+        tmp_path,
+        {"format": "getfile-queue", "version": 1, "transfers": [{**GOOD, "state": "active"}]},
+    )
+    with QueueStore(tmp_path) as store:
+        [transfer] = store.transfers
+        assert transfer.group is None and transfer.state is SavedState.ACTIVE
+        assert not store.read_only and not store.problems
+
+
+def test_an_older_app_opens_a_format_2_file_read_only(tmp_path: Path, monkeypatch):
+    """A format-1 app would take a group entry for a file named after the server."""
+    with QueueStore(tmp_path) as store:
+        store.save([_transfer(url=ROOT, group=SavedGroup(b"", (b"photos",)))])
+    before = (tmp_path / "state.json").read_bytes()
+    monkeypatch.setattr(queue_store, "VERSION", 1)
+    with QueueStore(tmp_path) as store:
+        assert store.read_only and store.transfers == []
+        assert store.save([_transfer()]) is False
+    assert (tmp_path / "state.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("group", "why"),
+    [
+        ({"names": []}, "group names is not a list of 1 to"),
+        ({"names": "a"}, "group names is not a list"),
+        ({"names": ["a"] * (MAX_GROUP_NAMES + 1)}, "group names is not a list of 1 to"),
+        ({"names": ["a", "a"]}, "group names repeat"),
+        ({"names": [".."]}, "group name is not a single name"),
+        ({"names": ["%2E%2E"]}, "group name is not a single name"),
+        ({"names": ["a%2Fb"]}, "group name is not a single name"),
+        ({"names": ["a/b"]}, "group name is not percent-encoded"),
+        ({"names": [""]}, "group name is not a single name"),
+        ({"names": ["x%1B%5B31m"]}, "group name has control characters"),
+        ({"names": ["%C2%9B"]}, "group name has control characters"),  # C1 CSI, in UTF-8
+        ({"names": ["a%00b"]}, "group name has control characters"),
+        ({"names": ["a" * 256]}, "group name is longer than 255 bytes"),
+        ({"names": ["%zz"]}, "group name is not percent-encoded"),
+        ({"names": [7]}, "group name is not text"),
+        ({"names": ["a" * 5000]}, "group name is not text of at most"),
+        ({"folder": "..%2Fetc"}, "group folder has a part that is not a single name"),
+        ({"folder": "%2Fetc"}, "group folder has a part that is not a single name"),
+        ({"folder": "a%2F%2Fb"}, "group folder has a part that is not a single name"),
+        ({"folder": "a%0Ab"}, "group folder has a part that has control characters"),
+        ({"folder": None}, "group folder is not text"),
+        ({"files_done": -1}, "group files_done is not from 0"),
+        ({"files_total": "many"}, "group files_total is not a whole number"),
+    ],
+)
+def test_bad_group_is_dropped_alone_with_its_reason(tmp_path: Path, group: dict, why: str):
+    _entries(tmp_path, {**GOOD, "id": "keep"}, _group_entry(**group))
+    with QueueStore(tmp_path) as store:
+        assert [t.id for t in store.transfers] == ["keep"]
+        (line,) = store.problems
+        assert line.startswith("state.json: transfer 2 dropped: ") and why in line
+        assert "\n" not in line and "\x1b" not in line
+
+
+def test_a_group_that_is_not_an_object_is_dropped(tmp_path: Path):
+    _entries(tmp_path, {**GOOD, "group": ["photos"]})
+    with QueueStore(tmp_path) as store:
+        assert store.transfers == [] and "group is not an object" in store.problems[0]
+
+
+def test_the_root_folder_is_an_empty_folder(tmp_path: Path):
+    _entries(tmp_path, _group_entry(folder=""))
+    with QueueStore(tmp_path) as store:
+        [transfer] = store.transfers
+        assert transfer.group == SavedGroup(b"", (b"a",))
