@@ -134,3 +134,78 @@ def tmux_wait_file(path: Path, text: str, timeout: float = 15.0) -> None:
             return
         time.sleep(0.1)  # polling a file another process writes; the content is the condition
     raise AssertionError(f"{path} never said {text}")
+
+
+@pytest.fixture
+def served_tree(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A folder ``big/`` of two files (one nested) and an empty folder, served."""
+    top = tmp_path / "tree"
+    (top / "big" / "sub").mkdir(parents=True)
+    (top / "big" / "empty").mkdir()
+    # Over 1 MiB each: smaller bodies are taken whole into memory, with no partial file.
+    (top / "big" / "a.bin").write_bytes(os.urandom(BIG))
+    (top / "big" / "sub" / "b.bin").write_bytes(os.urandom(BIG * 3 // 4))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "getfile_core", "serve", str(top), "--host", "127.0.0.1",
+         "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for _ in range(50):
+            line = proc.stdout.readline()
+            if "127.0.0.1:" in line:
+                yield top, int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+                break
+        else:
+            raise AssertionError("the server did not say its port")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_kill_the_session_mid_folder_download_and_come_back(
+    tmux: Tmux, served_tree: tuple[Path, int], dest: Path, tmp_path: Path
+) -> None:
+    """The lead's report: the grouped row used to be gone after the relaunch."""
+    top, port = served_tree
+    state = tmp_path / "xdg-state"
+    # All the tree's connections share 256 KiB/s: 14 s for the folder.
+    with LinkEmulator(port, Link(total_rate=RATE)) as relay:
+        start_app(tmux, state, f"getfile://127.0.0.1:{relay.port}/", "--dest", str(dest))
+        tmux.wait_for(lambda s: "Ready." in s, 20, "the app")
+        tmux("send-keys", "-t", "app", "C-l")
+        tmux.wait_for(lambda s: "big/" in s, 20, "the listing")
+        tmux("send-keys", "-t", "app", "Space", "Enter")
+        tmux.wait_for(lambda s: "+ big" in s and "downloading" in s, 20, "the folder row")
+        wait_until_sync(lambda: any(p.stat().st_size > 0 for p in parts(dest)), "bytes", 20)
+        [app_pid] = app_processes(dest)
+        tmux("kill-session", "-t", "app")  # the terminal closes: SIGHUP
+        queue = state / "getfile" / "state.json"
+        wait_until_sync(lambda: saved_group_state(queue) == "active", "the saved group", 15)
+        wait_until_sync(lambda: app_pid not in app_processes(dest), "the app to exit", 30)
+
+        start_app(tmux, state, "--dest", str(dest))
+        tmux.wait_for(lambda s: "resuming 1 unfinished" in s, 20, "the folder's row back")
+        screen = tmux.wait_for(lambda s: "+ big 2/2" in s and "done" in s, 40, "the tree done")
+        assert "cancelled" not in screen
+    for name in ("a.bin", "sub/b.bin"):
+        assert (dest / "big" / name).read_bytes() == (top / "big" / name).read_bytes()
+    assert (dest / "big" / "empty").is_dir() and not parts(dest)
+
+
+def saved_group_state(queue: Path) -> str | None:
+    """The saved state of the grouped row for ``big`` in the queue file, if there is one."""
+    import json
+
+    if not queue.exists():
+        return None
+    for entry in json.loads(queue.read_text())["transfers"]:
+        if (entry.get("group") or {}).get("names") == ["big"]:
+            return entry["state"]
+    return None
+
+
+def parts(dest: Path) -> list[Path]:
+    return list(dest.rglob("*.getfile-part"))
