@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import selectors
 import socket
 import time
@@ -516,7 +515,7 @@ class Multiplexer(_Upkeep):
 def _kept(request: Request) -> Request:
     if request.keep and request.version == protocol.LATEST:
         return request
-    return dataclasses.replace(request, keep=True, version=protocol.LATEST)
+    return request.replace(keep=True, version=protocol.LATEST)
 
 
 #: Errors that no other request to this server would escape.

@@ -25,9 +25,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from getfile_core import protocol
+from getfile_core._values import FrozenValue, Value, init_field
 from getfile_core.address import Target
 from getfile_core.client.globs import Filter
 from getfile_core.client.multiplex import Multiplexer
@@ -53,45 +53,123 @@ class TreeLimitError(UsageError):
     """The tree is bigger or deeper than the command allowed (a flag raises the bound)."""
 
 
-@dataclass
-class TreeOptions:
-    jobs: int = 4
-    overwrite: bool = False
-    filter: Filter = field(default_factory=Filter)
-    max_entries: int = MAX_ENTRIES
-    max_depth: int = MAX_DEPTH
+class TreeOptions(Value):
+    """What to fetch and how far to go (a plain value class: no ``dataclasses`` on the path).
+
+    ``get -r``'s start-up imports what it needs only: ``dataclasses`` with
+    ``inspect`` cost 6 ms of ``-X importtime`` (see ``getfile_core._values``).
+    """
+
+    _fields = (
+        "jobs",
+        "overwrite",
+        "filter",
+        "max_entries",
+        "max_depth",
+        "recursive",
+        "entries_flag",
+        "select",
+    )
+    __slots__ = _fields
+    jobs: int
+    overwrite: bool
+    filter: Filter
+    max_entries: int
+    max_depth: int
     #: False: this folder's entries only (``ls -l`` without ``-r``).
-    recursive: bool = True
+    recursive: bool
     #: The flag that raises ``max_entries``, named in the message when it is hit.
-    entries_flag: str = "--max-entries"
+    entries_flag: str
     #: Only these names of the top folder (files and folders, as ``check_name`` gives
     #: them), saved straight into OUT with no top folder: the app's multi-select.
-    select: frozenset[str] | None = None
+    select: frozenset[str] | None
+
+    def __init__(
+        self,
+        jobs: int = 4,
+        overwrite: bool = False,
+        filter: Filter | None = None,
+        max_entries: int = MAX_ENTRIES,
+        max_depth: int = MAX_DEPTH,
+        recursive: bool = True,
+        entries_flag: str = "--max-entries",
+        select: frozenset[str] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.overwrite = overwrite
+        self.filter = Filter() if filter is None else filter
+        self.max_entries = max_entries
+        self.max_depth = max_depth
+        self.recursive = recursive
+        self.entries_flag = entries_flag
+        self.select = select
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(FrozenValue):
     """One entry of a walked tree: its path under the top folder and what the listing said."""
 
+    _fields = ("path", "kind", "size", "mtime_ns")
+    __slots__ = _fields
     path: str
     kind: str
     size: int
     mtime_ns: int
 
+    def __init__(self, path: str, kind: str, size: int, mtime_ns: int) -> None:
+        init_field(self, "path", path)
+        init_field(self, "kind", kind)
+        init_field(self, "size", size)
+        init_field(self, "mtime_ns", mtime_ns)
 
-@dataclass
-class TreeResult:
-    files: int = 0  # fetched (completed now)
-    skipped: int = 0  # already identical
-    kept: int = 0  # differing local files kept
-    failed: int = 0
-    folders: int = 0
-    bytes: int = 0  # moved over the network
-    seconds: float = 0.0
+
+class TreeResult(Value):
+    """What a tree download did: counts, the first error of each kind, whether it was cancelled."""
+
+    _fields = (
+        "files",
+        "skipped",
+        "kept",
+        "failed",
+        "folders",
+        "bytes",
+        "seconds",
+        "errors",
+        "cancelled",
+    )
+    __slots__ = _fields
+    files: int  # fetched (completed now)
+    skipped: int  # already identical
+    kept: int  # differing local files kept
+    failed: int
+    folders: int
+    bytes: int  # moved over the network
+    seconds: float
     #: The first error of each kind, for the exit code (first one wins).
-    errors: list[GetfileError] = field(default_factory=list)
+    errors: list[GetfileError]
     #: ``Tree.cancel`` stopped it: what is missing was not tried (parts are kept).
-    cancelled: bool = False
+    cancelled: bool
+
+    def __init__(
+        self,
+        files: int = 0,
+        skipped: int = 0,
+        kept: int = 0,
+        failed: int = 0,
+        folders: int = 0,
+        bytes: int = 0,
+        seconds: float = 0.0,
+        errors: list[GetfileError] | None = None,
+        cancelled: bool = False,
+    ) -> None:
+        self.files = files
+        self.skipped = skipped
+        self.kept = kept
+        self.failed = failed
+        self.folders = folders
+        self.bytes = bytes
+        self.seconds = seconds
+        self.errors = [] if errors is None else errors
+        self.cancelled = cancelled
 
 
 class Tree:
