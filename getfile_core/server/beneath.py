@@ -31,8 +31,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-#: ``openat2``'s number: one number on every architecture (added with the unified table).
+#: ``openat2``'s number in the unified system call table (Linux 5.6). Alpha, ia64 and MIPS
+#: number their calls differently, so the fast path runs only where 437 is known to be
+#: ``openat2``: a wrong number would make another system call with our arguments.
 _SYS_OPENAT2 = 437
+_UNIFIED_TABLE = frozenset(
+    {"x86_64", "i386", "i686", "aarch64", "armv7l", "armv8l", "riscv64", "ppc64le", "ppc64",
+     "s390x", "loongarch64"}
+)  # fmt: skip
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
 #: libc's ``syscall`` and a ``struct open_how`` maker once looked up (``False``: none here).
@@ -83,7 +89,7 @@ def _openat2() -> Callable[[int, bytes, int], int] | None:
 
 
 def _load() -> Callable[[int, bytes, int], int] | None:
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.uname().machine not in _UNIFIED_TABLE:
         return None
     try:
         import ctypes
