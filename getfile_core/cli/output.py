@@ -45,10 +45,16 @@ def warning_line(message: str) -> None:
     error_line(f"warning: {message}")
 
 
+#: Advice for after the last attempt; on a retry line it reads as "you must do this" while
+#: the retry is already doing it (seen through a balancer whose backend died).
+_LAST_ATTEMPT_ADVICE = "; --resume continues it)"
+
+
 def retry_text(notice: RetryNotice) -> str:
     """``retrying in 4 s (2/10): connection reset by peer``."""
     delay = f"{notice.delay:.0f}" if notice.delay >= 1 else f"{notice.delay:.1f}"
-    return f"retrying in {delay} s ({notice.attempt}/{notice.attempts}): {notice.reason}"
+    reason = notice.reason.replace(_LAST_ATTEMPT_ADVICE, ")")
+    return f"retrying in {delay} s ({notice.attempt}/{notice.attempts}): {reason}"
 
 
 def print_access(record: AccessRecord) -> None:
