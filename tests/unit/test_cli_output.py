@@ -20,5 +20,5 @@ def test_a_retry_line_does_not_tell_the_user_to_resume_by_hand() -> None:
     )
     line = retry_text(RetryNotice(attempt=1, attempts=10, delay=1.0, reason=reason))
     assert line == (
-        "retrying in 1 s (1/10): connection closed after 5 of 40 bytes (kept x.getfile-part)"
+        "retrying in 1 s (1/10): connection closed after 5 of 40 bytes (kept out/x.getfile-part)"
     )
