@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 #: Seconds between signs of life while a client waits for a digest: ``102
 #: processing`` heads (version 1) or ``hashed`` trailer lines (version 2).
 HEARTBEAT = 1.0
+FEED = os.environ.get("GETFILE_FEED", "1") == "1"
 
 
 class FileAnswer:
@@ -79,7 +80,11 @@ class FileAnswer:
         digest = digests.known(info)
         if digest is None and digests.is_quick(info):
             digest = await digests.digest(fd, info)  # a small file: hashed inline, no trailer
-        computation = None if digest is not None else digests.start(fd, info)
+        computation = None
+        if digest is None:
+            computation = (
+                digests.start_fed(fd, info) if FEED and offset == 0 else digests.start(fd, info)
+            )
         head = Response(
             Status.OK,
             size=info.st_size,
@@ -90,7 +95,11 @@ class FileAnswer:
             trailer=computation is not None,
         )
         self.entry.status = "ok"
-        await self.send_body(fd, offset, count, head=self.conn.send(head))
+        try:
+            await self.send_body(fd, offset, count, self.conn.send(head), computation)
+        finally:
+            if computation is not None:
+                digests.release(computation)
         if count and self.conn.state is ServerState.BODY:  # a trailer, or a kept connection
             self.conn.body_sent(count)
         if computation is None:
@@ -152,10 +161,17 @@ class FileAnswer:
         finally:
             hashing.cancel()  # only this wait: the shared computation goes on
 
-    async def send_body(self, fd: int, offset: int, count: int, head: bytes = b"") -> None:
+    async def send_body(
+        self,
+        fd: int,
+        offset: int,
+        count: int,
+        head: bytes = b"",
+        feed: digests_module.Computation | None = None,
+    ) -> None:
         """Send the head and the body; ``entry.sent`` ends up as what the client really accepted."""
         try:
-            await self.sender.send_file(fd, offset, count, head)
+            await self.sender.send_file(fd, offset, count, head, feed)
             await self.sender.finish()
         except BaseException:
             self.entry.sent = self.sender.accepted()
