@@ -3,7 +3,8 @@
 Version 1 puts the digest in the head, so a file not hashed before is
 hashed first, with a ``102 processing`` each second (and its progress).
 Version 2 sends the body at once: the digest goes in the head when known,
-else in a trailer after the body, computed meanwhile on the hash pool. A
+else in a trailer after the body, computed meanwhile: from the very buffers
+sent when the body starts the file (one read of it), else on the hash pool. A
 version-2 ``slice=K/N`` asks for the range the rule (``Slice.span``) gives
 on the file's size, which only the server knows when the request comes.
 """
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 #: Seconds between signs of life while a client waits for a digest: ``102
 #: processing`` heads (version 1) or ``hashed`` trailer lines (version 2).
 HEARTBEAT = 1.0
-FEED = os.environ.get("GETFILE_FEED", "1") == "1"
 
 
 class FileAnswer:
@@ -82,9 +82,8 @@ class FileAnswer:
             digest = await digests.digest(fd, info)  # a small file: hashed inline, no trailer
         computation = None
         if digest is None:
-            computation = (
-                digests.start_fed(fd, info) if FEED and offset == 0 else digests.start(fd, info)
-            )
+            feeding = offset == 0 and self.sender.feeds(count)  # one read: see Sender._send_read
+            computation = digests.start_fed(fd, info) if feeding else digests.start(fd, info)
         head = Response(
             Status.OK,
             size=info.st_size,
