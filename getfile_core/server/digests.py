@@ -1,7 +1,11 @@
 """Whole-file digests: computed once per file, on their own small pool, stoppable.
 
-Hashing is the only time the server reads a file itself. A cold 50 GiB file
-costs minutes of CPU and disk, so every computation is:
+A first download whose body starts the file is hashed from the very
+buffers the sender reads and sends (``start_fed``: one read of the file,
+see ``sending.Sender._send_read``); the pool hashes whatever that sender
+does not (a range further in, TLS, the rest once it is ``release``d: the
+reader left, or another client wants the digest at disk speed). A cold
+50 GiB file costs minutes of CPU and disk, so every computation is:
 
 * **bounded**: it runs on a pool of ``HASH_WORKERS`` threads of its own, not
   asyncio's default executor (which LIST scans and TLS reads use: six

@@ -181,3 +181,19 @@ def _v1_head(port: int) -> bytes:
             if protocol.parse_response_head(head).status is not Status.PROCESSING:
                 return bytes(raw)
             raw = bytearray(rest)  # a heartbeat while the pool hashes: the next head
+
+
+async def test_stop_with_a_first_download_stalled_ends_within_the_grace(
+    server: FileServer,
+) -> None:
+    reader = await asyncio.to_thread(Reader, server.port_bound)
+    await asyncio.to_thread(reader.read, FIRST_PART)  # then stops reading (not closed)
+    info = os.stat(served_file(server))
+    assert server.digests.progress(info) is not None  # the fed computation is running
+    async with asyncio.timeout(15):  # grace 1 s, then the cut: never the 30 s stall allowance
+        await server.stop(grace=1)
+    reader.sock.close()
+    # The cut reader released its hash to the pool, which stop() stopped too.
+    await wait_until(lambda: server.digests.progress(info) is None, "the hash stopped", 10)
+    await wait_until(lambda: len(server.log) == 1, "the log line", 10)  # type: ignore[attr-defined]
+    assert server.log[0].sent < SIZE  # type: ignore[attr-defined]
