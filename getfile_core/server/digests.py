@@ -3,7 +3,7 @@
 A first download whose body starts the file is hashed from the very
 buffers the sender reads and sends (``start_fed``: one read of the file,
 see ``sending.Sender._send_read``); the pool hashes whatever that sender
-does not (a range further in, TLS, the rest once it is ``release``d: the
+does not (a range further in, the rest once it is ``release``d: the
 reader left, or another client wants the digest at disk speed). A cold
 50 GiB file costs minutes of CPU and disk, so every computation is:
 

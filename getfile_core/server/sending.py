@@ -154,10 +154,9 @@ class Sender:
     def feeds(self, count: int) -> bool:
         """Whether ``send_file`` would feed a digest computation ``count`` bytes.
 
-        Plain TCP bodies past ``SMALL_BODY`` only: TLS reads through the
-        transport in its own way, and a small body is one ``pread`` anyway.
+        Not a small body sent in one ``pread`` with its head (``_send_small``).
         """
-        return not self.tls and (count > SMALL_BODY or self.rate is not None)
+        return count > SMALL_BODY or self.rate is not None
 
     async def send_file(
         self, fd: int, offset: int, count: int, head: bytes = b"", feed: Fed | None = None
@@ -178,7 +177,7 @@ class Sender:
         if count <= 0:
             return
         if self.tls:
-            await self._send_through_transport(fd, offset, count)
+            await self._send_through_transport(fd, offset, count, feed)
             return
         with self._raw_socket() as sock:
             self.queued = 0
@@ -296,7 +295,10 @@ class Sender:
         finally:
             loop.remove_writer(sock)
 
-    async def _send_through_transport(self, fd: int, offset: int, count: int) -> None:
+    async def _send_through_transport(
+        self, fd: int, offset: int, count: int, feed: Fed | None = None
+    ) -> None:
+        """TLS: chunks read off the loop; a first download's hash fed the same bytes."""
         loop = asyncio.get_running_loop()
         sent = 0
         while sent < count:
@@ -306,6 +308,8 @@ class Sender:
             data = await loop.run_in_executor(None, os.pread, fd, want, offset + sent)
             if not data:
                 raise FileShrank(f"file ended after {offset + sent} bytes")
+            if feed is not None and feed.fed and feed.hashed == offset + sent:
+                feed.feed(memoryview(data))
             self.writer.write(data)
             sent += len(data)
             self.queued = sent

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,11 +21,13 @@ from getfile_core import protocol
 from getfile_core.protocol import Request, Response, Status, Trailer, Verb
 from getfile_core.server import digests as digests_module
 from getfile_core.server.fileserver import FileServer, ServerLimits
+from getfile_core.tls import client_context, server_context
 from tests.support import (
     KIB,
     MIB,
     digest_bytes,
     extended_get,
+    make_cert_set,
     running_server,
     split_response,
     wait_until,
@@ -71,11 +74,12 @@ def served_file(server: FileServer) -> Path:
 class Reader:
     """A version-2 GET on a blocking socket with a small receive buffer."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
-        self.sock.settimeout(20)
-        self.sock.connect(("127.0.0.1", port))
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", port))
+        self.sock = tls.wrap_socket(sock, server_hostname="127.0.0.1") if tls else sock
         self.request = Request(Verb.GET, b"big.bin", version=2)
         self.sock.sendall(protocol.encode_request(self.request))
         self.raw = bytearray()
@@ -197,3 +201,22 @@ async def test_stop_with_a_first_download_stalled_ends_within_the_grace(
     await wait_until(lambda: server.digests.progress(info) is None, "the hash stopped", 10)
     await wait_until(lambda: len(server.log) == 1, "the log line", 10)  # type: ignore[attr-defined]
     assert server.log[0].sent < SIZE  # type: ignore[attr-defined]
+
+
+async def test_a_first_download_over_tls_is_hashed_from_the_chunks_it_sends(
+    tmp_path: Path, pool_runs: list[int]
+) -> None:
+    root = tmp_path / "served"
+    root.mkdir()
+    write_random(root / "big.bin", SIZE)
+    certs = make_cert_set(tmp_path / "certs")
+    tls = server_context(str(certs.good.cert), str(certs.good.key))
+    async with running_server(root, ssl_context=tls) as srv:
+        client = client_context(str(certs.trusted_ca))
+        reader = await asyncio.to_thread(Reader, srv.port_bound, client)
+        await asyncio.to_thread(reader.read)
+        reader.sock.close()
+    _head, body, trailer = reader.events()
+    assert body == (root / "big.bin").read_bytes()
+    assert trailer == Trailer(digest=digest_bytes(body))
+    assert pool_runs == [], "the file was read a second time to hash it"
