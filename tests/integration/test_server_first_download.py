@@ -103,7 +103,7 @@ class Reader:
                 body += event.data
             elif isinstance(event, Trailer):
                 trailer = event
-        assert head is not None and trailer is not None, bytes(self.raw[:200])
+        assert head is not None and trailer is not None, (len(self.raw), bytes(self.raw[-300:]))
         return head, bytes(body), trailer
 
 
@@ -134,11 +134,12 @@ async def test_a_file_rewritten_during_the_send_ends_in_an_error_trailer(
         handle.write(b"rewritten in place")  # same size; mtime and ctime move
     await asyncio.to_thread(reader.read)
     reader.sock.close()
+    await wait_until(lambda: len(server.log) == 1, "the log line", 10)  # type: ignore[attr-defined]
+    record = server.log[0]  # type: ignore[attr-defined]
+    assert record.outcome == "file-changed", (record, len(reader.raw))
     _head, body, trailer = reader.events()
     assert len(body) == SIZE
     assert trailer.digest is None and "changed" in (trailer.error or "")
-    await wait_until(lambda: len(server.log) == 1, "the log line", 10)  # type: ignore[attr-defined]
-    assert server.log[0].outcome == "file-changed"  # type: ignore[attr-defined]
 
 
 async def test_a_client_waiting_for_the_digest_takes_the_hash_off_a_stalled_reader(
