@@ -1,7 +1,11 @@
 """Whole-file digests: computed once per file, on their own small pool, stoppable.
 
-Hashing is the only time the server reads a file itself. A cold 50 GiB file
-costs minutes of CPU and disk, so every computation is:
+A first download whose body starts the file is hashed from the very
+buffers the sender reads and sends (``start_fed``: one read of the file,
+see ``sending.Sender._send_read``); the pool hashes whatever that sender
+does not (a range further in, the rest once it is ``release``d: the
+reader left, or another client wants the digest at disk speed). A cold
+50 GiB file costs minutes of CPU and disk, so every computation is:
 
 * **bounded**: it runs on a pool of ``HASH_WORKERS`` threads of its own, not
   asyncio's default executor (which LIST scans and TLS reads use: six
@@ -24,6 +28,8 @@ import concurrent.futures
 import os
 import threading
 from collections import OrderedDict
+
+import blake3
 
 from getfile_core.digest import CHUNK, format_digest, new_hasher
 
@@ -53,8 +59,18 @@ class Computation:
         self.hashed = 0
         self.stop = threading.Event()
         self.future: asyncio.Future[str] | None = None
+        #: The sender feeds this computation the bytes it sends (on the event
+        #: loop) until it is released; then the pool hashes whatever is left.
+        self.fed = False
+        self.hasher: blake3.blake3 | None = None
         self._lock = threading.Lock()
         self._started = False
+
+    def feed(self, data: memoryview) -> None:
+        """Hash the next bytes of the file, read by the sender (event loop only)."""
+        assert self.fed and self.hasher is not None
+        self.hasher.update(data)
+        self.hashed += len(data)
 
     def close_if_never_run(self) -> None:
         """Close the descriptor of a computation the pool dropped before running it."""
@@ -70,8 +86,8 @@ class Computation:
                 raise HashStopped("hashing stopped before it began")
             self._started = True
         try:
-            hasher = new_hasher()
-            buffer = bytearray(min(CHUNK, max(self.size, 1)))
+            hasher = self.hasher if self.hasher is not None else new_hasher()
+            buffer = bytearray(min(CHUNK, max(self.size - self.hashed, 1)))
             view = memoryview(buffer)
             while self.hashed < self.size:
                 if self.stop.is_set():
@@ -114,20 +130,64 @@ class DigestCache:
         key = file_key(info)
         running = self._pending.get(key)
         if running is not None:
+            if running.fed:  # another client waits: hash at disk speed, not its reader's
+                self.release(running)
             return running
         # A private duplicate: the requester may close its descriptor (client
         # gone) while the hash still runs, and the result is still wanted.
         computation = Computation(os.dup(fd), info.st_size)
+        future = asyncio.get_running_loop().run_in_executor(self._hash_pool(), computation.run)
+        self._track(key, computation, future)
+        return computation
+
+    def start_fed(self, fd: int, info: os.stat_result) -> Computation:
+        """Like ``start``, but the caller feeds the bytes it sends until ``release``.
+
+        A first download reads each chunk once, hashes it and sends that same
+        buffer, instead of ``sendfile`` plus a second ``pread`` pass on the pool.
+        If a computation already runs for this file, that one is returned (not fed).
+        """
+        key = file_key(info)
+        running = self._pending.get(key)
+        if running is not None:
+            return running
+        computation = Computation(os.dup(fd), info.st_size)
+        computation.fed, computation.hasher = True, new_hasher()
+        self._track(key, computation, asyncio.get_running_loop().create_future())
+        return computation
+
+    def release(self, computation: Computation) -> None:
+        """The feeder is done: finish the digest, or let the pool hash the rest."""
+        if not computation.fed:
+            return
+        computation.fed = False
+        outer = computation.future
+        assert outer is not None and computation.hasher is not None
+        if outer.done():  # stopped meanwhile
+            return
+        if computation.hashed >= computation.size:
+            computation.close_if_never_run()
+            outer.set_result(format_digest(computation.hasher))
+            return
+        try:
+            inner = asyncio.get_running_loop().run_in_executor(self._hash_pool(), computation.run)
+        except RuntimeError:  # the pool shut down: the server is stopping
+            computation.close_if_never_run()
+            outer.set_exception(HashStopped("hashing stopped"))
+            return
+        inner.add_done_callback(lambda f: _pass_on(f, outer, computation))
+
+    def _hash_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self._workers, thread_name_prefix="getfile-hash"
             )
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, computation.run)
+        return self._pool
+
+    def _track(self, key: Key, computation: Computation, future: asyncio.Future[str]) -> None:
         computation.future = future
         self._pending[key] = computation
         future.add_done_callback(lambda f, k=key, c=computation: self._finished(k, c, f))
-        return computation
 
     def _finished(self, key: Key, computation: Computation, future: asyncio.Future[str]) -> None:
         self._pending.pop(key, None)
@@ -166,6 +226,27 @@ class DigestCache:
         """Stop every computation at its next chunk, and the pool with them."""
         for computation in list(self._pending.values()):
             computation.stop.set()
+            if computation.fed and computation.future is not None:
+                computation.fed = False
+                computation.close_if_never_run()
+                if not computation.future.done():
+                    computation.future.set_exception(HashStopped("hashing stopped"))
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _pass_on(
+    inner: asyncio.Future[str], outer: asyncio.Future[str], computation: Computation
+) -> None:
+    """The pool's result (or failure) becomes the shared computation's."""
+    if inner.cancelled():
+        computation.close_if_never_run()
+    if outer.done():
+        return
+    if inner.cancelled():
+        outer.set_exception(HashStopped("hashing stopped before it began"))
+    elif inner.exception() is not None:
+        outer.set_exception(inner.exception())
+    else:
+        outer.set_result(inner.result())

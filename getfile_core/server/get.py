@@ -3,7 +3,8 @@
 Version 1 puts the digest in the head, so a file not hashed before is
 hashed first, with a ``102 processing`` each second (and its progress).
 Version 2 sends the body at once: the digest goes in the head when known,
-else in a trailer after the body, computed meanwhile on the hash pool. A
+else in a trailer after the body, computed meanwhile: from the very buffers
+sent when the body starts the file (one read of it), else on the hash pool. A
 version-2 ``slice=K/N`` asks for the range the rule (``Slice.span``) gives
 on the file's size, which only the server knows when the request comes.
 """
@@ -79,7 +80,10 @@ class FileAnswer:
         digest = digests.known(info)
         if digest is None and digests.is_quick(info):
             digest = await digests.digest(fd, info)  # a small file: hashed inline, no trailer
-        computation = None if digest is not None else digests.start(fd, info)
+        computation = None
+        if digest is None:
+            feeding = offset == 0 and self.sender.feeds(count)  # one read: see Sender._send_read
+            computation = digests.start_fed(fd, info) if feeding else digests.start(fd, info)
         head = Response(
             Status.OK,
             size=info.st_size,
@@ -90,7 +94,11 @@ class FileAnswer:
             trailer=computation is not None,
         )
         self.entry.status = "ok"
-        await self.send_body(fd, offset, count, head=self.conn.send(head))
+        try:
+            await self.send_body(fd, offset, count, self.conn.send(head), computation)
+        finally:
+            if computation is not None:
+                digests.release(computation)
         if count and self.conn.state is ServerState.BODY:  # a trailer, or a kept connection
             self.conn.body_sent(count)
         if computation is None:
@@ -152,10 +160,17 @@ class FileAnswer:
         finally:
             hashing.cancel()  # only this wait: the shared computation goes on
 
-    async def send_body(self, fd: int, offset: int, count: int, head: bytes = b"") -> None:
+    async def send_body(
+        self,
+        fd: int,
+        offset: int,
+        count: int,
+        head: bytes = b"",
+        feed: digests_module.Computation | None = None,
+    ) -> None:
         """Send the head and the body; ``entry.sent`` ends up as what the client really accepted."""
         try:
-            await self.sender.send_file(fd, offset, count, head)
+            await self.sender.send_file(fd, offset, count, head, feed)
             await self.sender.finish()
         except BaseException:
             self.entry.sent = self.sender.accepted()

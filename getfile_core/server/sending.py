@@ -12,16 +12,21 @@ nothing fits we wait for writability, that wait bounded by what is left of
 the stall allowance, and any byte moved restarts the clock. TLS cannot use
 sendfile: the file is read in chunks and written through the transport, and
 the same rule is applied to the transport's write buffer while draining.
+A first download (its digest not known yet) reads, hashes and sends each
+chunk from one buffer instead (``_send_read``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import socket
 import struct
 import termios
+from collections.abc import Iterator
+from typing import Protocol
 
 from getfile_core.ratelimit import RateLimit
 
@@ -37,6 +42,18 @@ TLS_CHUNK = 256 * 1024
 #: descriptor duplicate and pause of reading). Measured on 2000 files of
 #: 4 KiB pipelined on one connection: see docs/protocol.md.
 SMALL_BODY = 64 * 1024
+#: Bytes read, hashed and sent per step of a first download (``_send_read``):
+#: the hash pool's chunk, well inside the 2 MiB L2 so the client copies it hot.
+READ_CHUNK = 1024 * 1024
+
+
+class Fed(Protocol):
+    """A digest computation the sender feeds (``digests.Computation``)."""
+
+    fed: bool
+    hashed: int
+
+    def feed(self, data: memoryview) -> None: ...
 
 
 class Stalled(TimeoutError):
@@ -134,8 +151,23 @@ class Sender:
 
     # ------------------------------------------------------------ bodies
 
-    async def send_file(self, fd: int, offset: int, count: int, head: bytes = b"") -> None:
-        """Send ``head``, then ``count`` bytes of ``fd`` from ``offset``; ``queued`` counts them."""
+    def feeds(self, count: int) -> bool:
+        """Whether ``send_file`` would feed a digest computation ``count`` bytes.
+
+        Not a small body sent in one ``pread`` with its head (``_send_small``).
+        """
+        return count > SMALL_BODY or self.rate is not None
+
+    async def send_file(
+        self, fd: int, offset: int, count: int, head: bytes = b"", feed: Fed | None = None
+    ) -> None:
+        """Send ``head``, then ``count`` bytes of ``fd`` from ``offset``; ``queued`` counts them.
+
+        ``feed``: a first download's digest computation that wants the bytes
+        from ``offset`` on. While it stays fed, each chunk is read once, hashed
+        and sent from the same buffer (``_send_read``); the rest goes by
+        ``sendfile``.
+        """
         if 0 < count <= SMALL_BODY and self.rate is None:
             await self._send_small(fd, offset, count, head)
             return
@@ -145,9 +177,13 @@ class Sender:
         if count <= 0:
             return
         if self.tls:
-            await self._send_through_transport(fd, offset, count)
-        else:
-            await self._sendfile(fd, offset, count)
+            await self._send_through_transport(fd, offset, count, feed)
+            return
+        with self._raw_socket() as sock:
+            self.queued = 0
+            if feed is not None and feed.fed and feed.hashed == offset:
+                await self._send_read(sock, fd, offset, count, feed)
+            await self._sendfile(sock, fd, offset, count)
 
     async def _send_small(self, fd: int, offset: int, count: int, head: bytes) -> None:
         """Head and body in one write (the file was just hashed: it is in the page cache)."""
@@ -159,38 +195,86 @@ class Sender:
         self.queued = count
         await self.drain()
 
-    async def _sendfile(self, fd: int, offset: int, count: int) -> None:
-        loop = asyncio.get_running_loop()
-        # A duplicate of the socket: the loop refuses add_writer on a descriptor
-        # its transport owns, and the duplicate also keeps the descriptor number
-        # ours even if the transport closes its socket meanwhile.
+    @contextlib.contextmanager
+    def _raw_socket(self) -> Iterator[int]:
+        """A duplicate of the socket to write to ourselves, the transport's reading paused.
+
+        A duplicate: the loop refuses ``add_writer`` on a descriptor its
+        transport owns, and the duplicate also keeps the descriptor number
+        ours even if the transport closes its socket meanwhile.
+        """
         sock = os.dup(self.transport.get_extra_info("socket").fileno())
         reading = self.transport.is_reading()
         self.transport.pause_reading()
         try:
-            progressed = loop.time()
-            sent = 0
-            while sent < count:
-                if self.transport.is_closing():
-                    raise ConnectionResetError("connection closed while sending")
-                want = min(SENDFILE_CHUNK, count - sent)
-                if self.rate is not None:
-                    want = self.rate.chunk(want)
-                try:
-                    done = os.sendfile(sock, fd, offset + sent, want)
-                except (BlockingIOError, InterruptedError):
-                    await self._writable(sock, progressed + self.stall_timeout - loop.time())
-                    continue
-                if done == 0:
-                    raise FileShrank(f"file ended after {offset + sent} bytes")
-                sent += done
-                self.queued = sent
-                progressed = loop.time()
-                await self._pace(done)
+            yield sock
         finally:
             os.close(sock)
             if reading and not self.transport.is_closing():
                 self.transport.resume_reading()
+
+    async def _sendfile(self, sock: int, fd: int, offset: int, count: int) -> None:
+        """Bytes ``queued`` to ``count`` of the body (from ``offset``), by ``os.sendfile``."""
+        loop = asyncio.get_running_loop()
+        progressed = loop.time()
+        sent = self.queued
+        while sent < count:
+            if self.transport.is_closing():
+                raise ConnectionResetError("connection closed while sending")
+            want = min(SENDFILE_CHUNK, count - sent)
+            if self.rate is not None:
+                want = self.rate.chunk(want)
+            try:
+                done = os.sendfile(sock, fd, offset + sent, want)
+            except (BlockingIOError, InterruptedError):
+                await self._writable(sock, progressed + self.stall_timeout - loop.time())
+                continue
+            if done == 0:
+                raise FileShrank(f"file ended after {offset + sent} bytes")
+            sent += done
+            self.queued = sent
+            progressed = loop.time()
+            await self._pace(done)
+
+    async def _send_read(self, sock: int, fd: int, offset: int, count: int, feed: Fed) -> None:
+        """A first download: read each chunk once, hash it, send that same buffer.
+
+        Instead of ``sendfile`` plus a second ``pread`` pass on the hash pool:
+        one read of the file, the hash on bytes hot in the cache, and the
+        client copies bytes the kernel just wrote (cache-hot) instead of page
+        cache from memory. Measured (1 GiB, 2-core Xeon, three interleaved
+        runs): first / repeat download 1.15-1.19 against 0.83-0.87, server
+        CPU 0.46-0.48 s/GiB against 0.60-0.63, the client's 0.49-0.50
+        against 0.61-0.63. The hash runs on the event loop (BLAKE3 on 1 MiB:
+        ~0.13 ms here, ~0.4 ms on AVX2), between writes. Stops as soon as the
+        computation is released (another client wants the digest at disk
+        speed, not at this reader's pace): ``sendfile`` sends the rest.
+        """
+        loop = asyncio.get_running_loop()
+        view = memoryview(bytearray(min(READ_CHUNK, count)))
+        progressed = loop.time()
+        sent = self.queued
+        while sent < count and feed.fed:
+            want = min(len(view), count - sent)
+            if self.rate is not None:
+                want = self.rate.chunk(want)
+            got = os.preadv(fd, [view[:want]], offset + sent)
+            if got <= 0:
+                raise FileShrank(f"file ended after {offset + sent} bytes")
+            feed.feed(view[:got])
+            put = 0
+            while put < got:
+                if self.transport.is_closing():
+                    raise ConnectionResetError("connection closed while sending")
+                try:
+                    put += os.write(sock, view[put:got])
+                except (BlockingIOError, InterruptedError):
+                    await self._writable(sock, progressed + self.stall_timeout - loop.time())
+                    continue
+                self.queued = sent + put
+                progressed = loop.time()
+            sent += got
+            await self._pace(got)
 
     async def _writable(self, sock: int, allowance: float) -> None:
         if allowance <= 0:
@@ -211,7 +295,10 @@ class Sender:
         finally:
             loop.remove_writer(sock)
 
-    async def _send_through_transport(self, fd: int, offset: int, count: int) -> None:
+    async def _send_through_transport(
+        self, fd: int, offset: int, count: int, feed: Fed | None = None
+    ) -> None:
+        """TLS: chunks read off the loop; a first download's hash fed the same bytes."""
         loop = asyncio.get_running_loop()
         sent = 0
         while sent < count:
@@ -221,6 +308,8 @@ class Sender:
             data = await loop.run_in_executor(None, os.pread, fd, want, offset + sent)
             if not data:
                 raise FileShrank(f"file ended after {offset + sent} bytes")
+            if feed is not None and feed.fed and feed.hashed == offset + sent:
+                feed.feed(memoryview(data))
             self.writer.write(data)
             sent += len(data)
             self.queued = sent

@@ -16,10 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from getfile_core import protocol
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer, ServerLimits
 from getfile_core.tls import client_context, server_context
-from tests.support import KIB, extended_get, make_cert_set, split_response, wait_until, write_random
+from tests.support import (
+    KIB,
+    digest_bytes,
+    extended_get,
+    make_cert_set,
+    split_response,
+    wait_until,
+    write_random,
+)
 
 READER_RATE = 64 * KIB
 #: About 8 s at the reader's pace: four times the stall timeout.
@@ -86,13 +95,20 @@ def served(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("dialect", ["extended", "legacy"])
+#: A version-2 request for a file never hashed: the server hashes the bytes it sends.
+FIRST_DOWNLOAD = protocol.encode_request(
+    protocol.Request(protocol.Verb.GET, b"slow.bin", version=2)
+)
+
+
+@pytest.mark.parametrize("dialect", ["extended", "legacy", "first"])
 async def test_a_slow_reader_is_served_to_the_end_on_one_connection(
     served: Path, dialect: str
 ) -> None:
     records: list[AccessRecord] = []
     server = await start_server(served, records, stall_timeout=2)
-    request = extended_get(b"slow.bin") if dialect == "extended" else b"slow.bin\n"
+    requests = {"extended": extended_get(b"slow.bin"), "first": FIRST_DOWNLOAD}
+    request = requests.get(dialect, b"slow.bin\n")
     try:
         began = time.monotonic()
         data = await asyncio.to_thread(read_paced, server.port_bound, request, READER_RATE)
@@ -100,7 +116,10 @@ async def test_a_slow_reader_is_served_to_the_end_on_one_connection(
         await wait_until(lambda: len(records) == 1, "the access-log line", 10)
     finally:
         await server.stop(grace=1)
-    body = split_response(data)[1] if dialect == "extended" else data
+    body = split_response(data)[1] if dialect != "legacy" else data
+    if dialect == "first":  # the body, then the trailer with the digest of what was sent
+        body, trailer = body[:SIZE], body[SIZE:]
+        assert digest_bytes(body).encode() in trailer, trailer
     assert body == (served / "slow.bin").read_bytes()
     assert elapsed > 2 * 2, "the reader was not slower than the stall timeout"
     [record] = records

@@ -22,6 +22,7 @@ from getfile_core.server import digests as digests_module
 from getfile_core.server import get as get_module
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer
+from getfile_core.server.sending import Sender
 from tests.support import MIB, digest_bytes, running_server, wait_until, write_random
 
 SIZE = 8 * MIB  # far above the inline-hash limit
@@ -58,6 +59,10 @@ class _GatedHasher:
 def hashers(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedHashers]:
     gated = GatedHashers()
     monkeypatch.setattr(digests_module, "new_hasher", gated)
+    # The hash pool's pass, separate from the send (a body that does not start
+    # the file, TLS, a hash another client took over). A first download that
+    # hashes the bytes it sends: test_server_first_download.py.
+    monkeypatch.setattr(Sender, "feeds", lambda _self, _count: False)
     monkeypatch.setattr(get_module, "HEARTBEAT", 0.05)
     yield gated
     gated.gate.set()
