@@ -14,11 +14,8 @@ import stat
 from dataclasses import dataclass
 
 from getfile_core.protocol import MAX_NAME, Status
-from getfile_core.server import beneath
 
 _PROC_FD = "/proc/self/fd"
-#: A descriptor that only names a folder (Linux); 0 elsewhere: no fast path.
-_O_PATH = getattr(os, "O_PATH", 0)
 
 
 class Refused(Exception):
@@ -53,7 +50,6 @@ class ServedRoot:
         real = os.path.realpath(os.fspath(folder))
         if not os.path.isdir(real):
             raise NotADirectoryError(f"not a folder: {folder}")
-        beneath.prepare()
         return cls(real, allow_hardlinks)
 
     def contains(self, real_path: str) -> bool:
@@ -95,45 +91,11 @@ class ServedRoot:
             raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
 
     def _open_checked(self, candidate: str, flags: int, missing: str, not_a_dir: Refused) -> int:
-        """Open ``candidate`` as a descriptor under the root (symlinks followed only inside it).
+        """Open ``candidate`` (not following a last symlink) as a descriptor under the root.
 
-        The kernel's ``openat2(RESOLVE_BENEATH)`` first (``server.beneath``);
-        whatever it does not open, by the slow path: the name is resolved and
-        checked first, then opened. Either way the descriptor itself is
-        checked (through ``/proc/self/fd``); an ``errno`` becomes a :class:`Refused`.
+        The name is resolved and checked first, then the descriptor itself
+        (through ``/proc/self/fd``); an ``errno`` becomes a :class:`Refused`.
         """
-        fd = self._open_beneath(candidate, flags)
-        if fd is None:
-            fd = self._open_resolved(candidate, flags, missing, not_a_dir)
-        try:
-            self._check_descriptor(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _open_beneath(self, candidate: str, flags: int) -> int | None:
-        """``candidate`` opened by the kernel's confined walk, or ``None`` for the slow path."""
-        top = self.path.rstrip("/") + "/"
-        if not _O_PATH:
-            return None
-        if candidate == self.path:
-            relative = "."
-        elif candidate.startswith(top):
-            relative = candidate[len(top) :]
-        else:
-            return None
-        try:
-            root_fd = os.open(self.path, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            return beneath.open_beneath(root_fd, relative, flags)
-        finally:
-            os.close(root_fd)
-
-    def _open_resolved(self, candidate: str, flags: int, missing: str, not_a_dir: Refused) -> int:
-        """The slow path: ``realpath``, the check, ``open`` of the real path (``O_NOFOLLOW``)."""
         real = _resolve(candidate)
         if not self.contains(real):
             raise Refused(Status.FORBIDDEN, "path resolves outside the served folder")
@@ -147,6 +109,11 @@ class ServedRoot:
             raise Refused(Status.FORBIDDEN, "permission denied") from None
         except OSError as error:
             raise Refused(Status.FORBIDDEN, f"cannot open: {error.strerror}") from None
+        try:
+            self._check_descriptor(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     def open_file(self, requested: bytes) -> tuple[int, os.stat_result]:

@@ -268,7 +268,7 @@ class ServerProcess:
 
     _DROP_AND_RUN = (
         "import os, sys, asyncio, heapq, secrets, signal, time, shutil, gettext, textwrap\n"
-        "import concurrent.futures.thread, ctypes\n"
+        "import concurrent.futures.thread\n"
         "import getfile_core.cli as cli, getfile_core.cli.serve, getfile_core.server.fileserver\n"
         "uid = int(sys.argv[1])\n"
         "os.setgroups([]); os.setgid(uid); os.setuid(uid)\n"
