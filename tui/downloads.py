@@ -209,7 +209,9 @@ class DownloadController:
             return False
         self.report.changed(transfer)
         if transfer.group is not None:  # the tree again: it continues where it stopped
-            self.report.log(f"{transfer.name}: retrying (files already there are skipped)")
+            self.report.log(
+                f"{transfer.name}: continuing where it stopped (files already there are skipped)"
+            )
             self.spawn(self._run_group(transfer), f"retry {transfer.target.url()}")
             return True
         self.spawn(self._retry(transfer), f"retry {transfer.target.url()}")

@@ -153,7 +153,7 @@ async def test_group_cancel_and_retry_continue_the_tree(tmp_path: Path, dest: Pa
             inner = filecmp.dircmp(served / "big" / "inner", dest / "big" / "inner")
             assert not inner.diff_files and not inner.left_only and not inner.right_only
             assert "big: cancelled; partial files kept" in log_text(app)
-            assert "big: retrying" in log_text(app)
+            assert "big: continuing where it stopped" in log_text(app)
 
 
 async def test_segments_show_live_connections_and_a_mirror_line(tmp_path: Path, dest: Path) -> None:
