@@ -29,7 +29,16 @@ from collections.abc import Callable
 
 from getfile_core import auth, protocol
 from getfile_core.address import Target
-from getfile_core.client.pipeline import DEPTH, READ_SIZE, Job, JobQueue
+from getfile_core.client.pipeline import (
+    DEPTH,
+    FATAL,
+    READ_SIZE,
+    Job,
+    JobQueue,
+    kept_request,
+    retryable,
+    try_again,
+)
 from getfile_core.client.retry import PROGRESS, backoff_delay
 from getfile_core.client.session import MAX_PREPARE_SECONDS, PaceFloor, connect
 from getfile_core.client.state import Options, TransferState
@@ -41,7 +50,6 @@ from getfile_core.errors import (
     TimeoutError_,
     TooSlowError,
     UnauthorizedError,
-    UnreachableError,
 )
 from getfile_core.protocol import (
     NEED_DATA,
@@ -183,13 +191,6 @@ class _Upkeep:
         self._drop(link)
         self._requeue(link)
 
-    def _retryable(self, error: GetfileError) -> bool:
-        if isinstance(error, InterruptedError_):
-            return not self.state.cancelled
-        if isinstance(error, TooSlowError):
-            return False
-        return isinstance(error, TimeoutError_ | UnreachableError) and self.reached
-
     def _failed(self, link: Link | None, sent: list[SmallJob], error: GetfileError) -> None:
         """A connection failed (``None``: never opened); its first job decides, the rest go back."""
         if link is not None:
@@ -198,20 +199,14 @@ class _Upkeep:
             link.sent.clear()
         if self.state.cancelled:
             return
-        retry = self._retryable(error)
+        retry = retryable(error, self.state, self.reached)
         if link is not None and link.received >= PROGRESS:
             self.failures = 0  # it moved: the link works, only not for long
             if sent:
                 sent[0].interrupted = 0
-        if sent:
-            job = sent[0]
-            if retry and job.interrupted < self.options.retries:
-                job.interrupted += 1
-            else:
-                sent.pop(0)
-                job.give_up(error)
-                self.queue.done(job)
-        if isinstance(error, _FATAL) or (not self.reached and not retry):
+        if sent and not try_again(sent[0], retry, self.options, self.queue, error):
+            sent.pop(0)
+        if isinstance(error, FATAL) or (not self.reached and not retry):
             self._give_up_all(error, sent)
             return
         now = time.monotonic()
@@ -319,7 +314,7 @@ class Multiplexer(_Upkeep):
             if request is None:
                 self.queue.done(job)
                 continue
-            return job, _kept(request)  # type: ignore[return-value]
+            return job, kept_request(request)  # type: ignore[return-value]
 
     def _open(self) -> bool:
         """One more connection, its first request sent; False when nothing is left to ask."""
@@ -510,13 +505,3 @@ class Multiplexer(_Upkeep):
             )
             return
         self._close(link)
-
-
-def _kept(request: Request) -> Request:
-    if request.keep and request.version == protocol.LATEST:
-        return request
-    return request.replace(keep=True, version=protocol.LATEST)
-
-
-#: Errors that no other request to this server would escape.
-_FATAL = (UnauthorizedError, LegacyServerError)

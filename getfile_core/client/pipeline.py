@@ -417,7 +417,7 @@ class Worker:
         if request is None:
             self.queue.done(job)
             return None
-        return _kept(request)
+        return kept_request(request)
 
     def _fill(self, link: KeptConnection, sent: collections.deque[Job]) -> None:
         """Top the connection up to ``DEPTH`` once half of it was answered, in one write.
@@ -449,32 +449,19 @@ class Worker:
             if job.alone:
                 return
 
-    def _retryable(self, error: GetfileError) -> bool:
-        if isinstance(error, InterruptedError_):
-            return not self.state.cancelled
-        if isinstance(error, TooSlowError):
-            return False
-        return isinstance(error, TimeoutError_ | UnreachableError) and self.reached
-
     def _failed(self, error: GetfileError, sent: collections.deque[Job]) -> None:
         """The connection failed: the job being answered decides; the others go back."""
         if self.state.cancelled:
             return  # Ctrl-C: everything stays as it is (partial files kept), quietly
-        retry = self._retryable(error)
+        retry = retryable(error, self.state, self.reached)
         if self.state.done - self.began_at >= PROGRESS:
             # It moved: the link works, only not for long (as ``retry`` counts for one file).
             self.failures = 0
             if sent:
                 sent[0].interrupted = 0
-        if sent:
-            job = sent[0]
-            if retry and job.interrupted < self.options.retries:
-                job.interrupted += 1
-            else:
-                sent.popleft()
-                job.give_up(error)
-                self.queue.done(job)
-        if isinstance(error, _FATAL) or (not self.reached and not retry):
+        if sent and not try_again(sent[0], retry, self.options, self.queue, error):
+            sent.popleft()
+        if isinstance(error, FATAL) or (not self.reached and not retry):
             self._give_up_all(error, sent)
         elif retry:
             self.failures += 1
@@ -507,14 +494,36 @@ def _answer(job: Job, link: KeptConnection, head: Response) -> None:
         raise InterruptedError_(f"connection lost: {error}") from None
 
 
-def _kept(request: Request) -> Request:
+def kept_request(request: Request) -> Request:
+    """``request`` asking to keep the connection (``keep=1``, the latest version)."""
     if request.keep and request.version == protocol.LATEST:
         return request  # built that way: no copy per file
     return request.replace(keep=True, version=protocol.LATEST)
+
+
+def retryable(error: GetfileError, state: TransferState, reached: bool) -> bool:
+    """Whether a kept connection's failure is worth another attempt (the server was reached)."""
+    if isinstance(error, InterruptedError_):
+        return not state.cancelled
+    if isinstance(error, TooSlowError):
+        return False
+    return isinstance(error, TimeoutError_ | UnreachableError) and reached
+
+
+def try_again(
+    job: Job, retry: bool, options: Options, queue: JobQueue, error: GetfileError
+) -> bool:
+    """The job whose answer failed: True if it has attempts left, else it is given up (done)."""
+    if retry and job.interrupted < options.retries:
+        job.interrupted += 1
+        return True
+    job.give_up(error)
+    queue.done(job)
+    return False
 
 
 #: Seconds an idle kept connection waits for the next job before it is closed
 #: (well under the server's 10 s idle limit).
 IDLE_WAIT = 2.0
 #: Errors that no other request to this server would escape.
-_FATAL = (UnauthorizedError, LegacyServerError)
+FATAL = (UnauthorizedError, LegacyServerError)
