@@ -65,7 +65,7 @@ class Exchange:
         self.reader = reader
         self.entry = entry
         rate = RateLimit(self.limits.rate) if self.limits.rate is not None else None
-        self.sender = Sender(writer, self.limits.stall_timeout, rate)
+        self.sender = Sender(writer, self.limits.stall_timeout, rate, server.copies)
         self.conn = protocol.ServerConnection(self.limits.max_requests)
         self._yield_at = 0.0
         self._corked = False

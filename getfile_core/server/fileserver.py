@@ -38,7 +38,7 @@ from getfile_core.server.limits import (
 )
 from getfile_core.server.listing import SortedNames
 from getfile_core.server.root import Refused, ServedRoot
-from getfile_core.server.sending import FileShrank, Stalled
+from getfile_core.server.sending import CopySlots, FileShrank, Stalled
 
 if TYPE_CHECKING:
     import ssl
@@ -83,6 +83,7 @@ class FileServer:
         self.ssl_context = ssl_context
         self.on_access = on_access
         self.digests = DigestCache()
+        self.copies = CopySlots()
         self.sorted_names = SortedNames()
         self.active_transfers = 0
         #: Of those, answers on kept connections (their slots turn over at each answer).

@@ -13,7 +13,9 @@ the stall allowance, and any byte moved restarts the clock. TLS cannot use
 sendfile: the file is read in chunks and written through the transport, and
 the same rule is applied to the transport's write buffer while draining.
 A first download (its digest not known yet) reads, hashes and sends each
-chunk from one buffer instead (``_send_read``).
+chunk from one buffer instead (``_send_read``), and so does a large body for
+a client on this machine (``CopySlots``: over loopback a copy beats
+``sendfile``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import os
 import socket
 import struct
@@ -47,6 +50,58 @@ SMALL_BODY = 64 * 1024
 READ_CHUNK = 1024 * 1024
 
 
+#: Smallest body a client on this machine gets by copy instead of ``sendfile``
+#: (``CopySlots``). Below it the copy's buffer and its first cold read are not
+#: worth it, and the 1000-client bench (1 MiB each) keeps ``sendfile``.
+COPY_MIN = 8 * 1024 * 1024
+#: Bodies sent by copy at once, server-wide: each holds a ``READ_CHUNK`` buffer.
+COPY_SLOTS = 8
+
+
+class CopySlots:
+    """How many large bodies for clients on this machine may go by copy at once.
+
+    Over loopback ``sendfile`` hands the client page-cache pages that are cold
+    in the CPU caches, and the client's copy out of them is its dearest step.
+    Reading a chunk into a buffer and writing it (what socat does) costs the
+    server a copy but leaves the bytes hot for the client. Measured (1 GiB,
+    2-core Xeon, ``bench --only throughput --runs 3``, two interleaved runs):
+    verified download 1848 and 1850 MB/s against 1328 and 1665 by
+    ``sendfile``; client CPU 0.55 s/GiB against 0.63-0.68, the server's
+    0.48-0.50 against 0.32-0.39. Over a real network ``sendfile`` stays: the
+    card reads the pages itself, and a copy would only cost the server CPU.
+    Bounded so that many local clients cannot make the server hold a buffer
+    each: beyond ``COPY_SLOTS`` bodies go by ``sendfile`` as before.
+    """
+
+    def __init__(self, slots: int = COPY_SLOTS, smallest: int = COPY_MIN) -> None:
+        self.free = slots
+        #: Bodies (what is left of them) under this many bytes keep ``sendfile``.
+        self.smallest = smallest
+
+    def take(self) -> bool:
+        if self.free <= 0:
+            return False
+        self.free -= 1
+        return True
+
+    def give(self) -> None:
+        self.free += 1
+
+
+def on_this_machine(transport: asyncio.BaseTransport) -> bool:
+    """Whether the peer is this host: a loopback address, or our own address."""
+    peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+    if not (isinstance(peer, tuple) and isinstance(local, tuple)):
+        return False
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback or peer[0] == local[0]
+
+
 class Fed(Protocol):
     """A digest computation the sender feeds (``digests.Computation``)."""
 
@@ -68,13 +123,19 @@ class Sender:
     """Writes heads and bodies to one client, applying the progress rule and the rate."""
 
     def __init__(
-        self, writer: asyncio.StreamWriter, stall_timeout: float, rate: RateLimit | None = None
+        self,
+        writer: asyncio.StreamWriter,
+        stall_timeout: float,
+        rate: RateLimit | None = None,
+        copies: CopySlots | None = None,
     ) -> None:
         self.writer = writer
         self.transport = writer.transport
         self.stall_timeout = stall_timeout
         self.rate = rate
         self.tls = writer.get_extra_info("ssl_object") is not None
+        #: Where large bodies may go by copy (a client on this machine), else ``None``.
+        self.copies = copies if copies is not None and on_this_machine(self.transport) else None
         #: Body bytes handed to the kernel (plain) or the transport (TLS).
         self.queued = 0
         if self.tls:
@@ -166,7 +227,7 @@ class Sender:
         ``feed``: a first download's digest computation that wants the bytes
         from ``offset`` on. While it stays fed, each chunk is read once, hashed
         and sent from the same buffer (``_send_read``); the rest goes by
-        ``sendfile``.
+        ``sendfile``, or, to a client on this machine, by copy (``CopySlots``).
         """
         if 0 < count <= SMALL_BODY and self.rate is None:
             await self._send_small(fd, offset, count, head)
@@ -183,6 +244,12 @@ class Sender:
             self.queued = 0
             if feed is not None and feed.fed and feed.hashed == offset:
                 await self._send_read(sock, fd, offset, count, feed)
+            copies = self.copies
+            if copies is not None and count - self.queued >= copies.smallest and copies.take():
+                try:
+                    await self._send_read(sock, fd, offset, count)
+                finally:
+                    copies.give()
             await self._sendfile(sock, fd, offset, count)
 
     async def _send_small(self, fd: int, offset: int, count: int, head: bytes) -> None:
@@ -236,7 +303,9 @@ class Sender:
             progressed = loop.time()
             await self._pace(done)
 
-    async def _send_read(self, sock: int, fd: int, offset: int, count: int, feed: Fed) -> None:
+    async def _send_read(
+        self, sock: int, fd: int, offset: int, count: int, feed: Fed | None = None
+    ) -> None:
         """A first download: read each chunk once, hash it, send that same buffer.
 
         Instead of ``sendfile`` plus a second ``pread`` pass on the hash pool:
@@ -249,19 +318,21 @@ class Sender:
         ~0.13 ms here, ~0.4 ms on AVX2), between writes. Stops as soon as the
         computation is released (another client wants the digest at disk
         speed, not at this reader's pace): ``sendfile`` sends the rest.
+        Without ``feed``: a body copied to a client on this machine (``CopySlots``).
         """
         loop = asyncio.get_running_loop()
         view = memoryview(bytearray(min(READ_CHUNK, count)))
         progressed = loop.time()
         sent = self.queued
-        while sent < count and feed.fed:
+        while sent < count and (feed is None or feed.fed):
             want = min(len(view), count - sent)
             if self.rate is not None:
                 want = self.rate.chunk(want)
             got = os.preadv(fd, [view[:want]], offset + sent)
             if got <= 0:
                 raise FileShrank(f"file ended after {offset + sent} bytes")
-            feed.feed(view[:got])
+            if feed is not None:
+                feed.feed(view[:got])
             put = 0
             while put < got:
                 if self.transport.is_closing():

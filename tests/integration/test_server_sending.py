@@ -19,6 +19,7 @@ import pytest
 from getfile_core import protocol
 from getfile_core.server.access import AccessRecord
 from getfile_core.server.fileserver import FileServer, ServerLimits
+from getfile_core.server.sending import CopySlots
 from getfile_core.tls import client_context, server_context
 from tests.support import (
     KIB,
@@ -36,10 +37,24 @@ SIZE = 8 * READER_RATE
 SMALL_BUFFER = 32 * KIB
 
 
+class CountedSlots(CopySlots):
+    """The server's copy slots, counting the bodies that went by copy."""
+
+    def __init__(self, slots: int = 8, smallest: int = 0) -> None:
+        super().__init__(slots, smallest)
+        self.taken = 0
+
+    def take(self) -> bool:
+        took = super().take()
+        self.taken += took
+        return took
+
+
 async def start_server(
     root: Path,
     records: list[AccessRecord],
     tls: ssl.SSLContext | None = None,
+    copies: CopySlots | None = None,
     **limits: float,
 ) -> FileServer:
     server = FileServer(
@@ -48,6 +63,8 @@ async def start_server(
         on_access=records.append,
         ssl_context=tls,
     )
+    if copies is not None:  # this test's bodies are small: copy them too
+        server.copies = copies
     await server.start()
     assert server._server is not None
     for listener in server._server.sockets:
@@ -101,12 +118,23 @@ FIRST_DOWNLOAD = protocol.encode_request(
 )
 
 
-@pytest.mark.parametrize("dialect", ["extended", "legacy", "first"])
+@pytest.mark.parametrize(
+    ("dialect", "by_copy"),
+    [
+        ("extended", False),
+        ("legacy", False),
+        ("first", False),
+        ("extended", True),
+        ("legacy", True),
+    ],
+)
 async def test_a_slow_reader_is_served_to_the_end_on_one_connection(
-    served: Path, dialect: str
+    served: Path, dialect: str, by_copy: bool
 ) -> None:
+    """``by_copy``: as a large body for a client on this machine goes (``CopySlots``)."""
     records: list[AccessRecord] = []
-    server = await start_server(served, records, stall_timeout=2)
+    copies = CountedSlots() if by_copy else None
+    server = await start_server(served, records, copies=copies, stall_timeout=2)
     requests = {"extended": extended_get(b"slow.bin"), "first": FIRST_DOWNLOAD}
     request = requests.get(dialect, b"slow.bin\n")
     try:
@@ -124,13 +152,17 @@ async def test_a_slow_reader_is_served_to_the_end_on_one_connection(
     assert elapsed > 2 * 2, "the reader was not slower than the stall timeout"
     [record] = records
     assert (record.status, record.outcome, record.sent) == ("ok", "complete", SIZE)
+    if copies is not None:
+        assert copies.taken == 1 and copies.free == 8  # went by copy, and gave its slot back
 
 
+@pytest.mark.parametrize("by_copy", [False, True])
 async def test_a_reader_that_stops_is_cut_and_logged_with_the_bytes_it_took(
-    served: Path,
+    served: Path, by_copy: bool
 ) -> None:
     records: list[AccessRecord] = []
-    server = await start_server(served, records, stall_timeout=2)
+    copies = CountedSlots() if by_copy else None
+    server = await start_server(served, records, copies=copies, stall_timeout=2)
     try:
         sock = await asyncio.to_thread(connect, server.port_bound)
         sock.sendall(extended_get(b"slow.bin"))
@@ -149,6 +181,8 @@ async def test_a_reader_that_stops_is_cut_and_logged_with_the_bytes_it_took(
     # The truth: at least what we read, at most that plus what our kernel buffered.
     assert read <= record.sent <= read + 4 * SMALL_BUFFER + 64 * KIB, (read, record.sent)
     assert record.sent < SIZE
+    if copies is not None:
+        assert copies.taken == 1 and copies.free == 8  # the cut gave the slot back
 
 
 async def test_the_rate_limit_holds_each_connection_back(served: Path) -> None:
