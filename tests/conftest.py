@@ -18,6 +18,20 @@ from getfile_core.server.fileserver import FileServer
 from tests.support import LEGACY_PEER, running_server
 
 
+@pytest.fixture(autouse=True)
+def fresh_server_memory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test meets servers for the first time: no memory of slices (``client.known``)
+    from an earlier test, in this process or in ``~/.cache`` (a port may be reused)."""
+    from getfile_core.client import known
+
+    known.forget_all()
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        yield
+    known.forget_all()
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A served folder with a few files of known content."""

@@ -51,7 +51,12 @@ def _segment_options(args: argparse.Namespace, targets: list[Target], options: O
     if args.mirror and args.legacy:
         raise UsageError("--mirror needs getfile servers (not --legacy)")
     mirrors = tuple(parse_url(url) for url in args.mirror)
-    return options.replace(segments=args.segments, mirrors=mirrors)
+    options = options.replace(segments=args.segments, mirrors=mirrors)
+    if args.segments > 1:
+        from getfile_core.client.known import default_path
+
+        options = options.replace(known_servers=default_path())
+    return options
 
 
 def _remarks(options: Options, target: Target, quiet: bool) -> Options:

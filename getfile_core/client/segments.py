@@ -54,7 +54,7 @@ from collections.abc import Callable
 import blake3
 
 from getfile_core.address import Target
-from getfile_core.client import rangefetch, ranges
+from getfile_core.client import known, rangefetch, ranges
 from getfile_core.client.crew import Crew
 from getfile_core.client.destination import Destination
 from getfile_core.client.mirrors import Head, NoRanges, Opening, Source, open_whole, probe
@@ -231,7 +231,7 @@ class SegmentedDownload:
             f"{self.sources[0].label} cannot send byte ranges ({refusal.why}); "
             "downloading over one connection"
         )
-        return self._one_connection(on_retry)
+        return self._one_connection(on_retry, legacy=refusal.legacy)
 
     def _open_slices(
         self, on_retry: Callable[[RetryNotice], None] | None
@@ -243,13 +243,16 @@ class SegmentedDownload:
         raises ``NoRanges`` when it cannot send ranges at all.
         """
         count = min(MAX_CONNECTIONS, self.options.segments)
-        sliced = SlicedStart(self.sources[0], self.options, count)
+        target, memory = self.sources[0].target, self.options.known_servers
+        at_once = known.answers_slices(target.host, target.port, memory)
+        sliced = SlicedStart(self.sources[0], self.options, count, at_once=at_once)
         self.state.note = f"waiting for {self.sources[0].label} to answer"
         try:
             sliced.launch(on_retry)
             head = sliced.wait_first(self.state).head
         except Refused as refusal:
             sliced.abort()
+            known.learned(target.host, target.port, False, memory)
             if refusal.no_ranges is not None:
                 raise refusal.no_ranges from None
             return None, None
@@ -258,6 +261,7 @@ class SegmentedDownload:
             raise
         finally:
             self.state.note = ""
+        known.learned(target.host, target.port, True, memory)
         return sliced, head
 
     def _first_head(
@@ -291,13 +295,18 @@ class SegmentedDownload:
         )
         return answer
 
-    def _one_connection(self, on_retry: Callable[[RetryNotice], None] | None) -> FetchResult:
+    def _one_connection(
+        self, on_retry: Callable[[RetryNotice], None] | None, *, legacy: bool = False
+    ) -> FetchResult:
+        """One plain download; ``legacy``: the server was silent to a getfile request just
+        now, so it is asked the book's way at once (not a second getfile request first)."""
         from getfile_core.client.get import Download
 
         self.destination.close()
-        return Download(self.sources[0].target, self.destination, self.options, self.state).run(
-            on_retry
-        )
+        one = Download(self.sources[0].target, self.destination, self.options, self.state)
+        if legacy and self.options.legacy is None:
+            one.use_legacy = True
+        return one.run(on_retry)
 
     def _usable(
         self, record: ranges.Record | None, head: Head, offset: int
