@@ -160,7 +160,7 @@ async def _get_all(
         outcomes = await asyncio.gather(*tasks)
     failures = [o for o in outcomes if isinstance(o, GetfileError)]
     results = [o for o in outcomes if isinstance(o, FetchResult)]
-    if show:
+    if show and (results or len(outcomes) > 1):  # one URL that failed: its line said it all
         from getfile_core.units import human_rate, human_size  # a regex: not on one file's path
 
         total = sum(r.size - r.resumed_from for r in results)
