@@ -45,7 +45,6 @@ is the bookkeeping of pieces; ``ranges`` the record on disk.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -96,6 +95,8 @@ MAX_CONNECTIONS = 32
 #: notices a cancel; the ranges record is rewritten every ``SAVE_EVERY``.
 TICK = 0.1
 SAVE_EVERY = 1.0
+#: Longest wait, after a stop, for a connection's thread to end before the ``.part`` is cut.
+STOP_WAIT = 5.0
 
 
 def wants_segments(options: Options, destination: Destination) -> bool:
@@ -341,11 +342,44 @@ class SegmentedDownload:
         keep = crew.plan.done_bytes() > 0 and not broke_trust
         dir_fd = self.destination.dir_fd
         if keep and dir_fd >= 0:
-            with contextlib.suppress(LocalFileError):
+            try:
                 self._save_record(crew)
+            except LocalFileError:
+                keep = self._keep_as_prefix(crew)
         elif dir_fd >= 0:
             ranges.remove(dir_fd, self.record_name)
         self.destination.abandon(keep_part=keep)
+
+    def _keep_as_prefix(self, crew: Crew) -> bool:
+        """No record could be written (a full disk): keep only what a record is not needed for.
+
+        The ``.part`` has the file's whole size (holes where no range landed),
+        and without its record a ``--resume`` reads it as a plain download's
+        prefix: all 12 MiB "done", then a digest mismatch (exit 7) and the
+        ``.part`` removed, after a full disk had left 5 MiB of good ranges.
+        An older record still on disk names ranges that are all still there;
+        without one, the ``.part`` is cut to the bytes in order from 0 (a cut
+        needs no space), or removed when there are none. Returns whether the
+        ``.part`` is kept.
+        """
+        dir_fd = self.destination.dir_fd
+        try:
+            os.stat(self.record_name, dir_fd=dir_fd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        for thread in self._threads:  # stopped (``stop_all``): none may write past the cut
+            thread.join(STOP_WAIT)
+        prefix = crew.plan.prefix()
+        if any(thread.is_alive() for thread in self._threads) or not prefix:
+            return False
+        try:
+            os.ftruncate(self.destination.fd, prefix)
+        except OSError:
+            return False
+        return True
 
     def _save_record(self, crew: Crew) -> None:
         """Rewrite the ranges record, if the ranges changed since the last time."""
