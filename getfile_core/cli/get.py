@@ -181,7 +181,11 @@ def run_ls(args: argparse.Namespace) -> int:
 
     target = parse_url(args.url)
     options = client_options(args, legacy=False)
-    entries, cut = asyncio.run(list_folder(target, options=options, max_entries=args.max))
+    try:
+        entries, cut = asyncio.run(list_folder(target, options=options, max_entries=args.max))
+    except GetfileError as error:  # which folder: "getfile: docs/a.txt: not a folder (420 …)"
+        error_line(error, subject=target.display_path or "/")
+        return exit_code_for(error)
     if len(entries) > args.max:
         # The listing arrives in pages; --max is a promise about what is printed.
         entries, cut = entries[: args.max], True

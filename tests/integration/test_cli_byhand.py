@@ -119,3 +119,10 @@ def test_the_books_form_shows_its_bar_on_a_terminal(
     assert code == 0 and out.startswith("Client got big.bin at "), terminal
     assert "✓ big.bin" in terminal and "3.00 MiB/3.00 MiB" in terminal, terminal
     assert "Traceback" not in terminal
+
+
+def test_ls_of_a_file_says_which_path_is_not_a_folder(served: ServeProcess) -> None:
+    """It said "getfile: not a folder (420 not-a-directory)": of what?"""
+    done = run_cli("ls", served.url("sub/data.bin"))
+    assert done.returncode == 5 and done.stdout == ""
+    assert done.stderr == "getfile: sub/data.bin: not a folder (420 not-a-directory)\n"
