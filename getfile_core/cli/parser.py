@@ -250,7 +250,9 @@ def _add_get(get: argparse.ArgumentParser) -> None:
         metavar="N",
         help="downloads at once (default: 4)",
     )
-    get.add_argument("--resume", action="store_true", help="continue NAME.part where it stopped")
+    get.add_argument(
+        "--resume", action="store_true", help="continue NAME.getfile-part where it stopped"
+    )
     get.add_argument("--overwrite", action="store_true", help="replace an existing NAME")
     dialect = get.add_mutually_exclusive_group()
     dialect.add_argument(
