@@ -18,6 +18,24 @@ from getfile_core.server.fileserver import FileServer
 from tests.support import LEGACY_PEER, running_server
 
 
+@pytest.fixture(autouse=True)
+def fresh_server_memory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test meets servers for the first time: no memory of slices (``client.known``)
+    or of version-1 servers (``session``) from an earlier test, in this process or in
+    ``~/.cache``: a port is reused, and a relay on a version-1 test's old port was taken
+    for a version-1 server (a segmented download then fell back to one connection)."""
+    from getfile_core.client import known, session
+
+    known.forget_all()
+    with session._VERSION_1_LOCK:
+        session._VERSION_1_ONLY.clear()
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        yield
+    known.forget_all()
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A served folder with a few files of known content."""

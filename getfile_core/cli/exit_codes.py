@@ -16,6 +16,9 @@ UNEXPECTED = 1
 USAGE = 2
 INTERRUPTED = 12
 CTRL_C = 130
+#: The reader of stdout went away (``getfile ls … | head``): what a shell shows for a
+#: process that SIGPIPE ended (128 + 13), as ``ls | head`` does under ``pipefail``.
+BROKEN_PIPE = 141
 
 #: Most specific classes need no ordering: the first class in the error's MRO wins.
 CODE_OF: dict[type[errors.GetfileError], int] = {
@@ -53,6 +56,7 @@ MEANINGS: dict[int, str] = {
     INTERRUPTED: "interrupted (connection lost or cancelled; partial file kept for --resume)",
     13: "needs a getfile server (the peer is a legacy server)",
     CTRL_C: "stopped with Ctrl-C",
+    BROKEN_PIPE: "stdout closed early (a pipe to head, say)",
 }
 
 

@@ -23,10 +23,10 @@ from getfile_core.safe_text import printable
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.7 ms)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from getfile_core.cli.progress import ProgressDisplay
-    from getfile_core.client import RetryNotice
+    from getfile_core.client import Progress, RetryNotice
 
 
 def run_get(args: argparse.Namespace) -> int:
@@ -51,7 +51,12 @@ def _segment_options(args: argparse.Namespace, targets: list[Target], options: O
     if args.mirror and args.legacy:
         raise UsageError("--mirror needs getfile servers (not --legacy)")
     mirrors = tuple(parse_url(url) for url in args.mirror)
-    return options.replace(segments=args.segments, mirrors=mirrors)
+    options = options.replace(segments=args.segments, mirrors=mirrors)
+    if args.segments > 1:
+        from getfile_core.client.known import default_path
+
+        options = options.replace(known_servers=default_path())
+    return options
 
 
 def _remarks(options: Options, target: Target, quiet: bool) -> Options:
@@ -155,7 +160,7 @@ async def _get_all(
         outcomes = await asyncio.gather(*tasks)
     failures = [o for o in outcomes if isinstance(o, GetfileError)]
     results = [o for o in outcomes if isinstance(o, FetchResult)]
-    if show:
+    if show and (results or len(outcomes) > 1):  # one URL that failed: its line said it all
         from getfile_core.units import human_rate, human_size  # a regex: not on one file's path
 
         total = sum(r.size - r.resumed_from for r in results)
@@ -176,7 +181,11 @@ def run_ls(args: argparse.Namespace) -> int:
 
     target = parse_url(args.url)
     options = client_options(args, legacy=False)
-    entries, cut = asyncio.run(list_folder(target, options=options, max_entries=args.max))
+    try:
+        entries, cut = asyncio.run(list_folder(target, options=options, max_entries=args.max))
+    except GetfileError as error:  # which folder: "getfile: docs/a.txt: not a folder (420 …)"
+        error_line(error, subject=target.display_path or "/")
+        return exit_code_for(error)
     if len(entries) > args.max:
         # The listing arrives in pages; --max is a promise about what is printed.
         entries, cut = entries[: args.max], True
@@ -195,24 +204,71 @@ def run_book_client(path: str, host: str, port: int, *, overwrite: bool = False)
 
     The book replaced an existing file silently; getfile refuses, and says how
     to ask in the book's own form (``-overwrite yes``), not with a flag that
-    form does not take.
+    form does not take. Running the same command again continues a download
+    that was cut (its ``.part``; from a legacy server, which cannot resume,
+    it starts again), since the form has no ``--resume`` to ask for it (it
+    used to say "use --resume", which the form refuses). On a terminal the
+    download shows its bar, as ``get`` does: the book's program showed
+    nothing, for minutes on a slow link.
     """
     import asyncio
 
-    from getfile_core.client import fetch, safe_local_name
+    from getfile_core.client import safe_local_name
 
     target = Target(host=check_host(host), port=port, path=os.fsencode(path))
     try:
-        asyncio.run(fetch(target, ".", overwrite=overwrite, options=Options()))
+        asyncio.run(_book_fetch(target, overwrite=overwrite))
     except LocalFileError:
-        if overwrite or not os.path.lexists(safe_local_name(target.path)):
+        name = safe_local_name(target.path)
+        if overwrite or not os.path.lexists(name):
             raise
         raise LocalFileError(
-            f"{safe_local_name(target.path)} exists here; add -overwrite yes to replace it, "
-            "as the book's program did"
+            f"{name} exists here; add -overwrite yes to replace it, as the book's program did"
         ) from None
     print(f"Client got {printable(path)} at {time.ctime()}")
     return SUCCESS
+
+
+async def _book_fetch(target: Target, *, overwrite: bool) -> None:
+    """One download into ``.``, with a bar on a terminal."""
+    if not shows_progress(quiet=False):
+        await _continue_or_start(target, overwrite, None)
+        return
+    from getfile_core.cli.progress import ProgressDisplay
+
+    display = ProgressDisplay()
+    with display:
+        result = None
+        try:
+            result = await _continue_or_start(target, overwrite, display.add(target))
+        finally:
+            display.finish(target, result)
+
+
+async def _continue_or_start(
+    target: Target, overwrite: bool, on_progress: Callable[[Progress], None] | None
+) -> FetchResult:
+    """Continue a ``.part`` left here, or start; a legacy server's ``.part`` starts again."""
+    from getfile_core.client import fetch, safe_local_name
+    from getfile_core.errors import LegacyServerError
+
+    def attempt(overwrite: bool, resume: bool) -> Awaitable[FetchResult]:
+        return fetch(
+            target,
+            ".",
+            overwrite=overwrite,
+            resume=resume,
+            options=Options(),
+            on_progress=on_progress,
+        )
+
+    try:
+        return await attempt(overwrite, resume=True)
+    except LegacyServerError as error:
+        if "cannot resume" not in str(error) or os.path.lexists(safe_local_name(target.path)):
+            raise
+        # The book's server sends whole files only: start again, as the book did.
+        return await attempt(True, resume=False)
 
 
 __all__ = ["run_book_client", "run_get", "run_ls"]

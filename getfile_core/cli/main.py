@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from getfile_core.cli.book import looks_like_book_argv, parse_book_argv, run_book
-from getfile_core.cli.exit_codes import CTRL_C, SUCCESS, USAGE, exit_code_for
+from getfile_core.cli.exit_codes import BROKEN_PIPE, CTRL_C, SUCCESS, USAGE, exit_code_for
 from getfile_core.cli.output import error_line
 from getfile_core.cli.parser import build_parser, limit_rate, port_number
 from getfile_core.errors import GetfileError
@@ -66,6 +66,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("stopped")
         return CTRL_C
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """stdout's reader left (``getfile ls … | head``): no traceback, no line, exit 141.
+
+    What is still buffered for stdout would raise again when Python flushes it at
+    exit ("Exception ignored … BrokenPipeError"), so stdout now writes to /dev/null.
+    """
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE
 
 
 def _exit_without_collecting() -> None:

@@ -108,6 +108,10 @@ def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
+#: Subcommands whose positionals may stand between flags (several URLs).
+INTERMIXED = frozenset({"get"})
+
+
 class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
     """Subcommands whose flags are added when one is chosen (or by ``add_all``), not before."""
 
@@ -153,8 +157,21 @@ class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        self.add_flags(values[0])  # the chosen subcommand (argparse refuses an unknown one)
-        super().__call__(parser, namespace, values, option_string)
+        name, *rest = values
+        self.add_flags(name)  # the chosen subcommand (argparse refuses an unknown one)
+        if name not in INTERMIXED:
+            super().__call__(parser, namespace, values, option_string)
+            return
+        # ``get URL -o DIR URL2``: argparse's plain parse gives the URLs before the
+        # first flag to ``urls`` and calls the rest unrecognized (exit 2); the
+        # intermixed parse collects every positional wherever it stands.
+        setattr(namespace, self.dest, name)
+        found, extras = self._name_parser_map[name].parse_known_intermixed_args(rest)
+        for key, value in vars(found).items():
+            setattr(namespace, key, value)
+        if extras:
+            unrecognized = argparse._UNRECOGNIZED_ARGS_ATTR  # type: ignore[attr-defined]
+            vars(namespace).setdefault(unrecognized, []).extend(extras)
 
 
 def _add_serve(serve: argparse.ArgumentParser) -> None:
@@ -233,7 +250,9 @@ def _add_get(get: argparse.ArgumentParser) -> None:
         metavar="N",
         help="downloads at once (default: 4)",
     )
-    get.add_argument("--resume", action="store_true", help="continue NAME.part where it stopped")
+    get.add_argument(
+        "--resume", action="store_true", help="continue NAME.getfile-part where it stopped"
+    )
     get.add_argument("--overwrite", action="store_true", help="replace an existing NAME")
     dialect = get.add_mutually_exclusive_group()
     dialect.add_argument(

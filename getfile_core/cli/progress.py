@@ -1,49 +1,170 @@
-"""The CLI's progress bars (rich), imported only when a terminal will show them."""
+"""The CLI's progress bars (rich), imported only when a terminal will show them.
+
+The rate and the ETA are the library's (``Progress.rate``: bytes over the
+last 3 s, sampled every 0.1 s whether bytes came or not), not rich's own
+estimate, which is updated only when the count moves: through a 10 s
+stall on a 100 KiB/s link rich's column went on saying "96.2 kB/s" and
+an ETA frozen at 1:49, then averaged the stall into the next minute. Here
+the rate falls to 0 within 3 s of the last byte and the ETA says
+``-:--:--``. Sizes are in powers of 1024 (``units``), as ``--limit-rate``
+and the summary line are.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.progress import (
     Progress as RichProgress,
 )
+from rich.table import Column, Table
+from rich.text import Text
 
 from getfile_core.address import Target
 from getfile_core.client import FetchResult, Progress
 from getfile_core.safe_text import printable
+from getfile_core.units import human_rate, human_size
 
-#: Columns a file name may take in its bar's line.
+#: Columns a file name may take in its bar's line (fewer on a narrow terminal: ``name_width``).
 NAME_WIDTH = 40
+#: The columns around the name and the bar: mark, amount (two 8-column sizes), rate, ETA
+#: and the gaps between the six columns. A narrow terminal takes from the name, then the bar.
+FIXED_WIDTH = 1 + 17 + 10 + 8 + 5
+#: Columns left free at the end of a bar's line: room for the terminal's ``^C`` echo.
+ECHO_ROOM = 2
+#: The bar never gets fewer columns than this from a long name.
+MIN_BAR = 10
+
+
+def name_width(columns: int) -> int:
+    """The name's share of a line of ``columns``: at 80, 24 (the bar keeps 10+)."""
+    return max(8, min(NAME_WIDTH, columns - FIXED_WIDTH - MIN_BAR - 5))
+
+
+def _fixed(width: int) -> Column:
+    return Column(no_wrap=True, width=width, justify="right")
+
+
+class _Mark(ProgressColumn):
+    """A spinner while the download runs, ✓ when it is saved, ✗ when it failed."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=_fixed(1))
+        self._spinner = SpinnerColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("failed"):
+            return Text("✗", style="red")
+        if task.finished:
+            return Text("✓", style="green")
+        rendered = self._spinner.render(task)
+        return rendered if isinstance(rendered, Text) else Text("-")
+
+
+class _Amount(ProgressColumn):
+    """``5.00 MiB/12.0 MiB`` (just the count while the size is unknown: a legacy server)."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=_fixed(17))
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("failed") and not task.completed:
+            return Text("")
+        done = human_size(task.completed)
+        if task.total is None:
+            return Text(done, style="progress.download")
+        return Text(f"{done}/{human_size(task.total)}", style="progress.download")
+
+
+class _Rate(ProgressColumn):
+    """The library's rate: 0 B/s within 3 s of a stall, not the last rate seen."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=_fixed(10))
+
+    def render(self, task: Task) -> Text:
+        if task.finished or task.fields.get("failed"):
+            return Text("")
+        return Text(human_rate(task.fields.get("rate", 0.0)), style="progress.data.speed")
+
+
+class _Eta(ProgressColumn):
+    """Time left at the current rate; ``-:--:--`` while nothing moves or the size is unknown."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=_fixed(8))
+
+    def render(self, task: Task) -> Text:
+        if task.finished or task.fields.get("failed"):
+            return Text("")
+        eta = task.fields.get("eta")
+        if eta is None:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(int(eta + 0.5), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
+class _Bar(BarColumn):
+    """rich's bar, but none for a failed download (a stopped bar of unknown size is drawn full)."""
+
+    def render(self, task: Task) -> Text:  # type: ignore[override]
+        if task.fields.get("failed"):
+            return Text("")
+        return super().render(task)  # type: ignore[return-value]
+
+
+class _Bars(RichProgress):
+    """rich's Progress, two columns short of the terminal's width.
+
+    The ``^C`` a terminal echoes lands after the last bar: when it does not
+    fit on that line it starts a new one, rich's redraw (up one line per
+    bar) lands one line too low, and a copy of the first bar stays above
+    (seen at 80 columns in tmux, where the bars filled 79 or 80). Two free
+    columns keep the echo on the line.
+    """
+
+    def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+        table = super().make_tasks_table(tasks)
+        if hasattr(self, "live"):  # not yet while rich's own __init__ draws a first table
+            table.width = max(1, self.console.width - ECHO_ROOM)
+        return table
 
 
 class ProgressDisplay:
     """One bar per download: size, rate and ETA; a spinner when the size is unknown."""
 
-    def __init__(self) -> None:
-        self._bars = RichProgress(
-            SpinnerColumn(finished_text="[green]✓"),
+    def __init__(self, console: Console | None = None) -> None:
+        # The bars go where the terminal check looked (stderr), never into stdout.
+        console = console or Console(stderr=True)
+        self._width = name_width(console.width)
+        # One line per download at any width: the name is cut (…), never wrapped,
+        # the numbers keep their columns, and the bar takes what is left.
+        name = Column(no_wrap=True, overflow="ellipsis", width=self._width)
+        self._bars = _Bars(
+            _Mark(),
             # Names come from the command line and the server: never read as markup.
-            TextColumn("{task.description}", style="bold", markup=False),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            # The bars go where the terminal check looked (stderr), never into stdout.
-            console=Console(stderr=True),
+            TextColumn("{task.description}", style="bold", markup=False, table_column=name),
+            _Bar(bar_width=None, table_column=Column(ratio=1, no_wrap=True)),
+            _Amount(),
+            _Rate(),
+            _Eta(),
+            console=console,
             transient=False,
             refresh_per_second=8,
+            expand=True,
         )
         self._tasks: dict[Target, TaskID] = {}
+        self._names: dict[Target, str] = {}
 
     def __enter__(self) -> ProgressDisplay:
         self._bars.start()
@@ -53,27 +174,36 @@ class ProgressDisplay:
         self._bars.stop()
 
     def add(self, target: Target) -> Callable[[Progress], None]:
-        name = printable(target.path.rsplit(b"/", 1)[-1] or target.path, limit=NAME_WIDTH)
-        task = self._bars.add_task(name, total=None)
+        name = printable(target.path.rsplit(b"/", 1)[-1] or target.path, limit=self._width)
+        task = self._bars.add_task(name, total=None, rate=0.0, eta=None)
         self._tasks[target] = task
+        self._names[target] = name
+
+        # With a note, the name gives way to it (a third of the column is enough to tell
+        # which file it is): "big.iso: retrying in 4 s (2/10): connection reset…".
+        short = printable(name, limit=max(8, self._width // 3))
 
         def update(progress: Progress) -> None:
             # What the client waits for ("server is hashing big.iso (40%)", a retry's
-            # countdown) replaces the name while it lasts: never a bare spinner.
-            note = printable(progress.note, limit=NAME_WIDTH) if progress.note else ""
+            # countdown) follows the name while it lasts: never a bare spinner.
+            note = printable(progress.note, limit=NAME_WIDTH * 2) if progress.note else ""
             self._bars.update(
                 task,
                 completed=progress.done,
                 total=progress.total,
-                description=f"{name}: {note}" if note else name,
+                description=f"{short}: {note}" if note else name,
+                rate=progress.rate,
+                eta=progress.eta,
             )
 
         return update
 
     def finish(self, target: Target, result: FetchResult | None) -> None:
-        task = self._tasks[target]
+        """The bar's last state: saved (its size), or failed (its name, what it had; the
+        reason is the error line above it)."""
+        task, name = self._tasks[target], self._names[target]
         if result is None:
-            self._bars.update(task, description="failed", total=1, completed=0)
+            self._bars.update(task, description=f"{name}: failed", failed=True)
             self._bars.stop_task(task)
         else:
             self._bars.update(task, total=result.size, completed=result.size)

@@ -20,7 +20,7 @@ from getfile_core.client.body import read_trailer
 from getfile_core.client.session import Session, printable, raise_for_status
 from getfile_core.client.state import Options, TransferState
 from getfile_core.errors import ProtocolError
-from getfile_core.protocol import LATEST, Request, Response, Verb
+from getfile_core.protocol import LATEST, Request, Response, Status, Verb
 
 
 class Head(FrozenValue):
@@ -44,9 +44,11 @@ class Head(FrozenValue):
 class NoRanges(Exception):
     """The server cannot send byte ranges (legacy, or a version-1 getfile server)."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, *, legacy: bool = False) -> None:
         super().__init__(why)
         self.why = why
+        #: It answered a getfile request with silence: the book's server (ask it its way).
+        self.legacy = legacy
 
 
 class Source(Value):
@@ -90,8 +92,8 @@ def probe(target: Target, options: Options, state: TransferState) -> Head:
     The request is an empty range (``offset=0 length=0``): a plain ``GET``
     would start the body, and a window's worth of it (256 KiB on a long
     path) would cross the link for nothing before the close. A version-1
-    server answers ``505``; the session then asks again in version 1,
-    where a range cannot even be written: that is the sign.
+    server answers ``505``, and a range cannot be asked in version 1: that
+    is the sign (``check_head``), and no second connection is opened.
     """
     request = Request(Verb.GET, target.path, offset=0, length=0, version=LATEST)
     session = Session(target, options, state)
@@ -145,15 +147,17 @@ def check_head(session: Session, request: Request) -> tuple[Head, Response]:
     against the request by the protocol itself: ``check_answers_request``.)
     """
     try:
-        response = session.open(request)
+        response = session.open(request, downgrade=False)
     except protocol.LegacySilence:
-        raise NoRanges("a legacy server") from None
+        raise NoRanges("a legacy server", legacy=True) from None
     except ProtocolError:
         asked = session.conn.request if session.conn is not None else None
         if isinstance(asked, Request) and asked.version < 2:
             raise NoRanges("a version-1 getfile server") from None
         raise
     assert response is not None
+    if response.status is Status.UNSUPPORTED_VERSION and response.version < request.version:
+        raise NoRanges("a version-1 getfile server")  # no second connection to ask in version 1
     raise_for_status(response)
     if response.size is None:
         raise ProtocolError("the server announced no size")

@@ -45,7 +45,6 @@ is the bookkeeping of pieces; ``ranges`` the record on disk.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -54,7 +53,7 @@ from collections.abc import Callable
 import blake3
 
 from getfile_core.address import Target
-from getfile_core.client import rangefetch, ranges
+from getfile_core.client import known, rangefetch, ranges
 from getfile_core.client.crew import Crew
 from getfile_core.client.destination import Destination
 from getfile_core.client.mirrors import Head, NoRanges, Opening, Source, open_whole, probe
@@ -96,6 +95,8 @@ MAX_CONNECTIONS = 32
 #: notices a cancel; the ranges record is rewritten every ``SAVE_EVERY``.
 TICK = 0.1
 SAVE_EVERY = 1.0
+#: Longest wait, after a stop, for a connection's thread to end before the ``.part`` is cut.
+STOP_WAIT = 5.0
 
 
 def wants_segments(options: Options, destination: Destination) -> bool:
@@ -231,7 +232,7 @@ class SegmentedDownload:
             f"{self.sources[0].label} cannot send byte ranges ({refusal.why}); "
             "downloading over one connection"
         )
-        return self._one_connection(on_retry)
+        return self._one_connection(on_retry, legacy=refusal.legacy)
 
     def _open_slices(
         self, on_retry: Callable[[RetryNotice], None] | None
@@ -243,13 +244,16 @@ class SegmentedDownload:
         raises ``NoRanges`` when it cannot send ranges at all.
         """
         count = min(MAX_CONNECTIONS, self.options.segments)
-        sliced = SlicedStart(self.sources[0], self.options, count)
+        target, memory = self.sources[0].target, self.options.known_servers
+        at_once = known.answers_slices(target.host, target.port, memory)
+        sliced = SlicedStart(self.sources[0], self.options, count, at_once=at_once)
         self.state.note = f"waiting for {self.sources[0].label} to answer"
         try:
             sliced.launch(on_retry)
             head = sliced.wait_first(self.state).head
         except Refused as refusal:
             sliced.abort()
+            known.learned(target.host, target.port, False, memory)
             if refusal.no_ranges is not None:
                 raise refusal.no_ranges from None
             return None, None
@@ -258,6 +262,7 @@ class SegmentedDownload:
             raise
         finally:
             self.state.note = ""
+        known.learned(target.host, target.port, True, memory)
         return sliced, head
 
     def _first_head(
@@ -291,13 +296,18 @@ class SegmentedDownload:
         )
         return answer
 
-    def _one_connection(self, on_retry: Callable[[RetryNotice], None] | None) -> FetchResult:
+    def _one_connection(
+        self, on_retry: Callable[[RetryNotice], None] | None, *, legacy: bool = False
+    ) -> FetchResult:
+        """One plain download; ``legacy``: the server was silent to a getfile request just
+        now, so it is asked the book's way at once (not a second getfile request first)."""
         from getfile_core.client.get import Download
 
         self.destination.close()
-        return Download(self.sources[0].target, self.destination, self.options, self.state).run(
-            on_retry
-        )
+        one = Download(self.sources[0].target, self.destination, self.options, self.state)
+        if legacy and self.options.legacy is None:
+            one.use_legacy = True
+        return one.run(on_retry)
 
     def _usable(
         self, record: ranges.Record | None, head: Head, offset: int
@@ -332,11 +342,44 @@ class SegmentedDownload:
         keep = crew.plan.done_bytes() > 0 and not broke_trust
         dir_fd = self.destination.dir_fd
         if keep and dir_fd >= 0:
-            with contextlib.suppress(LocalFileError):
+            try:
                 self._save_record(crew)
+            except LocalFileError:
+                keep = self._keep_as_prefix(crew)
         elif dir_fd >= 0:
             ranges.remove(dir_fd, self.record_name)
         self.destination.abandon(keep_part=keep)
+
+    def _keep_as_prefix(self, crew: Crew) -> bool:
+        """No record could be written (a full disk): keep only what a record is not needed for.
+
+        The ``.part`` has the file's whole size (holes where no range landed),
+        and without its record a ``--resume`` reads it as a plain download's
+        prefix: all 12 MiB "done", then a digest mismatch (exit 7) and the
+        ``.part`` removed, after a full disk had left 5 MiB of good ranges.
+        An older record still on disk names ranges that are all still there;
+        without one, the ``.part`` is cut to the bytes in order from 0 (a cut
+        needs no space), or removed when there are none. Returns whether the
+        ``.part`` is kept.
+        """
+        dir_fd = self.destination.dir_fd
+        try:
+            os.stat(self.record_name, dir_fd=dir_fd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        for thread in self._threads:  # stopped (``stop_all``): none may write past the cut
+            thread.join(STOP_WAIT)
+        prefix = crew.plan.prefix()
+        if any(thread.is_alive() for thread in self._threads) or not prefix:
+            return False
+        try:
+            os.ftruncate(self.destination.fd, prefix)
+        except OSError:
+            return False
+        return True
 
     def _save_record(self, crew: Crew) -> None:
         """Rewrite the ranges record, if the ranges changed since the last time."""

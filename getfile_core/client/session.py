@@ -166,11 +166,14 @@ class Session:
         self.sock: socket.socket | None = None
         self.conn: protocol.ClientConnection | None = None
 
-    def open(self, request: Request | LegacyRequest) -> Response | None:
+    def open(self, request: Request | LegacyRequest, *, downgrade: bool = True) -> Response | None:
         """Connect and send; for extended requests return the head (auth handled).
 
         A request in a version the server does not speak (``505``) is asked
-        again in version 1 on a new connection, and the server remembered.
+        again in version 1 on a new connection, and the server remembered;
+        with ``downgrade=False`` the ``505`` is returned instead (a range or
+        a slice cannot be asked in version 1: a second connection would only
+        fail to write it), and the server still remembered.
         """
         where = (self.target.host, self.target.port)
         if isinstance(request, Request) and request.version > protocol.VERSION:
@@ -186,6 +189,8 @@ class Session:
         ):
             with _VERSION_1_LOCK:
                 _VERSION_1_ONLY.add(where)
+            if not downgrade:
+                return response
             self.close()
             response = self._open_once(request.replace(version=protocol.VERSION))
         return response

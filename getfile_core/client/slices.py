@@ -15,6 +15,16 @@ each later head must agree (size, span, digest) or the download stops.
 an empty answer and close: N connections are opened whatever the size,
 since nobody knows it yet, but only one carries a small file.
 
+All at once only for a server known to answer slices (``known``): one
+never seen gets connection 0 alone, and its answer decides for the others
+before they connect. A getfile server's head starts every connection whose
+slice is not empty (a file under ``2 * FLOOR`` then needs no other
+connection at all); silence (the book's server) or ``505`` (a version-1
+one) starts none, so such a server sees one connection before its
+download, not N (or 2N: each ``505`` used to be asked again in version 1).
+The cost, once per server: the others start one round trip later (on a
+path of 40 ms each way, 0.90 s against 0.83 s for 16 MiB in 8 segments).
+
 Each connection is a thread that opens its slice and then, once the plan
 exists, goes on as any connection of the download (``rangefetch.work``):
 its slice is its first piece, and when that is done it takes others. If
@@ -26,7 +36,7 @@ server gets one connection, as before.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from getfile_core.address import Target
 from getfile_core.client import rangefetch
@@ -65,12 +75,25 @@ class SlicedStart:
     connections), and ``abort`` ends them all when the download stops first.
     """
 
-    def __init__(self, source: Source, options: Options, count: int, floor: int = FLOOR) -> None:
+    def __init__(
+        self,
+        source: Source,
+        options: Options,
+        count: int,
+        floor: int = FLOOR,
+        *,
+        at_once: bool = True,
+    ) -> None:
         self.source = source
         self.options = options
         self.slices = [Slice(index, count, floor) for index in range(count)]
         self.subs = [TransferState(phase=Phase.CONNECTING) for _ in range(count)]
+        #: Every connection asks at once; else connection 0's answer decides for the others.
+        self.at_once = at_once
+        #: The connections started (``launched``: their slices' indexes), in order.
         self.threads: list[threading.Thread] = []
+        self.launched: list[int] = []
+        self._on_retry: Callable[[RetryNotice], None] | None = None
         self._cond = threading.Condition()
         self._openings: list[Opening | None] = [None] * count
         self._errors: list[BaseException | None] = [None] * count
@@ -80,15 +103,34 @@ class SlicedStart:
         self._pieces: list[Piece | None] = []
 
     def launch(self, on_retry: Callable[[RetryNotice], None] | None) -> None:
-        for index in range(len(self.slices)):
+        """Start every connection, or only the first (``at_once`` False)."""
+        self._on_retry = on_retry
+        with self._cond:
+            self._start(range(len(self.slices)) if self.at_once else [0])
+
+    def _start(self, indexes: Iterable[int]) -> None:
+        """A thread per slice in ``indexes`` (the lock held: ``wait_first`` counts them)."""
+        for index in indexes:
             thread = threading.Thread(
                 target=self._connection,
-                args=(index, on_retry),
+                args=(index,),
                 name=f"getfile-segment-{index}",
                 daemon=True,
             )
             self.threads.append(thread)
+            self.launched.append(index)
             thread.start()
+
+    def _first_answered(self, opening: Opening | None) -> None:
+        """Connection 0's answer, when it alone asked (lock held): start the others, or none.
+
+        A head: every connection whose slice is not empty on its size. No head
+        (silence, ``505``, an error): none, and ``wait_first`` says why.
+        """
+        if opening is None or self._decision is not None:
+            return
+        size = opening.head.size
+        self._start(k for k in range(1, len(self.slices)) if self.slices[k].span(size)[1])
 
     def wait_first(self, state: TransferState) -> Opening:
         """The first slice's head to arrive; ``Refused`` or the error if none is answered."""
@@ -100,7 +142,7 @@ class SlicedStart:
                 if state.cancelled:
                     self.abort()
                     state.check_cancelled()
-                if self._answered == len(self.slices):
+                if self._answered == len(self.threads):
                     raise self._why_none()
                 self._cond.wait(TICK)
 
@@ -112,10 +154,10 @@ class SlicedStart:
 
     def proceed(self, crew: Crew) -> None:
         """The plan is made and the ``.part`` open: every connection goes on as part of ``crew``."""
-        crew.subs.extend(self.subs)
+        crew.subs.extend(self.subs[index] for index in self.launched)
         with crew.lock:
-            crew.working += len(self.slices)
-            crew.connections_made = len(self.slices)
+            crew.working += len(self.launched)
+            crew.connections_made = len(self.launched)
         with self._cond:
             self._decision = crew
             self._cond.notify_all()
@@ -147,7 +189,7 @@ class SlicedStart:
 
     # ------------------------------------------------------------ in each connection's thread
 
-    def _connection(self, index: int, on_retry: Callable[[RetryNotice], None] | None) -> None:
+    def _connection(self, index: int) -> None:
         """Open slice ``index``; once the plan is made, go on as a connection of the download."""
         sub = self.subs[index]
         opening: Opening | None = None
@@ -163,6 +205,8 @@ class SlicedStart:
             self._openings[index] = opening
             self._errors[index] = failed
             self._answered += 1
+            if index == 0 and not self.at_once:
+                self._first_answered(opening)
             self._cond.notify_all()
             while self._decision is None:
                 self._cond.wait(TICK)
@@ -179,7 +223,7 @@ class SlicedStart:
             if started.error is not None:
                 opening.session.close()
                 started.opening = None
-        rangefetch.work(crew, self.source, sub, on_retry, started)
+        rangefetch.work(crew, self.source, sub, self._on_retry, started)
 
     def _disagrees(self, crew: Crew, index: int, opening: Opening) -> GetfileError | None:
         """Why this head does not fit the plan the first head made (None: it fits)."""

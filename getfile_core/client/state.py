@@ -90,6 +90,7 @@ class Options(Value):
         "segments",
         "mirrors",
         "on_remark",
+        "known_servers",
     )
     __slots__ = _fields
     connect_timeout: float
@@ -121,6 +122,9 @@ class Options(Value):
     #: Called in the transfer's thread with one line for a person: a mirror
     #: dropped, a server that cannot send ranges. None: nobody is told.
     on_remark: Callable[[str], None] | None
+    #: A file remembering which servers answered ``slice=`` (``known``), so that a
+    #: segmented start asks them on every connection at once. None: this process only.
+    known_servers: str | None
 
     def __init__(
         self,
@@ -137,6 +141,7 @@ class Options(Value):
         segments: int = 1,
         mirrors: tuple[Target, ...] = (),
         on_remark: Callable[[str], None] | None = None,
+        known_servers: str | None = None,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
@@ -151,6 +156,7 @@ class Options(Value):
         self.segments = segments
         self.mirrors = mirrors
         self.on_remark = on_remark
+        self.known_servers = known_servers
 
 
 class TransferState(Value):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.client import Options, fetch, slices
+from getfile_core.client import Options, fetch, known, slices
 from getfile_core.client.segments import MIN_SEGMENTED
 from getfile_core.errors import GetfileError, UnauthorizedError
 from getfile_core.protocol import _wire as wire
@@ -94,16 +94,23 @@ def test_a_small_file_is_carried_by_one_connection(tmp_path: Path, dest: Path) -
         serve_process(["serve", str(folder), "--port", "0", "-q"]) as server,
         LinkEmulator(server.port) as relay,
     ):
-        done = run_cli(
-            "get", "--segments", "8", url(relay, "small.bin"), "-o", str(dest), timeout=60
-        )
-        stats = relay.stats()
+        argv = ["get", "--segments", "8", url(relay, "small.bin"), "-o", str(dest)]
+        done = run_cli(*argv, timeout=60)
+        first = relay.stats()
+        again = run_cli(*argv, "--overwrite", timeout=60)
+        second = relay.stats()
     assert (done.returncode, done.stderr) == (0, "")
+    assert (again.returncode, again.stderr) == (0, "")
     assert digest_of(dest / "small.bin") == digest
-    # Eight connections asked at once (nobody knew the size); slice 0 brought
-    # the whole file, the seven others an empty answer: no byte crossed twice.
-    assert stats.connections == 8, stats
-    assert MIN_SEGMENTED - 1 <= stats.bytes_down < MIN_SEGMENTED + 8 * KiB, stats  # + the heads
+    # A server met for the first time: slice 0 asked alone, and its head
+    # (a file under two floors) said no other slice has a byte.
+    assert first.connections == 1, first
+    assert MIN_SEGMENTED - 1 <= first.bytes_down < MIN_SEGMENTED + KiB, first
+    # Known now: eight connections asked at once (nobody knew the size); slice 0
+    # brought the whole file, the seven others an empty answer: no byte twice.
+    assert second.connections - first.connections == 8, second
+    down = second.bytes_down - first.bytes_down
+    assert MIN_SEGMENTED - 1 <= down < MIN_SEGMENTED + 8 * KiB, second  # + the heads
     assert sorted(p.name for p in dest.iterdir()) == ["small.bin"]  # no .part, no record
 
 
@@ -147,10 +154,12 @@ async def test_a_server_from_before_slices_is_asked_the_old_way_without_a_word(
     assert (dest / "big.bin").read_bytes() == data
     assert result.digest == digest_bytes(data)
     assert remarks == []  # nothing said: the old start works, only a round trip later
-    # 4 slice requests refused, then the old start: the whole file, then 3 ranges.
-    assert stats.connections == 8, stats
+    # A server met for the first time: slice 0 asked alone and was refused, so no
+    # other slice was asked; then the old start: the whole file, then 3 ranges.
+    assert stats.connections == 5, stats
     refused = [r for r in server.log if r.status == "bad-request"]  # type: ignore[attr-defined]
-    assert len(refused) == 4, server.log  # type: ignore[attr-defined]
+    assert len(refused) == 1, server.log  # type: ignore[attr-defined]
+    assert not known.answers_slices("127.0.0.1", target.port, None)
 
 
 async def test_a_cancel_while_every_slice_awaits_its_head_ends_every_connection(
@@ -166,6 +175,7 @@ async def test_a_cancel_while_every_slice_awaits_its_head_ends_every_connection(
             await asyncio.wait_for(release.wait(), PATIENCE)
 
     async with scripted_server(silent, version_2=True) as port:
+        known.learned("127.0.0.1", port, True, None)  # a server that answered slices before
         target = Target("127.0.0.1", port, b"big.bin")
         task = asyncio.ensure_future(fetch(target, str(dest), options=Options(segments=4)))
         await wait_until(lambda: len(heard) == 4, "the four slice requests", 10)

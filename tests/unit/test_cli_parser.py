@@ -81,3 +81,24 @@ def test_the_help_width_is_the_one_argparse_would_ask_shutil_for(
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert HelpFormatter("getfile")._width == shutil.get_terminal_size().columns - 2
+
+
+def test_urls_may_stand_between_flags() -> None:
+    """``get URL -o DIR URL2`` (found by hand): "unrecognized arguments: URL2", exit 2."""
+    from getfile_core.cli.parser import build_parser
+
+    for lazy in (True, False):
+        args = build_parser(lazy=lazy).parse_args(
+            [
+                "get",
+                "getfile://a/1",
+                "-o",
+                "out",
+                "getfile://b/2",
+                "--segments",
+                "4",
+                "getfile://c/3",
+            ]
+        )
+        assert args.urls == ["getfile://a/1", "getfile://b/2", "getfile://c/3"]
+        assert (args.output, args.segments) == ("out", 4)
