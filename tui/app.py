@@ -44,7 +44,7 @@ from tui.messages import (
 )
 from tui.persist import QueueKeeper, SavedQueue
 from tui.places import Places
-from tui.process import ProcessHooks, end_process_after
+from tui.process import ProcessHooks, end_process_after, leave_dead_terminal, terminal_gone
 from tui.queue_store import QueueStore
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.connections import ConnectionsScreen
@@ -175,7 +175,8 @@ class GetfileApp(App[None]):
         yield QuietFooter()
 
     def on_mount(self) -> None:
-        self.process.install(on_hang_up=self._hang_up)  # the GIL's switch interval, signals
+        # The GIL's switch interval, signals (SIGCONT only where the terminal is the app's).
+        self.process.install(on_hang_up=self._hang_up, own_terminal=self.end_process_on_hang_up)
         # A blinking cursor repaints its field twice a second, forever: over SSH, idle
         # should mean silent.
         for field in self.query(Input):
@@ -395,6 +396,8 @@ class GetfileApp(App[None]):
             self._quit_now()
 
     def _hang_up(self) -> None:
+        if self.end_process_on_hang_up and terminal_gone():
+            leave_dead_terminal()  # before the writer thread dies on EIO (process.py)
         self.saved_queue.freeze()
         self._quitting = True
         self._quit_now()

@@ -9,10 +9,15 @@ with ``PYTHONPATH``) and keeps its queue in a private ``XDG_STATE_HOME``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,3 +214,81 @@ def saved_group_state(queue: Path) -> str | None:
 
 def parts(dest: Path) -> list[Path]:
     return list(dest.rglob("*.getfile-part"))
+
+
+def test_a_closed_terminal_ends_the_app_by_itself(
+    served_port: int, dest: Path, tmp_path: Path
+) -> None:
+    """The app is the session leader of a pseudo-terminal, as under ``ssh -t host
+    getfile-tui``, and the terminal closes under it: the kernel sends SIGHUP and SIGCONT.
+
+    The SIGCONT used to restart Textual's screen on the dead terminal; its writer
+    thread died on EIO, the exit then blocked on its full queue, and only the 15 s
+    safety net (``FORCED_EXIT``) ended the process. The app must end by itself (0).
+    """
+    state = tmp_path / "xdg-state"
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(PROJECT),
+        "XDG_STATE_HOME": str(state),
+        "XDG_CONFIG_HOME": str(state / "config"),
+    }
+    with LinkEmulator(served_port, Link(rate=RATE)) as relay:
+        url = f"getfile://127.0.0.1:{relay.port}/big.bin"
+        # setsid -c: a new session whose controlling terminal is this pty (no fork:
+        # Popen's child leads no process group), so the app is our child and the leader.
+        app = subprocess.Popen(
+            ["setsid", "-c", sys.executable, "-m", "tui", url, "--dest", str(dest)],
+            stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+        )  # fmt: skip
+        os.close(slave)
+        screen = ScreenReader(master)
+        try:
+            wait_until_sync(lambda: b"Ready." in screen.output, "the app", 20)
+            os.write(master, b"\r")
+            part = dest / part_name("big.bin")
+            wait_until_sync(lambda: part.exists() and part.stat().st_size > 0, "bytes", 20)
+        finally:
+            screen.close()  # closes the master: the terminal hangs up
+        try:
+            status = app.wait(30)
+        finally:
+            if app.poll() is None:
+                app.kill()
+                app.wait(10)
+    assert status == 0, f"exit status {status}: ended by the safety net, not by itself"
+    saved = (state / "getfile" / "state.json").read_text()
+    assert '"active"' in saved and part.exists()
+
+
+class ScreenReader:
+    """Drains a pty master in a thread (an undrained terminal blocks the app's drawing)."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.output = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: the app is gone
+                return
+            if not chunk:
+                return
+            self.output = (self.output + chunk)[-65536:]
+
+    def close(self) -> None:
+        """Stop reading, then close the master: the terminal hangs up."""
+        self._stop.set()
+        self._thread.join(5)
+        os.close(self.master)
