@@ -55,3 +55,40 @@ async def test_filtering_3000_entries_fills_the_list_in_one_step(
             assert listing.option_count == 1 + sum("2" in f"f{n:04d}.txt" for n in range(3000))
             assert filled == [listing.option_count], f"filled in {len(filled)} steps"
             await pilot.press("escape")
+
+
+def shown_text(widget) -> str:  # type: ignore[no-untyped-def]
+    """What the widget's first line shows on the screen (after its own ellipsis)."""
+    return widget.render_line(0).text
+
+
+async def test_a_grouped_row_keeps_its_counts_at_80_columns(tmp_path: Path, dest: Path) -> None:
+    """At 80x24 Name has 15 columns: ``+ usr-share-doc 2110/3000`` showed as
+    ``+ usr-share-do…``, without the one number that moves."""
+    top = tmp_path / "served"
+    (top / "usr-share-doc").mkdir(parents=True)
+    for number in range(3):
+        (top / "usr-share-doc" / f"{number}.txt").write_bytes(b"doc\n")
+    (top / "debian-12.5.0-amd64-netinst.iso").write_bytes(b"iso\n")
+    async with running_server(top) as server:
+        app = make_app(host="127.0.0.1", port=server.port_bound, dest=dest)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+l")
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, RemoteBrowserScreen))
+            listing = app.screen.query_one(OptionList)
+            await pilot_wait_until(pilot, lambda: listing.option_count == 2, what="the listing")
+            await pilot.press("space", "enter")  # usr-share-doc/ (folders come first)
+            await pilot_wait_until(pilot, lambda: not isinstance(app.screen, RemoteBrowserScreen))
+            await pilot_wait_until(
+                pilot, lambda: any(t.state == "done" for t in app.transfers.values())
+            )
+            app.form.set_values(file="debian-12.5.0-amd64-netinst.iso")
+            await pilot.press("ctrl+g")
+            await pilot_wait_until(
+                pilot, lambda: len(app.transfers) == 2 and all(
+                    t.state == "done" for t in app.transfers.values()
+                ), what="both done"
+            )  # fmt: skip
+            await pilot.pause()
+            names = [shown_text(cell).rstrip() for cell in app.query(".transfer-row .name")]
+            assert names == ["+ usr-shar… 3/3", "debian-12.….iso"]

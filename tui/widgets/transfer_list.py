@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 
+from rich.cells import cell_len, set_cell_size
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -93,6 +94,49 @@ class Cell(Static):
             self.update(Content(text), layout=False)
 
 
+#: A file's extension kept whole when its name is cut (``debian-12…netinst.iso``), at most.
+KEPT_EXTENSION = 8
+
+
+def fit_name(name: str, room: int, tail: str = "") -> str:
+    """``name`` then ``tail`` in ``room`` columns: the tail stays whole (a grouped row's
+    ``806/5230``; a file's extension), the name gives way in its middle.
+
+    At 80 columns Name has 15: ``+ usr-share-doc 806/5230`` lost its count to the
+    cell's own ellipsis (``+ usr-share-do…``), the one number that moves.
+    """
+    if cell_len(name + tail) <= room:
+        return name + tail
+    if not tail:
+        stem, dot, extension = name.rpartition(".")
+        if dot and stem and len(extension) < KEPT_EXTENSION:
+            name, tail = stem, dot + extension
+    keep = room - cell_len(tail) - 1
+    if keep < 1:  # no room even for the tail: its start, cut
+        return set_cell_size(name + tail, max(room - 1, 0)) + "…"
+    return set_cell_size(name, keep) + "…" + tail
+
+
+class NameCell(Cell):
+    """The Name cell: fitted to its width by ``fit_name`` (again when that width changes)."""
+
+    def __init__(self, classes: str) -> None:
+        super().__init__(classes)
+        self._parts = ("", "")
+
+    def set_name(self, name: str, tail: str = "") -> None:
+        self._parts = (printable(name), printable(tail))
+        self._fit()
+
+    def _fit(self) -> None:
+        name, tail = self._parts
+        room = self.size.width
+        self.set(fit_name(name, room, tail) if room > 0 else name + tail)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._fit()
+
+
 def state_words(transfer: Transfer) -> str:
     """The State cell: the state, or how many connections move bytes when more than one."""
     progress = transfer.progress
@@ -134,7 +178,7 @@ class TransferRow(Horizontal, can_focus=False):
 
     def compose(self) -> ComposeResult:
         for name, _heading in COLUMNS:
-            yield Cell(classes=f"cell {name}")
+            yield (NameCell if name == "name" else Cell)(classes=f"cell {name}")
         yield Cell(classes="cell reason")
 
     def on_mount(self) -> None:
@@ -200,7 +244,11 @@ class TransferRow(Horizontal, can_focus=False):
         transfer = self.transfer
         state = transfer.state
         group = transfer.group
-        self.cell("name").set(transfer.name if group is None else group.label(transfer.name))
+        name_cell = self.query_one(".name", NameCell)
+        if group is None:
+            name_cell.set_name(transfer.name)
+        else:
+            name_cell.set_name(*group.label_parts(transfer.name))
         self.cell("state").set(state_words(transfer))
         self.show_files()
         self.set_class(state is State.FAILED, "-failed")
