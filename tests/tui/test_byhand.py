@@ -4,11 +4,13 @@ issue note (/work/coord/app-byhand.txt at the time)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from textual.widgets import OptionList
 
+from tests.support import CuttingProxy, Plan
 from tests.support.servers import running_server
 from tests.support.tui import make_app, pilot_wait_until
 from tui.screens.remote_browser import RemoteBrowserScreen
@@ -92,3 +94,31 @@ async def test_a_grouped_row_keeps_its_counts_at_80_columns(tmp_path: Path, dest
             await pilot.pause()
             names = [shown_text(cell).rstrip() for cell in app.query(".transfer-row .name")]
             assert names == ["+ usr-shar… 3/3", "debian-12.….iso"]
+
+
+async def test_an_automatic_retry_does_not_tell_the_user_to_press_retry(
+    tmp_path: Path, dest: Path
+) -> None:
+    """A link closed mid-file: the log said "retrying in 1 s (1/10): connection closed
+    after 1769316 of 41943040 bytes (kept …part; Retry continues it)", advice for
+    a retry that was already on its way."""
+    top = tmp_path / "served"
+    top.mkdir()
+    body = os.urandom(2 * 1024 * 1024)
+    (top / "big.bin").write_bytes(body)
+    async with running_server(top) as server:
+        proxy = await CuttingProxy(server.port_bound).start()
+        proxy.plans.append(Plan(cut_at=1024 * 1024))  # the first connection closes early
+        try:
+            app = make_app(host="127.0.0.1", port=proxy.port, file="big.bin", dest=dest)
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.press("enter")
+                await pilot_wait_until(
+                    pilot, lambda: "digest verified" in "\n".join(app.log_history), "done"
+                )
+        finally:
+            await proxy.close()
+    [line] = [line for line in app.log_history if "retrying in" in line]
+    assert "big.bin: retrying in 1 s (1/10): connection closed after" in line
+    assert "(kept " in line and "Retry continues" not in line and "--resume" not in line
+    assert (dest / "big.bin").read_bytes() == body

@@ -23,7 +23,7 @@ from textual.widgets import Button, Label, Static
 
 from tui import format as fmt
 from tui.limits import describe_limit
-from tui.text import in_app_words, printable
+from tui.text import printable, retry_words
 from tui.transfers import State, Transfer
 
 BAR_WIDTH = 6
@@ -212,7 +212,7 @@ class TransferRow(Horizontal, can_focus=False):
         notice = transfer.retry
         if transfer.state is State.RETRYING and notice is not None:
             left = math.ceil(transfer.retry_left(time.monotonic()))
-            reason = in_app_words(notice.reason)
+            reason = retry_words(notice.reason)
             return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {reason}"
         if transfer.state in (State.CONNECTING, State.WAITING) and transfer.note:
             return transfer.note
