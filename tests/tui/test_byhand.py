@@ -122,3 +122,27 @@ async def test_an_automatic_retry_does_not_tell_the_user_to_press_retry(
     assert "big.bin: retrying in 1 s (1/10): connection closed after" in line
     assert "(kept " in line and "Retry continues" not in line and "--resume" not in line
     assert (dest / "big.bin").read_bytes() == body
+
+
+async def test_a_finished_row_redraws_its_bar_when_the_terminal_grows(
+    tmp_path: Path, dest: Path
+) -> None:
+    """80x24 to 200x50: Name grows from 15 columns to 48 and the bar's cell shrinks by as
+    much; a finished row, which gets no more progress, kept the bar it had drawn for the
+    wider cell, cut to ``█████…`` without its ``100%``."""
+    top = tmp_path / "served"
+    top.mkdir()
+    (top / "done.bin").write_bytes(os.urandom(100_000))
+    async with running_server(top) as server:
+        app = make_app(host="127.0.0.1", port=server.port_bound, file="done.bin", dest=dest)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("enter")
+            await pilot_wait_until(pilot, lambda: "digest verified" in "\n".join(app.log_history))
+            for size in ((200, 50), (80, 24), (200, 50)):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                await pilot.pause()
+                [bar] = app.query(".transfer-row .bar")
+                shown = shown_text(bar).rstrip()
+                assert shown.endswith("█ 100%"), (size, shown)
+                assert bar.size.width - 2 <= len(shown) <= bar.size.width, (size, shown)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from rich.cells import cell_len, set_cell_size
 from textual import events
@@ -137,6 +138,33 @@ class NameCell(Cell):
         self._fit()
 
 
+class BarCell(Cell):
+    """The Progress cell: drawn for its own width, and drawn again when that changes.
+
+    A row drew its bar for the width the cell had when progress last came; a
+    finished row gets no more progress, so after a resize from 80x24 to 200x50
+    (Name grows from 15 to 48 columns) its bar kept the old length and was cut
+    to ``█████…`` without its ``100%``.
+    """
+
+    def __init__(self, classes: str) -> None:
+        super().__init__(classes)
+        self._draw: Callable[[int], str] | None = None
+
+    def draw(self, drawing: Callable[[int], str] | None) -> None:
+        """``drawing(width)``: the bar for ``width`` cells of bar; None: an empty cell."""
+        self._draw = drawing
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.size.width
+        bar_width = max(4, width - 5) if width else BAR_WIDTH
+        self.set(self._draw(bar_width) if self._draw is not None else "")
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._fit()
+
+
 def state_words(transfer: Transfer) -> str:
     """The State cell: the state, or how many connections move bytes when more than one."""
     progress = transfer.progress
@@ -178,7 +206,8 @@ class TransferRow(Horizontal, can_focus=False):
 
     def compose(self) -> ComposeResult:
         for name, _heading in COLUMNS:
-            yield (NameCell if name == "name" else Cell)(classes=f"cell {name}")
+            kind = {"name": NameCell, "bar": BarCell}.get(name, Cell)
+            yield kind(classes=f"cell {name}")
         yield Cell(classes="cell reason")
 
     def on_mount(self) -> None:
@@ -195,10 +224,6 @@ class TransferRow(Horizontal, can_focus=False):
         parent = self.parent
         if isinstance(parent, TransferList):
             parent.select(self)
-
-    def _bar_width(self) -> int:
-        width = self.cell("bar").size.width
-        return max(4, width - 5) if width else BAR_WIDTH
 
     def cell(self, name: str) -> Cell:
         return self.query_one(f".{name}", Cell)
@@ -261,19 +286,22 @@ class TransferRow(Horizontal, can_focus=False):
             return
         progress = transfer.progress
         if progress is None:
-            for name in ("bar", "bytes", "rate", "eta"):
+            self.query_one(".bar", BarCell).draw(None)
+            for name in ("bytes", "rate", "eta"):
                 self.cell(name).set("")
             return
         fraction = 1.0 if state is State.DONE else progress.fraction
         moving = state in (State.DOWNLOADING, State.VERIFYING)
-        width = self._bar_width()
+        bar = self.query_one(".bar", BarCell)
         if moving and fraction is None:  # size unknown (legacy server): a block that moves
             self._tick += 1
-            self.cell("bar").set(fmt.bar(None, width, self._tick) + "  ?? ")
+            tick = self._tick
+            bar.draw(lambda width: fmt.bar(None, width, tick) + "  ?? ")
         elif fraction is not None and (moving or transfer.done_or_stopped):
-            self.cell("bar").set(fmt.bar(fraction, width) + " " + fmt.percent(fraction))
+            shown = fraction
+            bar.draw(lambda width: fmt.bar(shown, width) + " " + fmt.percent(shown))
         else:
-            self.cell("bar").set("")
+            bar.draw(None)
         started = progress.done > 0 or moving or state is State.DONE
         self.cell("bytes").set(fmt.bytes_done(progress.done, progress.total) if started else "")
         running = state in (State.CONNECTING, State.DOWNLOADING, State.VERIFYING)
