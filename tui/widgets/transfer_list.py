@@ -95,27 +95,29 @@ class Cell(Static):
             self.update(Content(text), layout=False)
 
 
-#: A file's extension kept whole when its name is cut (``debian-12…netinst.iso``), at most.
-KEPT_EXTENSION = 8
-
-
 def fit_name(name: str, room: int, tail: str = "") -> str:
-    """``name`` then ``tail`` in ``room`` columns: the tail stays whole (a grouped row's
-    ``806/5230``; a file's extension), the name gives way in its middle.
+    """``name`` then ``tail`` in ``room`` columns. With a ``tail`` (a grouped row's
+    `` 806/5230``) the tail stays whole and the name gives way at its end; a file name
+    alone gives way in its middle, keeping its start and its end, where the extension
+    and a Rename's ``(1)`` are (``medium…1).iso``, ``debian-…nst.iso``).
 
-    At 80 columns Name has 15: ``+ usr-share-doc 806/5230`` lost its count to the
+    At 80 columns Name has 13-15: ``+ usr-share-doc 806/5230`` lost its count to the
     cell's own ellipsis (``+ usr-share-do…``), the one number that moves.
     """
     if cell_len(name + tail) <= room:
         return name + tail
-    if not tail:
-        stem, dot, extension = name.rpartition(".")
-        if dot and stem and len(extension) < KEPT_EXTENSION:
-            name, tail = stem, dot + extension
-    keep = room - cell_len(tail) - 1
-    if keep < 1:  # no room even for the tail: its start, cut
-        return set_cell_size(name + tail, max(room - 1, 0)) + "…"
-    return set_cell_size(name, keep) + "…" + tail
+    if tail:
+        keep = room - cell_len(tail) - 1
+        if keep < 1:  # no room even for the tail: its start, cut
+            return set_cell_size(name + tail, max(room - 1, 0)) + "…"
+        return set_cell_size(name, keep) + "…" + tail
+    if room < 2:
+        return "…"[:room]
+    end = (room - 1) // 2
+    ending = name[-end:] if end else ""
+    while cell_len(ending) > end:  # wide characters: fewer of them
+        ending = ending[1:]
+    return set_cell_size(name, room - 1 - cell_len(ending)) + "…" + ending
 
 
 class NameCell(Cell):
