@@ -292,6 +292,8 @@ class QueuedTransfer:
     mirrors: tuple[str, ...] = ()
     #: A grouped row (a folder download): ``url`` is then the server's root.
     group: SavedGroup | None = None
+    #: A finished download's average bytes per second, shown again on its row.
+    rate: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -321,6 +323,7 @@ class QueuedTransfer:
             segments=_count(1, 64)(data.get("segments", 1), "segments"),
             mirrors=_mirrors(data.get("mirrors", [])),
             group=_optional(data.get("group"), SavedGroup.check, "group"),
+            rate=_optional(data.get("rate"), _positive_number, "rate"),
         )
 
 

@@ -13,6 +13,9 @@ from textual.widgets import OptionList
 from tests.support import CuttingProxy, Plan
 from tests.support.servers import running_server
 from tests.support.tui import make_app, pilot_wait_until
+from tui.app import GetfileApp
+from tui.launch import Launch
+from tui.queue_store import QueueStore
 from tui.screens.remote_browser import RemoteBrowserScreen
 
 SIZE = (80, 24)
@@ -146,3 +149,28 @@ async def test_a_finished_row_redraws_its_bar_when_the_terminal_grows(
                 shown = shown_text(bar).rstrip()
                 assert shown.endswith("█ 100%"), (size, shown)
                 assert bar.size.width - 2 <= len(shown) <= bar.size.width, (size, shown)
+
+
+async def test_a_restored_finished_row_shows_its_rate(tmp_path: Path, dest: Path) -> None:
+    """A finished row showed its average rate, and none after a restart (the queue did
+    not keep it): the lead's leftover from the last session."""
+    top = tmp_path / "served"
+    top.mkdir()
+    (top / "two.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    state = tmp_path / "state"
+    async with running_server(top) as server:
+        launch = Launch(host="127.0.0.1", port=str(server.port_bound), file="two.bin",
+                        dest=str(dest))  # fmt: skip
+        first = GetfileApp(launch, queue=QueueStore(state))
+        async with first.run_test(size=SIZE) as pilot:
+            await pilot.press("enter")
+            await pilot_wait_until(pilot, lambda: "digest verified" in "\n".join(first.log_history))
+            [row] = first.query(".transfer-row")
+            shown = shown_text(row.query_one(".rate")).strip()
+            assert shown.endswith("/s"), shown
+    second = GetfileApp(Launch(dest=str(dest)), queue=QueueStore(state))
+    async with second.run_test(size=SIZE) as pilot:
+        await pilot_wait_until(pilot, lambda: bool(second.query(".transfer-row")))
+        await pilot.pause()
+        [row] = second.query(".transfer-row")
+        assert shown_text(row.query_one(".rate")).strip() == shown
