@@ -237,7 +237,7 @@ class TransferRow(Horizontal, can_focus=False):
         if transfer.state is State.FAILED and not self._got_bytes():
             return transfer.error
         notice = transfer.retry
-        if transfer.state is State.RETRYING and notice is not None:
+        if transfer.state is State.RETRYING and notice is not None and not self._got_bytes():
             left = math.ceil(transfer.retry_left(time.monotonic()))
             reason = retry_words(notice.reason)
             return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {reason}"
@@ -259,6 +259,20 @@ class TransferRow(Horizontal, can_focus=False):
         elif self._files is not None:
             self._files.remove()
             self._files = None
+
+    def show_retry(self) -> None:
+        """A row that got bytes and waits to retry: ``retry 4 s`` and ``2/10`` in Rate and
+        ETA, the bar where it stopped. The whole row used to turn into "retrying in 4 s
+        (2/10): connection closed after 3124679 of 41943040 bytes (kept…", so through a
+        link that resets every few MB the bar vanished for a second every few seconds."""
+        notice = self.transfer.retry
+        if notice is None:
+            self.cell("rate").set("")
+            self.cell("eta").set("")
+            return
+        left = math.ceil(self.transfer.retry_left(time.monotonic()))
+        self.cell("rate").set(f"retry {left} s")
+        self.cell("eta").set(f"{notice.attempt}/{notice.attempts}")
 
     def _got_bytes(self) -> bool:
         progress = self.transfer.progress
@@ -294,12 +308,13 @@ class TransferRow(Horizontal, can_focus=False):
             return
         fraction = 1.0 if state is State.DONE else progress.fraction
         moving = state in (State.DOWNLOADING, State.VERIFYING)
+        retrying = state is State.RETRYING
         bar = self.query_one(".bar", BarCell)
         if moving and fraction is None:  # size unknown (legacy server): a block that moves
             self._tick += 1
             tick = self._tick
             bar.draw(lambda width: fmt.bar(None, width, tick) + "  ?? ")
-        elif fraction is not None and (moving or transfer.done_or_stopped):
+        elif fraction is not None and (moving or transfer.done_or_stopped or retrying):
             shown = fraction
             bar.draw(lambda width: fmt.bar(shown, width) + " " + fmt.percent(shown))
         else:
@@ -310,6 +325,9 @@ class TransferRow(Horizontal, can_focus=False):
         if state is State.FAILED:  # the bar stays where it stopped; the log says why in full
             self.cell("rate").set(short_reason(transfer.error))
             self.cell("eta").set("")
+            return
+        if retrying:  # the bar stays too; the countdown and the attempt where the rate was
+            self.show_retry()
             return
         self.cell("rate").set(fmt.rate(transfer.rate) if running or state is State.DONE else "")
         self.cell("eta").set(fmt.duration(transfer.eta) if running else "")
