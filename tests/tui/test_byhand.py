@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from textual.widgets import OptionList
+from textual.widgets import Label, OptionList
 
 from tests.support import CuttingProxy, Plan
 from tests.support.servers import running_server
@@ -174,3 +174,20 @@ async def test_a_restored_finished_row_shows_its_rate(tmp_path: Path, dest: Path
         await pilot.pause()
         [row] = second.query(".transfer-row")
         assert shown_text(row.query_one(".rate")).strip() == shown
+
+
+async def test_f1_wraps_long_descriptions_at_80_columns(dest: Path) -> None:
+    """At 80x24 the longest lines were cut: ``retry the selected failed download (now, if
+    waiting`` without its end, ``hand … to the browser`` without ``(--web)``."""
+    app = make_app(dest=dest)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        await pilot_wait_until(pilot, lambda: type(app.screen).__name__ == "KeysScreen")
+        await pilot.pause()
+        listing = app.screen.query_one("#keys-list")
+        label = listing.query_one(Label)
+        shown = [label.render_line(y).text.rstrip() for y in range(label.size.height)]
+        text = " ".join(" ".join(line.split()) for line in shown)
+        assert "(now, if waiting)" in text and "to the browser (--web)" in text
+        room = listing.scrollable_content_region.width  # what the dialog shows of a line
+        assert all(len(line) <= room for line in shown), [x for x in shown if len(x) > room]
