@@ -534,9 +534,10 @@ async def test_one_table_of_actions_feeds_keys_help_and_palette(tmp_path: Path) 
         await pilot.press("f1")
         await pilot_wait_until(pilot, lambda: type(app.screen).__name__ == "KeysScreen")
         text = "\n".join(str(label.content) for label in app.screen.query("Label"))
+        words = " ".join(text.split())  # long descriptions wrap under themselves
         for action in ACTIONS:
             if action.key:
-                assert action.help in text
+                assert action.help in words
         assert re.search(r"\^k +cancel the selected download", text)  # the key in force
         await pilot.press("escape")
         await pilot_wait_until(pilot, lambda: type(app.screen).__name__ == "MainScreen")
