@@ -127,6 +127,11 @@ class NameCell(Cell):
         super().__init__(classes)
         self._parts = ("", "")
 
+    @property
+    def full_text(self) -> str:
+        """The whole name (and tail), before it is fitted to the cell."""
+        return "".join(self._parts)
+
     def set_name(self, name: str, tail: str = "") -> None:
         self._parts = (printable(name), printable(tail))
         self._fit()
