@@ -20,7 +20,7 @@ WIDGET_KEYS = [
     ("Esc", "close a dialog (answers Skip, Stay or Cancel)"),
 ]
 #: Columns for a line inside the dialog (74 wide: borders, padding and a scrollbar off).
-LINE_ROOM = 66
+LINE_ROOM = 68
 
 
 def key_lines(rows: list[tuple[str, str]], room: int = LINE_ROOM) -> list[str]:
