@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
 
 from getfile_core import DEFAULT_PORT
 from getfile_core._values import FrozenValue, init_field
@@ -10,6 +10,11 @@ from getfile_core.errors import UsageError
 from getfile_core.safe_text import printable
 
 SCHEMES = {"getfile": False, "getfiles": True}
+#: Besides letters, digits and ``_.-~``, the characters a path keeps as they are in a URL:
+#: ``/`` and the few RFC 3986 path characters that no shell treats specially, so a URL
+#: stays pasteable unquoted. Everything else (``%``, ``?``, ``#``, spaces, non-ASCII,
+#: bytes that are not UTF-8) is percent-encoded.
+URL_PATH_SAFE = "/:@+,="
 
 
 class Target(FrozenValue):
@@ -41,8 +46,14 @@ class Target(FrozenValue):
         return format_address(self.host, self.port)
 
     def url(self) -> str:
+        """The exact URL: ``parse_url(target.url()) == target`` for any path bytes.
+
+        The path is percent-encoded (``a%41.txt`` -> ``a%2541.txt``, ``x#y`` ->
+        ``x%23y``), so this is what to save or hand to another program; for a
+        person, show ``display_path`` (readable, through ``printable``).
+        """
         scheme = "getfiles" if self.tls else "getfile"
-        return f"{scheme}://{self.address}/{self.display_path}"
+        return f"{scheme}://{self.address}/{quote_from_bytes(self.path, safe=URL_PATH_SAFE)}"
 
 
 def format_address(host: str, port: int) -> str:

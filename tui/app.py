@@ -44,7 +44,7 @@ from tui.messages import (
 )
 from tui.persist import QueueKeeper, SavedQueue
 from tui.places import Places
-from tui.process import ProcessHooks, end_process_after
+from tui.process import ProcessHooks, end_process_after, leave_dead_terminal, terminal_gone
 from tui.queue_store import QueueStore
 from tui.screens.confirm_quit import ConfirmQuitScreen
 from tui.screens.connections import ConnectionsScreen
@@ -124,6 +124,7 @@ class GetfileApp(App[None]):
         #: ``end_process_after``); an app run inside another program (tests) never does.
         self.end_process_on_hang_up = False
         self._quitting = False
+        self._hung_up = False
         self._usable_keys = (False, False)
         self.local_server = LocalServerLink(
             lambda: self.form, lambda: self.server_pane, self.notify
@@ -175,7 +176,12 @@ class GetfileApp(App[None]):
         yield QuietFooter()
 
     def on_mount(self) -> None:
-        self.process.install(on_hang_up=self._hang_up)  # the GIL's switch interval, signals
+        # The GIL's switch interval, signals (SIGCONT only where the terminal is the app's).
+        self.process.install(
+            on_hang_up=self._hang_up,
+            own_terminal=self.end_process_on_hang_up,
+            give_up_after=QUIT_TIMEOUT + HANG_UP_MARGIN,
+        )
         # A blinking cursor repaints its field twice a second, forever: over SSH, idle
         # should mean silent.
         for field in self.query(Input):
@@ -395,6 +401,11 @@ class GetfileApp(App[None]):
             self._quit_now()
 
     def _hang_up(self) -> None:
+        if self._hung_up:  # SIGHUP and SIGTERM, or the terminal watch's SIGHUP after one
+            return
+        self._hung_up = True
+        if self.end_process_on_hang_up and terminal_gone():
+            leave_dead_terminal()  # before the writer thread dies on EIO (process.py)
         self.saved_queue.freeze()
         self._quitting = True
         self._quit_now()

@@ -38,6 +38,7 @@ from getfile_core import (
     parse_url,
     safe_local_name,
 )
+from tui import format as fmt
 from tui.group_runs import GroupRuns, TreeRunner, group_label
 from tui.groups import Connections, Group
 from tui.limits import BothLimits, RateLimit, describe_limit
@@ -273,8 +274,12 @@ class DownloadController:
         # The name the transfer has now (a Rename's ``x (1).txt``), not the server's.
         plan = dataclasses.replace(plan, name=plan.name or transfer.name)
         transfer.reset(plan.name)
+        kept = conflict.part_size if conflict is not None and plan.resume else None
         self.report.log(
-            f"{transfer.name}: retrying" + (" from where it stopped" if plan.resume else "")
+            # Not "retrying": at start it followed "resuming N unfinished download(s)".
+            f"{transfer.name}: continuing from {fmt.size(kept)}"
+            if kept
+            else f"{transfer.name}: starting again"
         )
         await self._run(transfer, plan)
 

@@ -121,8 +121,12 @@ class Group:
             return shown
 
     def label(self, name: str) -> str:
+        return "".join(self.label_parts(name))
+
+    def label_parts(self, name: str) -> tuple[str, str]:
+        """The row's name as (``+ name``, `` done/total``): the counts are never cut."""
         mark = "-" if self.expanded else "+"
-        return f"{mark} {name} {self.files_done}/{self.files_total}"
+        return f"{mark} {name}", f" {self.files_done}/{self.files_total}"
 
 
 def tree_progress(

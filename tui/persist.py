@@ -36,6 +36,14 @@ def saved_state(transfer: Transfer) -> SavedState:
     return SAVED_STATE.get(transfer.state, SavedState.CANCELLED)
 
 
+def finished_rate(transfer: Transfer) -> float | None:
+    """The average rate a finished row shows, kept so that it shows it after a restart."""
+    progress = transfer.progress
+    if transfer.state is not State.DONE or progress is None or progress.rate < 1:
+        return None
+    return progress.rate
+
+
 @dataclass
 class Restored:
     transfer: Transfer
@@ -71,7 +79,9 @@ class QueueKeeper:
                 self._others.append(saved)
                 continue
             state = State(saved.state) if saved.state in FINISHED else State.CANCELLED
-            transfer.restore(state, saved.error or "", size=saved.size, received=saved.received)
+            transfer.restore(
+                state, saved.error or "", size=saved.size, received=saved.received, rate=saved.rate
+            )
             self._ids[transfer.id] = saved.id
             self._added[transfer.id] = saved.added
             self._saved_states[transfer.id] = saved.state
@@ -145,6 +155,7 @@ class QueueKeeper:
             segments=connections.segments,
             mirrors=connections.mirrors,
             group=kept,
+            rate=finished_rate(transfer),
         )
         saved_id = self._ids.setdefault(transfer.id, entry.id)
         added = self._added.setdefault(transfer.id, entry.added)

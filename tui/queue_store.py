@@ -27,11 +27,21 @@ folder and the selected names, percent-encoded since they are bytes and
 need not be UTF-8). Format 1 files still load. A format-1 app would read a
 group entry as a single file named after its server, so format 2 files are
 "from a newer getfile" to it: it opens them read-only and leaves them alone.
+
+URLs: a file with ``"exact_urls": true`` holds ``Target.url()`` as it is now,
+the path percent-encoded (``a%2541.txt`` is the file ``a%41.txt``). Files
+without it were written when ``url()`` put the readable path in unescaped,
+so ``a%41.txt`` would come back as ``aA.txt`` and ``x#y`` not at all: their
+URLs are read literally (``legacy_url``) and saved exactly from then on. The
+flag is a new key, not a new version, because an app that knows no flag
+reads the exact URLs right (``parse_url`` decodes them) and, when it saves,
+drops the flag, which is then again true of what it wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import math
@@ -51,6 +61,8 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 import platformdirs
 
 FORMAT = "getfile-queue"
+#: The document key saying its URLs are exact (percent-encoded); see the module's docstring.
+EXACT_URLS = "exact_urls"
 #: 2: grouped rows (``SavedGroup``). 1: single files only (still read).
 VERSION = 2
 STATE_FILE = "state.json"
@@ -142,6 +154,23 @@ def read_json_bounded(path: Path, limit: int) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 JSON"
         raise ValueError(f"not valid JSON ({reason})") from None
+
+
+_LOST_BYTE = re.compile(rb"\\x([89a-f][0-9a-f])")
+
+
+def legacy_url(text: str) -> str:
+    """The exact URL for one that an older app saved with its path unescaped.
+
+    Such a URL is ``SCHEME://HOST:PORT/`` and the path as ``Target.display_path``
+    showed it: UTF-8, with each byte that was not UTF-8 spelled ``\\xNN``
+    (always ``80``-``ff``, lower case: Python's ``backslashreplace``), which is
+    turned back into that byte. Everything else is taken literally.
+    """
+    scheme, _, rest = text.partition("://")
+    authority, _, path = rest.partition("/")
+    raw = _LOST_BYTE.sub(lambda found: bytes([int(found[1], 16)]), path.encode("utf-8", "replace"))
+    return f"{scheme}://{authority}/{quote_from_bytes(raw, safe='/')}"
 
 
 def _reject_constant(name: str) -> None:
@@ -263,6 +292,8 @@ class QueuedTransfer:
     mirrors: tuple[str, ...] = ()
     #: A grouped row (a folder download): ``url`` is then the server's root.
     group: SavedGroup | None = None
+    #: A finished download's average bytes per second, shown again on its row.
+    rate: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -292,6 +323,7 @@ class QueuedTransfer:
             segments=_count(1, 64)(data.get("segments", 1), "segments"),
             mirrors=_mirrors(data.get("mirrors", [])),
             group=_optional(data.get("group"), SavedGroup.check, "group"),
+            rate=_optional(data.get("rate"), _positive_number, "rate"),
         )
 
 
@@ -352,6 +384,7 @@ class QueueStore:
         document = {
             "format": FORMAT,
             "version": VERSION,
+            EXACT_URLS: True,
             "transfers": [transfer.to_json() for transfer in self.transfers],
         }
         try:
@@ -391,7 +424,10 @@ class QueueStore:
         entries = document.get("transfers")
         if not isinstance(entries, list):
             return self._damaged("no list of transfers")
-        return self._checked(entries)
+        kept = self._checked(entries)
+        if document.get(EXACT_URLS) is not True:
+            kept = [dataclasses.replace(t, url=legacy_url(t.url)) for t in kept]
+        return kept
 
     def _checked(self, entries: list[Any]) -> list[QueuedTransfer]:
         kept: list[QueuedTransfer] = []
@@ -575,6 +611,7 @@ __all__ = [
     "SavedGroup",
     "SavedState",
     "StateLock",
+    "legacy_url",
     "move_aside",
     "read_json_bounded",
     "state_dir",

@@ -17,7 +17,7 @@ from textual.message import Message
 from getfile_core import PART_SUFFIX, FetchResult, Progress, RetryNotice
 from tui import format as fmt
 from tui.messages import LogLine, TransferChanged, TransferProgress
-from tui.text import in_app_words
+from tui.text import in_app_words, retry_words
 from tui.transfers import State, Transfer
 
 
@@ -51,7 +51,7 @@ class TransferReports:
         self.changed(transfer)
         self.log(
             f"{transfer.name}: retrying in {notice.delay:g} s "
-            f"({notice.attempt}/{notice.attempts}): {in_app_words(notice.reason)}",
+            f"({notice.attempt}/{notice.attempts}): {retry_words(notice.reason)}",
             "warn",
         )
 

@@ -50,3 +50,12 @@ def in_app_words(message: str) -> str:
     for cli, app in APP_WORDS:
         message = message.replace(cli, app)
     return message
+
+
+#: Advice to continue a partial file, which a retry the client makes by itself is doing.
+RESUME_ADVICE = ("; --resume continues it)", ")")
+
+
+def retry_words(message: str) -> str:
+    """``message`` for a retry already on its way: no advice to press Retry for it."""
+    return in_app_words(message.replace(*RESUME_ADVICE))

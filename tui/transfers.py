@@ -267,17 +267,24 @@ class Transfer:
         self.retry = None
 
     def restore(
-        self, state: State, error: str = "", *, size: int | None = None, received: int = 0
+        self,
+        state: State,
+        error: str = "",
+        *,
+        size: int | None = None,
+        received: int = 0,
+        rate: float | None = None,
     ) -> None:
         """A transfer read back from the saved queue: as it ended, or stopped to be resumed
-        (its bar where it stopped)."""
+        (its bar where it stopped); a finished one with its average ``rate``."""
         self._state = state if state in (State.DONE, State.FAILED) else State.CANCELLED
         self.error = error
         if self._state is State.DONE:  # a tree's files are in its folder (as ``finish`` says)
             self.saved_path = self.folder if self.group else os.path.join(self.folder, self.name)
             received = size if size is not None else received
         if received or size is not None:
-            self.progress = Progress(self._state, received, size, 0.0, 0.0, False)
+            average = rate if rate is not None and self._state is State.DONE else 0.0
+            self.progress = Progress(self._state, received, size, average, 0.0, False)
 
     def claim(self) -> bool:
         """Take a failed or cancelled transfer for a retry; ``False`` if it is not one

@@ -76,6 +76,15 @@ def log_text(app) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(app.log_history)
 
 
+def row_of(app):  # type: ignore[no-untyped-def]
+    return app.transfer_list.row(only_transfer(app).id)
+
+
+def row_cell(app, name: str) -> str:  # type: ignore[no-untyped-def]
+    row = row_of(app)
+    return "" if row is None else str(row.cell(name).content)
+
+
 def row_words(app) -> str:  # type: ignore[no-untyped-def]
     row = app.transfer_list.row(only_transfer(app).id)
     return "" if row is None else str(row.cell("reason").content)
@@ -92,11 +101,15 @@ async def test_a_reset_link_shows_a_retry_countdown_then_completes(
         app = make_app(host="127.0.0.1", port=proxy.port, file="big.bin", dest=dest)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("enter")
+            # Bytes arrived: the bar stays where it stopped, the countdown and the attempt
+            # take Rate and ETA (the whole row used to turn into the reason).
             await pilot_wait_until(
                 pilot,
-                lambda: app.transfers and row_words(app).startswith("retrying in 1 s (1/10): "),
+                lambda: app.transfers and row_cell(app, "rate") == "retry 1 s",
                 what="the countdown on the row",
             )
+            assert row_cell(app, "eta") == "1/10" and row_cell(app, "bar").endswith(("24%", "25%"))
+            assert not row_of(app).has_class("-words")
             assert "big.bin: retrying in 1 s (1/10): " in log_text(app)  # and the log says why
             await transfer_reaches(pilot, app, "done", timeout=20)
             # The row is done before its log lines are drawn (messages): leaving now would

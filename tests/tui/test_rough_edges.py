@@ -302,4 +302,6 @@ def test_12_retry_lines_say_it_in_the_app_too() -> None:
     reason = "connection closed after 5 of 40 bytes (kept x.getfile-part; --resume continues it)"
     controller._retrying(transfer, RetryNotice(1, 10, 1.0, reason))
     [line] = [m for m in posted if isinstance(m, LogLine)]
-    assert "--resume" not in line.text and "Retry continues it" in line.text
+    # No command-line advice, and no advice to press Retry for a retry on its way.
+    assert "--resume" not in line.text and "Retry continues" not in line.text
+    assert line.text.endswith("(kept x.getfile-part)")

@@ -130,5 +130,6 @@ async def test_keys_act_on_the_download_just_started_not_on_an_old_row(
             await pilot.press("ctrl+r")
             await pilot_wait_until(pilot, lambda: folder.state == "done", timeout=30)
             assert previous.state == "cancelled"  # the old row was left alone
-            assert "old.bin: retrying" not in log_text(app)
+            assert "old.bin: continuing" not in log_text(app)
+            assert "old.bin: starting again" not in log_text(app)
             assert not (dest / "old.bin").exists()

@@ -9,10 +9,17 @@ with ``PYTHONPATH``) and keeps its queue in a private ``XDG_STATE_HOME``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import select
+import shlex
+import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,3 +216,117 @@ def saved_group_state(queue: Path) -> str | None:
 
 def parts(dest: Path) -> list[Path]:
     return list(dest.rglob("*.getfile-part"))
+
+
+def test_a_closed_terminal_ends_the_app_by_itself(
+    served_port: int, dest: Path, tmp_path: Path
+) -> None:
+    """The app is the session leader of a pseudo-terminal, as under ``ssh -t host
+    getfile-tui``, and the terminal closes under it: the kernel sends SIGHUP and SIGCONT.
+
+    The SIGCONT used to restart Textual's screen on the dead terminal; its writer
+    thread died on EIO, the exit then blocked on its full queue, and only the 15 s
+    safety net (``FORCED_EXIT``) ended the process. The app must end by itself (0).
+    """
+    status = hang_up_mid_download(served_port, dest, tmp_path, lead=True)
+    assert status == 0, f"exit status {status}: ended by the safety net, not by itself"
+
+
+def test_a_closed_terminal_nobody_reports_still_ends_the_app(
+    served_port: int, dest: Path, tmp_path: Path
+) -> None:
+    """The app runs under a shell that ignores the hang-up (``trap '' HUP``, as ``nohup``
+    does): only the shell, the session's leader, is told. Untold, the app drew on a dead
+    terminal, blocked for ever in Textual's writer and spun a core reading its end of
+    file (two such processes ran 20 minutes). It must notice by itself and end cleanly.
+    """
+    status = hang_up_mid_download(served_port, dest, tmp_path, lead=False)
+    assert status == 0, f"exit status {status}: ended by the safety net, not by itself"
+
+
+def hang_up_mid_download(served_port: int, dest: Path, tmp_path: Path, *, lead: bool) -> int:
+    """Run the app on a pty, start big.bin through a slow link, close the pty: the app's
+    exit status (the queue must hold the row as unfinished, the partial file kept).
+
+    ``lead``: the app leads the pty's session (``setsid -c``: no fork, since Popen's
+    child leads no process group, so the app is our child); else a shell that ignores
+    SIGHUP leads it and reports the app's status in a file.
+    """
+    state = tmp_path / "xdg-state"
+    status_file = tmp_path / "status"
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(PROJECT),
+        "XDG_STATE_HOME": str(state),
+        "XDG_CONFIG_HOME": str(state / "config"),
+    }
+    part = dest / part_name("big.bin")
+    with LinkEmulator(served_port, Link(rate=RATE)) as relay:
+        app_argv = [sys.executable, "-m", "tui", f"getfile://127.0.0.1:{relay.port}/big.bin",
+                    "--dest", str(dest)]  # fmt: skip
+        if not lead:
+            shell = f"trap '' HUP; {shlex.join(app_argv)}; echo $? > {status_file}"
+            app_argv = ["sh", "-c", shell]
+        leader = subprocess.Popen(
+            ["setsid", "-c", *app_argv],
+            stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+        )  # fmt: skip
+        os.close(slave)
+        screen = ScreenReader(master)
+        try:
+            try:
+                wait_until_sync(lambda: b"Ready." in screen.output, "the app", 20)
+                os.write(master, b"\r")
+                wait_until_sync(lambda: part.exists() and part.stat().st_size > 0, "bytes", 20)
+                [app_pid] = app_processes(dest)
+            finally:
+                screen.close()  # closes the master: the terminal hangs up
+            wait_until_sync(lambda: app_pid not in app_processes(dest), "the app to exit", 30)
+            status = leader.wait(10) if lead else int(wait_for_text(status_file))
+        finally:
+            for pid in app_processes(dest):  # never leave one behind, spinning
+                os.kill(pid, signal.SIGKILL)
+            if leader.poll() is None:
+                leader.kill()
+                leader.wait(10)
+    saved = (state / "getfile" / "state.json").read_text()
+    assert '"active"' in saved and part.exists()
+    return status
+
+
+def wait_for_text(path: Path) -> str:
+    wait_until_sync(lambda: path.exists() and path.read_text().endswith("\n"), str(path), 10)
+    return path.read_text()
+
+
+class ScreenReader:
+    """Drains a pty master in a thread (an undrained terminal blocks the app's drawing)."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.output = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: the app is gone
+                return
+            if not chunk:
+                return
+            self.output = (self.output + chunk)[-65536:]
+
+    def close(self) -> None:
+        """Stop reading, then close the master: the terminal hangs up."""
+        self._stop.set()
+        self._thread.join(5)
+        os.close(self.master)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from getfile_core import DEFAULT_PORT
 from getfile_core.address import (
@@ -37,7 +39,37 @@ def test_ipv6_literal_and_tls() -> None:
     target = parse_url("getfiles://[::1]:5/a%20b")
     assert target == Target("::1", 5, b"a b", tls=True)
     assert target.address == "[::1]:5"
-    assert target.url() == "getfiles://[::1]:5/a b"
+    assert target.url() == "getfiles://[::1]:5/a%20b"
+
+
+@given(
+    path=st.binary(max_size=64),
+    host=st.sampled_from(["h", "::1", "10.0.0.1", "files.example"]),
+    port=st.integers(1, 65535),
+    tls=st.booleans(),
+)
+def test_a_url_parses_back_to_its_target_for_any_path_bytes(
+    path: bytes, host: str, port: int, tls: bool
+) -> None:
+    target = Target(host, port, path, tls)
+    assert parse_url(target.url()) == target
+
+
+@pytest.mark.parametrize(
+    ("path", "url"),
+    [
+        (b"a%41.txt", "getfile://h:1/a%2541.txt"),
+        (b"x#y", "getfile://h:1/x%23y"),
+        (b"q?z", "getfile://h:1/q%3Fz"),
+        (b"100% done", "getfile://h:1/100%25%20done"),
+        (b"\xff\xfe.bin", "getfile://h:1/%FF%FE.bin"),
+        (b"/srv/x", "getfile://h:1//srv/x"),
+        (b"docs/a-b_c.d~e:f@g+h,i=j", "getfile://h:1/docs/a-b_c.d~e:f@g+h,i=j"),
+    ],
+)
+def test_url_escapes_what_would_change_the_path_and_keeps_the_rest(path: bytes, url: str) -> None:
+    assert Target("h", 1, path).url() == url
+    assert parse_url(url).path == path
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,9 @@ def test_default_folder_follows_xdg_state_home(tmp_path: Path, monkeypatch):
 def test_saved_transfers_come_back_equal(tmp_path: Path):
     saved = [
         _transfer(name="renamed.iso", state=SavedState.ACTIVE, rate_limit=65536.0, size=10),
-        _transfer(state=SavedState.DONE, mirrors=("getfile://m:1/big.iso",), finished=5.0),
+        _transfer(
+            state=SavedState.DONE, mirrors=("getfile://m:1/big.iso",), finished=5.0, rate=1234.5
+        ),
         _transfer(state=SavedState.PAUSED, error="connection closed\x1b[31m"),
     ]
     with QueueStore(tmp_path) as store:

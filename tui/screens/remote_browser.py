@@ -147,14 +147,18 @@ class RemoteBrowserScreen(ModalScreen[bytes | Selection | None]):
 
     def show_rows(self, *, fresh: bool = False) -> None:
         """Fill the list with the rows the filter lets through (``..`` always first); the
-        highlight stays on its entry unless this is a ``fresh`` folder."""
+        highlight stays on its entry unless this is a ``fresh`` folder.
+
+        The options are added in ONE call: ``add_option`` per row re-measured the whole
+        list each time, so a folder of 3000 files took 0.7-2 s per keystroke of the filter
+        (2 cores, loaded); one ``add_options`` measures it once.
+        """
         listing = self.query_one(OptionList)
         option = listing.highlighted_option
         keep = option.id if option is not None and not fresh else None
         listing.clear_options()
         self.shown.clear()
-        if self.folder:
-            listing.add_option(Option(Content("  ../"), id=UP))
+        options = [Option(Content("  ../"), id=UP)] if self.folder else []
         wanted = self.filter.casefold()
         for number, row in enumerate(self.rows):
             if wanted and wanted not in printable(row.name).casefold():
@@ -162,13 +166,14 @@ class RemoteBrowserScreen(ModalScreen[bytes | Selection | None]):
             key = f"e{number}"
             self.shown[key] = row
             label = row_label(row, selected=row.name in self.selected)
-            listing.add_option(Option(Content(label), id=key, disabled=row.kind == "other"))
-        count = listing.option_count
-        ids = [listing.get_option_at_index(i).id for i in range(count)]
-        if keep in ids:
-            listing.highlighted = ids.index(keep)
-        else:  # the first entry, not ``..``
-            listing.highlighted = (1 if self.folder and count > 1 else 0) if count else None
+            options.append(Option(Content(label), id=key, disabled=row.kind == "other"))
+        listing.add_options(options)
+        if keep is not None and (keep == UP or keep in self.shown):
+            listing.highlighted = listing.get_option_index(keep)
+        elif options:  # the first entry, not ``..``
+            listing.highlighted = 1 if self.folder and len(options) > 1 else 0
+        else:
+            listing.highlighted = None
         self.show_note()
 
     def show_note(self) -> None:

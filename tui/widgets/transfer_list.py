@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
+from rich.cells import cell_len, set_cell_size
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,7 +24,7 @@ from textual.widgets import Button, Label, Static
 
 from tui import format as fmt
 from tui.limits import describe_limit
-from tui.text import in_app_words, printable
+from tui.text import printable, retry_words
 from tui.transfers import State, Transfer
 
 BAR_WIDTH = 6
@@ -93,6 +95,83 @@ class Cell(Static):
             self.update(Content(text), layout=False)
 
 
+def fit_name(name: str, room: int, tail: str = "") -> str:
+    """``name`` then ``tail`` in ``room`` columns. With a ``tail`` (a grouped row's
+    `` 806/5230``) the tail stays whole and the name gives way at its end; a file name
+    alone gives way in its middle, keeping its start and its end, where the extension
+    and a Rename's ``(1)`` are (``medium…1).iso``, ``debian-…nst.iso``).
+
+    At 80 columns Name has 13-15: ``+ usr-share-doc 806/5230`` lost its count to the
+    cell's own ellipsis (``+ usr-share-do…``), the one number that moves.
+    """
+    if cell_len(name + tail) <= room:
+        return name + tail
+    if tail:
+        keep = room - cell_len(tail) - 1
+        if keep < 1:  # no room even for the tail: its start, cut
+            return set_cell_size(name + tail, max(room - 1, 0)) + "…"
+        return set_cell_size(name, keep) + "…" + tail
+    if room < 2:
+        return "…"[:room]
+    end = (room - 1) // 2
+    ending = name[-end:] if end else ""
+    while cell_len(ending) > end:  # wide characters: fewer of them
+        ending = ending[1:]
+    return set_cell_size(name, room - 1 - cell_len(ending)) + "…" + ending
+
+
+class NameCell(Cell):
+    """The Name cell: fitted to its width by ``fit_name`` (again when that width changes)."""
+
+    def __init__(self, classes: str) -> None:
+        super().__init__(classes)
+        self._parts = ("", "")
+
+    @property
+    def full_text(self) -> str:
+        """The whole name (and tail), before it is fitted to the cell."""
+        return "".join(self._parts)
+
+    def set_name(self, name: str, tail: str = "") -> None:
+        self._parts = (printable(name), printable(tail))
+        self._fit()
+
+    def _fit(self) -> None:
+        name, tail = self._parts
+        room = self.size.width
+        self.set(fit_name(name, room, tail) if room > 0 else name + tail)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._fit()
+
+
+class BarCell(Cell):
+    """The Progress cell: drawn for its own width, and drawn again when that changes.
+
+    A row drew its bar for the width the cell had when progress last came; a
+    finished row gets no more progress, so after a resize from 80x24 to 200x50
+    (Name grows from 15 to 48 columns) its bar kept the old length and was cut
+    to ``█████…`` without its ``100%``.
+    """
+
+    def __init__(self, classes: str) -> None:
+        super().__init__(classes)
+        self._draw: Callable[[int], str] | None = None
+
+    def draw(self, drawing: Callable[[int], str] | None) -> None:
+        """``drawing(width)``: the bar for ``width`` cells of bar; None: an empty cell."""
+        self._draw = drawing
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.size.width
+        bar_width = max(4, width - 5) if width else BAR_WIDTH
+        self.set(self._draw(bar_width) if self._draw is not None else "")
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._fit()
+
+
 def state_words(transfer: Transfer) -> str:
     """The State cell: the state, or how many connections move bytes when more than one."""
     progress = transfer.progress
@@ -134,7 +213,8 @@ class TransferRow(Horizontal, can_focus=False):
 
     def compose(self) -> ComposeResult:
         for name, _heading in COLUMNS:
-            yield Cell(classes=f"cell {name}")
+            kind = {"name": NameCell, "bar": BarCell}.get(name, Cell)
+            yield kind(classes=f"cell {name}")
         yield Cell(classes="cell reason")
 
     def on_mount(self) -> None:
@@ -152,10 +232,6 @@ class TransferRow(Horizontal, can_focus=False):
         if isinstance(parent, TransferList):
             parent.select(self)
 
-    def _bar_width(self) -> int:
-        width = self.cell("bar").size.width
-        return max(4, width - 5) if width else BAR_WIDTH
-
     def cell(self, name: str) -> Cell:
         return self.query_one(f".{name}", Cell)
 
@@ -166,9 +242,9 @@ class TransferRow(Horizontal, can_focus=False):
         if transfer.state is State.FAILED and not self._got_bytes():
             return transfer.error
         notice = transfer.retry
-        if transfer.state is State.RETRYING and notice is not None:
+        if transfer.state is State.RETRYING and notice is not None and not self._got_bytes():
             left = math.ceil(transfer.retry_left(time.monotonic()))
-            reason = in_app_words(notice.reason)
+            reason = retry_words(notice.reason)
             return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {reason}"
         if transfer.state in (State.CONNECTING, State.WAITING) and transfer.note:
             return transfer.note
@@ -189,6 +265,20 @@ class TransferRow(Horizontal, can_focus=False):
             self._files.remove()
             self._files = None
 
+    def show_retry(self) -> None:
+        """A row that got bytes and waits to retry: ``retry 4 s`` and ``2/10`` in Rate and
+        ETA, the bar where it stopped. The whole row used to turn into "retrying in 4 s
+        (2/10): connection closed after 3124679 of 41943040 bytes (kept…", so through a
+        link that resets every few MB the bar vanished for a second every few seconds."""
+        notice = self.transfer.retry
+        if notice is None:
+            self.cell("rate").set("")
+            self.cell("eta").set("")
+            return
+        left = math.ceil(self.transfer.retry_left(time.monotonic()))
+        self.cell("rate").set(f"retry {left} s")
+        self.cell("eta").set(f"{notice.attempt}/{notice.attempts}")
+
     def _got_bytes(self) -> bool:
         progress = self.transfer.progress
         return progress is not None and progress.done > 0
@@ -200,7 +290,11 @@ class TransferRow(Horizontal, can_focus=False):
         transfer = self.transfer
         state = transfer.state
         group = transfer.group
-        self.cell("name").set(transfer.name if group is None else group.label(transfer.name))
+        name_cell = self.query_one(".name", NameCell)
+        if group is None:
+            name_cell.set_name(transfer.name)
+        else:
+            name_cell.set_name(*group.label_parts(transfer.name))
         self.cell("state").set(state_words(transfer))
         self.show_files()
         self.set_class(state is State.FAILED, "-failed")
@@ -213,25 +307,32 @@ class TransferRow(Horizontal, can_focus=False):
             return
         progress = transfer.progress
         if progress is None:
-            for name in ("bar", "bytes", "rate", "eta"):
+            self.query_one(".bar", BarCell).draw(None)
+            for name in ("bytes", "rate", "eta"):
                 self.cell(name).set("")
             return
         fraction = 1.0 if state is State.DONE else progress.fraction
         moving = state in (State.DOWNLOADING, State.VERIFYING)
-        width = self._bar_width()
+        retrying = state is State.RETRYING
+        bar = self.query_one(".bar", BarCell)
         if moving and fraction is None:  # size unknown (legacy server): a block that moves
             self._tick += 1
-            self.cell("bar").set(fmt.bar(None, width, self._tick) + "  ?? ")
-        elif fraction is not None and (moving or transfer.done_or_stopped):
-            self.cell("bar").set(fmt.bar(fraction, width) + " " + fmt.percent(fraction))
+            tick = self._tick
+            bar.draw(lambda width: fmt.bar(None, width, tick) + "  ?? ")
+        elif fraction is not None and (moving or transfer.done_or_stopped or retrying):
+            shown = fraction
+            bar.draw(lambda width: fmt.bar(shown, width) + " " + fmt.percent(shown))
         else:
-            self.cell("bar").set("")
+            bar.draw(None)
         started = progress.done > 0 or moving or state is State.DONE
         self.cell("bytes").set(fmt.bytes_done(progress.done, progress.total) if started else "")
         running = state in (State.CONNECTING, State.DOWNLOADING, State.VERIFYING)
         if state is State.FAILED:  # the bar stays where it stopped; the log says why in full
             self.cell("rate").set(short_reason(transfer.error))
             self.cell("eta").set("")
+            return
+        if retrying:  # the bar stays too; the countdown and the attempt where the rate was
+            self.show_retry()
             return
         self.cell("rate").set(fmt.rate(transfer.rate) if running or state is State.DONE else "")
         self.cell("eta").set(fmt.duration(transfer.eta) if running else "")
