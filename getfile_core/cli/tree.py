@@ -27,7 +27,7 @@ from getfile_core.client.tree import (
     download_tree,
     walk_tree,
 )
-from getfile_core.errors import UsageError
+from getfile_core.errors import DiskFullError, UsageError
 from getfile_core.safe_text import printable
 from getfile_core.units import human_rate, human_size
 
@@ -49,6 +49,9 @@ def tree_options(args: argparse.Namespace) -> TreeOptions:
     )
 
 
+#: How far back a line's error is looked for among the tree's errors (threads at once).
+RECENT_ERRORS = 64
+
 #: Worker threads report problems; one line must never be cut by another.
 _LINES = threading.Lock()
 
@@ -67,35 +70,78 @@ def run_get_tree(args: argparse.Namespace) -> int:
     check_output(args.output)
     options = client_options(args, legacy=False, retries=args.retries, rate=args.rate)
     show = shows_progress(args.quiet)
-    on_line = _quiet_line if args.quiet else _line
+    lines = TreeLines(quiet=args.quiet)
     display = TreeDisplay() if show else None
+
+    def start(tree: Tree) -> None:
+        lines.attach(tree)
+        if display is not None:
+            display.attach(tree)
+
     if display is not None:
         with display:
             result = download_tree(
-                target,
-                args.output,
-                options,
-                tree_options(args),
-                on_line,
-                on_start=display.attach,
-                on_tick=display.tick,
+                target, args.output, options, tree_options(args), lines, start, display.tick
             )
     else:
-        result = download_tree(target, args.output, options, tree_options(args), on_line)
+        result = download_tree(target, args.output, options, tree_options(args), lines, start)
+    code = lines.exit_code(result)
     if args.json:
         import json  # only for --json (1.2 ms of imports otherwise)
 
-        print(json.dumps(_summary(result)), flush=True)
+        print(json.dumps(_summary(result, code)), flush=True)
     elif show:
         error_line(summary_text(result))
-    return exit_code_for(result.errors[0]) if result.errors else SUCCESS
+    return code
 
 
-def _quiet_line(subject: str, text: str) -> None:
-    """-q: errors only (a kept local file is one: exit 8); a skipped special entry is not."""
-    if text.endswith("; skipped"):
-        return
-    _line(subject, text)
+class TreeLines:
+    """``on_line`` for ``get -r``: one line per problem, and a full disk ends the tree.
+
+    Each file that cannot be written is one line, but once the disk is full
+    every later file fails the same way: on a 5 MiB tmpfs a tree of 3000
+    files printed ~2900 "disk full" lines and went on asking the server for
+    each. The first ``DiskFullError`` cancels the tree (what is saved stays,
+    ``.getfile-part`` files are kept, a rerun continues) and is the only
+    line; what fails after it is its consequence and is not printed.
+    """
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tree: Tree | None = None
+        self.disk_full: DiskFullError | None = None
+
+    def attach(self, tree: Tree) -> None:
+        self.tree = tree
+
+    def __call__(self, subject: str, text: str) -> None:
+        # -q: errors only (a kept local file is one: exit 8); a skipped special entry is not.
+        if self.quiet and text.endswith("; skipped"):
+            return
+        with _LINES:
+            if self.disk_full is not None:
+                return
+            self.disk_full = self._disk_full(text)
+            error_line(text, subject=subject)
+        if self.disk_full is not None and self.tree is not None:
+            self.tree.cancel()
+
+    def _disk_full(self, text: str) -> DiskFullError | None:
+        """The full disk this line is about: ``Tree.fail`` records the error, then calls
+        us with its text, so it is among the last few recorded (one per thread at most)."""
+        if self.tree is None:
+            return None
+        recent = self.tree.result.errors[-RECENT_ERRORS:]
+        return next(
+            (e for e in reversed(recent) if isinstance(e, DiskFullError) and str(e) == text), None
+        )
+
+    def exit_code(self, result: TreeResult) -> int:
+        """A full disk stopped the tree: 9, whatever failed before it (it is why files are
+        missing); otherwise the first error's code."""
+        if self.disk_full is not None:
+            return exit_code_for(self.disk_full)
+        return exit_code_for(result.errors[0]) if result.errors else SUCCESS
 
 
 def summary_text(result: TreeResult) -> str:
@@ -113,7 +159,7 @@ def summary_text(result: TreeResult) -> str:
     return "; ".join(parts)
 
 
-def _summary(result: TreeResult) -> dict[str, object]:
+def _summary(result: TreeResult, code: int) -> dict[str, object]:
     return {
         "files": result.files,
         "skipped": result.skipped,
@@ -122,7 +168,7 @@ def _summary(result: TreeResult) -> dict[str, object]:
         "folders": result.folders,
         "bytes": result.bytes,
         "seconds": round(result.seconds, 3),
-        "exit": exit_code_for(result.errors[0]) if result.errors else SUCCESS,
+        "exit": code,
     }
 
 
