@@ -239,11 +239,21 @@ def run_ls_tree(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         entries_flag="--max",
     )
-    entries, result = walk_tree(target, options, opts, _line)
+    entries, result = walk_tree(target, options, opts, _ls_line)
     print_entries(entries, args)
     # Cut at --max is what plain ``ls`` does too: said in one line, not a failure.
     errors = [e for e in result.errors if not isinstance(e, TreeLimitError)]
     return exit_code_for(errors[0]) if errors else SUCCESS
+
+
+#: The library's advice when the top "folder" is a file: right for ``get -r``, not for ``ls``.
+GET_ADVICE = " (use get without -r)"
+
+
+def _ls_line(subject: str, text: str) -> None:
+    """``ls -r URL-of-a-file`` said "is a file, not a folder (use get without -r)": advice
+    for another command. ls says what it found, as plain ``ls`` of a file does."""
+    _line(subject, text.removesuffix(GET_ADVICE))
 
 
 def print_entries(entries: list[TreeEntry], args: argparse.Namespace) -> None:
