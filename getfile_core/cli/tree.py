@@ -31,9 +31,6 @@ from getfile_core.errors import DiskFullError, UsageError
 from getfile_core.safe_text import printable
 from getfile_core.units import human_rate, human_size
 
-#: Columns the files-in-flight line may take.
-FLIGHT_WIDTH = 70
-
 
 def tree_options(args: argparse.Namespace) -> TreeOptions:
     try:
@@ -71,7 +68,11 @@ def run_get_tree(args: argparse.Namespace) -> int:
     options = client_options(args, legacy=False, retries=args.retries, rate=args.rate)
     show = shows_progress(args.quiet)
     lines = TreeLines(quiet=args.quiet)
-    display = TreeDisplay() if show else None
+    display = None
+    if show:
+        from getfile_core.cli.progress import TreeDisplay  # rich: only on a terminal
+
+        display = TreeDisplay()
 
     def start(tree: Tree) -> None:
         lines.attach(tree)
@@ -170,60 +171,6 @@ def _summary(result: TreeResult, code: int) -> dict[str, object]:
         "seconds": round(result.seconds, 3),
         "exit": code,
     }
-
-
-class TreeDisplay:
-    """One bar for the tree and one line of the files in flight (rich, on stderr)."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._bars = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[flight]}", markup=False),
-            console=Console(stderr=True),
-            refresh_per_second=4,
-        )
-        self._task = self._bars.add_task("listing", total=None, flight="")
-        self._tree: Tree | None = None
-
-    def __enter__(self) -> TreeDisplay:
-        self._bars.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.tick()
-        self._bars.stop()
-
-    def attach(self, tree: Tree) -> None:
-        self._tree = tree
-
-    def tick(self) -> None:
-        tree = self._tree
-        if tree is None:
-            return
-        result = tree.result
-        done = result.files + result.skipped
-        flight = ", ".join(printable(name, limit=30) for name in tree.in_flight())
-        self._bars.update(
-            self._task,
-            description=f"files {done}/{tree.files_total}",
-            completed=tree.bytes_done,
-            total=tree.bytes_total or None,
-            flight=flight[:FLIGHT_WIDTH],
-        )
 
 
 # ---------------------------------------------------------------- ls -r / -l / -h / --json

@@ -10,6 +10,7 @@ from any thread, both ending a backoff or rate-limit wait at once.
 from __future__ import annotations
 
 import _thread
+import collections
 import contextlib
 import enum
 import socket
@@ -292,6 +293,32 @@ class TransferState(Value):
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+class RateMeter:
+    """Bytes per second over a sliding window of samples (a few seconds).
+
+    Here, not in ``api``, so that ``get -r``'s bar has it without ``asyncio``.
+
+    Fed the bytes *moved* by the current attempt, not the file's size on disk: a
+    resumed 1 GiB ``.part`` would otherwise read as 1 GiB arriving in one sample
+    (the app showed hundreds of MB/s and a wrong ETA for the first seconds). A
+    count that goes down (a new attempt) starts the window again.
+    """
+
+    def __init__(self, window: float = 3.0) -> None:
+        self.window = window
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()
+
+    def sample(self, now: float, done: int) -> float:
+        if self.samples and done < self.samples[-1][1]:
+            self.samples.clear()
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+        first_time, first_done = self.samples[0]
+        span = now - first_time
+        return (done - first_done) / span if span > 0 else 0.0
 
 
 class FetchResult(FrozenValue):
