@@ -89,6 +89,7 @@ class Options(Value):
         "rate_limit",
         "expected",
         "segments",
+        "resume_connections",
         "mirrors",
         "on_remark",
         "known_servers",
@@ -118,6 +119,11 @@ class Options(Value):
     #: Connections for one file, each fetching byte ranges (``segments``); 1: one
     #: connection. Files under ``segments.MIN_SEGMENTED`` always use one.
     segments: int
+    #: Continuing a ranges record with ``segments`` 1: as many connections as it has
+    #: unfinished ranges, up to the count it was started with (a ``--resume`` of a
+    #: ``--segments 4`` part went on over one connection, 4x slower on a capped link).
+    #: False: ``segments`` as given (the CLI's explicit ``--segments``).
+    resume_connections: bool
     #: Other servers with the same file; ranges are spread over all of them.
     mirrors: tuple[Target, ...]
     #: Called in the transfer's thread with one line for a person: a mirror
@@ -140,6 +146,7 @@ class Options(Value):
         rate_limit: RateLimit | None = None,
         expected: ExpectedDigest | None = None,
         segments: int = 1,
+        resume_connections: bool = True,
         mirrors: tuple[Target, ...] = (),
         on_remark: Callable[[str], None] | None = None,
         known_servers: str | None = None,
@@ -155,6 +162,7 @@ class Options(Value):
         self.rate_limit = rate_limit
         self.expected = expected
         self.segments = segments
+        self.resume_connections = resume_connections
         self.mirrors = mirrors
         self.on_remark = on_remark
         self.known_servers = known_servers
