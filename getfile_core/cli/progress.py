@@ -72,7 +72,8 @@ class _Mark(ProgressColumn):
     def render(self, task: Task) -> Text:
         if task.fields.get("failed"):
             return Text("✗", style="red")
-        if task.finished:
+        # A tree's bytes are all in while its last file is still verified: ✓ at the end.
+        if task.finished and task.fields.get("ended", True):
             return Text("✓", style="green")
         rendered = self._spinner.render(task)
         return rendered if isinstance(rendered, Text) else Text("-")
@@ -259,7 +260,9 @@ class TreeDisplay:
             refresh_per_second=4,
             expand=True,
         )
-        self._task = self._bars.add_task("listing", total=None, flight="", rate=0.0, eta=None)
+        self._task = self._bars.add_task(
+            "listing", total=None, flight="", rate=0.0, eta=None, ended=False
+        )
         self._tree: Tree | None = None
         self._meter = RateMeter()
 
@@ -272,6 +275,7 @@ class TreeDisplay:
         tree = self._tree
         if tree is not None:
             result = tree.result
+            self._bars.update(self._task, flight="", ended=True)
             if result.failed or result.cancelled or exc[0] is not None:
                 self._bars.update(self._task, failed=True)  # ✗: why is a line above
             else:

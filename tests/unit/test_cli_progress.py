@@ -171,3 +171,19 @@ def test_a_tree_name_cannot_drive_the_terminal(terminal) -> None:  # type: ignor
     display.tick(now=1.0)
     (line,) = drawn(display, console)  # type: ignore[arg-type]
     assert "\x1b" not in line and "\\x1b" in line, repr(line)
+
+
+def test_a_tree_is_ticked_only_at_its_end(terminal) -> None:  # type: ignore[no-untyped-def]
+    """All bytes in while the last file is still verified: no ✓ yet (seen by hand)."""
+    display, tree, console = tree_line(80, terminal)
+    tree.bytes_done = tree.bytes_total
+    display.tick(now=1.0)
+    (line,) = drawn(display, console)  # type: ignore[arg-type]
+    assert not line.startswith("✓"), line
+    tree.result = TreeResult(files=3000)
+    tree.files_total = 3000
+    with display:
+        pass
+    (line,) = drawn(display, console)  # type: ignore[arg-type]
+    assert line.startswith("✓ files 3000/3000") and line.rstrip().endswith("12.0 MiB"), line
+    assert "dir00" not in line  # nothing is in flight any more
