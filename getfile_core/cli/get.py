@@ -51,8 +51,12 @@ def _segment_options(args: argparse.Namespace, targets: list[Target], options: O
     if args.mirror and args.legacy:
         raise UsageError("--mirror needs getfile servers (not --legacy)")
     mirrors = tuple(parse_url(url) for url in args.mirror)
-    options = options.replace(segments=args.segments, mirrors=mirrors)
-    if args.segments > 1:
+    # Without --segments, a segmented part resumes on the connections its record names.
+    segments = 1 if args.segments is None else args.segments
+    options = options.replace(
+        segments=segments, resume_connections=args.segments is None, mirrors=mirrors
+    )
+    if segments > 1:
         from getfile_core.client.known import default_path
 
         options = options.replace(known_servers=default_path())

@@ -350,10 +350,11 @@ def _add_segment_flags(get: argparse.ArgumentParser) -> None:
     more.add_argument(
         "--segments",
         type=_segment_count,
-        default=1,
+        default=None,
         metavar="N",
         help="fetch each file as N byte ranges over N connections, verified as one file "
-        "(1-32; files under 4 MiB use one; default: 1)",
+        "(1-32; files under 4 MiB use one; default: 1, and --resume of a segmented part "
+        "goes on over as many as it was started with)",
     )
     more.add_argument(
         "--mirror",

@@ -12,6 +12,7 @@ and the summary line are.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from rich.console import Console
@@ -30,9 +31,16 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from getfile_core.address import Target
-from getfile_core.client import FetchResult, Progress
+from getfile_core.client.state import RateMeter
 from getfile_core.safe_text import printable
 from getfile_core.units import human_rate, human_size
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    # Only names for annotations: ``getfile_core.client``'s public API imports asyncio
+    # (~30 ms), which neither ``get`` nor ``get -r`` runs.
+    from getfile_core.client import FetchResult, Progress
+    from getfile_core.client.tree import Tree
 
 #: Columns a file name may take in its bar's line (fewer on a narrow terminal: ``name_width``).
 NAME_WIDTH = 40
@@ -64,7 +72,8 @@ class _Mark(ProgressColumn):
     def render(self, task: Task) -> Text:
         if task.fields.get("failed"):
             return Text("✗", style="red")
-        if task.finished:
+        # A tree's bytes are all in while its last file is still verified: ✓ at the end.
+        if task.finished and task.fields.get("ended", True):
             return Text("✓", style="green")
         rendered = self._spinner.render(task)
         return rendered if isinstance(rendered, Text) else Text("-")
@@ -207,3 +216,91 @@ class ProgressDisplay:
             self._bars.stop_task(task)
         else:
             self._bars.update(task, total=result.size, completed=result.size)
+
+
+#: Characters of one name in ``get -r``'s files in flight, and of the whole list.
+FLIGHT_NAME = 30
+FLIGHT_CHARS = 400
+
+
+def tree_bar_width(columns: int) -> int:
+    """``get -r``'s bar: 10 columns at 80 (the numbers and a few names come first), 28 at 200."""
+    return max(MIN_BAR, min(30, columns // 7))
+
+
+class TreeDisplay:
+    """``get -r``: one line for the whole tree, files done/total, bar, bytes, rate, ETA,
+    then as many of the files in flight as the width leaves.
+
+    The columns are ``get``'s: the rate over the last 3 s, sampled every
+    tick whether bytes came or not, sizes in powers of 1024, two columns
+    free for a ``^C`` echo. The names come last, cut with "…", never
+    wrapped: at 80 columns they took the whole line (no bar, no bytes, no
+    rate, no ETA), rich's rate froze through a stall, sizes were in MB.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        console = console or Console(stderr=True)
+        numbers = Column(no_wrap=True)
+        self._bars = _Bars(
+            _Mark(),
+            TextColumn("{task.description}", style="bold", markup=False, table_column=numbers),
+            _Bar(bar_width=tree_bar_width(console.width), table_column=Column(no_wrap=True)),
+            _Amount(),
+            _Rate(),
+            _Eta(),
+            # Names come from the server: never read as markup.
+            TextColumn(
+                "{task.fields[flight]}",
+                markup=False,
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
+            console=console,
+            transient=False,
+            refresh_per_second=4,
+            expand=True,
+        )
+        self._task = self._bars.add_task(
+            "listing", total=None, flight="", rate=0.0, eta=None, ended=False
+        )
+        self._tree: Tree | None = None
+        self._meter = RateMeter()
+
+    def __enter__(self) -> TreeDisplay:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tick()
+        tree = self._tree
+        if tree is not None:
+            result = tree.result
+            self._bars.update(self._task, flight="", ended=True)
+            if result.failed or result.cancelled or exc[0] is not None:
+                self._bars.update(self._task, failed=True)  # ✗: why is a line above
+            else:
+                self._bars.update(self._task, total=tree.bytes_done, completed=tree.bytes_done)
+        self._bars.stop()
+
+    def attach(self, tree: Tree) -> None:
+        self._tree = tree
+
+    def tick(self, now: float | None = None) -> None:
+        tree = self._tree
+        if tree is None:
+            return
+        done, total = tree.bytes_done, tree.bytes_total
+        # Bytes moved in this run: a resumed .part found on disk is not a burst of speed.
+        moved = done - tree.bytes_resumed
+        rate = self._meter.sample(time.monotonic() if now is None else now, moved)
+        eta = max(total - done, 0) / rate if total and rate > 0 else None
+        names = ", ".join(printable(name, limit=FLIGHT_NAME) for name in tree.in_flight())
+        self._bars.update(
+            self._task,
+            description=f"files {tree.result.files + tree.result.skipped}/{tree.files_total}",
+            completed=done,
+            total=total or None,
+            rate=rate,
+            eta=eta,
+            flight=names[:FLIGHT_CHARS],
+        )

@@ -27,12 +27,9 @@ from getfile_core.client.tree import (
     download_tree,
     walk_tree,
 )
-from getfile_core.errors import UsageError
+from getfile_core.errors import DiskFullError, UsageError
 from getfile_core.safe_text import printable
 from getfile_core.units import human_rate, human_size
-
-#: Columns the files-in-flight line may take.
-FLIGHT_WIDTH = 70
 
 
 def tree_options(args: argparse.Namespace) -> TreeOptions:
@@ -48,6 +45,9 @@ def tree_options(args: argparse.Namespace) -> TreeOptions:
         max_depth=args.max_depth,
     )
 
+
+#: How far back a line's error is looked for among the tree's errors (threads at once).
+RECENT_ERRORS = 64
 
 #: Worker threads report problems; one line must never be cut by another.
 _LINES = threading.Lock()
@@ -67,35 +67,82 @@ def run_get_tree(args: argparse.Namespace) -> int:
     check_output(args.output)
     options = client_options(args, legacy=False, retries=args.retries, rate=args.rate)
     show = shows_progress(args.quiet)
-    on_line = _quiet_line if args.quiet else _line
-    display = TreeDisplay() if show else None
+    lines = TreeLines(quiet=args.quiet)
+    display = None
+    if show:
+        from getfile_core.cli.progress import TreeDisplay  # rich: only on a terminal
+
+        display = TreeDisplay()
+
+    def start(tree: Tree) -> None:
+        lines.attach(tree)
+        if display is not None:
+            display.attach(tree)
+
     if display is not None:
         with display:
             result = download_tree(
-                target,
-                args.output,
-                options,
-                tree_options(args),
-                on_line,
-                on_start=display.attach,
-                on_tick=display.tick,
+                target, args.output, options, tree_options(args), lines, start, display.tick
             )
     else:
-        result = download_tree(target, args.output, options, tree_options(args), on_line)
+        result = download_tree(target, args.output, options, tree_options(args), lines, start)
+    code = lines.exit_code(result)
     if args.json:
         import json  # only for --json (1.2 ms of imports otherwise)
 
-        print(json.dumps(_summary(result)), flush=True)
+        print(json.dumps(_summary(result, code)), flush=True)
     elif show:
         error_line(summary_text(result))
-    return exit_code_for(result.errors[0]) if result.errors else SUCCESS
+    return code
 
 
-def _quiet_line(subject: str, text: str) -> None:
-    """-q: errors only (a kept local file is one: exit 8); a skipped special entry is not."""
-    if text.endswith("; skipped"):
-        return
-    _line(subject, text)
+class TreeLines:
+    """``on_line`` for ``get -r``: one line per problem, and a full disk ends the tree.
+
+    Each file that cannot be written is one line, but once the disk is full
+    every later file fails the same way: on a 5 MiB tmpfs a tree of 3000
+    files printed ~2900 "disk full" lines and went on asking the server for
+    each. The first ``DiskFullError`` cancels the tree (what is saved stays,
+    ``.getfile-part`` files are kept, a rerun continues) and is the only
+    line; what fails after it is its consequence and is not printed.
+    """
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tree: Tree | None = None
+        self.disk_full: DiskFullError | None = None
+
+    def attach(self, tree: Tree) -> None:
+        self.tree = tree
+
+    def __call__(self, subject: str, text: str) -> None:
+        # -q: errors only (a kept local file is one: exit 8); a skipped special entry is not.
+        if self.quiet and text.endswith("; skipped"):
+            return
+        with _LINES:
+            if self.disk_full is not None:
+                return
+            self.disk_full = self._disk_full(text)
+            error_line(text, subject=subject)
+        if self.disk_full is not None and self.tree is not None:
+            self.tree.cancel()
+
+    def _disk_full(self, text: str) -> DiskFullError | None:
+        """The full disk this line is about: ``Tree.fail`` records the error, then calls
+        us with its text, so it is among the last few recorded (one per thread at most)."""
+        if self.tree is None:
+            return None
+        recent = self.tree.result.errors[-RECENT_ERRORS:]
+        return next(
+            (e for e in reversed(recent) if isinstance(e, DiskFullError) and str(e) == text), None
+        )
+
+    def exit_code(self, result: TreeResult) -> int:
+        """A full disk stopped the tree: 9, whatever failed before it (it is why files are
+        missing); otherwise the first error's code."""
+        if self.disk_full is not None:
+            return exit_code_for(self.disk_full)
+        return exit_code_for(result.errors[0]) if result.errors else SUCCESS
 
 
 def summary_text(result: TreeResult) -> str:
@@ -113,7 +160,7 @@ def summary_text(result: TreeResult) -> str:
     return "; ".join(parts)
 
 
-def _summary(result: TreeResult) -> dict[str, object]:
+def _summary(result: TreeResult, code: int) -> dict[str, object]:
     return {
         "files": result.files,
         "skipped": result.skipped,
@@ -122,62 +169,8 @@ def _summary(result: TreeResult) -> dict[str, object]:
         "folders": result.folders,
         "bytes": result.bytes,
         "seconds": round(result.seconds, 3),
-        "exit": exit_code_for(result.errors[0]) if result.errors else SUCCESS,
+        "exit": code,
     }
-
-
-class TreeDisplay:
-    """One bar for the tree and one line of the files in flight (rich, on stderr)."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._bars = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[flight]}", markup=False),
-            console=Console(stderr=True),
-            refresh_per_second=4,
-        )
-        self._task = self._bars.add_task("listing", total=None, flight="")
-        self._tree: Tree | None = None
-
-    def __enter__(self) -> TreeDisplay:
-        self._bars.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.tick()
-        self._bars.stop()
-
-    def attach(self, tree: Tree) -> None:
-        self._tree = tree
-
-    def tick(self) -> None:
-        tree = self._tree
-        if tree is None:
-            return
-        result = tree.result
-        done = result.files + result.skipped
-        flight = ", ".join(printable(name, limit=30) for name in tree.in_flight())
-        self._bars.update(
-            self._task,
-            description=f"files {done}/{tree.files_total}",
-            completed=tree.bytes_done,
-            total=tree.bytes_total or None,
-            flight=flight[:FLIGHT_WIDTH],
-        )
 
 
 # ---------------------------------------------------------------- ls -r / -l / -h / --json
@@ -193,11 +186,21 @@ def run_ls_tree(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         entries_flag="--max",
     )
-    entries, result = walk_tree(target, options, opts, _line)
+    entries, result = walk_tree(target, options, opts, _ls_line)
     print_entries(entries, args)
     # Cut at --max is what plain ``ls`` does too: said in one line, not a failure.
     errors = [e for e in result.errors if not isinstance(e, TreeLimitError)]
     return exit_code_for(errors[0]) if errors else SUCCESS
+
+
+#: The library's advice when the top "folder" is a file: right for ``get -r``, not for ``ls``.
+GET_ADVICE = " (use get without -r)"
+
+
+def _ls_line(subject: str, text: str) -> None:
+    """``ls -r URL-of-a-file`` said "is a file, not a folder (use get without -r)": advice
+    for another command. ls says what it found, as plain ``ls`` of a file does."""
+    _line(subject, text.removesuffix(GET_ADVICE))
 
 
 def print_entries(entries: list[TreeEntry], args: argparse.Namespace) -> None:

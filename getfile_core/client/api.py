@@ -25,7 +25,14 @@ from getfile_core.address import Target
 from getfile_core.client.destination import Destination
 from getfile_core.client.get import download
 from getfile_core.client.listing import list_folder as _list_folder
-from getfile_core.client.state import FetchResult, Options, Phase, RetryNotice, TransferState
+from getfile_core.client.state import (
+    FetchResult,
+    Options,
+    Phase,
+    RateMeter,
+    RetryNotice,
+    TransferState,
+)
 from getfile_core.protocol import Entry
 
 __all__ = ["FetchResult", "Options", "Progress", "Target", "fetch", "list_folder"]
@@ -61,30 +68,6 @@ class Progress:
         if not self.total:
             return None if self.total is None else 1.0
         return min(self.done / self.total, 1.0)
-
-
-class RateMeter:
-    """Bytes per second over a sliding window of samples (a few seconds).
-
-    Fed the bytes *moved* by the current attempt, not the file's size on disk: a
-    resumed 1 GiB ``.part`` would otherwise read as 1 GiB arriving in one sample
-    (the app showed hundreds of MB/s and a wrong ETA for the first seconds). A
-    count that goes down (a new attempt) starts the window again.
-    """
-
-    def __init__(self, window: float = 3.0) -> None:
-        self.window = window
-        self.samples: deque[tuple[float, int]] = deque()
-
-    def sample(self, now: float, done: int) -> float:
-        if self.samples and done < self.samples[-1][1]:
-            self.samples.clear()
-        self.samples.append((now, done))
-        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
-            self.samples.popleft()
-        first_time, first_done = self.samples[0]
-        span = now - first_time
-        return (done - first_done) / span if span > 0 else 0.0
 
 
 class _Observer:

@@ -14,6 +14,7 @@ Format (ASCII, one item a line)::
     getfile-ranges 1
     size 104857600
     mtime 1732485600123456789        (or "-": the server sent none)
+    connections 4                    (how many it was started with; absent in old records)
     0 1048576                        (done: bytes [0, 1048576))
     2097152 3145728
 
@@ -40,25 +41,39 @@ MAGIC = "getfile-ranges 1"
 #: Far above what a download writes (a range per piece: a few hundred bytes).
 MAX_BYTES = 64 * 1024
 MAX_RANGES = 2048
+#: The most connections a record may name (``segments.MAX_CONNECTIONS`` bounds their use).
+MAX_NAMED_CONNECTIONS = 64
 
 
 class Record(FrozenValue):
     """What a segmented ``.part`` holds: which bytes of which file."""
 
-    _fields = ("size", "mtime_ns", "done")
+    _fields = ("size", "mtime_ns", "done", "connections")
     __slots__ = _fields
     size: int
     mtime_ns: int | None
     done: tuple[tuple[int, int], ...]
+    #: Connections the download was started with, so that a plain ``--resume`` goes on
+    #: as fast as it began; ``None`` in a record written before it was kept.
+    connections: int | None
 
-    def __init__(self, size: int, mtime_ns: int | None, done: tuple[tuple[int, int], ...]) -> None:
+    def __init__(
+        self,
+        size: int,
+        mtime_ns: int | None,
+        done: tuple[tuple[int, int], ...],
+        connections: int | None = None,
+    ) -> None:
         init_field(self, "size", size)
         init_field(self, "mtime_ns", mtime_ns)
         init_field(self, "done", done)
+        init_field(self, "connections", connections)
 
     def encode(self) -> bytes:
         mtime = "-" if self.mtime_ns is None else str(self.mtime_ns)
         lines = [MAGIC, f"size {self.size}", f"mtime {mtime}"]
+        if self.connections is not None:
+            lines.append(f"connections {self.connections}")
         lines += [f"{a} {b}" for a, b in self.done[:MAX_RANGES]]
         return ("\n".join(lines) + "\n").encode("ascii")
 
@@ -84,10 +99,17 @@ def decode(data: bytes, shown: str) -> Record:
     lines = lines[:-1]
     size = _number(lines[1], "size", bad)
     mtime_ns = None if lines[2] == "mtime -" else _number(lines[2], "mtime", bad)
-    if len(lines) - 3 > MAX_RANGES:
+    first = 3
+    connections = None
+    if len(lines) > 3 and lines[3].startswith("connections "):
+        connections = _number(lines[3], "connections", bad)
+        if not 1 <= connections <= MAX_NAMED_CONNECTIONS:
+            raise bad(f"connections not within 1-{MAX_NAMED_CONNECTIONS}")
+        first = 4
+    if len(lines) - first > MAX_RANGES:
         raise bad(f"more than {MAX_RANGES} ranges")
     done: list[tuple[int, int]] = []
-    for number, line in enumerate(lines[3:], start=4):
+    for number, line in enumerate(lines[first:], start=first + 1):
         parts = line.split(" ")
         if len(parts) != 2 or not all(p.isdigit() and p.isascii() and len(p) <= 19 for p in parts):
             raise bad(f"line {number}")
@@ -95,7 +117,7 @@ def decode(data: bytes, shown: str) -> Record:
         if not a < b <= size or (done and a <= done[-1][1]):
             raise bad(f"line {number}: range out of order or outside the file")
         done.append((a, b))
-    return Record(size, mtime_ns, tuple(done))
+    return Record(size, mtime_ns, tuple(done), connections)
 
 
 def _number(line: str, name: str, bad: Callable[[str], BadRecord]) -> int:

@@ -91,12 +91,29 @@ MiB = 1024 * 1024
 MIN_SEGMENTED = 4 * MiB
 #: Most connections one download opens (per download, all sources together).
 MAX_CONNECTIONS = 32
+#: A record from before records named their connections: at most this many to continue it.
+OLD_RECORD_CONNECTIONS = 8
 #: How often the supervisor samples progress, hashes what is in order, and
 #: notices a cancel; the ranges record is rewritten every ``SAVE_EVERY``.
 TICK = 0.1
 SAVE_EVERY = 1.0
 #: Longest wait, after a stop, for a connection's thread to end before the ``.part`` is cut.
 STOP_WAIT = 5.0
+
+
+def resume_count(record: ranges.Record, size: int, mtime_ns: int | None) -> int:
+    """Connections to continue ``record`` on: one per unfinished range, up to the count it was
+    started with (``OLD_RECORD_CONNECTIONS`` if it does not say); all of them for a remote
+    file that changed (it starts again)."""
+    most = min(MAX_CONNECTIONS, record.connections or OLD_RECORD_CONNECTIONS)
+    if record.size != size or record.mtime_ns != mtime_ns:
+        return most
+    holes, end = 0, 0
+    for start, stop in record.done:
+        holes += start > end
+        end = stop
+    holes += end < size
+    return max(1, min(most, holes))
 
 
 def wants_segments(options: Options, destination: Destination) -> bool:
@@ -123,6 +140,8 @@ class SegmentedDownload:
         self.record_name = destination.part_name + ranges.SUFFIX
         self.crew: Crew | None = None
         self._saved: ranges.Record | None = None
+        #: The connections this download was started with, kept in its record.
+        self._started_with: int | None = None
         self._threads: list[threading.Thread] = []
         #: ``Options.expected``'s check, riding on the in-order hash (``_fresh_hasher``).
         self._check: DigestCheck | None = None
@@ -150,6 +169,12 @@ class SegmentedDownload:
             self.destination.close()
             raise
         count = min(MAX_CONNECTIONS, max(self.options.segments, len(self.sources)))
+        if record is not None:
+            self._started_with = record.connections
+            if self.options.segments == 1 and self.options.resume_connections:
+                count = max(count, resume_count(record, head.size, head.mtime_ns))
+        if self._started_with is None:
+            self._started_with = count
         if sliced is None and head.size < MIN_SEGMENTED and record is None:
             if opening is None or not head.size:
                 if opening is not None:
@@ -384,7 +409,7 @@ class SegmentedDownload:
     def _save_record(self, crew: Crew) -> None:
         """Rewrite the ranges record, if the ranges changed since the last time."""
         done = tuple(crew.plan.done_ranges())
-        record = ranges.Record(crew.head.size, crew.head.mtime_ns, done)
+        record = ranges.Record(crew.head.size, crew.head.mtime_ns, done, self._started_with)
         if record != self._saved:
             ranges.save(self.destination.dir_fd, self.record_name, record)
             self._saved = record

@@ -10,6 +10,7 @@ from any thread, both ending a backoff or rate-limit wait at once.
 from __future__ import annotations
 
 import _thread
+import collections
 import contextlib
 import enum
 import socket
@@ -88,6 +89,7 @@ class Options(Value):
         "rate_limit",
         "expected",
         "segments",
+        "resume_connections",
         "mirrors",
         "on_remark",
         "known_servers",
@@ -117,6 +119,11 @@ class Options(Value):
     #: Connections for one file, each fetching byte ranges (``segments``); 1: one
     #: connection. Files under ``segments.MIN_SEGMENTED`` always use one.
     segments: int
+    #: Continuing a ranges record with ``segments`` 1: as many connections as it has
+    #: unfinished ranges, up to the count it was started with (a ``--resume`` of a
+    #: ``--segments 4`` part went on over one connection, 4x slower on a capped link).
+    #: False: ``segments`` as given (the CLI's explicit ``--segments``).
+    resume_connections: bool
     #: Other servers with the same file; ranges are spread over all of them.
     mirrors: tuple[Target, ...]
     #: Called in the transfer's thread with one line for a person: a mirror
@@ -139,6 +146,7 @@ class Options(Value):
         rate_limit: RateLimit | None = None,
         expected: ExpectedDigest | None = None,
         segments: int = 1,
+        resume_connections: bool = True,
         mirrors: tuple[Target, ...] = (),
         on_remark: Callable[[str], None] | None = None,
         known_servers: str | None = None,
@@ -154,6 +162,7 @@ class Options(Value):
         self.rate_limit = rate_limit
         self.expected = expected
         self.segments = segments
+        self.resume_connections = resume_connections
         self.mirrors = mirrors
         self.on_remark = on_remark
         self.known_servers = known_servers
@@ -292,6 +301,32 @@ class TransferState(Value):
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+class RateMeter:
+    """Bytes per second over a sliding window of samples (a few seconds).
+
+    Here, not in ``api``, so that ``get -r``'s bar has it without ``asyncio``.
+
+    Fed the bytes *moved* by the current attempt, not the file's size on disk: a
+    resumed 1 GiB ``.part`` would otherwise read as 1 GiB arriving in one sample
+    (the app showed hundreds of MB/s and a wrong ETA for the first seconds). A
+    count that goes down (a new attempt) starts the window again.
+    """
+
+    def __init__(self, window: float = 3.0) -> None:
+        self.window = window
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()
+
+    def sample(self, now: float, done: int) -> float:
+        if self.samples and done < self.samples[-1][1]:
+            self.samples.clear()
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+        first_time, first_done = self.samples[0]
+        span = now - first_time
+        return (done - first_done) / span if span > 0 else 0.0
 
 
 class FetchResult(FrozenValue):

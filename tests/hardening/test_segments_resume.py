@@ -142,8 +142,24 @@ def plant_part(dest: Path) -> None:
         (b"getfile-ranges 1\nsize -1\nmtime -\n", "bad size line"),
         (b"getfile-ranges 1\nsize 10\nmtime -\n\xff\xfe 1\n", "not ASCII"),
         (b"getfile-ranges 1\nsize 10\nmtime -\n" + b"0 1\n" * 40_000, "over 65536 bytes"),
+        (b"getfile-ranges 1\nsize 10\nmtime -\nconnections 0\n0 4\n", "connections not"),
+        (b"getfile-ranges 1\nsize 10\nmtime -\nconnections 9999\n", "connections not"),
+        (b"getfile-ranges 1\nsize 10\nmtime -\nconnections -4\n", "bad connections"),
+        (b"getfile-ranges 1\nsize 10\nmtime -\n0 4\nconnections 4\n", "line 5"),
     ],
-    ids=["garbage", "backwards", "overlapping", "outside", "size", "not-ascii", "huge"],
+    ids=[
+        "garbage",
+        "backwards",
+        "overlapping",
+        "outside",
+        "size",
+        "not-ascii",
+        "huge",
+        "no-connections",
+        "many-connections",
+        "negative-connections",
+        "connections-last",
+    ],
 )
 def test_a_corrupt_record_is_refused_with_one_line(
     served: tuple[int, Path, str], dest: Path, content: bytes, words: str

@@ -192,6 +192,13 @@ def test_a_file_url_is_one_line(served: ServeProcess, out: Path) -> None:
     assert err.count("\n") == 1 and "use get without -r" in err
 
 
+@pytest.mark.parametrize("flags", [["-r"], ["-l"], ["-r", "-h", "--json"]])
+def test_ls_of_a_file_gives_no_advice_for_get(served: ServeProcess, flags: list[str]) -> None:
+    done = run_cli("ls", *flags, served.url("photos/zero"))
+    assert done.returncode == 5
+    assert done.stderr == "getfile: photos/zero: is a file, not a folder\n"
+
+
 def test_ls_recursive_long_and_json(served: ServeProcess, remote: Path) -> None:
     done = run_cli("ls", "-r", "--json", served.url("photos"))
     assert done.returncode == 0, done.stderr

@@ -144,6 +144,9 @@ class LinkStats:
     bytes_up: int = 0
     #: ``time.monotonic()`` when the first connection was accepted (None: none yet).
     first_connected: float | None = None
+    #: Connections open now, and the most that were open at once.
+    open: int = 0
+    most_at_once: int = 0
 
 
 class _Pacer:
@@ -404,6 +407,8 @@ class LinkEmulator:
         assert task is not None
         self._tasks.add(task)
         self._stats.connections += 1
+        self._stats.open += 1
+        self._stats.most_at_once = max(self._stats.most_at_once, self._stats.open)
         if self._stats.first_connected is None:
             self._stats.first_connected = time.monotonic()
         upstream: asyncio.StreamWriter | None = None
@@ -419,6 +424,7 @@ class LinkEmulator:
         except (OSError, TimeoutError, asyncio.CancelledError):
             pass
         finally:
+            self._stats.open -= 1
             self._tasks.discard(task)
             for end in (client, upstream):
                 if end is None or end.transport.is_closing():
