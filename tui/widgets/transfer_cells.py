@@ -25,6 +25,10 @@ FIXED_COLUMNS = (11 + 1) + (17 + 1) + (10 + 1) + 7 + 2
 NARROW = 72
 #: The bar's least useful width (6 cells of bar and a percentage).
 BAR_MIN = 11
+#: Cells of a grouped row's name kept however narrow the column: its ``+ `` and three
+#: letters. At 80 columns with a scrollbar Name has 13, and ``+ usr-share-doc 3000/3000``
+#: showed as ``+ … 3000/3000``: a row of counts with no name.
+NAME_KEPT = 5
 
 COLUMNS = (  # (class, heading)
     ("name", "Name"),
@@ -56,15 +60,21 @@ def fit_name(name: str, room: int, tail: str = "") -> str:
     and a Rename's ``(1)`` are (``medium…1).iso``, ``debian-…nst.iso``).
 
     At 80 columns Name has 13-15: ``+ usr-share-doc 806/5230`` lost its count to the
-    cell's own ellipsis (``+ usr-share-do…``), the one number that moves.
+    cell's own ellipsis (``+ usr-share-do…``), the one number that moves. Where the
+    whole tail leaves the name fewer than ``NAME_KEPT`` cells, the tail's total gives
+    way first (``+ usr-s… 3000``): the count that moves stays, and so does a name.
     """
     if cell_len(name + tail) <= room:
         return name + tail
     if tail:
-        keep = room - cell_len(tail) - 1
-        if keep < 1:  # no room even for the tail: its start, cut
-            return set_cell_size(name + tail, max(room - 1, 0)) + "…"
-        return set_cell_size(name, keep) + "…" + tail
+        for shown in dict.fromkeys((tail, tail.split("/")[0])):  # whole, then without total
+            if cell_len(name + shown) <= room:
+                return name + shown
+            keep = room - cell_len(shown) - 1
+            if keep >= NAME_KEPT:
+                return set_cell_size(name, keep) + "…" + shown
+        # no room even for that: its start, cut
+        return set_cell_size(name + tail, max(room - 1, 0)) + "…"
     if room < 2:
         return "…"[:room]
     end = (room - 1) // 2

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from tui import format as fmt
 from tui.text import retry_words
-from tui.transfers import State, Transfer
+from tui.transfers import State, Transfer, measured_rate
 
 
 def short_reason(reason: str) -> str:
@@ -75,6 +75,8 @@ class Numbers:
 
 
 NO_NUMBERS = Numbers(None, "", "", "")
+#: The Rate of a finished row that moved too little to measure one.
+NO_RATE = "—"
 
 
 def retry_numbers(transfer: Transfer, now: float) -> tuple[str, str]:
@@ -118,6 +120,15 @@ def numbers(transfer: Transfer, now: float, tick: Callable[[], int]) -> Numbers:
         return Numbers(bar, done, short_reason(transfer.error), "")
     if state is State.RETRYING:  # the bar stays too; the countdown and the attempt
         return Numbers(bar, done, *retry_numbers(transfer, now))
+    if state is State.DONE:
+        return Numbers(bar, done, finished_rate(transfer), "")
     running = state in (State.CONNECTING, State.DOWNLOADING, State.VERIFYING)
-    rate = fmt.rate(transfer.rate) if running or state is State.DONE else ""
+    rate = fmt.rate(transfer.rate) if running else ""
     return Numbers(bar, done, rate, fmt.duration(transfer.eta) if running else "")
+
+
+def finished_rate(transfer: Transfer) -> str:
+    """A finished row's average rate, or ``NO_RATE`` when too little moved, or too
+    quickly, to measure one (``measured_rate``: under 64 KiB or 0.2 s)."""
+    rate = measured_rate(transfer.progress)
+    return NO_RATE if rate is None else fmt.rate(rate)
