@@ -10,29 +10,25 @@ reads as one straight line: form → controller → ``getfile_core.fetch`` →
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import os
-import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from textual import events, work
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.screen import Screen
 from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import Worker
 
-from getfile_core import DEFAULT_PORT, format_address
+from getfile_core import DEFAULT_PORT
 from tui.actions import ACTIONS, DIALOG_ACTIONS, OWN_ACTIONS, bindings, delegate, key_in_force
 from tui.away import AwayNotifier
 from tui.commands import app_commands, palette
 from tui.downloads import DownloadController
-from tui.groups import Connections
 from tui.history import HistoryStore
-from tui.launch import Launch, parse_args
+from tui.launch import Launch, parse_args, serve_web
 from tui.local_server import LocalServerLink
 from tui.messages import (
     LogLine,
@@ -44,41 +40,21 @@ from tui.messages import (
 )
 from tui.persist import QueueKeeper, SavedQueue
 from tui.places import Places
-from tui.process import ProcessHooks, end_process_after, leave_dead_terminal, terminal_gone
+from tui.process import ProcessHooks
+from tui.prompts import DialogPrompts
 from tui.queue_store import QueueStore
-from tui.screens.confirm_quit import ConfirmQuitScreen
-from tui.screens.connections import ConnectionsScreen
-from tui.screens.keys import KeysScreen
 from tui.screens.main_screen import MainScreen
-from tui.screens.overwrite import OverwriteScreen
-from tui.screens.token_prompt import TokenScreen
 from tui.settings import LoadedSettings, Settings, load_settings
-from tui.text import printable
+from tui.shutdown import HANG_UP_MARGIN, QUIT_TIMEOUT, Shutdown
+from tui.transfer_feed import TransferFeed
 from tui.transfer_tools import TransferTools
-from tui.transfers import Choice, Conflict, Transfer
+from tui.transfers import Transfer
+from tui.view_keys import LOG_TAB, SERVER_TAB, ViewKeys
 from tui.widgets.download_form import DownloadForm
 from tui.widgets.footer import QuietFooter
 from tui.widgets.log_pane import LogPane
 from tui.widgets.server_pane import ServerPane
 from tui.widgets.transfer_list import TransferList
-
-#: Bound on waiting for downloads and the server to wind down at quit.
-QUIT_TIMEOUT = 12.0
-#: After a hang-up, seconds beyond QUIT_TIMEOUT before the process ends regardless.
-HANG_UP_MARGIN = 3.0
-
-
-class DialogPrompts:
-    """The controller's questions, asked with the app's dialogs (from a worker)."""
-
-    def __init__(self, app: App[None]) -> None:
-        self.app = app
-
-    async def choose(self, conflict: Conflict, *, can_resume: bool) -> Choice:
-        return await self.app.push_screen_wait(OverwriteScreen(conflict, can_resume=can_resume))
-
-    async def token(self, where: str, *, wrong: bool) -> bytes | None:
-        return await self.app.push_screen_wait(TokenScreen(where, wrong=wrong))
 
 
 class GetfileApp(App[None]):
@@ -102,8 +78,10 @@ class GetfileApp(App[None]):
         self.loaded = settings
         self.settings = settings.settings if settings is not None else Settings()
         self.clock = clock
+        self.log_history: list[str] = []
         # The app's collaborators: each given what it needs (never the app itself).
-        self.downloads = DownloadController(DialogPrompts(self), self.post_message, self._spawn)
+        prompts = DialogPrompts(self.push_screen_wait)
+        self.downloads = DownloadController(prompts, self.post_message, self._spawn)
         keeper = QueueKeeper(queue) if queue is not None else None  # None: not kept (tests)
         self.saved_queue = SavedQueue(keeper, self.downloads, self._log)
         #: Recent servers and bookmarks (not kept without a store). The form starts with the last.
@@ -120,16 +98,46 @@ class GetfileApp(App[None]):
         )
         self.away = AwayNotifier(self.settings, write=self._write_to_terminal)
         self.process = ProcessHooks()
-        #: Set by ``main()`` only: a hang-up may then end the whole process (see
-        #: ``end_process_after``); an app run inside another program (tests) never does.
-        self.end_process_on_hang_up = False
-        self._quitting = False
-        self._hung_up = False
-        self._usable_keys = (False, False)
-        self.local_server = LocalServerLink(
-            lambda: self.form, lambda: self.server_pane, self.notify
+        self._wire_screen()
+
+    def _wire_screen(self) -> None:
+        """The collaborators that carry out what the screen's messages and keys ask."""
+        self.feed = TransferFeed(
+            self.downloads,
+            lambda: self.transfer_list,
+            self.away,
+            self.saved_queue,
+            self._log,
+            self.refresh_bindings,
         )
-        self.log_history: list[str] = []
+        self.view_keys = ViewKeys(
+            self.downloads,
+            lambda: self.form,
+            lambda: self.server_pane,
+            lambda: self.query_one(TabbedContent),
+            lambda: self.screen,
+            self.push_screen,
+            self.key_for,
+            self._log,
+            self.call_after_refresh,
+        )
+        self.local_server = LocalServerLink(
+            lambda: self.form,
+            lambda: self.server_pane,
+            self.notify,
+            log=self._log,
+            title=self._set_sub_title,
+            show_pane=self.view_keys.show_server,
+        )
+        self.shutdown = Shutdown(
+            self.downloads,
+            self.saved_queue,
+            lambda: self.server_pane,
+            self.push_screen,
+            self.run_worker,
+            lambda: self.workers,
+            self.exit,
+        )
 
     @property
     def transfers(self) -> dict[int, Transfer]:
@@ -143,6 +151,9 @@ class GetfileApp(App[None]):
 
     def _log(self, text: str, level: str = "info") -> None:
         self.log_pane.add(text, level)
+
+    def _set_sub_title(self, text: str) -> None:
+        self.sub_title = text
 
     def _write_to_terminal(self, sequence: str) -> None:
         if self._driver is not None:
@@ -166,10 +177,10 @@ class GetfileApp(App[None]):
         port = port or str(self.settings.port or DEFAULT_PORT)
         yield DownloadForm(host, port, launch.file, launch.dest, id="form")
         yield TransferList(id="transfers")
-        with TabbedContent(id="panes", initial="log-tab"):
-            with TabPane("Log", id="log-tab"):
+        with TabbedContent(id="panes", initial=LOG_TAB):
+            with TabPane("Log", id=LOG_TAB):
                 yield LogPane(clock=self.clock, history=self.log_history, id="log")
-            with TabPane("Server", id="server-tab"):
+            with TabPane("Server", id=SERVER_TAB):
                 yield ServerPane(
                     launch.serve or "", launch.serve_host, launch.serve_port, id="server"
                 )
@@ -178,8 +189,8 @@ class GetfileApp(App[None]):
     def on_mount(self) -> None:
         # The GIL's switch interval, signals (SIGCONT only where the terminal is the app's).
         self.process.install(
-            on_hang_up=self._hang_up,
-            own_terminal=self.end_process_on_hang_up,
+            on_hang_up=self.shutdown.hang_up,
+            own_terminal=self.shutdown.end_process,
             give_up_after=QUIT_TIMEOUT + HANG_UP_MARGIN,
         )
         # A blinking cursor repaints its field twice a second, forever: over SSH, idle
@@ -252,7 +263,7 @@ class GetfileApp(App[None]):
             return True if self.downloads.any_retryable else None
         return True
 
-    # ------------------------------------------------------------ downloads
+    # ------------------------------------------------------------ keys
 
     # The keys of ``tui.actions`` carried out by a collaborator: a table, not code.
     action_download = delegate("form", "submit")
@@ -269,19 +280,21 @@ class GetfileApp(App[None]):
     action_focus_form = delegate("form", "focus_first_gap")
     action_clear_log = delegate("log_pane", "clear")
     action_use_local_server = delegate("local_server", "use")
+    action_toggle_server = delegate("local_server", "toggle")
     action_toggle_group = delegate("transfer_list", "toggle_group")
+    action_clear_finished = delegate("feed", "clear_finished")
+    action_connections = delegate("view_keys", "connections")
+    action_browse = delegate("view_keys", "browse")
+    action_switch_pane = delegate("view_keys", "switch_pane")
+    action_toggle_keys = delegate("view_keys", "toggle_keys")
+    action_quit = delegate("shutdown", "quit")
 
-    def action_connections(self) -> None:
-        """Segments and mirrors for the next downloads from the form (a dialog)."""
-        form = self.form
-        current = form.connections or Connections(self.downloads.segments)
+    def action_next_theme(self) -> None:
+        names = sorted(self.available_themes)
+        self.theme = names[(names.index(self.theme) + 1) % len(names)]
+        self.notify(f"Theme: {self.theme}", timeout=2)
 
-        def chosen(answer: Connections | None) -> None:
-            if answer is not None:
-                form.set_connections(answer)
-                self.log_pane.add(f"next downloads: {answer.describe() or 'one connection'}")
-
-        self.push_screen(ConnectionsScreen(current), chosen)
+    # ------------------------------------------------------------ messages: routed, not handled
 
     def on_download_form_submitted(self, message: DownloadForm.Submitted) -> None:
         target = message.request.target
@@ -295,156 +308,32 @@ class GetfileApp(App[None]):
         )
         self.places.remember(request.server.host, request.server.port)
 
-    async def action_clear_finished(self) -> None:
-        """Drop done, failed and cancelled rows: from the list and from the saved history."""
-        gone = self.downloads.clear_finished()
-        await self.transfer_list.remove_transfers({t.id for t in gone})
-        self.saved_queue.save()
-        self.log_pane.add(f"cleared {len(gone)} finished download(s)")
-        self._refresh_keys()
+    def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:
+        self.view_keys.browse()
 
     def on_transfer_added(self, message: TransferAdded) -> None:
-        # The row mounts while the download starts: the bytes need not wait for the screen.
-        # The user's new download becomes the selected row (ctrl+x / ctrl+r act on it);
-        # rows restored from the saved queue leave the selection where it is.
-        self.transfer_list.add(message.transfer, select=not message.restored)
-        self.away.began(message.transfer)
-        self._refresh_keys()
-        self.saved_queue.changed()
+        self.feed.added(message.transfer, restored=message.restored)
 
     def on_transfer_changed(self, message: TransferChanged) -> None:
-        self.away.changed(message.transfer)
-        self.transfer_list.refresh_transfer(message.transfer)
-        self._refresh_keys()
-        self.saved_queue.changed()
+        self.feed.changed(message.transfer)
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
-        self.transfer_list.refresh_transfer(message.transfer)
+        self.feed.progress(message.transfer)
 
     def on_log_line(self, message: LogLine) -> None:
         self.log_pane.add(message.text, message.level)
 
-    def _refresh_keys(self) -> None:
-        """Re-dim footer keys, only when that changes anything (the footer rebuilds itself)."""
-        usable = (self.downloads.any_active, self.downloads.any_retryable)
-        if usable != self._usable_keys:
-            self._usable_keys = usable
-            self.refresh_bindings()
-            self.transfer_list.enable_actions(cancel=usable[0], retry=usable[1])
-
-    # ------------------------------------------------------------ the server's listing
-
-    def action_browse(self) -> None:
-        self.form.browse(self.downloads.tokens)  # a token typed there serves the downloads
-
-    def on_download_form_browse(self, _message: DownloadForm.Browse) -> None:
-        self.action_browse()
-
-    # ------------------------------------------------------------ server
-
-    def action_toggle_server(self) -> None:
-        if not self.server_pane.toggle_asking_first():
-            self.query_one(TabbedContent).active = "server-tab"
-
     def on_server_started(self, message: ServerStarted) -> None:
-        where = ", ".join(format_address(h, p) for h, p in message.addresses)
-        # The address first: at 80 columns the title keeps the port and cuts the folder.
-        self.sub_title = printable(f"serving on {where} · {message.root}")
-        self.log_pane.add(f"local server: serving {message.root} on {where}", "ok")
-        self.local_server.started()
+        self.local_server.started(message)
 
     def on_server_stopped(self, message: ServerStopped) -> None:
-        self.sub_title = ""
-        if message.error:
-            self.log_pane.add(message.error, "error")
-            self.query_one(TabbedContent).active = "server-tab"
-        else:
-            self.log_pane.add("local server stopped")
-
-    # ------------------------------------------------------------ panes, terminal, theme, keys
-
-    def action_switch_pane(self) -> None:
-        """Show the other pane; the focus goes along (to the server's first field, or back
-        to the form), so the keys typed next act where the eyes are."""
-        panes = self.query_one(TabbedContent)
-        panes.active = "server-tab" if panes.active == "log-tab" else "log-tab"
-        if panes.active == "server-tab":
-            self.call_after_refresh(self.server_pane.focus_first)
-        else:
-            self.form.focus_first_gap()
+        self.local_server.stopped(message)
 
     def on_app_blur(self, _event: events.AppBlur) -> None:
         self.away.in_background = True
 
     def on_app_focus(self, _event: events.AppFocus) -> None:
         self.away.in_background = False
-
-    def action_next_theme(self) -> None:
-        names = sorted(self.available_themes)
-        self.theme = names[(names.index(self.theme) + 1) % len(names)]
-        self.notify(f"Theme: {self.theme}", timeout=2)
-
-    def action_toggle_keys(self) -> None:
-        if isinstance(self.screen, KeysScreen):
-            self.screen.dismiss()
-            return
-        keys = [(self.key_for(a.id), a.help) for a in ACTIONS if a.key]
-        self.push_screen(KeysScreen(keys))
-
-    # ------------------------------------------------------------ quit
-
-    async def action_quit(self) -> None:
-        running = sum(1 for t in self.downloads.transfers.values() if t.active)
-        if running and not self._quitting:
-            self.push_screen(ConfirmQuitScreen(running), lambda yes: yes and self._quit_now())
-        else:
-            self._quit_now()
-
-    def _hang_up(self) -> None:
-        if self._hung_up:  # SIGHUP and SIGTERM, or the terminal watch's SIGHUP after one
-            return
-        self._hung_up = True
-        if self.end_process_on_hang_up and terminal_gone():
-            leave_dead_terminal()  # before the writer thread dies on EIO (process.py)
-        self.saved_queue.freeze()
-        self._quitting = True
-        self._quit_now()
-        if self.end_process_on_hang_up:
-            end_process_after(QUIT_TIMEOUT + HANG_UP_MARGIN)
-
-    @work(group="quit", exclusive=True, exit_on_error=False)
-    async def _quit_now(self) -> None:
-        """Cancel downloads (their .part files stay), stop the server, then exit; bounded."""
-        self._quitting = True
-        self.saved_queue.freeze()  # running ones stay "unfinished": the next start resumes them
-        try:
-            self.downloads.cancel_all()
-            downloads = [w for w in self.workers if w.group == "downloads" and not w.is_finished]
-            await settle(downloads, QUIT_TIMEOUT)
-            with contextlib.suppress(TimeoutError):
-                await self.server_pane.stop_and_wait()
-        finally:
-            self.saved_queue.close()
-            self.exit()
-
-
-async def settle(workers: Iterable[Worker[object]], timeout: float) -> None:
-    """Wait (bounded) until ``workers`` are finished, however they end."""
-    waits = [worker.wait() for worker in workers]
-    if waits:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout)
-
-
-def serve_web(launch: Launch) -> int:
-    """``--web``: textual-serve runs one app per browser tab, with the same arguments."""
-    import shlex
-
-    from textual_serve.server import Server
-
-    command = shlex.join([sys.executable, "-m", "tui", *launch.app_argv])
-    Server(command, host=launch.web_host, port=launch.web_port, title="getfile").serve()
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -458,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not launch.port and launch.host:
         launch = dataclasses.replace(launch, port=str(settings.settings.port))
     app = GetfileApp(launch, queue=QueueStore(), settings=settings, history=HistoryStore())
-    app.end_process_on_hang_up = True  # the process is the app's own (never a test runner's)
+    app.shutdown.end_process = True  # the process is the app's own (never a test runner's)
     app.run()
     return 0
 

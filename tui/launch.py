@@ -1,4 +1,5 @@
-"""The command line of ``getfile-tui``: what the form and the server pane start with."""
+"""The command line of ``getfile-tui``: what the form and the server pane start with, and
+``--web``, which serves the app to a browser instead of drawing it here."""
 
 from __future__ import annotations
 
@@ -153,3 +154,14 @@ def without_web_flags(argv: list[str]) -> list[str]:
         else:
             kept.append(arg)
     return kept
+
+
+def serve_web(launch: Launch) -> int:
+    """``--web``: textual-serve runs one app per browser tab, with the same arguments."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    command = shlex.join([sys.executable, "-m", "tui", *launch.app_argv])
+    Server(command, host=launch.web_host, port=launch.web_port, title="getfile").serve()
+    return 0

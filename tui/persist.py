@@ -25,7 +25,7 @@ from tui.downloads import DownloadController
 from tui.group_runs import group_label
 from tui.groups import Connections, Group
 from tui.queue_store import FINISHED, QueuedTransfer, QueueStore, SavedGroup, SavedState
-from tui.transfers import ACTIVE_STATES, State, Transfer
+from tui.transfers import ACTIVE_STATES, State, Transfer, measured_rate
 
 SAVED_STATE = {State.DONE: SavedState.DONE, State.FAILED: SavedState.FAILED}
 
@@ -37,11 +37,11 @@ def saved_state(transfer: Transfer) -> SavedState:
 
 
 def finished_rate(transfer: Transfer) -> float | None:
-    """The average rate a finished row shows, kept so that it shows it after a restart."""
-    progress = transfer.progress
-    if transfer.state is not State.DONE or progress is None or progress.rate < 1:
+    """The average rate a finished row shows, kept so that it shows it after a restart
+    (None when it shows none: ``measured_rate``)."""
+    if transfer.state is not State.DONE:
         return None
-    return progress.rate
+    return measured_rate(transfer.progress)
 
 
 @dataclass

@@ -20,6 +20,11 @@ from tui.limits import RateLimit
 _ids = itertools.count(1)
 #: Seconds of downloading snapshots the shown rate is measured over.
 RATE_WINDOW = 3.0
+#: A finished transfer's average rate says something only over at least this many bytes
+#: moved and this many seconds: a 109 B file that came in one read "ran at 15.5 KiB/s",
+#: a number made of a system call's timing, not of the link.
+MEASURED_BYTES = 64 * 1024
+MEASURED_SECONDS = 0.2
 
 
 #: Where a transfer is: the client's own ``Phase`` (queued, connecting, waiting,
@@ -42,6 +47,15 @@ ACTIVE_STATES = frozenset(
 #: only the outcome of ``fetch`` says those).
 PROGRESS_STATES = ACTIVE_STATES - {State.QUEUED}
 RETRYABLE_STATES = frozenset({State.FAILED, State.CANCELLED})
+
+
+def measured_rate(progress: Progress | None) -> float | None:
+    """A finished transfer's average rate, or None when too little moved, or too quickly,
+    for it to mean anything. What moved is ``rate * elapsed``: a resume's fresh bytes, a
+    tree's bytes over the network (files found identical move none)."""
+    if progress is None or progress.rate <= 0 or progress.elapsed < MEASURED_SECONDS:
+        return None
+    return progress.rate if progress.rate * progress.elapsed >= MEASURED_BYTES else None
 
 
 class Choice(StrEnum):
@@ -284,7 +298,10 @@ class Transfer:
             received = size if size is not None else received
         if received or size is not None:
             average = rate if rate is not None and self._state is State.DONE else 0.0
-            self.progress = Progress(self._state, received, size, average, 0.0, False)
+            # The seconds its average was measured over, as far as the queue knows (it keeps
+            # only rates that were measured: ``measured_rate`` holds again after a restart).
+            elapsed = received / average if average > 0 else 0.0
+            self.progress = Progress(self._state, received, size, average, elapsed, False)
 
     def claim(self) -> bool:
         """Take a failed or cancelled transfer for a retry; ``False`` if it is not one

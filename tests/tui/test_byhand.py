@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Label, OptionList
 
+from getfile_core import ServerLimits
 from tests.support import CuttingProxy, Plan
 from tests.support.servers import running_server
 from tests.support.tui import make_app, pilot_wait_until
@@ -153,12 +154,14 @@ async def test_a_finished_row_redraws_its_bar_when_the_terminal_grows(
 
 async def test_a_restored_finished_row_shows_its_rate(tmp_path: Path, dest: Path) -> None:
     """A finished row showed its average rate, and none after a restart (the queue did
-    not keep it): the lead's leftover from the last session."""
+    not keep it): the lead's leftover from the last session. The server sends 4 MiB/s,
+    so the 2 MiB take long enough (0.5 s) for a rate to be measured at all (under 0.2 s a
+    row shows none: ``tui.transfers.measured_rate``)."""
     top = tmp_path / "served"
     top.mkdir()
     (top / "two.bin").write_bytes(os.urandom(2 * 1024 * 1024))
     state = tmp_path / "state"
-    async with running_server(top) as server:
+    async with running_server(top, limits=ServerLimits(grace=2, rate=4 * 1024 * 1024)) as server:
         launch = Launch(host="127.0.0.1", port=str(server.port_bound), file="two.bin",
                         dest=str(dest))  # fmt: skip
         first = GetfileApp(launch, queue=QueueStore(state))

@@ -116,7 +116,8 @@ async def test_selection_downloads_as_one_group_that_expands(tree: Path, dest: P
             row = app.transfer_list.row(transfer.id)
             assert row is not None
             assert str(row.cell("name").content) == "+ 2 items 4/4"
-            assert str(row.cell("rate").content).endswith("/s")  # the average, once done
+            # Once done, the average rate; 20 bytes are too few to measure one: "—".
+            assert str(row.cell("rate").content) == "—"
             app.transfer_list.select(row)
             await pilot.press("right")  # expand: its files under the row
             await pilot_wait_until(pilot, lambda: bool(app.transfer_list.query(GroupFiles)))

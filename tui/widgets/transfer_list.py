@@ -1,202 +1,46 @@
 """The live list of downloads: one focusable row per transfer; it only displays them
 (a ``Transfer`` changes itself; the app asks a row to redraw).
 
-Each row is a handful of fixed-width cells, and a cell is redrawn only when
-its text changes. A steady download therefore repaints a few dozen
-characters a few times a second, instead of the whole table: what matters
-when every byte drawn crosses an SSH link.
+The pieces live apart: the cells and their widths (``transfer_cells``), what a
+row says about its transfer as plain strings (``transfer_view``), and the files
+under an expanded grouped row (``group_files``). Here: the row, which puts those
+strings in its cells, and the list, which orders, selects and sizes the rows.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
 
-from rich.cells import cell_len, set_cell_size
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Label
 
-from tui import format as fmt
 from tui.limits import describe_limit
-from tui.text import printable, retry_words
 from tui.transfers import State, Transfer
-
-BAR_WIDTH = 6
-#: Fixed widths (with their one-column gaps) of state, bytes, rate and ETA, plus the gaps
-#: after Name and the bar.
-FIXED_COLUMNS = (11 + 1) + (17 + 1) + (10 + 1) + 7 + 2
-#: Below this inner width, rate and ETA give their room to the name and the bar.
-NARROW = 72
-#: The bar's least useful width (6 cells of bar and a percentage).
-BAR_MIN = 11
-
-
-def name_width(inner: int) -> int:
-    """The Name column for a list ``inner`` columns wide; the bar takes the rest.
-
-    Narrow, the bar keeps its 11 columns and the name the rest (at least 12);
-    wide, the name takes a third (at most 60). At 80 columns (76 inside) that is
-    Name 15, bar 11; at 200, Name 48 and a bar of 98 (the bar had 6 and the name
-    136); at 60, rate and ETA go and Name keeps 14.
-    """
-    free = inner - FIXED_COLUMNS + (19 if inner < NARROW else 0)
-    wanted = free - BAR_MIN if free < 3 * BAR_MIN + 12 else free // 3
-    return max(12, min(60, wanted))
-
-
-def short_reason(reason: str) -> str:
-    """A word or two for a failed row; the log has the whole reason."""
-    text = reason.lower()
-    for needles, word in (
-        (("closed", "reset", "lost", "broken pipe", "eof"), "link lost"),
-        (("timed out", "timeout", "stall", "silent"), "timed out"),
-        (("digest", "checksum", "mismatch"), "bad digest"),
-        (("no space", "disk full", "quota"), "disk full"),
-        (("permission", "forbidden", "denied"), "forbidden"),
-        (("no such file", "not found", "404"), "not found"),
-        (("refused",), "refused"),
-    ):
-        if any(needle in text for needle in needles):
-            return word
-    return "error"
-
-
-COLUMNS = (  # (class, heading)
-    ("name", "Name"),
-    ("state", "State"),
-    ("bar", "Progress"),
-    ("bytes", "Done/Total"),
-    ("rate", "Rate"),
-    ("eta", "ETA"),
+from tui.widgets.group_files import GroupFiles
+from tui.widgets.transfer_cells import (
+    COLUMNS,
+    NARROW,
+    BarCell,
+    Cell,
+    NameCell,
+    fit_name,
+    name_width,
 )
+from tui.widgets.transfer_view import numbers, row_words, short_reason, state_words
 
-
-class Cell(Static):
-    """A fixed-size text cell that repaints only itself, and only on change.
-
-    Names and reasons come from servers: a cell shows printable plain text,
-    never markup (``[@click=app.quit]x.txt`` is a name, not a link).
-    """
-
-    def __init__(self, classes: str) -> None:
-        super().__init__("", classes=classes, markup=False)
-        self._text = ""
-
-    def set(self, text: str) -> None:
-        text = printable(text)
-        if text != self._text:
-            self._text = text
-            self.update(Content(text), layout=False)
-
-
-def fit_name(name: str, room: int, tail: str = "") -> str:
-    """``name`` then ``tail`` in ``room`` columns. With a ``tail`` (a grouped row's
-    `` 806/5230``) the tail stays whole and the name gives way at its end; a file name
-    alone gives way in its middle, keeping its start and its end, where the extension
-    and a Rename's ``(1)`` are (``medium…1).iso``, ``debian-…nst.iso``).
-
-    At 80 columns Name has 13-15: ``+ usr-share-doc 806/5230`` lost its count to the
-    cell's own ellipsis (``+ usr-share-do…``), the one number that moves.
-    """
-    if cell_len(name + tail) <= room:
-        return name + tail
-    if tail:
-        keep = room - cell_len(tail) - 1
-        if keep < 1:  # no room even for the tail: its start, cut
-            return set_cell_size(name + tail, max(room - 1, 0)) + "…"
-        return set_cell_size(name, keep) + "…" + tail
-    if room < 2:
-        return "…"[:room]
-    end = (room - 1) // 2
-    ending = name[-end:] if end else ""
-    while cell_len(ending) > end:  # wide characters: fewer of them
-        ending = ending[1:]
-    return set_cell_size(name, room - 1 - cell_len(ending)) + "…" + ending
-
-
-class NameCell(Cell):
-    """The Name cell: fitted to its width by ``fit_name`` (again when that width changes)."""
-
-    def __init__(self, classes: str) -> None:
-        super().__init__(classes)
-        self._parts = ("", "")
-
-    @property
-    def full_text(self) -> str:
-        """The whole name (and tail), before it is fitted to the cell."""
-        return "".join(self._parts)
-
-    def set_name(self, name: str, tail: str = "") -> None:
-        self._parts = (printable(name), printable(tail))
-        self._fit()
-
-    def _fit(self) -> None:
-        name, tail = self._parts
-        room = self.size.width
-        self.set(fit_name(name, room, tail) if room > 0 else name + tail)
-
-    def on_resize(self, _event: events.Resize) -> None:
-        self._fit()
-
-
-class BarCell(Cell):
-    """The Progress cell: drawn for its own width, and drawn again when that changes.
-
-    A row drew its bar for the width the cell had when progress last came; a
-    finished row gets no more progress, so after a resize from 80x24 to 200x50
-    (Name grows from 15 to 48 columns) its bar kept the old length and was cut
-    to ``█████…`` without its ``100%``.
-    """
-
-    def __init__(self, classes: str) -> None:
-        super().__init__(classes)
-        self._draw: Callable[[int], str] | None = None
-
-    def draw(self, drawing: Callable[[int], str] | None) -> None:
-        """``drawing(width)``: the bar for ``width`` cells of bar; None: an empty cell."""
-        self._draw = drawing
-        self._fit()
-
-    def _fit(self) -> None:
-        width = self.size.width
-        bar_width = max(4, width - 5) if width else BAR_WIDTH
-        self.set(self._draw(bar_width) if self._draw is not None else "")
-
-    def on_resize(self, _event: events.Resize) -> None:
-        self._fit()
-
-
-def state_words(transfer: Transfer) -> str:
-    """The State cell: the state, or how many connections move bytes when more than one."""
-    progress = transfer.progress
-    connections = progress.connections if progress is not None else 0
-    if transfer.state is State.DOWNLOADING and connections > 1:
-        return f"dl {connections} conns"
-    return str(transfer.state)
-
-
-def tail(text: str, room: int) -> str:
-    """``text`` in at most ``room`` columns, its end kept (where a path says most)."""
-    return text if len(text) <= room else "…" + text[-(room - 1) :]
-
-
-class GroupFiles(Static):
-    """Under an expanded grouped row: its files in flight and the last ones done."""
-
-    def __init__(self, transfer_id: int) -> None:
-        super().__init__("", id=f"group-{transfer_id}", classes="group-files", markup=False)
-
-    def set_lines(self, lines: list[tuple[str, str]], width: int) -> None:
-        """One line per file, never wrapped: a deep path keeps its end (``…/x/name``)."""
-        room = max(8, width - 12)
-        shown = [f"    {word:<7} {tail(printable(path), room)}" for word, path in lines]
-        self.update(Content("\n".join(shown) or "    (no files yet)"), layout=True)
+__all__ = [  # the cells' and the view's names stay importable from here, as before
+    "GroupFiles",
+    "TransferList",
+    "TransferRow",
+    "fit_name",
+    "name_width",
+    "short_reason",
+    "state_words",
+]
 
 
 class TransferRow(Horizontal, can_focus=False):
@@ -235,21 +79,6 @@ class TransferRow(Horizontal, can_focus=False):
     def cell(self, name: str) -> Cell:
         return self.query_one(f".{name}", Cell)
 
-    def words(self) -> str:
-        """What the row says instead of its numbers: why it failed, when it retries (and
-        why), what it waits for; "" when the numbers say it all."""
-        transfer = self.transfer
-        if transfer.state is State.FAILED and not self._got_bytes():
-            return transfer.error
-        notice = transfer.retry
-        if transfer.state is State.RETRYING and notice is not None and not self._got_bytes():
-            left = math.ceil(transfer.retry_left(time.monotonic()))
-            reason = retry_words(notice.reason)
-            return f"retrying in {left} s ({notice.attempt}/{notice.attempts}): {reason}"
-        if transfer.state in (State.CONNECTING, State.WAITING) and transfer.note:
-            return transfer.note
-        return ""
-
     def show_files(self) -> None:
         """An expanded group lists its files under the row; collapsed, they go."""
         group = self.transfer.group
@@ -265,23 +94,9 @@ class TransferRow(Horizontal, can_focus=False):
             self._files.remove()
             self._files = None
 
-    def show_retry(self) -> None:
-        """A row that got bytes and waits to retry: ``retry 4 s`` and ``2/10`` in Rate and
-        ETA, the bar where it stopped. The whole row used to turn into "retrying in 4 s
-        (2/10): connection closed after 3124679 of 41943040 bytes (kept…", so through a
-        link that resets every few MB the bar vanished for a second every few seconds."""
-        notice = self.transfer.retry
-        if notice is None:
-            self.cell("rate").set("")
-            self.cell("eta").set("")
-            return
-        left = math.ceil(self.transfer.retry_left(time.monotonic()))
-        self.cell("rate").set(f"retry {left} s")
-        self.cell("eta").set(f"{notice.attempt}/{notice.attempts}")
-
-    def _got_bytes(self) -> bool:
-        progress = self.transfer.progress
-        return progress is not None and progress.done > 0
+    def _next_tick(self) -> int:
+        self._tick += 1
+        return self._tick
 
     def show(self) -> None:
         """Bring every cell up to date with the transfer (once mounted; then it catches up)."""
@@ -300,42 +115,17 @@ class TransferRow(Horizontal, can_focus=False):
         self.set_class(state is State.FAILED, "-failed")
         self.set_class(state is State.DONE, "-done")
         self.set_class(state is State.CANCELLED, "-cancelled")
-        words = self.words()
+        now = time.monotonic()
+        words = row_words(transfer, now)
         self.set_class(bool(words), "-words")  # the stylesheet swaps the numbers for the words
         if words:  # a reason, a countdown or what the client waits for, in place of the numbers
             self.cell("reason").set(words)
             return
-        progress = transfer.progress
-        if progress is None:
-            self.query_one(".bar", BarCell).draw(None)
-            for name in ("bytes", "rate", "eta"):
-                self.cell(name).set("")
-            return
-        fraction = 1.0 if state is State.DONE else progress.fraction
-        moving = state in (State.DOWNLOADING, State.VERIFYING)
-        retrying = state is State.RETRYING
-        bar = self.query_one(".bar", BarCell)
-        if moving and fraction is None:  # size unknown (legacy server): a block that moves
-            self._tick += 1
-            tick = self._tick
-            bar.draw(lambda width: fmt.bar(None, width, tick) + "  ?? ")
-        elif fraction is not None and (moving or transfer.done_or_stopped or retrying):
-            shown = fraction
-            bar.draw(lambda width: fmt.bar(shown, width) + " " + fmt.percent(shown))
-        else:
-            bar.draw(None)
-        started = progress.done > 0 or moving or state is State.DONE
-        self.cell("bytes").set(fmt.bytes_done(progress.done, progress.total) if started else "")
-        running = state in (State.CONNECTING, State.DOWNLOADING, State.VERIFYING)
-        if state is State.FAILED:  # the bar stays where it stopped; the log says why in full
-            self.cell("rate").set(short_reason(transfer.error))
-            self.cell("eta").set("")
-            return
-        if retrying:  # the bar stays too; the countdown and the attempt where the rate was
-            self.show_retry()
-            return
-        self.cell("rate").set(fmt.rate(transfer.rate) if running or state is State.DONE else "")
-        self.cell("eta").set(fmt.duration(transfer.eta) if running else "")
+        shown = numbers(transfer, now, self._next_tick)
+        self.query_one(".bar", BarCell).draw(shown.bar)
+        self.cell("bytes").set(shown.bytes)
+        self.cell("rate").set(shown.rate)
+        self.cell("eta").set(shown.eta)
 
 
 class TransferList(VerticalScroll, can_focus=False):
