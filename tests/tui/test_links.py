@@ -90,13 +90,15 @@ def row_words(app) -> str:  # type: ignore[no-untyped-def]
     return "" if row is None else str(row.cell("reason").content)
 
 
-async def test_a_reset_link_shows_a_retry_countdown_then_completes(
+async def test_a_cut_link_shows_a_retry_countdown_then_completes(
     server: FileServer, root: Path, dest: Path
 ) -> None:
+    """Closed, not reset: a reset makes the client's kernel drop what it had not handed
+    over yet, so where the bar stops would vary (it showed 8% once in ~8 runs)."""
     body = os.urandom(2 * 1024 * 1024)
     (root / "big.bin").write_bytes(body)
     proxy = await CuttingProxy(server.port_bound).start()
-    proxy.plans.append(Plan(cut_at=512 * 1024, reset=True))  # the first connection dies
+    proxy.plans.append(Plan(cut_at=512 * 1024, reset=False))  # the first connection dies
     try:
         app = make_app(host="127.0.0.1", port=proxy.port, file="big.bin", dest=dest)
         async with app.run_test(size=SIZE) as pilot:
