@@ -20,8 +20,9 @@ import collections
 import os
 import threading
 
-from getfile_core.client.destination import save_whole, write_failed
+from getfile_core.client.destination import write_failed
 from getfile_core.client.tree_local import LocalTree, Parts
+from getfile_core.client.tree_save import WholeSaver
 from getfile_core.errors import GetfileError, LocalFileError
 
 TYPE_CHECKING = False  # typing is not imported at run time (~2 ms of start-up)
@@ -43,6 +44,8 @@ class Saved(Protocol):
     """A small file the disk thread saves, and tells how it went."""
 
     parts: Parts
+    #: A ``NAME.getfile-part`` of this file may be on disk (this run wrote one, or saw one).
+    left_part: bool
 
     def saved(self, size: int) -> None: ...
 
@@ -118,6 +121,7 @@ class _Saver:
         self.writer = writer
         self.items: collections.deque[tuple[Saved, bytes, int | None]] = collections.deque()
         self.wake = threading.Condition(writer._lock)
+        self._whole = WholeSaver()
         self._folders: collections.OrderedDict[Parts, int] = collections.OrderedDict()
         self.thread = threading.Thread(target=self._run, daemon=True, name="getfile-disk")
         self.thread.start()
@@ -148,7 +152,11 @@ class _Saver:
         try:
             folder = self._folder(parts[:-1])
             shown = local.display(parts[:-1])
-            save_whole(folder, shown, parts[-1], body, mtime_ns, overwrite=overwrite)
+            # A folder this run made holds no part it did not write itself.
+            stale = job.left_part or not local.is_fresh(parts[:-1])
+            self._whole.save(
+                folder, shown, parts[-1], body, mtime_ns, overwrite=overwrite, stale_part=stale
+            )
         except GetfileError as error:
             job.give_up(error)
         except OSError as error:

@@ -15,6 +15,7 @@ from getfile_core.errors import GetfileError, LocalFileError
 class Job:
     def __init__(self, name: str, fail: bool = False) -> None:
         self.parts = ("sub", name)
+        self.left_part = False
         self.fail = fail
         self.outcome: list[str] = []
         self.done = threading.Event()
