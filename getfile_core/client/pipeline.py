@@ -303,18 +303,22 @@ class JobQueue:
             self.failure = self.failure or failure
             self._lock.notify_all()
 
-    def take_small(self) -> Job | None:
-        """The loop's next job, listings first; ``None`` when it has none (never waits)."""
+    def take_small(self, *, listings: bool = True) -> Job | None:
+        """The loop's next job, listings first (none: ``listings`` false); ``None`` when it
+        has none (never waits)."""
         with self._lock:
             if self.stopped:
                 return None
-            for lane in (Lane.LIST, Lane.SMALL):
+            for lane in (Lane.LIST, Lane.SMALL) if listings else (Lane.SMALL,):
                 if self._lanes[lane]:
                     return self._lanes[lane].popleft()
             return None
 
     def has_small(self) -> bool:
         return bool(self._lanes[Lane.LIST] or self._lanes[Lane.SMALL]) and not self.stopped
+
+    def has_listings(self) -> bool:
+        return bool(self._lanes[Lane.LIST]) and not self.stopped
 
     def take(self, *, wait: bool, timeout: float | None = None) -> Job | None:
         """The next big job; ``None``: the tree is finished, or (no ``wait``) none is queued.

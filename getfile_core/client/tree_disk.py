@@ -6,9 +6,11 @@ found by scanning past the inodes freed in the last minute, ~100-180 us a
 file right after a previous copy was deleted (``perf``: ``recently_deleted``
 in ``find_inode_bit``); rsync's receiver pays the same. The system call
 releases the GIL, so here it runs beside the thread that reads, parses and
-hashes the next answers instead of after it, and on ``THREADS`` threads,
-so both cores can pay it. Each folder belongs to one thread (by its path's
-hash): two threads creating in one folder wait on its lock.
+hashes the next answers instead of after it, and on ``THREADS`` threads
+taking files in turn, so both cores can pay it: 2000 x 4 KiB, median of 10
+interleaved runs against rsync's daemon, 1.12 x with one thread, 1.00 x
+with two (``O_TMPFILE`` saves: they allocate the inode without the folder's
+lock, so two threads scan at once even in one folder).
 
 Bodies wait in memory, at most ``MAX_WAITING`` bytes in all: the network
 thread stops reading when the disk falls that far behind.
@@ -20,8 +22,9 @@ import collections
 import os
 import threading
 
-from getfile_core.client.destination import save_whole, write_failed
+from getfile_core.client.destination import write_failed
 from getfile_core.client.tree_local import LocalTree, Parts
+from getfile_core.client.tree_save import WholeSaver
 from getfile_core.errors import GetfileError, LocalFileError
 
 TYPE_CHECKING = False  # typing is not imported at run time (~2 ms of start-up)
@@ -34,7 +37,7 @@ else:
 #: Bytes of verified bodies waiting to be written, at most.
 MAX_WAITING = 32 * 1024 * 1024
 #: Threads saving files.
-THREADS = 1
+THREADS = 2
 #: Folder descriptors each thread keeps open.
 KEPT_FOLDERS = 32
 
@@ -43,6 +46,8 @@ class Saved(Protocol):
     """A small file the disk thread saves, and tells how it went."""
 
     parts: Parts
+    #: A ``NAME.getfile-part`` of this file may be on disk (this run wrote one, or saw one).
+    left_part: bool
 
     def saved(self, size: int) -> None: ...
 
@@ -61,12 +66,14 @@ class DiskWriter:
         self._waiting = 0
         self._closing = False
         self._cancelled = False
+        self._turn = 0
         self._savers = [_Saver(self) for _ in range(threads)]
 
     def save(self, job: Saved, body: bytes, mtime_ns: int | None) -> None:
         """Queue one file (any thread); waits while ``MAX_WAITING`` bytes are queued already."""
-        saver = self._savers[hash(job.parts[:-1]) % len(self._savers)]
         with self._lock:
+            self._turn = (self._turn + 1) % len(self._savers)
+            saver = self._savers[self._turn]
             while self._waiting >= MAX_WAITING and not self._cancelled:
                 self._room.wait(1.0)
             if self._cancelled and not self._closing:
@@ -118,6 +125,7 @@ class _Saver:
         self.writer = writer
         self.items: collections.deque[tuple[Saved, bytes, int | None]] = collections.deque()
         self.wake = threading.Condition(writer._lock)
+        self._whole = WholeSaver()
         self._folders: collections.OrderedDict[Parts, int] = collections.OrderedDict()
         self.thread = threading.Thread(target=self._run, daemon=True, name="getfile-disk")
         self.thread.start()
@@ -148,7 +156,11 @@ class _Saver:
         try:
             folder = self._folder(parts[:-1])
             shown = local.display(parts[:-1])
-            save_whole(folder, shown, parts[-1], body, mtime_ns, overwrite=overwrite)
+            # A folder this run made holds no part it did not write itself.
+            stale = job.left_part or not local.is_fresh(parts[:-1])
+            self._whole.save(
+                folder, shown, parts[-1], body, mtime_ns, overwrite=overwrite, stale_part=stale
+            )
         except GetfileError as error:
             job.give_up(error)
         except OSError as error:

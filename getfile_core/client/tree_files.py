@@ -54,6 +54,8 @@ class FileJob:
         self.prefix = b""
         #: The server refused the part's length (the file shrank): never resume it again.
         self.from_start = False
+        #: This run wrote a ``NAME.getfile-part`` (a cut answer): the save removes it.
+        self.left_part = False
 
     @property
     def shown(self) -> str:
@@ -122,6 +124,7 @@ class FileJob:
         data = self.prefix + body
         local = self.tree.local
         assert local is not None
+        self.left_part = True  # even half-written
         try:
             local.keep_part(self.parts[:-1], self.parts[-1], data)
         except (GetfileError, OSError):

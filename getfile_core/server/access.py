@@ -77,6 +77,10 @@ class AccessEntry:
         self.outcome: Outcome | None = None
         #: Some connections are not worth a line (a health check's PING).
         self.quiet = False
+        #: The whole answer, its trailer included, was handed over: the connection is
+        #: closed (what is buffered still goes out) even when the trailer says the
+        #: file changed; a reset would throw that trailer away with the buffer.
+        self.answered = False
 
     def end(self, outcome: Outcome, note: str = "") -> None:
         """Set the outcome once: the first cause found is the true one."""

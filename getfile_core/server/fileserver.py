@@ -241,7 +241,7 @@ class FileServer:
             if exchange is not None:
                 entry = exchange.entry
             self._handlers.discard(task)
-            if entry.outcome in _CLOSED_POLITELY:
+            if entry.outcome in _CLOSED_POLITELY or entry.answered:
                 writer.close()
             else:
                 writer.transport.abort()

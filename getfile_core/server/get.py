@@ -132,6 +132,7 @@ class FileAnswer:
         await self.sender.write(self.conn.send_trailer(trailer))
         await self.sender.finish()
         self.entry.end(outcome, trailer.error)
+        self.entry.answered = True
 
     async def _digest_with_heartbeat(self, fd: int, info: os.stat_result) -> str:
         """Version 1: the file's digest; while it is computed, a ``102 processing`` each second.

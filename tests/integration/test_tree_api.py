@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from getfile_core.address import Target
-from getfile_core.client import Options, Tree, TreeOptions, download_tree
+from getfile_core.client import Options, Tree, TreeOptions, download_tree, multiplex
+from getfile_core.client.pipeline import Lane
 from tests.support import KIB, serve_process
 from tests.support.links import Link, LinkEmulator
 
@@ -89,3 +93,46 @@ def test_progress_never_shows_more_than_the_listed_total(tmp_path: Path) -> None
     seen.append((tree.bytes_done, tree.bytes_total))
     assert all(done <= total for done, total in seen if total), seen
     assert seen[-1] == (60 * 48 * KIB, 60 * 48 * KIB)
+
+
+def test_listings_are_spread_over_the_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While more connections may open, each carries at most ``LISTINGS_PER_LINK``
+    listings: the server answers them side by side and files start sooner (all on the
+    first connection, the first file waited for the last of 20 listings)."""
+    served = tmp_path / "served"
+    for folder in range(12):
+        for index in range(3):
+            path = served / "top" / f"d{folder:02}" / f"f{index}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(os.urandom(100))
+    out = tmp_path / "out"
+    out.mkdir()
+    carried: dict[int, int] = {}  # link -> listings it was given
+    most = [0]
+    real_push = multiplex.Multiplexer._push
+
+    def push(self: multiplex.Multiplexer, link: multiplex.Link) -> None:
+        before = {id(job) for job in link.sent}
+        real_push(self, link)
+        new = [job for job in link.sent if id(job) not in before and job.lane is Lane.LIST]
+        carried[id(link)] = carried.get(id(link), 0) + len(new)
+        if len(self.links) < self.max_links:  # more may open: each takes a share
+            most[0] = max(most[0], sum(job.lane is Lane.LIST for job in link.sent))
+
+    real_init = multiplex.Link.__init__
+
+    def opened(link: multiplex.Link, sock: object, first: Any, *rest: Any) -> None:
+        real_init(link, sock, first, *rest)  # type: ignore[arg-type]
+        carried[id(link)] = int(first.lane is Lane.LIST)
+
+    monkeypatch.setattr(multiplex.Multiplexer, "_push", push)
+    monkeypatch.setattr(multiplex.Link, "__init__", opened)
+    with serve_process(["serve", str(served), "--port", "0"]) as server:
+        target = Target("127.0.0.1", server.port, b"top")
+        result = download_tree(target, str(out), Options(), TreeOptions(jobs=4), print)
+    assert (result.files, result.failed) == (36, 0)
+    assert most[0] <= multiplex.LISTINGS_PER_LINK
+    assert sum(carried.values()) == 13  # the top folder and its 12
+    assert len([link for link, count in carried.items() if count]) >= 3

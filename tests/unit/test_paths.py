@@ -209,3 +209,47 @@ def test_open_dir_refuses(served: ServedRoot, requested: bytes, status: Status) 
         served.open_dir(requested)
     assert caught.value.status is status
     assert _open_fds() == before
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> ServedRoot:
+    """A root whose folders are reached through symlinks: one inside it, one leading out."""
+    folder = tmp_path / "root"
+    (folder / "real" / "deep").mkdir(parents=True)
+    (folder / "real" / "deep" / "f.txt").write_bytes(b"inside\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"secret\n")
+    (folder / "alias").symlink_to(folder / "real")
+    (folder / "out").symlink_to(outside)
+    return ServedRoot.open(folder)
+
+
+def test_a_folder_symlink_inside_the_root_is_followed(linked: ServedRoot) -> None:
+    for requested in (b"real/deep/f.txt", b"alias/deep/f.txt"):
+        fd, _ = linked.open_file(requested)
+        try:
+            assert os.read(fd, 100) == b"inside\n"
+        finally:
+            os.close(fd)
+    os.close(linked.open_dir(b"alias/deep"))
+
+
+def test_a_folder_symlink_leading_out_is_refused_before_anything_is_opened(
+    linked: ServedRoot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: str, *args: object, **kwargs: object) -> int:
+        fd = real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(os.readlink(f"/proc/self/fd/{fd}"))  # what was really opened
+        return fd
+
+    monkeypatch.setattr(os, "open", spy)
+    for call in (lambda: linked.open_file(b"out/secret.txt"), lambda: linked.open_dir(b"out")):
+        with pytest.raises(Refused) as caught:
+            call()
+        assert caught.value.status is Status.FORBIDDEN
+    outside = os.path.realpath(tmp_path / "outside")
+    assert not [path for path in opened if path.startswith(outside)]
