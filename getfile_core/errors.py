@@ -9,6 +9,7 @@ live in ``getfile_core.cli.exit_codes``, keyed by these classes.
 from __future__ import annotations
 
 import errno
+import os
 
 
 class GetfileError(Exception):
@@ -93,14 +94,32 @@ class DiskFullError(LocalFileError):
     kind = "disk-full"
 
 
-#: The errnos that mean "no room": a full filesystem, a quota, or a file-size limit
-#: (``ulimit -f`` fails exactly as a full disk does). One set, so every writer agrees.
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: The errnos that mean "no room": a full file system or a quota. One set, so every
+#: writer agrees. Not EFBIG: that is one file too big for the file system (FAT32's
+#: 4 GiB, a ``ulimit -f``), which the next, smaller file may well fit.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+#: EFBIG's words: "File too large" alone reads as the server's file being refused.
+TOO_LARGE = "file too large for this file system"
 
 
 def is_disk_full(error: OSError) -> bool:
     """Whether an ``OSError`` from a write means the disk (or a quota) is full."""
     return error.errno in DISK_FULL_ERRNOS
+
+
+def local_error(error: OSError, doing: str) -> LocalFileError:
+    """The error for a local file operation (``doing``: "cannot create X") that failed.
+
+    A full disk is ``DiskFullError`` wherever it shows (a write, but also a
+    create, an open or a mkdir: the folder's own blocks fill up too), so a
+    tree stops at it; a file too big for the file system fails that file only.
+    """
+    if is_disk_full(error):
+        return DiskFullError(f"disk full: {os.strerror(error.errno)}")
+    if error.errno == errno.EFBIG:
+        return LocalFileError(f"{doing}: {TOO_LARGE}")
+    return LocalFileError(f"{doing}: {error.strerror}")
 
 
 class ProtocolError(GetfileError):

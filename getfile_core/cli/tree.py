@@ -146,6 +146,8 @@ class TreeLines:
 
 
 def summary_text(result: TreeResult) -> str:
+    """One line: files fetched and their bytes (``TreeResult.bytes``: the sizes of the files
+    saved this run, whole, never the traffic; ``--json``'s "bytes" is the same), time, rate."""
     rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
     parts = [
         f"{result.files} file(s) fetched, {human_size(result.bytes)} in {result.seconds:.2f} s "
@@ -185,22 +187,13 @@ def run_ls_tree(args: argparse.Namespace) -> int:
         max_depth=args.max_depth,
         recursive=args.recursive,
         entries_flag="--max",
+        file_advice="",  # ls of a file says what it found, as plain ls does
     )
-    entries, result = walk_tree(target, options, opts, _ls_line)
+    entries, result = walk_tree(target, options, opts, _line)
     print_entries(entries, args)
     # Cut at --max is what plain ``ls`` does too: said in one line, not a failure.
     errors = [e for e in result.errors if not isinstance(e, TreeLimitError)]
     return exit_code_for(errors[0]) if errors else SUCCESS
-
-
-#: The library's advice when the top "folder" is a file: right for ``get -r``, not for ``ls``.
-GET_ADVICE = " (use get without -r)"
-
-
-def _ls_line(subject: str, text: str) -> None:
-    """``ls -r URL-of-a-file`` said "is a file, not a folder (use get without -r)": advice
-    for another command. ls says what it found, as plain ``ls`` of a file does."""
-    _line(subject, text.removesuffix(GET_ADVICE))
 
 
 def print_entries(entries: list[TreeEntry], args: argparse.Namespace) -> None:

@@ -23,7 +23,7 @@ from types import ModuleType
 
 from getfile_core._values import Value
 from getfile_core.client.names import UnsafeName, part_name, safe_local_name
-from getfile_core.errors import DiskFullError, LocalFileError, is_disk_full
+from getfile_core.errors import LocalFileError, local_error
 
 
 class Destination(Value):
@@ -183,7 +183,7 @@ class Destination(Value):
                 f"{self.part_path} appeared while starting (another program?); not touching it"
             ) from None
         except OSError as error:
-            raise LocalFileError(f"cannot create {self.part_path}: {error.strerror}") from None
+            raise local_error(error, f"cannot create {self.part_path}") from None
         return self._locked(fd)
 
     def _resume_part(self) -> int:
@@ -195,7 +195,7 @@ class Destination(Value):
                 raise LocalFileError(
                     f"{self.part_path} is a symlink; refusing to follow it"
                 ) from None
-            raise LocalFileError(f"cannot open {self.part_path}: {error.strerror}") from None
+            raise local_error(error, f"cannot open {self.part_path}") from None
         info = os.fstat(fd)
         problem = None
         if not stat.S_ISREG(info.st_mode):
@@ -294,9 +294,7 @@ def write_all(fd: int, view: memoryview) -> None:
 
 def write_failed(error: OSError) -> LocalFileError:
     """The error to raise for a failed write into a download's file."""
-    if is_disk_full(error):
-        return DiskFullError(f"disk full: {os.strerror(error.errno)}")
-    return LocalFileError(f"cannot write: {error.strerror}")
+    return local_error(error, "cannot write")
 
 
 def save_whole(
@@ -405,7 +403,7 @@ def _create_part_in(dir_fd: int, folder: str, part: str) -> int:
                 raise LocalFileError(f"cannot remove {shown}: {error.strerror}") from None
         except OSError as error:
             shown = os.path.join(folder, part)
-            raise LocalFileError(f"cannot create {shown}: {error.strerror}") from None
+            raise local_error(error, f"cannot create {shown}") from None
     shown = os.path.join(folder, part)
     raise LocalFileError(f"{shown} keeps appearing (another program?); not touching it")
 

@@ -69,6 +69,7 @@ class TreeOptions(Value):
         "recursive",
         "entries_flag",
         "select",
+        "file_advice",
     )
     __slots__ = _fields
     jobs: int
@@ -83,6 +84,10 @@ class TreeOptions(Value):
     #: Only these names of the top folder (files and folders, as ``check_name`` gives
     #: them), saved straight into OUT with no top folder: the app's multi-select.
     select: frozenset[str] | None
+    #: Said after "is a file, not a folder" when the top URL is a file: what to run
+    #: instead. ``get -r`` points to plain ``get``; ``ls`` says none (plain ``ls`` of a
+    #: file is no error worth advice).
+    file_advice: str
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class TreeOptions(Value):
         recursive: bool = True,
         entries_flag: str = "--max-entries",
         select: frozenset[str] | None = None,
+        file_advice: str = "use get without -r",
     ) -> None:
         self.jobs = jobs
         self.overwrite = overwrite
@@ -103,6 +109,7 @@ class TreeOptions(Value):
         self.recursive = recursive
         self.entries_flag = entries_flag
         self.select = select
+        self.file_advice = file_advice
 
 
 class TreeEntry(FrozenValue):
@@ -142,7 +149,11 @@ class TreeResult(Value):
     kept: int  # differing local files kept
     failed: int
     folders: int
-    bytes: int  # moved over the network
+    #: The sizes of the files fetched (saved) this run, whole: what the summary's
+    #: "N file(s) fetched, X" means, and ``--json``'s "bytes". Not the traffic:
+    #: bytes asked for again after a reset are not counted twice, and a part left
+    #: by an earlier run counts with its file (so the rate is of files completed).
+    bytes: int
     seconds: float
     #: The first error of each kind, for the exit code (first one wins).
     errors: list[GetfileError]
@@ -318,7 +329,8 @@ class ListJob:
     def _refused(self, head: Response) -> None:
         special = "listed as a folder but is a file now; refused"
         if not self.parts:
-            special = "is a file, not a folder (use get without -r)"
+            advice = self.tree.tree_options.file_advice
+            special = "is a file, not a folder" + (f" ({advice})" if advice else "")
         self.give_up(refusal(head, Status.NOT_A_DIRECTORY, special))
 
     def _one(self, entry: Entry) -> None:

@@ -27,6 +27,7 @@ from getfile_core.errors import (
     LocalFileError,
     ProtocolError,
     RemoteError,
+    local_error,
 )
 from getfile_core.protocol import LATEST, Entry, Request, Response, Status, Trailer, Verb
 
@@ -164,7 +165,7 @@ class FileJob:
         self.tree.queue.add(self, again=True)
 
     def saved(self, size: int) -> None:
-        """The disk thread wrote it under its name."""
+        """Written under its name: ``size`` is the whole file's (``TreeResult.bytes``)."""
         tree = self.tree
         with tree.lock:
             tree.result.files += 1
@@ -224,7 +225,6 @@ class FileJob:
             raise ProtocolError("server resumed from a different offset than asked")
         if head.digest is None and not head.trailer:
             raise ProtocolError("the server announced no digest: refusing an unverifiable file")
-        before = link.state.done
         try:
             fd = destination.open_part(self.offset)
             hasher = new_hasher()
@@ -244,13 +244,18 @@ class FileJob:
             destination.abandon(keep_part=False)
             self.give_up(IntegrityError("digest mismatch (partial file removed)"))
             return
+        # The whole file (a resumed head included), not this attempt's bytes: through a
+        # link that resets, the last attempt is a big file's tail ("3.53 MiB" of 20.5).
+        size = destination.written()
         try:
             destination.commit(head.mtime_ns)
         except (LocalFileError, OSError) as error:
             destination.close()
-            self.give_up(error if isinstance(error, GetfileError) else LocalFileError(str(error)))
+            if not isinstance(error, GetfileError):
+                error = local_error(error, f"cannot name {destination.final_path}")
+            self.give_up(error)
             return
-        self.saved(link.state.done - before)
+        self.saved(size)
 
     # ------------------------------------------------------------ either
 

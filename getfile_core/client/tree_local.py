@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 from getfile_core.client.destination import keep_part, read_part
 from getfile_core.client.names import PART_SUFFIX, UnsafeName, part_name
-from getfile_core.errors import LocalFileError
+from getfile_core.errors import LocalFileError, local_error
 from getfile_core.protocol import MAX_NAME
 
 #: Folder descriptors kept open (the rest are reopened from their parent):
@@ -92,6 +92,8 @@ class LocalTree:
             os.mkdir(name, 0o755, dir_fd=parent)
         except FileExistsError:
             pass
+        except OSError as error:  # a full disk: DiskFullError, so a tree stops at it
+            raise local_error(error, f"cannot create {os.path.join(shown, name)}") from None
         else:
             self._fresh.add(parts)
         try:

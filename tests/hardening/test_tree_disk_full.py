@@ -94,3 +94,83 @@ def test_a_full_disk_ends_the_tree_with_one_line_and_a_rerun_continues(tmp_path:
     assert summary["skipped"] == len(kept)
     assert summary["files"] == FILES - len(kept)
     assert saved(out) == files
+
+
+#: The disk fills with folder entries, not bytes: after ``argv[1]`` files or folders are
+#: created, creating one more (a ``.part``, an unnamed file, a folder) fails with ENOSPC.
+FULL_FOLDERS_CLIENT = """
+import errno, os, sys, threading
+left = [int(sys.argv[1])]
+lock = threading.Lock()
+real_open, real_mkdir = os.open, os.mkdir
+TMPFILE = getattr(os, "O_TMPFILE", 0)
+
+def room():
+    with lock:
+        left[0] -= 1
+        if left[0] < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+def open_(path, flags, *args, **kwargs):
+    if flags & os.O_CREAT or (TMPFILE and flags & TMPFILE == TMPFILE):
+        room()
+    return real_open(path, flags, *args, **kwargs)
+
+def mkdir(path, *args, **kwargs):
+    room()
+    return real_mkdir(path, *args, **kwargs)
+
+os.open, os.mkdir = open_, mkdir
+from getfile_core.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_no_room_to_create_a_file_ends_the_tree_too(tmp_path: Path) -> None:
+    """ENOSPC from a create (not a write) was "cannot create ...", one line per file, exit 8."""
+    served, out = tmp_path / "served", tmp_path / "out"
+    served.mkdir()
+    out.mkdir()
+    files = make_tree(served)
+    with serve_process(["serve", str(served), "--port", "0"]) as server:
+        url = f"getfile://127.0.0.1:{server.port}/"
+        full = run_program(
+            [sys.executable, "-c", FULL_FOLDERS_CLIENT, "30", "get", "-r", url, "-o", str(out)],
+            cwd=PROJECT,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+    lines = full.stderr.strip().splitlines()
+    assert full.returncode == 9, full.stderr
+    assert len(lines) == 1 and "disk full" in lines[0], full.stderr
+    kept = saved(out)
+    assert len(kept) < FILES
+    assert all(files[rel] == data for rel, data in kept.items()), "a saved file is wrong"
+
+
+def test_a_file_too_big_for_the_file_system_fails_alone(tmp_path: Path) -> None:
+    """EFBIG (FAT32's 4 GiB; here a ``ulimit -f``) fails that file: the tree goes on, exit 8."""
+    served, out = tmp_path / "served", tmp_path / "out"
+    served.mkdir()
+    out.mkdir()
+    files = make_tree(served)
+    (served / "d1" / "huge.bin").write_bytes(os.urandom(16 * SIZE))
+    limited = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 4096, 8 * 4096))\n"
+        "from getfile_core.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    with serve_process(["serve", str(served), "--port", "0"]) as server:
+        url = f"getfile://127.0.0.1:{server.port}/"
+        done = run_program(
+            [sys.executable, "-c", limited, "get", "-r", url, "-o", str(out), "--json"],
+            cwd=PROJECT,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 8, done.stderr
+    assert len(lines) == 1 and "huge.bin" in lines[0], done.stderr
+    assert "file too large for this file system" in lines[0], done.stderr
+    assert saved(out) == files  # every other file
+    summary = json.loads(done.stdout)
+    assert (summary["files"], summary["failed"]) == (FILES, 1)

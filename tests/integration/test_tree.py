@@ -137,6 +137,8 @@ def test_a_rerun_moves_only_what_is_missing(served: ServeProcess, remote: Path, 
     assert summary["files"] == 2 and summary["skipped"] == files - 2
     assert tree_of(mine) == tree_of(remote)
     missing = (remote / "many" / "f007.dat").stat().st_size + len(data) - 1024 * KIB
+    # The summary counts the files fetched, whole (the resumed part with its file).
+    assert summary["bytes"] == (remote / "many" / "f007.dat").stat().st_size + len(data)
     # Only the missing bytes, plus listings and heads (a few KiB for 90 entries).
     assert missing <= second < missing + 32 * KIB, (first, second, missing)
 
@@ -157,13 +159,20 @@ def test_a_local_change_is_kept_exit_8(served: ServeProcess, remote: Path, out: 
 
 
 def test_a_tree_through_a_resetting_relay(served: ServeProcess, remote: Path, out: Path) -> None:
+    """Every file whole, and the summary's bytes are the tree's: the 1.5 MiB file's last
+    attempt alone (its tail after a reset) once counted for the whole file."""
     with LinkEmulator(served.port, Link(reset_every=300 * KIB)) as relay:
         url = f"getfile://127.0.0.1:{relay.port}/photos"
-        code, _, err = get_r("-o", str(out), "-j", "2", "--retries", "20", "--timeout", "5", url)
+        args = ("-o", str(out), "-j", "2", "--retries", "20", "--timeout", "5", "--json", url)
+        code, stdout, err = get_r(*args)
         resets = relay.stats().resets
     assert code == 0, err
     assert resets >= 3
     assert tree_of(out / "photos") == tree_of(remote)
+    files = [data for kind, data, _ in tree_of(remote).values() if kind == "file"]
+    summary = json.loads(stdout)
+    assert summary["files"] == len(files)
+    assert summary["bytes"] == sum(len(data or b"") for data in files)
 
 
 def test_include_and_exclude(served: ServeProcess, out: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from getfile_core.address import Target
-from getfile_core.client import Options, Tree, TreeOptions, download_tree, multiplex
+from getfile_core.client import Options, Tree, TreeOptions, download_tree, multiplex, walk_tree
 from getfile_core.client.pipeline import Lane
 from tests.support import KIB, serve_process
 from tests.support.links import Link, LinkEmulator
@@ -136,3 +136,17 @@ def test_listings_are_spread_over_the_connections(
     assert most[0] <= multiplex.LISTINGS_PER_LINK
     assert sum(carried.values()) == 13  # the top folder and its 12
     assert len([link for link, count in carried.items() if count]) >= 3
+
+
+def test_the_advice_for_a_file_url_is_the_callers(tmp_path: Path) -> None:
+    """``get -r`` of a file points to plain ``get``; ``ls`` (``file_advice=""``) gets none."""
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "one.txt").write_bytes(b"x")
+    said: dict[str, list[str]] = {"get": [], "ls": []}
+    with serve_process(["serve", str(tmp_path / "served"), "--port", "0"]) as server:
+        target = Target("127.0.0.1", server.port, b"one.txt")
+        walk_tree(target, Options(), TreeOptions(), lambda _, t: said["get"].append(t))
+        quiet = TreeOptions(file_advice="")
+        walk_tree(target, Options(), quiet, lambda _, t: said["ls"].append(t))
+    assert said["get"] == ["is a file, not a folder (use get without -r)"]
+    assert said["ls"] == ["is a file, not a folder"]
