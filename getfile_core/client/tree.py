@@ -285,6 +285,7 @@ class ListJob:
     alone = False
     lane = Lane.LIST
     body_limit = protocol.MAX_LIST_BODY
+    expected = 0  # not known before it comes
 
     def __init__(self, tree: Tree, parts: Parts, after: bytes | None = None) -> None:
         self.tree = tree

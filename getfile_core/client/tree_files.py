@@ -45,6 +45,8 @@ class FileJob:
         self.tree = tree
         self.parts = parts
         self.entry = entry
+        #: Body bytes its answer should carry, as listed (the multiplexer spreads by it).
+        self.expected = entry.size
         self.lane = Lane.SMALL if entry.size <= SMALL_BODY else Lane.BIG
         self.alone = entry.size >= BIG_FILE
         self.interrupted = 0

@@ -150,3 +150,26 @@ def test_the_advice_for_a_file_url_is_the_callers(tmp_path: Path) -> None:
         walk_tree(target, Options(), quiet, lambda _, t: said["ls"].append(t))
     assert said["get"] == ["is a file, not a folder (use get without -r)"]
     assert said["ls"] == ["is a file, not a folder"]
+
+
+def test_files_of_a_few_hundred_kib_are_spread_over_the_connections(tmp_path: Path) -> None:
+    """Through a link that caps each connection (a window-limited path), a folder of six
+    files of 300 KiB goes side by side: all six went down one connection (``DEPTH`` 32
+    had room for them), at one connection's pace. ``multiplex.SPREAD_BYTES`` says why."""
+    served = tmp_path / "served"
+    (served / "top").mkdir(parents=True)
+    bodies = {f"f{index}.dat": os.urandom(300 * KIB) for index in range(6)}
+    for name, body in bodies.items():
+        (served / "top" / name).write_bytes(body)
+    out = tmp_path / "out"
+    out.mkdir()
+    with (
+        serve_process(["serve", str(served), "--port", "0"]) as server,
+        LinkEmulator(server.port, Link(rate=1024 * KIB)) as capped,
+    ):
+        target = Target("127.0.0.1", capped.port, b"top")
+        result = download_tree(target, str(out), Options(), TreeOptions(jobs=8), print)
+        most = capped.stats().most_at_once
+    assert (result.files, result.failed) == (6, 0)
+    assert {path.name: path.read_bytes() for path in (out / "top").iterdir()} == bodies
+    assert most >= 3, f"{most} connection(s) at once for six files of 300 KiB"
