@@ -424,14 +424,19 @@ def port_number(text: str) -> int:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
-def _count(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    if value < least:
+        floor = "0 or more" if least == 0 else f"at least {least}"
+        raise argparse.ArgumentTypeError(f"must be {floor}: {text}")
     return value
+
+
+def _count(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def limit_rate(args: argparse.Namespace) -> float | None:
@@ -451,13 +456,7 @@ def limit_rate(args: argparse.Namespace) -> float | None:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
+    return _whole_number(text, 1)
 
 
 def _seconds(text: str) -> float:

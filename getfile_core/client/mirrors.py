@@ -131,6 +131,12 @@ def open_whole(target: Target, options: Options, state: TransferState) -> Openin
     has no version 2); the caller closes ``session`` whatever happens.
     """
     request = Request(Verb.GET, target.path, offset=0, version=LATEST)
+    return open_with(request, target, options, state)
+
+
+def open_with(request: Request, target: Target, options: Options, state: TransferState) -> Opening:
+    """A new session that sent ``request`` and read its head (``check_head``); the session
+    is closed if that fails, and is the caller's to close otherwise."""
     session = Session(target, options, state)
     try:
         head, response = check_head(session, request)

@@ -41,9 +41,8 @@ from collections.abc import Callable, Iterable
 from getfile_core.address import Target
 from getfile_core.client import rangefetch
 from getfile_core.client.crew import Crew
-from getfile_core.client.mirrors import Head, NoRanges, Opening, Source, check_head
+from getfile_core.client.mirrors import Head, NoRanges, Opening, Source, open_with
 from getfile_core.client.plan import Piece, Plan
-from getfile_core.client.session import Session
 from getfile_core.client.state import Options, Phase, RetryNotice, TransferState
 from getfile_core.errors import GetfileError, InterruptedError_, ProtocolError, RemoteError
 from getfile_core.protocol import LATEST, Request, Slice, Status, Verb
@@ -245,13 +244,7 @@ def open_slice(target: Target, options: Options, sub: TransferState, piece: Slic
     """Ask for one slice and read its head (the body is the caller's); ``NoRanges`` if the
     server cannot send ranges. The caller closes the session whatever happens after."""
     request = Request(Verb.GET, target.path, version=LATEST, slice=piece)
-    session = Session(target, options, sub)
-    try:
-        head, response = check_head(session, request)
-    except BaseException:
-        session.close()
-        raise
-    return Opening(head, session, response)
+    return open_with(request, target, options, sub)
 
 
 def _refused_parameter(error: BaseException) -> bool:

@@ -134,8 +134,10 @@ class Sender:
         self.stall_timeout = stall_timeout
         self.rate = rate
         self.tls = writer.get_extra_info("ssl_object") is not None
-        #: Where large bodies may go by copy (a client on this machine), else ``None``.
-        self.copies = copies if copies is not None and on_this_machine(self.transport) else None
+        #: Where large bodies may go by copy, if the client is on this machine (asked
+        #: once, when the first large body is sent: most connections never send one).
+        self.copies = copies
+        self._local: bool | None = None
         #: Body bytes handed to the kernel (plain) or the transport (TLS).
         self.queued = 0
         if self.tls:
@@ -245,12 +247,22 @@ class Sender:
             if feed is not None and feed.fed and feed.hashed == offset:
                 await self._send_read(sock, fd, offset, count, feed)
             copies = self.copies
-            if copies is not None and count - self.queued >= copies.smallest and copies.take():
+            if (
+                copies is not None
+                and count - self.queued >= copies.smallest
+                and self._local_peer()
+                and copies.take()
+            ):
                 try:
                     await self._send_read(sock, fd, offset, count)
                 finally:
                     copies.give()
             await self._sendfile(sock, fd, offset, count)
+
+    def _local_peer(self) -> bool:
+        if self._local is None:
+            self._local = on_this_machine(self.transport)
+        return self._local
 
     async def _send_small(self, fd: int, offset: int, count: int, head: bytes) -> None:
         """Head and body in one write (the file was just hashed: it is in the page cache)."""
