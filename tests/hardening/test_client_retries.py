@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -278,6 +279,13 @@ async def test_a_server_restarting_mid_download_is_waited_for(
     first = FileServer(root, "127.0.0.1", 0, limits=ServerLimits(grace=0), on_access=None)
     await first.start()
     port = first.port_bound
+    # A small send buffer (accepted sockets inherit it): the kernel's buffers on both ends
+    # (up to ~4 + 6 MiB on loopback) could otherwise hold the whole rest of the file when
+    # the stop lands, and the download would end without a cut (the likely cause of one
+    # failure in a loaded CI run: no retry came at all).
+    assert first._server is not None
+    for listener in first._server.sockets:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
     # Slow enough (4 MiB/s, about 3 s in all) that the stop lands mid-way.
     options = Options(timeout=10, retry_cap=0.2, rate_limit=RateLimit(4 * MIB))
     state = TransferState()
