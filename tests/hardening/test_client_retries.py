@@ -282,7 +282,7 @@ async def test_a_server_restarting_mid_download_is_waited_for(
     # A small send buffer (accepted sockets inherit it): the kernel's buffers on both ends
     # (up to ~4 + 6 MiB on loopback) could otherwise hold the whole rest of the file when
     # the stop lands, and the download would end without a cut (the likely cause of one
-    # failure in a loaded CI run: no retry came at all).
+    # failure in a loaded CI run: no refused retry came).
     assert first._server is not None
     for listener in first._server.sockets:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
